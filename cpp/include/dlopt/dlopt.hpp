@@ -1,0 +1,8 @@
+#pragma once
+/// @file dlopt.hpp
+/// Umbrella header: everything an embedding application needs.
+
+#include "dlopt/core/step.hpp"
+#include "dlopt/optim/optimizer.hpp"
+#include "dlopt/optim/registry.hpp"
+#include "dlopt/version.hpp"

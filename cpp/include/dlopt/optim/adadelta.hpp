@@ -1,0 +1,62 @@
+#pragma once
+/// @file adadelta.hpp
+/// Adadelta (Zeiler, 2012), as in torch.optim.Adadelta:
+///
+///   g ← ±g + λ·p                    v ← ρ·v + (1−ρ)·g²
+///   Δ ← √(u + ε) / √(v + ε) · g     u ← ρ·u + (1−ρ)·Δ²
+///   p ← p − γ·Δ
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct AdadeltaConfig {
+  double lr = 1.0;
+  double rho = 0.9;
+  double eps = 1e-6;
+  double weight_decay = 0.0;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require(rho >= 0 && rho <= 1, "rho", rho, "must be in [0, 1]");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("rho", rho), f("eps", eps), f("weight_decay", weight_decay);
+    f("maximize", maximize);
+  }
+};
+
+struct AdadeltaRule : RuleDefaults {
+  using Config = AdadeltaConfig;
+  static constexpr const char* name = "Adadelta";
+  static constexpr std::array<const char*, 2> slots = {"square_avg", "acc_delta"};
+  static bool uses_slot(const Config&, int) { return true; }
+
+  template <class T>
+  struct Coeffs {
+    T lr, rho, one_minus_rho, eps, weight_decay, sign;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+    return {T(c.lr), T(c.rho), T(1 - c.rho), T(c.eps), T(c.weight_decay), T(c.maximize ? -1 : 1)};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T grad = c.sign * g[i];
+    if (c.weight_decay != T(0)) grad += c.weight_decay * p[i];
+    T v = c.rho * s[0][i] + c.one_minus_rho * grad * grad;
+    s[0][i] = v;
+    T delta = std::sqrt(s[1][i] + c.eps) / std::sqrt(v + c.eps) * grad;
+    s[1][i] = c.rho * s[1][i] + c.one_minus_rho * delta * delta;
+    p[i] -= c.lr * delta;
+  }
+};
+
+}  // namespace dlopt

@@ -1,0 +1,65 @@
+#pragma once
+/// @file adagrad.hpp
+/// Adagrad (Duchi et al., 2011), as in torch.optim.Adagrad:
+///
+///   γ̃ ← γ / (1 + (t−1)·η)            g ← ±g + λ·p
+///   s ← s + g²                        p ← p − γ̃ · g / (√s + ε)
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct AdagradConfig {
+  double lr = 1e-2;
+  double lr_decay = 0.0;                   ///< η
+  double weight_decay = 0.0;
+  double initial_accumulator_value = 0.0;  ///< starting value of s
+  double eps = 1e-10;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require(lr_decay >= 0, "lr_decay", lr_decay, "must be >= 0");
+    detail::require(initial_accumulator_value >= 0, "initial_accumulator_value",
+                    initial_accumulator_value, "must be >= 0");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("lr_decay", lr_decay), f("weight_decay", weight_decay);
+    f("initial_accumulator_value", initial_accumulator_value), f("eps", eps);
+    f("maximize", maximize);
+  }
+};
+
+struct AdagradRule : RuleDefaults {
+  using Config = AdagradConfig;
+  static constexpr const char* name = "Adagrad";
+  static constexpr std::array<const char*, 1> slots = {"sum"};
+  static bool uses_slot(const Config&, int) { return true; }
+  static double slot_init(const Config& c, int) { return c.initial_accumulator_value; }
+
+  template <class T>
+  struct Coeffs {
+    T clr, eps, weight_decay, sign;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+    return {T(c.lr / (1 + double(s.step - 1) * c.lr_decay)), T(c.eps), T(c.weight_decay),
+            T(c.maximize ? -1 : 1)};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T grad = c.sign * g[i];
+    if (c.weight_decay != T(0)) grad += c.weight_decay * p[i];
+    T sum = s[0][i] + grad * grad;
+    s[0][i] = sum;
+    p[i] -= c.clr * (grad / (std::sqrt(sum) + c.eps));
+  }
+};
+
+}  // namespace dlopt

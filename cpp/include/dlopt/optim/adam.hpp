@@ -1,0 +1,98 @@
+#pragma once
+/// @file adam.hpp
+/// Adam (Kingma & Ba, 2015, Algorithm 1), with AMSGrad (Reddi et al., 2018) and decoupled weight
+/// decay (AdamW, Loshchilov & Hutter, 2019), as in torch.optim.Adam / torch.optim.AdamW:
+///
+///   g ← ±g + λ·p   (L2)          or   p ← p·(1 − γλ)   (decoupled)
+///   m ← m + (1−β1)·(g − m)            v ← β2·v + (1−β2)·g²
+///   v̂ ← max(v̂, v) (amsgrad)      or   v̂ ← v
+///   p ← p − γ/(1−β1ᵗ) · m / (√v̂ / √(1−β2ᵗ) + ε)
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct AdamConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool amsgrad = false;
+  bool maximize = false;
+  bool decoupled_weight_decay = false;  ///< true: AdamW
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require_betas(beta1, beta2);
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps);
+    f("weight_decay", weight_decay), f("amsgrad", amsgrad), f("maximize", maximize);
+    f("decoupled_weight_decay", decoupled_weight_decay);
+  }
+};
+
+/// AdamW is Adam with decoupled weight decay on by default (and λ = 1e-2).
+struct AdamWConfig : AdamConfig {
+  AdamWConfig() {
+    weight_decay = 1e-2;
+    decoupled_weight_decay = true;
+  }
+};
+
+struct AdamRule : RuleDefaults {
+  using Config = AdamConfig;
+  static constexpr const char* name = "Adam";
+  static constexpr std::array<const char*, 3> slots = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  static bool uses_slot(const AdamConfig& c, int k) { return k < 2 || c.amsgrad; }
+
+  template <class T>
+  struct Coeffs {
+    T step_size, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps;
+    T l2, decay, sign;
+    bool amsgrad;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const AdamConfig& c, TensorScalars& s) {
+    const double t = double(s.step);
+    const bool decoupled = c.decoupled_weight_decay;
+    return {T(c.lr / (1 - std::pow(c.beta1, t))),
+            T(1 - c.beta1),
+            T(c.beta2),
+            T(1 - c.beta2),
+            T(std::sqrt(1 - std::pow(c.beta2, t))),
+            T(c.eps),
+            T(decoupled ? 0.0 : c.weight_decay),
+            T(decoupled ? 1 - c.lr * c.weight_decay : 1.0),
+            T(c.maximize ? -1 : 1),
+            c.amsgrad};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T param = p[i] * c.decay;
+    T grad = c.sign * g[i];
+    if (c.l2 != T(0)) grad += c.l2 * p[i];
+    T m = s[0][i] + c.one_minus_beta1 * (grad - s[0][i]);
+    T v = c.beta2 * s[1][i] + c.one_minus_beta2 * grad * grad;
+    s[0][i] = m;
+    s[1][i] = v;
+    if (c.amsgrad) v = s[2][i] = detail::max(s[2][i], v);
+    T denom = std::sqrt(v) / c.bias_correction2_sqrt + c.eps;
+    p[i] = param - c.step_size * (m / denom);
+  }
+};
+
+/// AdamW: the Adam rule under AdamW's defaults.
+struct AdamWRule : AdamRule {
+  using Config = AdamWConfig;
+  static constexpr const char* name = "AdamW";
+};
+
+}  // namespace dlopt

@@ -1,0 +1,67 @@
+#pragma once
+/// @file adamax.hpp
+/// Adamax, the infinity-norm variant of Adam (Kingma & Ba, 2015, Algorithm 2), as in torch.optim.Adamax:
+///
+///   g ← ±g + λ·p               m ← m + (1−β1)·(g − m)
+///   u ← max(β2·u, |g| + ε)     p ← p − γ/(1−β1ᵗ) · m / u
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct AdamaxConfig {
+  double lr = 2e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require_betas(beta1, beta2);
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps);
+    f("weight_decay", weight_decay), f("maximize", maximize);
+  }
+};
+
+struct AdamaxRule : RuleDefaults {
+  using Config = AdamaxConfig;
+  static constexpr const char* name = "Adamax";
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_inf"};
+  static bool uses_slot(const Config&, int) { return true; }
+
+  template <class T>
+  struct Coeffs {
+    T clr, one_minus_beta1, beta2, eps, weight_decay, sign;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+    return {T(c.lr / (1 - std::pow(c.beta1, double(s.step)))),
+            T(1 - c.beta1),
+            T(c.beta2),
+            T(c.eps),
+            T(c.weight_decay),
+            T(c.maximize ? -1 : 1)};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T grad = c.sign * g[i];
+    if (c.weight_decay != T(0)) grad += c.weight_decay * p[i];
+    T m = s[0][i] + c.one_minus_beta1 * (grad - s[0][i]);
+    T u = detail::max(c.beta2 * s[1][i], std::abs(grad) + c.eps);
+    s[0][i] = m;
+    s[1][i] = u;
+    p[i] -= c.clr * (m / u);
+  }
+};
+
+}  // namespace dlopt

@@ -1,0 +1,53 @@
+#pragma once
+/// @file dynamic_lr.hpp
+/// The dynamic learning rate of dlopt's specification: gradient descent whose step shrinks where the
+/// gradient is steep, elementwise
+///
+///   p ← p − γ / (1 + β·g²) · g
+///
+/// β = 0 is plain gradient descent; large β damps steps on steep coordinates.
+
+#include <array>
+
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct DynamicLRConfig {
+  double lr = 1e-2;  ///< γ
+  double beta = 1.0;  ///< β
+  bool maximize = false;
+
+  void validate() const {
+    detail::require(lr >= 0, "lr", lr, "must be >= 0");
+    detail::require(beta >= 0, "beta", beta, "must be >= 0");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta", beta), f("maximize", maximize);
+  }
+};
+
+struct DynamicLRRule : RuleDefaults {
+  using Config = DynamicLRConfig;
+  static constexpr const char* name = "DynamicLR";
+  static constexpr std::array<const char*, 0> slots = {};
+  static bool uses_slot(const Config&, int) { return false; }
+
+  template <class T>
+  struct Coeffs {
+    T lr, beta, sign;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+    return {T(c.lr), T(c.beta), T(c.maximize ? -1 : 1)};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const*) {
+    T grad = c.sign * g[i];
+    p[i] -= c.lr / (T(1) + c.beta * grad * grad) * grad;
+  }
+};
+
+}  // namespace dlopt

@@ -1,0 +1,61 @@
+#pragma once
+/// @file lion.hpp
+/// Lion, evolved sign momentum (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms",
+/// Algorithm 2), with decoupled weight decay:
+///
+///   c ← β1·m + (1−β1)·g
+///   p ← p·(1 − γλ) − γ·sign(c)
+///   m ← β2·m + (1−β2)·g
+
+#include <array>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct LionConfig {
+  double lr = 1e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double weight_decay = 0.0;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, 0.0, weight_decay);
+    detail::require_betas(beta1, beta2);
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("weight_decay", weight_decay);
+    f("maximize", maximize);
+  }
+};
+
+struct LionRule : RuleDefaults {
+  using Config = LionConfig;
+  static constexpr const char* name = "Lion";
+  static constexpr std::array<const char*, 1> slots = {"exp_avg"};
+  static bool uses_slot(const Config&, int) { return true; }
+
+  template <class T>
+  struct Coeffs {
+    T lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, sign;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+    return {T(c.lr),        T(c.beta1),           T(1 - c.beta1),         T(c.beta2),
+            T(1 - c.beta2), T(1 - c.lr * c.weight_decay), T(c.maximize ? -1 : 1)};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T grad = c.sign * g[i];
+    T m = s[0][i];
+    T direction = detail::sign(c.beta1 * m + c.one_minus_beta1 * grad);
+    p[i] = p[i] * c.decay - c.lr * direction;
+    s[0][i] = c.beta2 * m + c.one_minus_beta2 * grad;
+  }
+};
+
+}  // namespace dlopt

@@ -1,0 +1,89 @@
+#pragma once
+/// @file nadam.hpp
+/// NAdam, Adam with Nesterov momentum (Dozat, 2016), with the momentum-decay schedule and optional
+/// decoupled weight decay of torch.optim.NAdam:
+///
+///   μₜ ← β1·(1 − ½·0.96^(t·ψ))        Πₜ ← Πₜ₋₁·μₜ
+///   g ← ±g + λ·p  (L2)   or   p ← p·(1 − γλ)  (decoupled)
+///   m ← m + (1−β1)·(g − m)            v ← β2·v + (1−β2)·g²
+///   d ← √(v / (1−β2ᵗ)) + ε
+///   p ← p − γ(1−μₜ)/(1−Πₜ) · g/d − γμₜ₊₁/(1−Πₜμₜ₊₁) · m/d
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct NAdamConfig {
+  double lr = 2e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double momentum_decay = 4e-3;  ///< ψ
+  bool decoupled_weight_decay = false;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require_betas(beta1, beta2);
+    detail::require(momentum_decay >= 0, "momentum_decay", momentum_decay, "must be >= 0");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps);
+    f("weight_decay", weight_decay), f("momentum_decay", momentum_decay);
+    f("decoupled_weight_decay", decoupled_weight_decay), f("maximize", maximize);
+  }
+};
+
+struct NAdamRule : RuleDefaults {
+  using Config = NAdamConfig;
+  static constexpr const char* name = "NAdam";
+  static constexpr bool tracks_mu_product = true;
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
+  static bool uses_slot(const Config&, int) { return true; }
+
+  template <class T>
+  struct Coeffs {
+    T grad_coeff, avg_coeff, one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps;
+    T l2, decay, sign;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+    const double t = double(s.step);
+    const double mu = c.beta1 * (1 - 0.5 * std::pow(0.96, t * c.momentum_decay));
+    const double mu_next = c.beta1 * (1 - 0.5 * std::pow(0.96, (t + 1) * c.momentum_decay));
+    s.mu_product *= mu;
+    const bool decoupled = c.decoupled_weight_decay;
+    return {T(-c.lr * (1 - mu) / (1 - s.mu_product)),
+            T(-c.lr * mu_next / (1 - s.mu_product * mu_next)),
+            T(1 - c.beta1),
+            T(c.beta2),
+            T(1 - c.beta2),
+            T(1 - std::pow(c.beta2, t)),
+            T(c.eps),
+            T(decoupled ? 0.0 : c.weight_decay),
+            T(decoupled ? 1 - c.lr * c.weight_decay : 1.0),
+            T(c.maximize ? -1 : 1)};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T param = p[i] * c.decay;
+    T grad = c.sign * g[i];
+    if (c.l2 != T(0)) grad += c.l2 * p[i];
+    T m = s[0][i] + c.one_minus_beta1 * (grad - s[0][i]);
+    T v = c.beta2 * s[1][i] + c.one_minus_beta2 * grad * grad;
+    s[0][i] = m;
+    s[1][i] = v;
+    T denom = std::sqrt(v / c.bias_correction2) + c.eps;
+    param += c.grad_coeff * (grad / denom);
+    p[i] = param + c.avg_coeff * (m / denom);
+  }
+};
+
+}  // namespace dlopt

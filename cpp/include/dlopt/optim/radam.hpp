@@ -1,0 +1,94 @@
+#pragma once
+/// @file radam.hpp
+/// RAdam, rectified Adam (Liu et al., 2020), as in torch.optim.RAdam:
+///
+///   g ← ±g + λ·p  (L2)   or   p ← p·(1 − γλ)  (decoupled)
+///   m ← m + (1−β1)·(g − m)            v ← β2·v + (1−β2)·g²
+///   ρ∞ ← 2/(1−β2) − 1                 ρₜ ← ρ∞ − 2tβ2ᵗ/(1−β2ᵗ)
+///   ρₜ > 5:  r ← √((ρₜ−4)(ρₜ−2)ρ∞ / ((ρ∞−4)(ρ∞−2)ρₜ)),
+///            p ← p − γ · m/(1−β1ᵗ) · √(1−β2ᵗ)/(√v + ε) · r
+///   else:    p ← p − γ · m/(1−β1ᵗ)
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct RAdamConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool decoupled_weight_decay = false;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require_betas(beta1, beta2);
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps);
+    f("weight_decay", weight_decay), f("decoupled_weight_decay", decoupled_weight_decay);
+    f("maximize", maximize);
+  }
+};
+
+struct RAdamRule : RuleDefaults {
+  using Config = RAdamConfig;
+  static constexpr const char* name = "RAdam";
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
+  static bool uses_slot(const Config&, int) { return true; }
+
+  template <class T>
+  struct Coeffs {
+    T lr, bias_correction1, bias_correction2_sqrt, rect, one_minus_beta1, beta2, one_minus_beta2, eps;
+    T l2, decay, sign;
+    bool rectified;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+    const double t = double(s.step);
+    const double bias_correction2 = 1 - std::pow(c.beta2, t);
+    const double rho_inf = 2 / (1 - c.beta2) - 1;
+    const double rho_t = rho_inf - 2 * t * std::pow(c.beta2, t) / bias_correction2;
+    const bool rectified = rho_t > 5;
+    const double rect =
+        rectified ? std::sqrt((rho_t - 4) * (rho_t - 2) * rho_inf /
+                              ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                  : 1.0;
+    const bool decoupled = c.decoupled_weight_decay;
+    return {T(c.lr),
+            T(1 - std::pow(c.beta1, t)),
+            T(std::sqrt(bias_correction2)),
+            T(rect),
+            T(1 - c.beta1),
+            T(c.beta2),
+            T(1 - c.beta2),
+            T(c.eps),
+            T(decoupled ? 0.0 : c.weight_decay),
+            T(decoupled ? 1 - c.lr * c.weight_decay : 1.0),
+            T(c.maximize ? -1 : 1),
+            rectified};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T param = p[i] * c.decay;
+    T grad = c.sign * g[i];
+    if (c.l2 != T(0)) grad += c.l2 * p[i];
+    T m = s[0][i] + c.one_minus_beta1 * (grad - s[0][i]);
+    T v = c.beta2 * s[1][i] + c.one_minus_beta2 * grad * grad;
+    s[0][i] = m;
+    s[1][i] = v;
+    T step = m / c.bias_correction1 * c.lr;
+    if (c.rectified) step = step * (c.bias_correction2_sqrt / (std::sqrt(v) + c.eps)) * c.rect;
+    p[i] = param - step;
+  }
+};
+
+}  // namespace dlopt

@@ -1,0 +1,29 @@
+#pragma once
+/// @file registry.hpp
+/// The one list of optimizers. Kernels are instantiated, bound to Python and benchmarked by
+/// iterating it: adding an optimizer means adding its header here.
+
+#include "dlopt/optim/adadelta.hpp"
+#include "dlopt/optim/adagrad.hpp"
+#include "dlopt/optim/adam.hpp"
+#include "dlopt/optim/adamax.hpp"
+#include "dlopt/optim/dynamic_lr.hpp"
+#include "dlopt/optim/lion.hpp"
+#include "dlopt/optim/nadam.hpp"
+#include "dlopt/optim/radam.hpp"
+#include "dlopt/optim/rmsprop.hpp"
+#include "dlopt/optim/sgd.hpp"
+
+/// X-macro over every optimizer rule: DLOPT_FOR_EACH_RULE(X) expands X(Rule) once per rule.
+#define DLOPT_FOR_EACH_RULE(X) \
+  X(SGDRule)                   \
+  X(AdamRule)                  \
+  X(AdamWRule)                 \
+  X(AdagradRule)               \
+  X(RMSpropRule)               \
+  X(AdadeltaRule)              \
+  X(AdamaxRule)                \
+  X(NAdamRule)                 \
+  X(RAdamRule)                 \
+  X(LionRule)                  \
+  X(DynamicLRRule)

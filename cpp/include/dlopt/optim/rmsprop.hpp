@@ -1,0 +1,79 @@
+#pragma once
+/// @file rmsprop.hpp
+/// RMSprop (Hinton, Lecture 6e; centered variant from Graves, 2013), as in torch.optim.RMSprop:
+///
+///   g ← ±g + λ·p                      v ← α·v + (1−α)·g²
+///   ḡ ← ḡ + (1−α)·(g − ḡ), d ← √(v − ḡ²) + ε   (centered)   or   d ← √v + ε
+///   b ← μ·b + g/d, p ← p − γ·b        (momentum > 0)        or   p ← p − γ·g/d
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/optim/betas.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct RMSpropConfig {
+  double lr = 1e-2;
+  double alpha = 0.99;  ///< smoothing constant
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double momentum = 0.0;
+  bool centered = false;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require(momentum >= 0, "momentum", momentum, "must be >= 0");
+    detail::require(alpha >= 0, "alpha", alpha, "must be >= 0");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("alpha", alpha), f("eps", eps), f("weight_decay", weight_decay);
+    f("momentum", momentum), f("centered", centered), f("maximize", maximize);
+  }
+};
+
+struct RMSpropRule : RuleDefaults {
+  using Config = RMSpropConfig;
+  static constexpr const char* name = "RMSprop";
+  static constexpr std::array<const char*, 3> slots = {"square_avg", "momentum_buffer", "grad_avg"};
+  static bool uses_slot(const Config& c, int k) {
+    return k == 0 || (k == 1 && c.momentum > 0) || (k == 2 && c.centered);
+  }
+
+  template <class T>
+  struct Coeffs {
+    T lr, alpha, one_minus_alpha, eps, weight_decay, momentum, sign;
+    bool centered;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+    return {T(c.lr),           T(c.alpha),    T(1 - c.alpha),         T(c.eps),
+            T(c.weight_decay), T(c.momentum), T(c.maximize ? -1 : 1), c.centered};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T grad = c.sign * g[i];
+    if (c.weight_decay != T(0)) grad += c.weight_decay * p[i];
+    T v = c.alpha * s[0][i] + c.one_minus_alpha * grad * grad;
+    s[0][i] = v;
+    if (c.centered) {
+      T gbar = s[2][i] + c.one_minus_alpha * (grad - s[2][i]);
+      s[2][i] = gbar;
+      v -= gbar * gbar;
+    }
+    T denom = std::sqrt(v) + c.eps;
+    if (c.momentum > T(0)) {
+      T buf = c.momentum * s[1][i] + grad / denom;
+      s[1][i] = buf;
+      p[i] -= c.lr * buf;
+    } else {
+      p[i] -= c.lr * (grad / denom);
+    }
+  }
+};
+
+}  // namespace dlopt

@@ -1,0 +1,77 @@
+#include "arrays.hpp"
+
+#include <algorithm>
+
+namespace dlopt::py_bindings {
+
+namespace {
+std::string type_name(const py::handle& obj) {
+  return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
+}
+}  // namespace
+
+py::array checked_array(const py::handle& obj, const std::string& what, bool writeable) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(what + ": expected a numpy.ndarray, got " + type_name(obj));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<float>()) && !a.dtype().is(py::dtype::of<double>()))
+    throw py::type_error(what + ": dtype must be float32 or float64, got " +
+                         py::str(a.dtype()).cast<std::string>());
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(what + ": array must be C-contiguous (dlopt works in place and never "
+                                 "makes a hidden copy; pass np.ascontiguousarray(...) yourself)");
+  if (!(py::detail::array_proxy(a.ptr())->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(what + ": array is not aligned to its dtype");
+  if (writeable && !a.writeable())
+    throw py::value_error(what + ": array is read-only, but dlopt updates it in place");
+  return a;
+}
+
+DType dtype_of(const py::array& a) {
+  return a.dtype().is(py::dtype::of<float>()) ? DType::Float32 : DType::Float64;
+}
+
+const char* dtype_name(DType d) { return d == DType::Float32 ? "float32" : "float64"; }
+
+py::array checked_like(const py::handle& obj, const py::array& like, const std::string& what,
+                       const std::string& like_what, bool writeable) {
+  py::array a = checked_array(obj, what, writeable);
+  if (dtype_of(a) != dtype_of(like))
+    throw py::type_error(what + ": dtype " + dtype_name(dtype_of(a)) + " does not match " +
+                         like_what + "'s " + dtype_name(dtype_of(like)));
+  const bool same_shape =
+      a.ndim() == like.ndim() && std::equal(a.shape(), a.shape() + a.ndim(), like.shape());
+  if (!same_shape)
+    throw py::value_error(what + ": shape " + py::str(a.attr("shape")).cast<std::string>() +
+                          " does not match " + like_what + "'s " +
+                          py::str(like.attr("shape")).cast<std::string>());
+  return a;
+}
+
+Range range_of(const py::array& a, std::string what) {
+  const char* begin = static_cast<const char*>(a.data());
+  return {begin, begin + a.nbytes(), std::move(what)};
+}
+
+void require_disjoint(std::vector<Range> written, const std::vector<Range>& read) {
+  auto overlap = [](const Range& a, const Range& b) {
+    return a.begin < b.end && b.begin < a.end && a.begin != a.end && b.begin != b.end;
+  };
+  std::sort(written.begin(), written.end(),
+            [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  for (std::size_t i = 1; i < written.size(); ++i)
+    if (overlap(written[i - 1], written[i]))
+      throw py::value_error(written[i].what + " shares memory with " + written[i - 1].what +
+                            " (a parameter given twice?)");
+  for (const Range& r : read) {
+    auto it = std::upper_bound(written.begin(), written.end(), r.begin,
+                               [](const char* p, const Range& w) { return p < w.begin; });
+    // Candidates: the range starting at or before r.begin, and those starting inside r.
+    if (it != written.begin() && overlap(*std::prev(it), r))
+      throw py::value_error(r.what + " shares memory with " + std::prev(it)->what);
+    if (it != written.end() && overlap(*it, r))
+      throw py::value_error(r.what + " shares memory with " + it->what);
+  }
+}
+
+}  // namespace dlopt::py_bindings

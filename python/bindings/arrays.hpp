@@ -1,0 +1,40 @@
+#pragma once
+// Checks that NumPy arrays can be used in place, with messages that name the argument.
+// dlopt never copies or converts an array it is asked to read or update: a mismatch is an error.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+namespace dlopt::py_bindings {
+
+namespace py = pybind11;
+
+enum class DType { Float32, Float64 };
+
+/// The array behind `obj`, which must be a C-contiguous, aligned float32/float64 ndarray
+/// (and writeable when `writeable`). Throws TypeError / ValueError naming `what`.
+py::array checked_array(const py::handle& obj, const std::string& what, bool writeable);
+
+/// dtype of an array already accepted by checked_array.
+DType dtype_of(const py::array& a);
+const char* dtype_name(DType d);
+
+/// `obj` must be an array like `like`: same dtype and shape (what/like_what name both in errors).
+py::array checked_like(const py::handle& obj, const py::array& like, const std::string& what,
+                       const std::string& like_what, bool writeable);
+
+/// A memory range with the name of the argument it belongs to.
+struct Range {
+  const char* begin;
+  const char* end;
+  std::string what;
+};
+Range range_of(const py::array& a, std::string what);
+
+/// Throws ValueError if any two of `written` overlap, or any of `read` overlaps one of `written`.
+void require_disjoint(std::vector<Range> written, const std::vector<Range>& read);
+
+}  // namespace dlopt::py_bindings

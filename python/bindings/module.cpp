@@ -1,0 +1,34 @@
+#include <pybind11/pybind11.h>
+
+#include "dlopt/core/error.hpp"
+#include "dlopt/core/step.hpp"
+#include "dlopt/version.hpp"
+
+namespace py = pybind11;
+
+namespace dlopt::py_bindings {
+void bind_optim(py::module_& m);
+}
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "dlopt's compiled core; use the dlopt package, not this module.";
+  m.attr("__version__") = DLOPT_VERSION;
+  m.attr("has_cuda") = bool(DLOPT_HAS_CUDA);
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const dlopt::WrongType& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const dlopt::InvalidArgument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const dlopt::NotCompiled& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+
+  m.def("get_num_threads", &dlopt::get_num_threads, "Threads used by the CPU kernels.");
+  m.def("set_num_threads", &dlopt::set_num_threads, py::arg("n"),
+        "Sets the threads used by the CPU kernels (OpenMP).");
+  dlopt::py_bindings::bind_optim(m);
+}

@@ -1,0 +1,45 @@
+"""dlopt: fast deep-learning optimizers with a C++/Eigen core and a zero-copy NumPy API.
+
+>>> import numpy as np, dlopt
+>>> w = np.zeros(3, dtype=np.float32)
+>>> opt = dlopt.optim.Adam([w], lr=0.1)
+>>> opt.step([np.ones(3, dtype=np.float32)])   # updates w in place
+>>> w
+array([-0.1, -0.1, -0.1], dtype=float32)
+"""
+
+from . import optim
+from ._core import __version__, get_num_threads, set_num_threads
+from .optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    DynamicLR,
+    Lion,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+)
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "set_num_threads",
+    "optim",
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "RMSprop",
+    "Adadelta",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "Lion",
+    "DynamicLR",
+]

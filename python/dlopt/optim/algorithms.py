@@ -1,0 +1,289 @@
+r"""dlopt's optimizers, with PyTorch's class names, keywords, defaults and update formulas.
+
+Each class is a thin description: its docstring states the algorithm, its signature the
+hyperparameters. The maths runs in C++ (``cpp/include/dlopt/optim/<name>.hpp``), the only place
+it is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .optimizer import Optimizer
+
+__all__ = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam",
+           "Lion", "DynamicLR"]
+
+
+def _hyperparameters(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's keyword arguments (its ``locals()``) minus ``self`` and ``params``."""
+    return {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    .. math::
+        g &\leftarrow \pm g + \lambda p \\
+        b &\leftarrow \mu b + (1-\tau) g \quad (b_1 = g) \\
+        g &\leftarrow g + \mu b \ \text{(nesterov)} \quad\text{or}\quad g \leftarrow b \\
+        p &\leftarrow p - \gamma g
+
+    Fed full-batch gradients it is gradient descent; fed mini-batch gradients it is SGD.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.array([1.0, 2.0])
+    >>> opt = dlopt.optim.SGD([w], lr=0.5, momentum=0.9)
+    >>> opt.step([np.array([1.0, 1.0])]); w
+    array([0.5, 1.5])
+    """
+
+    _rule = "SGD"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
+                 maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015, Algorithm 1) with AMSGrad and decoupled weight decay options.
+
+    .. math::
+        g &\leftarrow \pm g + \lambda p \ \text{(L2)} \quad\text{or}\quad
+            p \leftarrow p (1 - \gamma\lambda) \ \text{(decoupled)} \\
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        \hat v &\leftarrow \max(\hat v, v) \ \text{(amsgrad)} \quad\text{or}\quad \hat v \leftarrow v \\
+        p &\leftarrow p - \frac{\gamma}{1-\beta_1^t}\,
+            \frac{m}{\sqrt{\hat v}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    As in PyTorch, ``eps`` is added after the bias correction of ``sqrt(v)`` (Algorithm 1), not
+    inside it as in TensorFlow's formulation.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(2, dtype=np.float32)
+    >>> opt = dlopt.optim.Adam([w], lr=0.1)
+    >>> opt.step([np.array([1.0, -2.0], dtype=np.float32)]); w
+    array([-0.1,  0.1], dtype=float32)
+    """
+
+    _rule = "Adam"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class AdamW(Optimizer):
+    r"""AdamW (Loshchilov & Hutter, 2019): :class:`Adam` with decoupled weight decay
+    ``p ← p (1 − γλ)`` applied before the Adam update, default ``weight_decay=1e-2``.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.ones(2)
+    >>> opt = dlopt.optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> opt.step([np.zeros(2)]); w
+    array([0.95, 0.95])
+    """
+
+    _rule = "AdamW"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad``.
+
+    .. math::
+        \tilde\gamma &\leftarrow \gamma / (1 + (t-1)\eta), \qquad g \leftarrow \pm g + \lambda p \\
+        s &\leftarrow s + g^2, \qquad p \leftarrow p - \tilde\gamma\, g / (\sqrt{s} + \epsilon)
+
+    ``s`` starts at ``initial_accumulator_value``.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(1)
+    >>> opt = dlopt.optim.Adagrad([w], lr=1.0)
+    >>> opt.step([np.array([3.0])]); w
+    array([-1.])
+    """
+
+    _rule = "Adagrad"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10, *, maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton, 2012; centered variant: Graves, 2013), as ``torch.optim.RMSprop``.
+
+    .. math::
+        g &\leftarrow \pm g + \lambda p, \qquad v \leftarrow \alpha v + (1-\alpha) g^2 \\
+        d &\leftarrow \sqrt{v - \bar g^2} + \epsilon \ \text{with}\
+            \bar g \leftarrow \alpha \bar g + (1-\alpha) g \ \text{(centered)}
+            \quad\text{or}\quad d \leftarrow \sqrt{v} + \epsilon \\
+        b &\leftarrow \mu b + g/d,\ p \leftarrow p - \gamma b \ (\mu > 0)
+            \quad\text{or}\quad p \leftarrow p - \gamma g / d
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(1)
+    >>> opt = dlopt.optim.RMSprop([w], lr=0.01, alpha=0.75, eps=0.0)
+    >>> opt.step([np.array([2.0])]); w
+    array([-0.02])
+    """
+
+    _rule = "RMSprop"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, *, maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class Adadelta(Optimizer):
+    r"""Adadelta (Zeiler, 2012), as ``torch.optim.Adadelta``.
+
+    .. math::
+        g &\leftarrow \pm g + \lambda p, \qquad v \leftarrow \rho v + (1-\rho) g^2 \\
+        \Delta &\leftarrow \frac{\sqrt{u + \epsilon}}{\sqrt{v + \epsilon}}\, g, \qquad
+        u \leftarrow \rho u + (1-\rho)\Delta^2, \qquad p \leftarrow p - \gamma \Delta
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(1)
+    >>> opt = dlopt.optim.Adadelta([w], lr=1.0, rho=0.0, eps=1.0)
+    >>> opt.step([np.array([3.0])]); w
+    array([-0.3])
+    """
+
+    _rule = "Adadelta"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9,
+                 eps: float = 1e-6, weight_decay: float = 0.0, *, maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class Adamax(Optimizer):
+    r"""Adamax, Adam under the infinity norm (Kingma & Ba, 2015, Algorithm 2).
+
+    .. math::
+        g &\leftarrow \pm g + \lambda p, \qquad m \leftarrow \beta_1 m + (1-\beta_1) g \\
+        u &\leftarrow \max(\beta_2 u, |g| + \epsilon), \qquad
+        p \leftarrow p - \frac{\gamma}{1-\beta_1^t} \frac{m}{u}
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(1)
+    >>> opt = dlopt.optim.Adamax([w], lr=0.5, eps=0.0)
+    >>> opt.step([np.array([4.0])]); w
+    array([-0.5])
+    """
+
+    _rule = "Adamax"
+
+    def __init__(self, params: Iterable[Any], lr: float = 2e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, *, maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class NAdam(Optimizer):
+    r"""NAdam, Adam with Nesterov momentum (Dozat, 2016), as ``torch.optim.NAdam``.
+
+    .. math::
+        \mu_t &= \beta_1 (1 - \tfrac12 0.96^{t\psi}), \qquad \Pi_t = \textstyle\prod_{i\le t}\mu_i \\
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2,
+        \qquad d = \sqrt{v/(1-\beta_2^t)} + \epsilon \\
+        p &\leftarrow p - \gamma\frac{1-\mu_t}{1-\Pi_t}\frac{g}{d}
+                       - \gamma\frac{\mu_{t+1}}{1-\Pi_t\mu_{t+1}}\frac{m}{d}
+
+    ``psi`` is ``momentum_decay``; weight decay is L2 or, with ``decoupled_weight_decay``, NAdamW's.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(3)
+    >>> dlopt.optim.NAdam([w]).step([np.ones(3)]); bool((w < 0).all())
+    True
+    """
+
+    _rule = "NAdam"
+
+    def __init__(self, params: Iterable[Any], lr: float = 2e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class RAdam(Optimizer):
+    r"""RAdam, rectified Adam (Liu et al., 2020), as ``torch.optim.RAdam``.
+
+    .. math::
+        \rho_\infty &= \tfrac{2}{1-\beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \tfrac{2t\beta_2^t}{1-\beta_2^t} \\
+        p &\leftarrow p - \gamma \frac{m}{1-\beta_1^t}
+            \cdot \frac{\sqrt{1-\beta_2^t}}{\sqrt v + \epsilon} \cdot r_t \quad (\rho_t > 5),
+        \qquad p \leftarrow p - \gamma \frac{m}{1-\beta_1^t} \quad\text{otherwise}
+
+    with :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty / ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}`.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(1)
+    >>> dlopt.optim.RAdam([w], lr=0.1).step([np.array([1.0])]); w
+    array([-0.1])
+    """
+
+    _rule = "RAdam"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class Lion(Optimizer):
+    r"""Lion, evolved sign momentum (Chen et al., 2023, Algorithm 2), decoupled weight decay.
+
+    .. math::
+        c &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+        p \leftarrow p(1 - \gamma\lambda) - \gamma\,\mathrm{sign}(c), \qquad
+        m \leftarrow \beta_2 m + (1-\beta_2) g
+
+    Lion's steps have unit size per coordinate: use a learning rate 3-10x smaller than AdamW's.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(2)
+    >>> dlopt.optim.Lion([w], lr=0.1).step([np.array([0.5, -3.0])]); w
+    array([-0.1,  0.1])
+    """
+
+    _rule = "Lion"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-4,
+                 betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *,
+                 maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class DynamicLR(Optimizer):
+    r"""Gradient descent with the elementwise dynamic learning rate of dlopt's specification.
+
+    .. math::
+        p \leftarrow p - \frac{\gamma}{1 + \beta g^2}\, g
+
+    The step shrinks where the gradient is steep; ``beta=0`` is plain gradient descent.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(2)
+    >>> dlopt.optim.DynamicLR([w], lr=0.5, beta=1.0).step([np.array([1.0, 3.0])]); w
+    array([-0.25, -0.15])
+    """
+
+    _rule = "DynamicLR"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, beta: float = 1.0, *,
+                 maximize: bool = False):
+        super().__init__(params, _hyperparameters(locals()))

@@ -1,0 +1,179 @@
+"""The Optimizer base class: PyTorch's surface over dlopt's fused C++ step."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .. import _core
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Base class of every dlopt optimizer.
+
+    Holds ``param_groups`` (a list of dicts: ``"params"`` plus hyperparameters, as in
+    ``torch.optim``) and ``state`` (global parameter index -> dict of NumPy buffers and the
+    ``"step"`` count). The update itself is one fused, multi-tensor C++ pass; this class only
+    organises arguments and state.
+
+    Subclasses set ``_rule`` (the C++ registry name) and pass their defaults.
+    """
+
+    _rule: str = ""
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        if isinstance(params, np.ndarray) or isinstance(params, dict):
+            raise TypeError(
+                "params: expected an iterable of arrays or of dicts, got "
+                f"{type(params).__name__} (wrap a single array in a list)"
+            )
+        groups = list(params)
+        if not groups:
+            raise ValueError("params: optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- parameter groups -------------------------------------------------------------------
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Adds a group of parameters with its own hyperparameters (missing ones take defaults)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group: expected a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if params is None:
+            raise ValueError("param_group: missing the 'params' key")
+        group["params"] = [params] if isinstance(params, np.ndarray) else list(params)
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise TypeError(f"param_group: unexpected hyperparameter(s) {sorted(unknown)}")
+        for key, default in self.defaults.items():
+            group.setdefault(key, default)
+        _core.validate_config(self._rule, self._config(group, len(self.param_groups)))
+        _core.require_distinct([p for g in self.param_groups for p in g["params"]] + group["params"])
+        self.param_groups.append(group)
+
+    def _config(self, group: dict[str, Any], index: int) -> dict[str, Any]:
+        """The group's hyperparameters as the C++ Config fields (betas -> beta1, beta2)."""
+        config = {k: v for k, v in group.items() if k != "params"}
+        if "betas" in config:
+            betas = config.pop("betas")
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                raise TypeError(f"param_groups[{index}]: betas: expected a pair of floats, got {betas!r}")
+            config["beta1"], config["beta2"] = betas
+        return config
+
+    def _num_params(self) -> int:
+        return sum(len(g["params"]) for g in self.param_groups)
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def step(self, grads: Sequence[np.ndarray | None]) -> None:
+        """Updates every parameter in place from its gradient.
+
+        ``grads`` holds one array per parameter, in param-group order, with the parameter's dtype
+        and shape; ``None`` skips that parameter for this step (its state is untouched). Every
+        argument is checked before anything is modified: on error, parameters and state are
+        exactly as before.
+        """
+        if not isinstance(grads, (list, tuple)):
+            raise TypeError(
+                f"grads: expected a list with one array per parameter, got {type(grads).__name__}"
+            )
+        n = self._num_params()
+        if len(grads) != n:
+            raise ValueError(f"grads: expected {n} gradients (one per parameter), got {len(grads)}")
+        work, fresh, index = [], {}, 0
+        for gi, group in enumerate(self.param_groups):
+            entries = []
+            for p in group["params"]:
+                g = grads[index]
+                if g is not None:
+                    state = self.state.get(index)
+                    if state is None:
+                        state = fresh[index] = {}
+                    entries.append((index, p, g, state))
+                index += 1
+            work.append((self._config(group, gi), entries))
+        _core.step(self._rule, work)
+        self.state.update(fresh)
+
+    # -- serialisation -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot of the whole state: ``{"state": {index: {...}}, "param_groups": [...]}``.
+
+        Arrays are copies, so the snapshot does not change as training goes on; groups list their
+        parameters by global index, as in torch.
+        """
+        groups, index = [], 0
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = list(range(index, index + len(group["params"])))
+            index += len(group["params"])
+            groups.append(saved)
+        state = {
+            i: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
+            for i, s in self.state.items()
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restores a ``state_dict()``; checks it completely before changing anything."""
+        try:
+            saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        except (TypeError, KeyError) as e:
+            raise ValueError("state_dict: expected keys 'state' and 'param_groups'") from e
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"state_dict: has {len(saved_groups)} param groups, optimizer has {len(self.param_groups)}"
+            )
+        params = [p for g in self.param_groups for p in g["params"]]
+        new_groups = []
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"state_dict: param_groups[{gi}] has {len(saved['params'])} parameters, "
+                    f"optimizer's has {len(group['params'])}"
+                )
+            new = {**{k: v for k, v in saved.items() if k != "params"}, "params": group["params"]}
+            _core.validate_config(self._rule, self._config(new, gi))
+            new_groups.append(new)
+        allowed = set(_core.slot_names(self._rule)) | {"step", "mu_product"}
+        new_state = {}
+        for key, saved in saved_state.items():
+            i = int(key)
+            if not 0 <= i < len(params):
+                raise ValueError(f"state_dict: state for parameter {key!r}, which does not exist")
+            entry = {}
+            for name, value in saved.items():
+                if name not in allowed:
+                    raise ValueError(f"state_dict: state[{i}] has unknown entry {name!r}")
+                if name in ("step", "mu_product"):
+                    entry[name] = int(value) if name == "step" else float(value)
+                    continue
+                value = np.asarray(value)
+                if value.shape != params[i].shape:
+                    raise ValueError(
+                        f"state_dict: state[{i}][{name!r}] has shape {value.shape}, "
+                        f"parameter has {params[i].shape}"
+                    )
+                entry[name] = np.array(value, dtype=params[i].dtype, order="C", copy=True)
+            new_state[i] = entry
+        self.param_groups[:] = new_groups
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
