@@ -1,0 +1,45 @@
+#pragma once
+/// @file any_optimizer.hpp
+/// AnyOptimizer<T>: an optimizer chosen at run time by name ("adam", "SGD", ... case-insensitive),
+/// with hyperparameters set by their Config field names. Used by the linear models, dlopt-bench
+/// and applications that read their optimizer from a config file.
+///
+/// @code
+///   auto opt = dlopt::make_optimizer<float>("adamw", {{w.data(), n}}, {{"lr", 1e-3}, {"beta2", 0.99}});
+///   opt->step({g.data()});
+///   opt->set("lr", 5e-4);
+/// @endcode
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dlopt/optim/optimizer.hpp"
+
+namespace dlopt {
+
+template <class T>
+class AnyOptimizer {
+ public:
+  virtual ~AnyOptimizer() = default;
+  /// One step; grads[i] belongs to params[i], nullptr skips it.
+  virtual void step(const std::vector<const T*>& grads) = 0;
+  /// Sets a hyperparameter by its Config field name (booleans as 0 / 1); validated at once.
+  virtual void set(const std::string& key, double value) = 0;
+  virtual double get(const std::string& key) const = 0;
+  /// The registry name (PyTorch's class name, e.g. "Adam").
+  virtual const char* name() const = 0;
+};
+
+/// Builds the optimizer registered as `name` (case-insensitive) over caller-owned buffers.
+/// Throws InvalidArgument for an unknown name, an unknown hyperparameter or an invalid value.
+template <class T>
+std::unique_ptr<AnyOptimizer<T>> make_optimizer(const std::string& name,
+                                                std::vector<ParamView<T>> params,
+                                                const std::map<std::string, double>& hyperparameters = {});
+
+/// Registry names of every optimizer.
+std::vector<std::string> optimizer_names();
+
+}  // namespace dlopt
