@@ -2,7 +2,7 @@
 
 >>> import numpy as np, dlopt
 >>> w = np.zeros(3, dtype=np.float32)
->>> opt = dlopt.optim.Adam([w], lr=0.1)
+>>> opt = dlopt.optim.SGD([w], lr=0.1, momentum=0.9)
 >>> opt.step([np.ones(3, dtype=np.float32)])   # updates w in place
 >>> w
 array([-0.1, -0.1, -0.1], dtype=float32)
