@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine (scripts/setup.sh), then runs the optimizer demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+"${PYTHON:-python3}" examples/python/optimizer_demo.py
