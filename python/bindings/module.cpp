@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 namespace dlopt::py_bindings {
 void bind_optim(py::module_& m);
+void bind_train(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -31,4 +32,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &dlopt::set_num_threads, py::arg("n"),
         "Sets the threads used by the CPU kernels (OpenMP).");
   dlopt::py_bindings::bind_optim(m);
+  dlopt::py_bindings::bind_train(m);
 }

@@ -9,6 +9,9 @@ array([-0.1, -0.1, -0.1], dtype=float32)
 """
 
 from . import optim
+from .averaging import EMA, GradientAccumulator, Lookahead
+from .checkpoint import CheckpointError, load, save
+from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from ._core import __version__, get_num_threads, set_num_threads
 from .optim import (
     SGD,
@@ -42,4 +45,14 @@ __all__ = [
     "RAdam",
     "Lion",
     "DynamicLR",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "clip_grads_with_norm_",
+    "get_total_norm",
+    "GradientAccumulator",
+    "EMA",
+    "Lookahead",
+    "save",
+    "load",
+    "CheckpointError",
 ]

@@ -2,8 +2,12 @@
 /// @file dlopt.hpp
 /// Umbrella header: everything an embedding application needs.
 
+#include "dlopt/average.hpp"
+#include "dlopt/checkpoint.hpp"
+#include "dlopt/clip.hpp"
 #include "dlopt/core/step.hpp"
 #include "dlopt/optim/any_optimizer.hpp"
 #include "dlopt/optim/optimizer.hpp"
 #include "dlopt/optim/registry.hpp"
+#include "dlopt/schedule.hpp"
 #include "dlopt/version.hpp"

@@ -1,0 +1,284 @@
+// Python face of the training utilities: clipping, accumulation/averaging passes, closed-form
+// schedules (for tests and the linear models) and the C++ checkpoint reader/writer.
+// Every array is checked (type, dtype, contiguity, writeability, size, aliasing) before any
+// byte is written; the kernels run without the GIL.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "arrays.hpp"
+#include "dlopt/average.hpp"
+#include "dlopt/checkpoint.hpp"
+#include "dlopt/clip.hpp"
+#include "dlopt/schedule.hpp"
+
+namespace dlopt::py_bindings {
+namespace {
+
+// A list of arrays split by dtype, remembering each one's position in the list.
+struct Split {
+  std::vector<py::array> arrays;
+  std::vector<Span<float>> f32;
+  std::vector<Span<double>> f64;
+  std::vector<std::pair<bool, std::size_t>> where;  // (is_f64, index in f32/f64)
+};
+
+py::list as_list(const py::handle& obj, const char* what) {
+  if (py::isinstance<py::array>(obj)) {
+    py::list l;
+    l.append(obj);
+    return l;
+  }
+  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
+    throw py::type_error(std::string(what) + ": expected a list of arrays, got " +
+                         py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  return py::list(py::reinterpret_borrow<py::object>(obj));
+}
+
+Split split(const py::list& list, const char* what, bool writeable) {
+  Split s;
+  std::vector<Range> ranges;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string name = std::string(what) + "[" + std::to_string(i) + "]";
+    py::array a = checked_array(list[i], name, writeable);
+    if (writeable) ranges.push_back(range_of(a, name));
+    if (dtype_of(a) == DType::Float32) {
+      s.where.push_back({false, s.f32.size()});
+      s.f32.push_back({static_cast<float*>(a.mutable_data()), int64_t(a.size())});
+    } else {
+      s.where.push_back({true, s.f64.size()});
+      s.f64.push_back({static_cast<double*>(a.mutable_data()), int64_t(a.size())});
+    }
+    s.arrays.push_back(std::move(a));
+  }
+  if (writeable) require_disjoint(std::move(ranges), {});
+  return s;
+}
+
+template <class T>
+std::vector<Span<const T>> const_spans(const std::vector<Span<T>>& v) {
+  std::vector<Span<const T>> out;
+  for (const auto& s : v) out.push_back({s.data, s.size});
+  return out;
+}
+
+// torch's total norm over a mixed list: per-tensor norms in list order, then their norm, rounded
+// to the result dtype (float32 when every tensor is float32, as torch returns it).
+std::pair<double, bool> total_norm_of(const Split& s, double norm_type) {
+  std::vector<double> n32(s.f32.size()), n64(s.f64.size()), all;
+  {
+    py::gil_scoped_release release;
+    auto c32 = const_spans(s.f32);
+    auto c64 = const_spans(s.f64);
+    tensor_norms(c32.data(), c32.size(), norm_type, n32.data());
+    tensor_norms(c64.data(), c64.size(), norm_type, n64.data());
+  }
+  for (auto [is64, k] : s.where) all.push_back(is64 ? n64[k] : double(float(n32[k])));
+  const bool f32 = s.f64.empty();
+  double total = all.empty() ? (vector_norm(nullptr, 0, norm_type), 0.0)
+                             : vector_norm(all.data(), all.size(), norm_type);
+  if (f32) total = double(float(total));
+  return {total, f32};
+}
+
+void scale_all(Split& s, double max_norm, double total) {
+  const double coef = clip_coefficient(max_norm, total);
+  py::gil_scoped_release release;
+  scale(s.f32.data(), s.f32.size(), float(coef));
+  scale(s.f64.data(), s.f64.size(), coef);
+}
+
+// Pairs (dst[k], src[k]) of equal dtype and shape; dst writeable, nothing overlapping a dst.
+template <class Src>
+struct Pairs {
+  std::vector<Span<float>> d32;
+  std::vector<Span<double>> d64;
+  std::vector<Span<std::conditional_t<std::is_const_v<Src>, const float, float>>> s32;
+  std::vector<Span<std::conditional_t<std::is_const_v<Src>, const double, double>>> s64;
+};
+
+template <bool SrcWritten>
+auto pairs(const py::handle& dst_obj, const py::handle& src_obj, const char* dst_what,
+           const char* src_what) {
+  using Src = std::conditional_t<SrcWritten, float, const float>;
+  Pairs<Src> p;
+  py::list dst = as_list(dst_obj, dst_what), src = as_list(src_obj, src_what);
+  if (dst.size() != src.size())
+    throw py::value_error(std::string(src_what) + ": expected " + std::to_string(dst.size()) +
+                          " arrays (one per entry of " + dst_what + "), got " +
+                          std::to_string(src.size()));
+  std::vector<Range> written, read;
+  for (std::size_t i = 0; i < dst.size(); ++i) {
+    const std::string dn = std::string(dst_what) + "[" + std::to_string(i) + "]";
+    const std::string sn = std::string(src_what) + "[" + std::to_string(i) + "]";
+    py::array d = checked_array(dst[i], dn, true);
+    py::array s = checked_like(src[i], d, sn, dn, SrcWritten);
+    written.push_back(range_of(d, dn));
+    (SrcWritten ? written : read).push_back(range_of(s, sn));
+    if (dtype_of(d) == DType::Float32) {
+      p.d32.push_back({static_cast<float*>(d.mutable_data()), int64_t(d.size())});
+      p.s32.push_back({static_cast<float*>(const_cast<void*>(s.data())), int64_t(s.size())});
+    } else {
+      p.d64.push_back({static_cast<double*>(d.mutable_data()), int64_t(d.size())});
+      p.s64.push_back({static_cast<double*>(const_cast<void*>(s.data())), int64_t(s.size())});
+    }
+  }
+  require_disjoint(std::move(written), read);
+  return p;
+}
+
+double number(const py::dict& d, const char* key, double fallback, bool required = false) {
+  if (!d.contains(key)) {
+    if (required) throw py::value_error(std::string("missing schedule argument '") + key + "'");
+    return fallback;
+  }
+  return d[key].cast<double>();
+}
+int64_t integer(const py::dict& d, const char* key, int64_t fallback, bool required = false) {
+  if (!d.contains(key)) {
+    if (required) throw py::value_error(std::string("missing schedule argument '") + key + "'");
+    return fallback;
+  }
+  return d[key].cast<int64_t>();
+}
+
+ScheduleFn make_schedule(const std::string& kind, const py::dict& a) {
+  const double base = number(a, "base_lr", 0.0, kind != "one_cycle");
+  if (kind == "constant") return Constant{base};
+  if (kind == "constant_factor")
+    return ConstantFactor{base, number(a, "factor", 1.0 / 3.0), integer(a, "total_iters", 5)};
+  if (kind == "step") return StepDecay{base, integer(a, "step_size", 0, true), number(a, "gamma", 0.1)};
+  if (kind == "multistep")
+    return MultiStepDecay{base, a["milestones"].cast<std::vector<int64_t>>(), number(a, "gamma", 0.1)};
+  if (kind == "exponential") return ExponentialDecay{base, number(a, "gamma", 0, true)};
+  if (kind == "linear")
+    return LinearWarmup{base, number(a, "start_factor", 1.0 / 3.0), number(a, "end_factor", 1.0),
+                        integer(a, "total_iters", 5)};
+  if (kind == "polynomial")
+    return PolynomialDecay{base, integer(a, "total_iters", 5), number(a, "power", 1.0)};
+  if (kind == "cosine")
+    return CosineAnnealing{base, integer(a, "T_max", 0, true), number(a, "eta_min", 0.0)};
+  if (kind == "warmup_cosine")
+    return Warmup<CosineAnnealing>{integer(a, "warmup_steps", 0, true), number(a, "start_factor", 0.0),
+                                   {base, integer(a, "T_max", 0, true), number(a, "eta_min", 0.0)}};
+  if (kind == "wsd") {
+    const std::string decay = a.contains("decay") ? a["decay"].cast<std::string>() : "linear";
+    const auto d = decay == "cosine" ? WarmupStableDecay::Decay::Cosine
+                   : decay == "sqrt" ? WarmupStableDecay::Decay::Sqrt
+                                     : WarmupStableDecay::Decay::Linear;
+    return WarmupStableDecay{base, integer(a, "warmup_steps", 0, true), integer(a, "stable_steps", 0, true),
+                             integer(a, "decay_steps", 0, true), number(a, "final_lr_factor", 0.0),
+                             number(a, "warmup_start_factor", 0.0), d};
+  }
+  if (kind == "one_cycle") {
+    const std::string strategy = a.contains("anneal_strategy") ? a["anneal_strategy"].cast<std::string>() : "cos";
+    return OneCycle{number(a, "max_lr", 0, true), integer(a, "total_steps", 0, true),
+                    number(a, "pct_start", 0.3), strategy == "cos", number(a, "div_factor", 25.0),
+                    number(a, "final_div_factor", 1e4),
+                    a.contains("three_phase") && a["three_phase"].cast<bool>()};
+  }
+  throw py::value_error("unknown schedule '" + kind + "'");
+}
+
+}  // namespace
+
+void bind_train(py::module_& m) {
+  py::register_exception<CheckpointError>(m, "CheckpointError", PyExc_ValueError);
+  py::register_exception<NonFiniteNorm>(m, "NonFiniteNorm", PyExc_RuntimeError);
+
+  m.def("total_norm", [](const py::handle& grads, double norm_type) {
+    Split s = split(as_list(grads, "grads"), "grads", false);
+    return total_norm_of(s, norm_type);
+  }, py::arg("grads"), py::arg("norm_type"),
+  "(total norm, result is float32) of a list of arrays, as torch.nn.utils.get_total_norm.");
+
+  m.def("clip_grad_norm", [](const py::handle& grads, double max_norm, double norm_type,
+                             bool error_if_nonfinite) {
+    Split s = split(as_list(grads, "grads"), "grads", true);
+    auto [total, f32] = total_norm_of(s, norm_type);
+    if (error_if_nonfinite) require_finite_norm(total, norm_type);
+    scale_all(s, max_norm, total);
+    return std::make_pair(total, f32);
+  }, py::arg("grads"), py::arg("max_norm"), py::arg("norm_type"), py::arg("error_if_nonfinite"));
+
+  m.def("clip_grads_with_norm", [](const py::handle& grads, double max_norm, double total) {
+    Split s = split(as_list(grads, "grads"), "grads", true);
+    scale_all(s, max_norm, total);
+  }, py::arg("grads"), py::arg("max_norm"), py::arg("total_norm"));
+
+  m.def("clip_grad_value", [](const py::handle& grads, double clip_value) {
+    Split s = split(as_list(grads, "grads"), "grads", true);
+    py::gil_scoped_release release;
+    clip_grad_value(s.f32.data(), s.f32.size(), clip_value);
+    clip_grad_value(s.f64.data(), s.f64.size(), clip_value);
+  }, py::arg("grads"), py::arg("clip_value"));
+
+  m.def("scale", [](const py::handle& tensors, double factor) {
+    Split s = split(as_list(tensors, "tensors"), "tensors", true);
+    py::gil_scoped_release release;
+    scale(s.f32.data(), s.f32.size(), float(factor));
+    scale(s.f64.data(), s.f64.size(), factor);
+  }, py::arg("tensors"), py::arg("factor"), "x *= factor for every array, in one fused pass.");
+
+  m.def("accumulate", [](const py::handle& buffers, const py::handle& grads, bool overwrite) {
+    auto p = pairs<false>(buffers, grads, "buffers", "grads");
+    py::gil_scoped_release release;
+    accumulate(p.d32.data(), p.s32.data(), p.d32.size(), overwrite);
+    accumulate(p.d64.data(), p.s64.data(), p.d64.size(), overwrite);
+  }, py::arg("buffers"), py::arg("grads"), py::arg("overwrite"),
+  "buffers[k] = grads[k] (overwrite) or buffers[k] += grads[k], in one fused pass.");
+
+  m.def("ema_update", [](const py::handle& shadow, const py::handle& params, double decay) {
+    auto p = pairs<false>(shadow, params, "shadow", "params");
+    py::gil_scoped_release release;
+    ema_update(p.d32.data(), p.s32.data(), p.d32.size(), decay);
+    ema_update(p.d64.data(), p.s64.data(), p.d64.size(), decay);
+  }, py::arg("shadow"), py::arg("params"), py::arg("decay"),
+  "shadow = decay * shadow + (1 - decay) * params, in one fused pass.");
+
+  m.def("lookahead_update", [](const py::handle& slow, const py::handle& fast, double alpha) {
+    auto p = pairs<true>(slow, fast, "slow", "params");
+    py::gil_scoped_release release;
+    lookahead_update(p.d32.data(), p.s32.data(), p.d32.size(), alpha);
+    lookahead_update(p.d64.data(), p.s64.data(), p.d64.size(), alpha);
+  }, py::arg("slow"), py::arg("fast"), py::arg("alpha"),
+  "slow += alpha * (fast - slow); fast = slow, in one fused pass.");
+
+  m.def("schedule_lrs", [](const std::string& kind, const py::dict& args, int64_t steps) {
+    ScheduleFn f = make_schedule(kind, args);
+    std::vector<double> out;
+    for (int64_t t = 0; t < steps; ++t) out.push_back(f(t));
+    return out;
+  }, py::arg("kind"), py::arg("args"), py::arg("steps"),
+  "lr(t) for t = 0..steps-1 of a closed-form C++ schedule (dlopt/schedule.hpp).");
+
+  m.def("read_checkpoint", [](const std::string& path) {
+    Checkpoint c = read_checkpoint(path);
+    py::list arrays;
+    for (const CheckpointArray& a : c.arrays) {
+      py::array_t<unsigned char> bytes(py::ssize_t(a.data.size()));
+      std::copy(a.data.begin(), a.data.end(), bytes.mutable_data());
+      arrays.append(py::make_tuple(a.name, a.dtype, a.shape, bytes));
+    }
+    return py::make_tuple(c.version, py::bytes(c.header_json), arrays);
+  }, py::arg("path"), "The C++ reader: (version, header JSON bytes, [(name, dtype, shape, bytes)]).");
+
+  m.def("write_checkpoint", [](const std::string& path, const py::dict& params) {
+    std::vector<CheckpointArrayRef> refs;
+    for (auto item : params) {
+      const std::string name = item.first.cast<std::string>();
+      py::array a = checked_array(item.second, "params['" + name + "']", false);
+      std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+      refs.push_back({name, dtype_of(a) == DType::Float32 ? "<f4" : "<f8", shape, a.data(),
+                      std::size_t(a.nbytes())});
+    }
+    write_checkpoint(path, refs);
+  }, py::arg("path"), py::arg("params"), "The C++ writer (named float arrays only).");
+}
+
+}  // namespace dlopt::py_bindings

@@ -1,0 +1,488 @@
+r"""Checkpoints: ``dlopt.save`` / ``dlopt.load``, a documented binary format without pickle.
+
+A file holds a JSON header (a tree of plain values, in which every NumPy array is replaced by a
+reference to a named entry of an array table) and the raw array data, 64-byte aligned, with
+CRC-32 checksums of every part; see ``docs/checkpoint-format.md``. The C++ reader
+``dlopt::read_checkpoint`` (``dlopt/checkpoint.hpp``) reads the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import tempfile
+import zlib
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION"]
+
+#: Raised for a truncated, corrupted, wrong-version or mismatched checkpoint (a ValueError).
+CheckpointError = _core.CheckpointError
+
+FORMAT_VERSION = 1
+MAGIC = b"DLOPTCKP"
+_PRELUDE = struct.Struct("<8sIIQQQQQII")  # 64 bytes
+_ALIGN = 64
+_KEYS = ("optimizer", "scheduler", "model", "params", "extra")
+
+
+def _align(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+# -- the tree <-> JSON + arrays -------------------------------------------------------------------
+
+
+class _Encoder:
+    """Turns a tree of plain values and arrays into JSON-ready values plus a list of arrays."""
+
+    def __init__(self) -> None:
+        self.arrays: list[tuple[str, np.ndarray]] = []
+        self._names: set[str] = set()
+
+    def _add(self, path: str, a: np.ndarray) -> str:
+        if a.dtype.kind not in "biufc" or a.dtype.fields is not None:
+            raise TypeError(f"{path}: arrays of dtype {a.dtype} cannot be saved (numbers only)")
+        name, n = path, 1
+        while name in self._names:
+            name, n = f"{path}#{n}", n + 1
+        self._names.add(name)
+        self.arrays.append((name, np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))))
+        return name
+
+    def encode(self, value: Any, path: str) -> Any:
+        if isinstance(value, np.ndarray):
+            return {"__array__": self._add(path, value)}
+        if isinstance(value, np.generic):
+            if isinstance(value, (np.str_, np.bytes_)) or value.dtype.kind not in "biufc":
+                return self.encode(value.item(), path)
+            return {"__scalar__": self._add(path, np.asarray(value))}
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            if math.isfinite(value):
+                return float(value)
+            return {"__float__": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+        if isinstance(value, tuple):
+            return {"__tuple__": [self.encode(v, f"{path}/{i}") for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [self.encode(v, f"{path}/{i}") for i, v in enumerate(value)]
+        if isinstance(value, Mapping):
+            if all(isinstance(k, str) and not k.startswith("__") for k in value):
+                return {k: self.encode(v, f"{path}/{k}") for k, v in value.items()}
+            items = []
+            for k, v in value.items():
+                if not isinstance(k, (str, int, bool)) and k is not None:
+                    raise TypeError(f"{path}: dict keys must be str or int, got {type(k).__name__}")
+                items.append([k, self.encode(v, f"{path}/{k}")])
+            return {"__dict__": items}
+        raise TypeError(f"{path}: cannot save a value of type {type(value).__name__} "
+                        "(plain values, lists, tuples, dicts and NumPy arrays only)")
+
+
+def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (tag, inner), = value.items()
+        if tag in ("__array__", "__scalar__"):
+            if inner not in arrays:
+                raise CheckpointError(f"corrupted checkpoint: header refers to missing array {inner!r}")
+            return arrays[inner] if tag == "__array__" else arrays[inner][()]
+        if tag == "__tuple__":
+            return tuple(_decode(v, arrays) for v in inner)
+        if tag == "__float__":
+            return float(inner)
+        if tag == "__dict__":
+            return {k: _decode(v, arrays) for k, v in inner}
+    return {k: _decode(v, arrays) for k, v in value.items()}
+
+
+# -- optimizer state keyed by parameter name ------------------------------------------------------
+
+
+def _flat_params(obj: Any) -> list[np.ndarray] | None:
+    groups = getattr(obj, "param_groups", None)
+    if groups is None:
+        return None
+    return [p for g in groups for p in g["params"]]
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype and a.size > 0
+                      and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def _names_for(params: list[np.ndarray], named: Mapping[str, np.ndarray]) -> list[str] | None:
+    """The name of each optimizer parameter in `named`, or None if some have none."""
+    names = []
+    for p in params:
+        hit = [n for n, a in named.items() if _same_array(p, a)]
+        if len(hit) != 1:
+            return None
+        names.append(hit[0])
+    return names if len(set(names)) == len(names) else None
+
+
+def _is_torch_layout(sd: Any) -> bool:
+    return isinstance(sd, dict) and isinstance(sd.get("state"), dict) and \
+        isinstance(sd.get("param_groups"), list)
+
+
+def _key_by_name(sd: dict, names: list[str]) -> dict:
+    out = dict(sd)
+    out["state"] = {names[int(i)]: s for i, s in sd["state"].items()}
+    out["param_groups"] = [{**g, "params": [names[int(i)] for i in g["params"]]}
+                           for g in sd["param_groups"]]
+    return out
+
+
+def _key_by_index(sd: dict, current: list[str] | None) -> dict:
+    """Back to torch's index keys: by the saved order, or by `current` names (the target's)."""
+    groups = sd["param_groups"]
+    if current is None:
+        order = [n for g in groups for n in g["params"]]
+        index = {n: i for i, n in enumerate(order)}
+        new_groups, start = [], 0
+        for g in groups:
+            new_groups.append({**g, "params": list(range(start, start + len(g["params"])))})
+            start += len(g["params"])
+    else:
+        index = {n: i for i, n in enumerate(current)}
+        new_groups = [{**g, "params": [index[n] for n in g["params"]]} for g in groups]
+    return {**sd, "param_groups": new_groups,
+            "state": {index[n]: s for n, s in sd["state"].items()}}
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+def _state_of(obj: Any, what: str) -> Any:
+    if obj is None or isinstance(obj, dict):
+        return obj
+    if hasattr(obj, "state_dict"):
+        return obj.state_dict()
+    raise TypeError(f"{what}: expected an object with state_dict() or a dict, got {type(obj).__name__}")
+
+
+def save(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = None,
+         model: Any = None, params: Mapping[str, np.ndarray] | None = None,
+         extra: Mapping[str, Any] | None = None) -> None:
+    r"""Writes a checkpoint atomically: a crash mid-save leaves the previous file intact.
+
+    ``optimizer``, ``scheduler`` and ``model`` are objects with ``state_dict()`` (or such dicts);
+    ``params`` maps names to arrays (the model's parameters); ``extra`` holds anything else made
+    of plain values and arrays (an :class:`~dlopt.EMA`'s ``state_dict()``, the epoch, ...).
+    Where every optimizer parameter is one of the named ``params`` (the same array), the
+    optimizer's state is stored keyed by parameter name.
+
+    The file is written to a temporary file in the same directory, flushed, fsynced and renamed
+    over ``path``; the directory is then fsynced.
+
+    >>> import numpy as np, dlopt, tempfile, os
+    >>> w = np.arange(3, dtype=np.float32)
+    >>> opt = dlopt.optim.Adam([w], lr=0.1); opt.step([np.ones(3, np.float32)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.dlopt")
+    >>> dlopt.save(path, optimizer=opt, params={"w": w})
+    >>> ckpt = dlopt.load(path)
+    >>> sorted(ckpt["optimizer"]["state"][0]), ckpt["params"]["w"].dtype
+    (['exp_avg', 'exp_avg_sq', 'step'], dtype('float32'))
+    """
+    if params is not None:
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params: expected a dict of name -> array, got {type(params).__name__}")
+        for name, a in params.items():
+            if not isinstance(name, str):
+                raise TypeError(f"params: names must be strings, got {name!r}")
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"params[{name!r}]: expected a numpy.ndarray, got {type(a).__name__}")
+    contents: dict[str, Any] = {}
+    types: dict[str, str] = {}
+    keyed_by_name = None
+    for key, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("model", model)):
+        if obj is None:
+            continue
+        contents[key] = _state_of(obj, key)
+        if not isinstance(obj, dict):
+            types[key] = type(obj).__name__
+    opt_params = _flat_params(optimizer)
+    if params and opt_params is not None and _is_torch_layout(contents["optimizer"]):
+        keyed_by_name = _names_for(opt_params, params)
+        if keyed_by_name is not None:
+            contents["optimizer"] = _key_by_name(contents["optimizer"], keyed_by_name)
+    if params is not None:
+        contents["params"] = dict(params)
+    if extra is not None:
+        contents["extra"] = dict(extra)
+
+    enc = _Encoder()
+    tree = {k: enc.encode(v, k) for k, v in contents.items()}
+    header = {"format": "dlopt-checkpoint", "version": FORMAT_VERSION,
+              "writer": f"dlopt {_core.__version__}", "types": types,
+              "optimizer_keys": "name" if keyed_by_name is not None else "index",
+              "contents": tree}
+    header_bytes = json.dumps(header, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    _write(os.fspath(path), enc.arrays, header_bytes)
+
+
+def _write(path: str, arrays: list[tuple[str, np.ndarray]], header: bytes) -> None:
+    table_parts, offset_slots = [struct.pack("<Q", len(arrays))], []
+    for name, a in arrays:
+        nb, dt = name.encode("utf-8"), a.dtype.str.encode("ascii")
+        table_parts.append(struct.pack("<I", len(nb)) + nb + struct.pack("<B", len(dt)) + dt +
+                           struct.pack("<B", a.ndim) + struct.pack(f"<{a.ndim}Q", *a.shape))
+        offset_slots.append(len(table_parts))
+        table_parts.append(None)  # offset, nbytes, crc: filled below
+    table_size = sum(len(p) for p in table_parts if p is not None) + 20 * len(arrays)
+    data_offset = _align(_PRELUDE.size + table_size + len(header))
+    end, offsets = data_offset, []
+    for slot, (_, a) in zip(offset_slots, arrays):
+        end = _align(end)
+        offsets.append(end)
+        table_parts[slot] = struct.pack("<QQI", end, a.nbytes, zlib.crc32(memoryview(a).cast("B")) if a.nbytes else 0)
+        end += a.nbytes
+    meta = b"".join(table_parts) + header
+    prelude = _PRELUDE.pack(MAGIC, FORMAT_VERSION, 0, _PRELUDE.size, table_size, len(header),
+                            data_offset, end, zlib.crc32(meta), 0)[:60]
+    prelude += struct.pack("<I", zlib.crc32(prelude))
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".dlopt-tmp-")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(prelude)
+            f.write(meta)
+            pos = _PRELUDE.size + len(meta)
+            for off, (_, a) in zip(offsets, arrays):
+                f.write(b"\0" * (off - pos))
+                if a.nbytes:
+                    f.write(memoryview(a).cast("B"))
+                pos = off + a.nbytes
+            f.write(b"\0" * max(0, data_offset - pos))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass  # some file systems do not fsync directories
+    finally:
+        os.close(dfd)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"corrupted checkpoint {path!r}: {why}")
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        raw = f.read(_PRELUDE.size)
+        if len(raw) < _PRELUDE.size:
+            raise CheckpointError(f"truncated checkpoint {path!r}: {size} bytes, shorter than the "
+                                  "64-byte prelude")
+        (magic, version, _flags, table_offset, table_size, header_size, data_offset, file_size,
+         meta_crc, prelude_crc) = _PRELUDE.unpack(raw)
+        if magic != MAGIC:
+            raise CheckpointError(f"{path!r} is not a dlopt checkpoint (bad magic bytes)")
+        if zlib.crc32(raw[:60]) != prelude_crc:
+            raise bad("prelude checksum mismatch")
+        if version != FORMAT_VERSION:
+            raise CheckpointError(f"checkpoint {path!r} has format version {version}; this dlopt "
+                                  f"reads version {FORMAT_VERSION}")
+        if size != file_size:
+            kind = "truncated" if size < file_size else "corrupted"
+            raise CheckpointError(f"{kind} checkpoint {path!r}: {size} bytes, expected {file_size}")
+        if (table_offset != _PRELUDE.size or table_offset + table_size + header_size > data_offset
+                or data_offset > file_size):
+            raise bad("inconsistent section sizes")
+        meta = f.read(table_size + header_size)
+        if zlib.crc32(meta) != meta_crc:
+            raise bad("header checksum mismatch")
+        try:
+            header = json.loads(meta[table_size:].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise bad(f"header is not JSON ({e})") from None
+
+        arrays: dict[str, np.ndarray] = {}
+        pos = 0
+
+        def take(n: int) -> bytes:
+            nonlocal pos
+            if pos + n > table_size:
+                raise bad("array table is cut short")
+            out = meta[pos:pos + n]
+            pos += n
+            return out
+
+        (count,) = struct.unpack("<Q", take(8))
+        for _ in range(count):
+            (nlen,) = struct.unpack("<I", take(4))
+            name = take(nlen).decode("utf-8")
+            (dlen,) = struct.unpack("<B", take(1))
+            try:
+                dtype = np.dtype(take(dlen).decode("ascii"))
+            except TypeError:
+                raise bad(f"unknown dtype for array {name!r}") from None
+            (ndim,) = struct.unpack("<B", take(1))
+            shape = struct.unpack(f"<{ndim}Q", take(8 * ndim))
+            offset, nbytes, crc = struct.unpack("<QQI", take(20))
+            if (dtype.kind not in "biufc" or nbytes != math.prod(shape) * dtype.itemsize
+                    or offset < data_offset or offset + nbytes > file_size):
+                raise bad(f"bad table entry for array {name!r}")
+            a = np.empty(shape, dtype=dtype)
+            if nbytes:
+                f.seek(offset)
+                if f.readinto(memoryview(a).cast("B")) != nbytes:
+                    raise bad(f"array {name!r} is cut short")
+            if zlib.crc32(memoryview(a).cast("B") if nbytes else b"") != crc:
+                raise bad(f"checksum mismatch in array {name!r}")
+            arrays[name] = a
+    if not isinstance(header, dict) or header.get("format") != "dlopt-checkpoint":
+        raise bad("header does not describe a dlopt checkpoint")
+    return header, arrays
+
+
+def load(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = None,
+         model: Any = None, params: Mapping[str, np.ndarray] | None = None,
+         strict: bool = True) -> dict[str, Any]:
+    r"""Reads a checkpoint; optionally restores it into the given objects, all or nothing.
+
+    Returns ``{"optimizer", "scheduler", "model", "params", "extra"}`` (the keys that were saved):
+    what each ``load_state_dict`` takes (the optimizer's state keyed by index, as torch) and the
+    named arrays. The whole file is verified first (size, version, every checksum): a truncated,
+    corrupted or wrong-version file raises :class:`CheckpointError` (a ``ValueError``).
+
+    Given objects, it also restores them: ``params`` (name -> array) are overwritten in place,
+    ``optimizer`` / ``scheduler`` / ``model`` get ``load_state_dict``. Everything is checked
+    before anything changes: parameter names (all of them, with ``strict``), shapes and dtypes,
+    the object types recorded at save time, and the optimizer's parameters (matched by name when
+    the state was keyed by name, so the optimizer may list them in another order). If one
+    ``load_state_dict`` fails, those already loaded are rolled back.
+    """
+    path = os.fspath(path)
+    header, arrays = _read(path)
+    contents = header.get("contents", {})
+    result = {k: _decode(v, arrays) for k, v in contents.items()}
+    by_name = header.get("optimizer_keys") == "name" and _is_torch_layout(result.get("optimizer"))
+    current_names = None
+    if by_name and optimizer is not None and params is not None:
+        current_names = _names_for(_flat_params(optimizer) or [], params)
+    if by_name:
+        saved_names = [n for g in result["optimizer"]["param_groups"] for n in g["params"]]
+        if current_names is not None:
+            _check_optimizer_names(path, result["optimizer"], current_names, optimizer)
+        elif optimizer is not None and len(saved_names) != len(_flat_params(optimizer) or []):
+            raise CheckpointError(f"checkpoint {path!r}: optimizer has "
+                                  f"{len(_flat_params(optimizer) or [])} parameters, checkpoint "
+                                  f"has {len(saved_names)}")
+        result["optimizer_param_names"] = saved_names
+        result["optimizer"] = _key_by_index(result["optimizer"], current_names)
+    if any(x is not None for x in (optimizer, scheduler, model, params)):
+        _restore(path, header, result, optimizer, scheduler, model, params, strict)
+    return result
+
+
+def _check_optimizer_names(path, sd, current_names, optimizer) -> None:
+    groups = optimizer.param_groups
+    saved = sd["param_groups"]
+    if len(saved) != len(groups):
+        raise CheckpointError(f"checkpoint {path!r}: optimizer has {len(groups)} param groups, "
+                              f"checkpoint has {len(saved)}")
+    start = 0
+    for gi, (s, g) in enumerate(zip(saved, groups)):
+        here = current_names[start:start + len(g["params"])]
+        start += len(g["params"])
+        if sorted(here) != sorted(s["params"]):
+            raise CheckpointError(
+                f"checkpoint {path!r}: param_groups[{gi}] holds {sorted(s['params'])} in the "
+                f"checkpoint but {sorted(here)} in the optimizer")
+
+
+def _restore(path, header, result, optimizer, scheduler, model, params, strict) -> None:
+    def mismatch(why: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path!r} does not match: {why}")
+
+    # 1. Check everything.
+    types = header.get("types", {})
+    for key, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("model", model)):
+        if obj is None:
+            continue
+        if key not in result:
+            raise mismatch(f"it holds no {key} state")
+        if key in types and types[key] != type(obj).__name__:
+            raise mismatch(f"its {key} is a {types[key]}, not a {type(obj).__name__}")
+        if not hasattr(obj, "load_state_dict"):
+            raise TypeError(f"{key}: expected an object with load_state_dict(), got "
+                            f"{type(obj).__name__}")
+    if params is not None:
+        saved = result.get("params")
+        if saved is None:
+            raise mismatch("it holds no named params")
+        missing = sorted(set(params) - set(saved))
+        unexpected = sorted(set(saved) - set(params))
+        if missing or (strict and unexpected):
+            raise mismatch(f"missing params {missing}, unexpected params {unexpected}")
+        for name, target in params.items():
+            src = saved[name]
+            if not isinstance(target, np.ndarray):
+                raise TypeError(f"params[{name!r}]: expected a numpy.ndarray, got "
+                                f"{type(target).__name__}")
+            if src.shape != target.shape or src.dtype != target.dtype:
+                raise mismatch(f"params[{name!r}] is {src.dtype}{list(src.shape)} in the "
+                               f"checkpoint, {target.dtype}{list(target.shape)} here")
+            if not target.flags.writeable:
+                raise ValueError(f"params[{name!r}]: array is read-only, cannot load into it")
+
+    if optimizer is not None and _is_torch_layout(result["optimizer"]):
+        flat = _flat_params(optimizer) or []
+        for key, entry in result["optimizer"]["state"].items():
+            i = int(key)
+            if not 0 <= i < len(flat) or not isinstance(entry, dict):
+                raise mismatch(f"optimizer state for parameter {key!r}, which does not exist")
+            for slot, value in entry.items():
+                if isinstance(value, np.ndarray) and value.ndim > 0 and (
+                        value.shape != flat[i].shape or value.dtype != flat[i].dtype):
+                    raise mismatch(f"optimizer state[{i}][{slot!r}] is {value.dtype}"
+                                   f"{list(value.shape)}, parameter {i} is {flat[i].dtype}"
+                                   f"{list(flat[i].shape)}")
+
+    # 2. Load the objects, rolling back on failure; then copy the params (cannot fail now).
+    done: list[tuple[Any, Any]] = []
+    try:
+        for key, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("model", model)):
+            if obj is None:
+                continue
+            before = obj.state_dict()
+            obj.load_state_dict(result[key])
+            done.append((obj, before))
+    except Exception as e:
+        for obj, before in reversed(done):
+            obj.load_state_dict(before)
+        raise mismatch(f"{type(e).__name__}: {e}") from e
+    if params is not None:
+        for name, target in params.items():
+            np.copyto(target, result["params"][name])
