@@ -12,5 +12,8 @@ cmake -S . -B build/cpp-tests -G Ninja -DDLOPT_BUILD_PYTHON=OFF -DBUILD_TESTING=
 cmake --build build/cpp-tests
 ctest --test-dir build/cpp-tests --output-on-failure
 
+echo "== C++ embedding: cmake --install, find_package(dlopt) and add_subdirectory"
+DLOPT_BUILD_DIR=build/cpp-tests bash tests/cpp/test_install.sh
+
 echo "== Python tests"
 "$PYTHON" -m pytest -q

@@ -14,7 +14,7 @@ py::array checked_array(const py::handle& obj, const std::string& what, bool wri
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(what + ": expected a numpy.ndarray, got " + type_name(obj));
   auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<float>()) && !a.dtype().is(py::dtype::of<double>()))
+  if (!a.dtype().equal(py::dtype::of<float>()) && !a.dtype().equal(py::dtype::of<double>()))
     throw py::type_error(what + ": dtype must be float32 or float64, got " +
                          py::str(a.dtype()).cast<std::string>());
   if (!(a.flags() & py::array::c_style))
@@ -28,7 +28,7 @@ py::array checked_array(const py::handle& obj, const std::string& what, bool wri
 }
 
 DType dtype_of(const py::array& a) {
-  return a.dtype().is(py::dtype::of<float>()) ? DType::Float32 : DType::Float64;
+  return a.dtype().equal(py::dtype::of<float>()) ? DType::Float32 : DType::Float64;
 }
 
 const char* dtype_name(DType d) { return d == DType::Float32 ? "float32" : "float64"; }

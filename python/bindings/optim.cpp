@@ -10,7 +10,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -165,10 +167,424 @@ void step(const py::list& groups) {
   }
 }
 
+// ---- the bound step: what Optimizer.step calls ---------------------------------------------------
+//
+// A StepPlan is built at an optimizer's first step from its param_groups and state, and keeps
+// references to every parameter and state array, their raw pointers, each group's parsed Config and
+// the sorted memory ranges that a step writes. A later step re-checks only what can change between
+// steps, at pointer-compare cost:
+//   - the gradients (type, dtype, shape, contiguity, alignment, aliasing with anything written);
+//   - each group's hyperparameters: the group dict must hold the very value objects parsed last
+//     time, otherwise the group is parsed and validated again (so `group["lr"] = x` takes effect);
+//   - that param_groups, each group's params list, the state dict, each tensor's state dict and its
+//     arrays are the same objects as before, with the same data pointer, shape and flags.
+// Anything else (a group added, load_state_dict, a state array replaced, a parameter made
+// read-only...) makes the plan rebuild itself through the full checks before the step. Every check
+// runs before anything is modified, so a failing step changes nothing.
+
+namespace npy {
+inline py::detail::PyArray_Proxy* proxy(PyObject* o) { return py::detail::array_proxy(o); }
+inline bool is_array(PyObject* o) { return py::detail::npy_api::get().PyArray_Check_(o); }
+constexpr int kContiguous = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
+constexpr int kAligned = py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+constexpr int kWriteable = py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+}  // namespace npy
+
+/// What the plan remembers of one array: the object (kept alive), its data pointer, shape, flags.
+struct ArrayRef {
+  py::object obj;
+  void* data = nullptr;
+  int ndim = 0;
+  std::vector<py::ssize_t> shape;
+
+  void set(py::object o) {
+    obj = std::move(o);
+    auto* a = npy::proxy(obj.ptr());
+    data = a->data;
+    ndim = a->nd;
+    shape.assign(a->dimensions, a->dimensions + a->nd);
+  }
+  /// Still the same array, in place and writeable (`o` is what the container holds now).
+  bool unchanged(PyObject* o) const {
+    if (o != obj.ptr()) return false;
+    auto* a = npy::proxy(o);
+    constexpr int need = npy::kContiguous | npy::kAligned | npy::kWriteable;
+    return a->data == data && a->nd == ndim && (a->flags & need) == need &&
+           std::equal(shape.begin(), shape.end(), a->dimensions);
+  }
+};
+
+class StepPlanBase {
+ public:
+  virtual ~StepPlanBase() = default;
+  virtual void step(const py::object& groups, const py::object& state, const py::object& grads) = 0;
+};
+
+template <class Rule>
+class StepPlan final : public StepPlanBase {
+  using Config = typename Rule::Config;
+  static constexpr std::size_t S = num_slots<Rule>;
+  // Steps below this many elements run with the GIL held: releasing it costs more than the kernel.
+  static constexpr int64_t kReleaseGilMin = int64_t(1) << 15;
+
+  struct Group {
+    py::object dict;                                      // the param group
+    py::object params;                                    // its "params" list
+    std::vector<std::pair<py::object, py::object>> items; // (key, value) parsed into config
+    Config config;
+  };
+  struct Tensor {
+    ArrayRef param;
+    std::size_t group = 0;
+    bool f32 = true;
+    int64_t size = 0;
+    py::object key;         // int index into the state dict
+    py::object state;       // its state dict, or None before its first step
+    std::array<ArrayRef, S> slots;
+    py::object step_obj;    // state["step"] as last read or written
+    py::object mu_obj;      // state["mu_product"] (NAdam)
+    TensorScalars scalars;
+  };
+
+  bool valid_ = false;
+  py::object groups_, state_;
+  std::vector<Group> group_;
+  std::vector<Tensor> tensor_;
+  std::vector<Range> written_;  // sorted by begin
+  // Per-step scratch, reused: no allocation per step once warm.
+  std::vector<TensorStep<Rule, float>> f32_;
+  std::vector<TensorStep<Rule, double>> f64_;
+  std::vector<std::size_t> active_;
+  std::vector<Range> read_;
+  py::object step_key_ = py::str("step"), mu_key_ = py::str("mu_product"), params_key_ = py::str("params");
+  std::array<py::object, S> slot_key_;
+
+ public:
+  StepPlan() {
+    for (std::size_t k = 0; k < S; ++k) slot_key_[k] = py::str(Rule::slots[k]);
+  }
+
+  void step(const py::object& groups, const py::object& state, const py::object& grads) override {
+    if (!valid_ || !still_valid(groups, state)) rebuild(groups, state);
+
+    // 1. Checks; nothing is modified.
+    if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
+      throw py::type_error("grads: expected a list with one array per parameter, got " +
+                           py::str(py::type::handle_of(grads).attr("__name__")).cast<std::string>());
+    PyObject* const* g = PySequence_Fast_ITEMS(grads.ptr());
+    const std::size_t n = std::size_t(PySequence_Fast_GET_SIZE(grads.ptr()));
+    if (n != tensor_.size())
+      throw py::value_error("grads: expected " + std::to_string(tensor_.size()) +
+                            " gradients (one per parameter), got " + std::to_string(n));
+    for (std::size_t gi = 0; gi < group_.size(); ++gi) refresh_config(gi);
+    active_.clear();
+    bool fresh_state = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (g[i] == Py_None) continue;
+      check_grad(i, g[i]);
+      active_.push_back(i);
+      fresh_state |= tensor_[i].state.is_none();
+    }
+    check_grad_aliasing(g);
+
+    // 2. Lazy state for tensors stepping for the first time (all checks have passed).
+    if (fresh_state) {
+      for (std::size_t i : active_)
+        if (tensor_[i].state.is_none()) create_state(i);
+      std::sort(written_.begin(), written_.end(),
+                [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    }
+
+    // 3. The fused pass.
+    f32_.clear();
+    f64_.clear();
+    int64_t total = 0;
+    for (std::size_t i : active_) {
+      Tensor& t = tensor_[i];
+      total += t.size;
+      if (t.f32) f32_.push_back(tensor_step<float>(t, g[i]));
+      else f64_.push_back(tensor_step<double>(t, g[i]));
+    }
+    if (total >= kReleaseGilMin) {
+      py::gil_scoped_release release;
+      dlopt::step(f32_.data(), f32_.size());
+      dlopt::step(f64_.data(), f64_.size());
+    } else {
+      dlopt::step(f32_.data(), f32_.size());
+      dlopt::step(f64_.data(), f64_.size());
+    }
+
+    // 4. Host scalars back into the state dicts.
+    for (std::size_t i : active_) {
+      Tensor& t = tensor_[i];
+      t.step_obj = py::reinterpret_steal<py::object>(PyLong_FromLongLong(t.scalars.step));
+      if (PyDict_SetItem(t.state.ptr(), step_key_.ptr(), t.step_obj.ptr()) != 0) throw py::error_already_set();
+      if constexpr (Rule::tracks_mu_product) {
+        t.mu_obj = py::float_(t.scalars.mu_product);
+        if (PyDict_SetItem(t.state.ptr(), mu_key_.ptr(), t.mu_obj.ptr()) != 0) throw py::error_already_set();
+      }
+    }
+  }
+
+ private:
+  static std::string idx(std::size_t i) { return std::to_string(i); }
+
+  /// Cheap identity checks of everything the plan caches; false means rebuild.
+  bool still_valid(const py::object& groups, const py::object& state) {
+    if (groups.ptr() != groups_.ptr() || state.ptr() != state_.ptr()) return false;
+    if (!PyList_Check(groups.ptr()) || std::size_t(PyList_GET_SIZE(groups.ptr())) != group_.size())
+      return false;
+    std::size_t ti = 0;
+    for (std::size_t gi = 0; gi < group_.size(); ++gi) {
+      const Group& grp = group_[gi];
+      PyObject* d = PyList_GET_ITEM(groups.ptr(), gi);
+      if (d != grp.dict.ptr() || !PyDict_Check(d)) return false;
+      PyObject* params = PyDict_GetItemWithError(d, params_key_.ptr());
+      if (params != grp.params.ptr() || !PyList_Check(params)) return false;
+      const std::size_t np = std::size_t(PyList_GET_SIZE(params));
+      for (std::size_t j = 0; j < np; ++j, ++ti)
+        if (ti >= tensor_.size() || !tensor_[ti].param.unchanged(PyList_GET_ITEM(params, j))) return false;
+    }
+    if (ti != tensor_.size()) return false;
+    for (Tensor& t : tensor_) {
+      PyObject* s = PyDict_GetItemWithError(state.ptr(), t.key.ptr());
+      if (t.state.is_none()) {
+        if (s) return false;
+        continue;
+      }
+      if (s != t.state.ptr() || !PyDict_Check(s)) return false;
+      for (std::size_t k = 0; k < S; ++k) {
+        PyObject* a = PyDict_GetItemWithError(s, slot_key_[k].ptr());
+        if (t.slots[k].obj) {
+          if (!t.slots[k].unchanged(a)) return false;
+        } else if (a) {
+          return false;  // a state buffer appeared
+        }
+      }
+      PyObject* st = PyDict_GetItemWithError(s, step_key_.ptr());
+      if (st != t.step_obj.ptr()) {
+        if (!st) return false;  // removed: the full path decides
+        t.step_obj = py::reinterpret_borrow<py::object>(st);
+        t.scalars.step = t.step_obj.template cast<int64_t>();
+      }
+      if constexpr (Rule::tracks_mu_product) {
+        PyObject* mu = PyDict_GetItemWithError(s, mu_key_.ptr());
+        if (mu != t.mu_obj.ptr()) {
+          if (!mu) return false;
+          t.mu_obj = py::reinterpret_borrow<py::object>(mu);
+          t.scalars.mu_product = t.mu_obj.template cast<double>();
+        }
+      }
+    }
+    if (PyErr_Occurred()) throw py::error_already_set();
+    return true;
+  }
+
+  /// Parses group gi's hyperparameters again if any value object changed.
+  void refresh_config(std::size_t gi) {
+    Group& grp = group_[gi];
+    PyObject* d = grp.dict.ptr();
+    bool same = std::size_t(PyDict_Size(d)) == grp.items.size() + 1;  // + "params"
+    for (std::size_t k = 0; same && k < grp.items.size(); ++k)
+      same = PyDict_GetItemWithError(d, grp.items[k].first.ptr()) == grp.items[k].second.ptr();
+    if (same) return;
+    parse_group(gi);
+  }
+
+  void parse_group(std::size_t gi) {
+    Group& grp = group_[gi];
+    const std::string where = "param_groups[" + idx(gi) + "]: ";
+    py::dict d = py::reinterpret_borrow<py::dict>(grp.dict);
+    py::dict fields;  // Config field names (betas -> beta1, beta2)
+    std::vector<std::pair<py::object, py::object>> items;
+    for (auto kv : d) {
+      py::object key = py::reinterpret_borrow<py::object>(kv.first);
+      py::object value = py::reinterpret_borrow<py::object>(kv.second);
+      if (key.equal(params_key_)) continue;
+      items.emplace_back(key, value);
+      if (py::isinstance<py::str>(key) && key.cast<std::string>() == "betas") {
+        if (!(py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) || py::len(value) != 2)
+          throw py::type_error(where + "betas: expected a pair of floats, got " +
+                               py::repr(value).cast<std::string>());
+        fields["beta1"] = value[py::int_(0)];
+        fields["beta2"] = value[py::int_(1)];
+      } else {
+        fields[key] = value;
+      }
+    }
+    grp.config = config_from_dict<Config>(fields, where);
+    grp.items = std::move(items);
+  }
+
+  void check_grad(std::size_t i, PyObject* g) {
+    const Tensor& t = tensor_[i];
+    if (npy::is_array(g)) {
+      auto* a = npy::proxy(g);
+      auto* p = npy::proxy(t.param.obj.ptr());
+      constexpr int need = npy::kContiguous | npy::kAligned;
+      if (a->descr == p->descr && a->nd == p->nd && (a->flags & need) == need &&
+          std::equal(a->dimensions, a->dimensions + a->nd, p->dimensions))
+        return;
+    }
+    // Not the common case: the full check raises with the argument's name, or accepts it.
+    checked_like(g, py::reinterpret_borrow<py::array>(t.param.obj), "grads[" + idx(i) + "]",
+                 "params[" + idx(i) + "]", false);
+  }
+
+  void check_grad_aliasing(PyObject* const* g) {
+    for (std::size_t i : active_) {
+      auto* a = npy::proxy(g[i]);
+      const char* begin = static_cast<const char*>(a->data);
+      const char* end = begin + tensor_[i].size * (tensor_[i].f32 ? 4 : 8);
+      if (begin == end) continue;
+      auto it = std::upper_bound(written_.begin(), written_.end(), begin,
+                                 [](const char* p, const Range& w) { return p < w.begin; });
+      auto overlaps = [&](const Range& w) { return w.begin < end && begin < w.end && w.begin != w.end; };
+      const Range* hit = nullptr;
+      if (it != written_.begin() && overlaps(*std::prev(it))) hit = &*std::prev(it);
+      else if (it != written_.end() && overlaps(*it)) hit = &*it;
+      if (hit) throw py::value_error("grads[" + idx(i) + "] shares memory with " + hit->what);
+    }
+  }
+
+  void create_state(std::size_t i) {
+    Tensor& t = tensor_[i];
+    py::dict entry;
+    if (t.f32) make_slots<float>(t, entry, i);
+    else make_slots<double>(t, entry, i);
+    t.scalars = TensorScalars{};
+    t.step_obj = py::int_(0);
+    entry[step_key_] = t.step_obj;
+    if constexpr (Rule::tracks_mu_product) {
+      t.mu_obj = py::float_(1.0);
+      entry[mu_key_] = t.mu_obj;
+    }
+    if (PyDict_SetItem(state_.ptr(), t.key.ptr(), entry.ptr()) != 0) throw py::error_already_set();
+    t.state = entry;
+  }
+
+  template <class T>
+  void make_slots(Tensor& t, py::dict& entry, std::size_t i) {
+    const Config& config = group_[t.group].config;
+    const auto& shape = t.param.shape;
+    for (std::size_t k = 0; k < S; ++k) {
+      if (!Rule::uses_slot(config, int(k))) continue;
+      py::array_t<T> fresh(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+      std::fill(fresh.mutable_data(), fresh.mutable_data() + fresh.size(), T(Rule::slot_init(config, int(k))));
+      entry[slot_key_[k]] = fresh;
+      t.slots[k].set(fresh);
+      written_.push_back(range_of(fresh, "state[" + idx(i) + "]['" + Rule::slots[k] + "']"));
+    }
+  }
+
+  template <class T>
+  TensorStep<Rule, T> tensor_step(Tensor& t, PyObject* g) {
+    TensorStep<Rule, T> s;
+    s.param = static_cast<T*>(t.param.data);
+    s.grad = reinterpret_cast<const T*>(npy::proxy(g)->data);
+    s.size = t.size;
+    s.config = &group_[t.group].config;
+    s.scalars = &t.scalars;
+    const Config& config = group_[t.group].config;
+    for (std::size_t k = 0; k < S; ++k) {
+      if (!t.slots[k].obj && Rule::uses_slot(config, int(k))) {
+        // A slot switched on after this tensor's state was made (e.g. amsgrad turned on later):
+        // create it now, as the per-call path always did.
+        py::array_t<T> fresh(std::vector<py::ssize_t>(t.param.shape.begin(), t.param.shape.end()));
+        std::fill(fresh.mutable_data(), fresh.mutable_data() + fresh.size(),
+                  T(Rule::slot_init(config, int(k))));
+        t.state[slot_key_[k]] = fresh;
+        t.slots[k].set(fresh);
+        valid_ = false;  // re-derive the written ranges next step
+      }
+      s.slots[k] = static_cast<T*>(t.slots[k].data);
+    }
+    return s;
+  }
+
+  /// The full checks, as the per-call path did them; builds every cache.
+  void rebuild(const py::object& groups, const py::object& state) {
+    valid_ = false;
+    if (!PyList_Check(groups.ptr())) throw py::type_error("param_groups: expected a list");
+    if (!PyDict_Check(state.ptr())) throw py::type_error("state: expected a dict");
+    std::vector<Tensor> tensors;
+    std::vector<Range> written;
+    group_.clear();  // parse_group works on group_
+    try {
+      py::list gl = py::reinterpret_borrow<py::list>(groups);
+      py::dict sd = py::reinterpret_borrow<py::dict>(state);
+      for (std::size_t gi = 0; gi < gl.size(); ++gi) {
+        py::object d = gl[gi];
+        if (!PyDict_Check(d.ptr())) throw py::type_error("param_groups[" + idx(gi) + "]: expected a dict");
+        Group grp;
+        grp.dict = d;
+        grp.params = d[params_key_];
+        if (!PyList_Check(grp.params.ptr()))
+          throw py::type_error("param_groups[" + idx(gi) + "]['params']: expected a list");
+        group_.push_back(std::move(grp));
+        parse_group(gi);
+        for (py::handle p : py::reinterpret_borrow<py::list>(group_[gi].params)) {
+          const std::size_t i = tensors.size();
+          Tensor t;
+          const std::string name = "params[" + idx(i) + "]";
+          py::array a = checked_array(p, name, /*writeable=*/true);
+          t.param.set(a);
+          t.group = gi;
+          t.f32 = dtype_of(a) == DType::Float32;
+          t.size = a.size();
+          t.key = py::int_(i);
+          written.push_back(range_of(a, name));
+          t.state = py::none();
+          if (sd.contains(t.key)) {
+            py::object entry = sd[t.key];
+            if (!PyDict_Check(entry.ptr())) throw py::type_error("state[" + idx(i) + "]: expected a dict");
+            t.state = entry;
+            py::dict e = py::reinterpret_borrow<py::dict>(entry);
+            for (std::size_t k = 0; k < S; ++k) {
+              if (!e.contains(slot_key_[k])) continue;
+              std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
+              py::array s = checked_like(e[slot_key_[k]], a, what, name, true);
+              t.slots[k].set(s);
+              written.push_back(range_of(s, what));
+            }
+            // Absent scalars start at their defaults (null cached object = "absent").
+            if (e.contains(step_key_)) {
+              t.step_obj = e[step_key_];
+              t.scalars.step = t.step_obj.template cast<int64_t>();
+            }
+            if constexpr (Rule::tracks_mu_product) {
+              if (e.contains(mu_key_)) {
+                t.mu_obj = e[mu_key_];
+                t.scalars.mu_product = t.mu_obj.template cast<double>();
+              }
+            }
+          }
+          tensors.push_back(std::move(t));
+        }
+      }
+      require_disjoint(written, {});  // sorts nothing of ours: takes a copy
+    } catch (...) {
+      group_.clear();
+      throw;
+    }
+    std::sort(written.begin(), written.end(),
+              [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    tensor_ = std::move(tensors);
+    written_ = std::move(written);
+    groups_ = groups;
+    state_ = state;
+    valid_ = true;
+  }
+};
+
+template <class Rule>
+std::unique_ptr<StepPlanBase> make_plan() { return std::make_unique<StepPlan<Rule>>(); }
+
 // ---- the registry as seen from Python -----------------------------------------------------------
 
 struct RuleInfo {
   void (*step)(const py::list&);
+  std::unique_ptr<StepPlanBase> (*plan)();
   py::dict (*defaults)();
   void (*validate)(const py::dict&);
   std::vector<std::string> slots;
@@ -177,6 +593,7 @@ struct RuleInfo {
 template <class Rule>
 RuleInfo info() {
   return {&step<Rule>,
+          &make_plan<Rule>,
           [] { return config_to_dict(typename Rule::Config{}); },
           [](const py::dict& d) { config_from_dict<typename Rule::Config>(d, ""); },
           std::vector<std::string>(Rule::slots.begin(), Rule::slots.end())};
@@ -198,6 +615,11 @@ const RuleInfo& lookup(const std::string& name) {
 }  // namespace
 
 void bind_optim(py::module_& m) {
+  py::class_<StepPlanBase>(m, "StepPlan",
+                           "An optimizer's bound step: caches its checked arguments between steps.")
+      .def(py::init([](const std::string& name) { return lookup(name).plan(); }), py::arg("name"))
+      .def("step", &StepPlanBase::step, py::arg("param_groups"), py::arg("state"), py::arg("grads"),
+           "One fused step over param_groups with `grads`, updating `state` in place.");
   m.def("optimizers", [] {
     std::vector<std::string> names;
     for (const auto& kv : registry()) names.push_back(kv.first);

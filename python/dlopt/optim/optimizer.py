@@ -23,6 +23,13 @@ class Optimizer:
     """
 
     _rule: str = ""
+    _plan: Any = None  # the bound C++ step, made at the first step; not part of the state
+
+    def __getstate__(self) -> dict[str, Any]:
+        # copy / deepcopy / pickle: the bound step is a cache and is rebuilt at the next step.
+        state = dict(self.__dict__)
+        state.pop("_plan", None)
+        return state
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
         self.defaults = dict(defaults)
@@ -84,27 +91,13 @@ class Optimizer:
         argument is checked before anything is modified: on error, parameters and state are
         exactly as before.
         """
-        if not isinstance(grads, (list, tuple)):
-            raise TypeError(
-                f"grads: expected a list with one array per parameter, got {type(grads).__name__}"
-            )
-        n = self._num_params()
-        if len(grads) != n:
-            raise ValueError(f"grads: expected {n} gradients (one per parameter), got {len(grads)}")
-        work, fresh, index = [], {}, 0
-        for gi, group in enumerate(self.param_groups):
-            entries = []
-            for p in group["params"]:
-                g = grads[index]
-                if g is not None:
-                    state = self.state.get(index)
-                    if state is None:
-                        state = fresh[index] = {}
-                    entries.append((index, p, g, state))
-                index += 1
-            work.append((self._config(group, gi), entries))
-        _core.step(self._rule, work)
-        self.state.update(fresh)
+        # The bound C++ step (_core.StepPlan) caches the checked parameters, state arrays and
+        # parsed hyperparameters, and re-checks per step only what can change cheaply (gradients,
+        # group values, object identities); anything else makes it redo the full checks.
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = _core.StepPlan(self._rule)
+        plan.step(self.param_groups, self.state, grads)
 
     # -- serialisation -------------------------------------------------------------------------
 
