@@ -53,7 +53,7 @@ class _Encoder:
         while name in self._names:
             name, n = f"{path}#{n}", n + 1
         self._names.add(name)
-        self.arrays.append((name, np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))))
+        self.arrays.append((name, a.astype(a.dtype.newbyteorder("<"), order="C", copy=False)))
         return name
 
     def encode(self, value: Any, path: str) -> Any:
