@@ -6,6 +6,8 @@
 #include "dlopt/checkpoint.hpp"
 #include "dlopt/clip.hpp"
 #include "dlopt/core/step.hpp"
+#include "dlopt/metrics.hpp"
+#include "dlopt/models/linear.hpp"
 #include "dlopt/optim/any_optimizer.hpp"
 #include "dlopt/optim/optimizer.hpp"
 #include "dlopt/optim/registry.hpp"
