@@ -311,12 +311,15 @@ class _LinearModel:
         config["seed"] = self._seed_state + len(self._trainer.loss_curve)  # a fresh order per call
         self._trainer.set_config(config)
         callback = None
-        if self.verbose:
+        progress = self.__dict__.get("_epoch_callback")  # set by the dlopt command's progress bar
+        if self.verbose or progress is not None:
             def callback(epoch, loss, val):
-                extra = "" if val != val else f", validation score: {val:.6g}"
-                print(f"Epoch {epoch}, loss: {loss:.6g}{extra}", flush=True)
+                if progress is not None:
+                    progress(epoch, loss)
+                if self.verbose:
+                    extra = "" if val != val else f", validation score: {val:.6g}"
+                    print(f"Epoch {epoch}, loss: {loss:.6g}{extra}", flush=True)
                 return False
-        before = len(self._trainer.loss_curve)
         if partial:
             self._trainer.partial_fit(X, y, sw)
             self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
@@ -325,7 +328,6 @@ class _LinearModel:
         self.loss_curve_ = list(self._trainer.loss_curve)
         self.validation_scores_ = list(self._trainer.validation_scores) if self.early_stopping else None
         self.t_ = int(self._trainer.steps)
-        del before
         return self
 
     def _weights(self, y, sample_weight, n, dtype):
