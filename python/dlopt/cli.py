@@ -460,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
     try:
         return args.func(args)
     except DataError as e:

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "dlopt/core/aligned.hpp"
 #include "dlopt/core/step.hpp"
 
 namespace dlopt {
@@ -79,9 +80,11 @@ struct RowSet {
 };
 
 /// Per-thread scratch: gathered rows, their targets and weights, and the decision values.
+/// Cache-line aligned, so Eigen's vectorised loops peel the same way on every thread: the sums, and
+/// so the results, do not depend on which thread ran a partition.
 template <class T>
 struct Scratch {
-  std::vector<T> x, y, w, z;
+  AlignedVector<T> x, y, w, z;
 };
 template <class T>
 Scratch<T>& scratch() {
@@ -248,8 +251,8 @@ void TrainConfig::validate() const {
 
 template <class T>
 struct LinearModel<T>::Work {
-  std::vector<T> grad;                  // n_outputs·n_features coefficients, then n_outputs intercepts
-  std::vector<T> partials;              // one gradient per partition
+  AlignedVector<T> grad;                // n_outputs·n_features coefficients, then n_outputs intercepts
+  AlignedVector<T> partials;            // one gradient per partition
   std::vector<double> part_loss, part_weight;
   std::vector<uint32_t> train, val;     // row indices (empty: all rows, in order)
   std::vector<T> before, best;          // parameters at the start of fit / at the best validation score
