@@ -306,3 +306,19 @@ def test_scikit_learn_estimator_checks(make):
     failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
     assert not failed, "\n".join(failed)
     assert sum(r["status"] == "passed" for r in results) > 40
+
+
+def test_block_shuffling_trains_and_visits_every_row_once_per_epoch():
+    X, y, _ = regression_data(n=2003)
+    kw = dict(optimizer="sgd", lr=0.02, epochs=20, batch_size=50, random_state=0)
+    rows = LinearRegression(**kw).fit(X, y)
+    blocks = LinearRegression(shuffle_block=16, **kw).fit(X, y)
+    assert blocks.score(X, y) > 0.99 and rows.score(X, y) > 0.99
+    assert not np.array_equal(rows.coef_, blocks.coef_)
+    assert blocks.t_ == 20 * 41
+    # Every row exactly once per epoch: with lr=0 and a loss that is the mean over the epoch, the
+    # epoch loss equals the full-data loss whatever the order.
+    zero = LinearRegression(optimizer="sgd", lr=0.0, epochs=1, batch_size=50, shuffle_block=16).fit(X, y)
+    assert zero.loss_curve_[0] == pytest.approx(np.mean(y ** 2), rel=1e-10)
+    with pytest.raises(ValueError, match="shuffle_block"):
+        LinearRegression(shuffle_block=0).fit(X, y)

@@ -48,6 +48,7 @@ TrainConfig config_from_dict(const py::dict& d) {
     } else if (key == "epochs") c.epochs = v.cast<int64_t>();
     else if (key == "batch_size") c.batch_size = v.is_none() ? 0 : v.cast<int64_t>();
     else if (key == "shuffle") c.shuffle = v.cast<bool>();
+    else if (key == "shuffle_block") c.shuffle_block = v.cast<int64_t>();
     else if (key == "seed") c.seed = v.cast<uint64_t>();
     else if (key == "fit_intercept") c.fit_intercept = v.cast<bool>();
     else if (key == "penalty") c.penalty = parse_penalty(v.is_none() ? "none" : v.cast<std::string>());

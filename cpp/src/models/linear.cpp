@@ -104,13 +104,28 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
     z.noalias() = Xm * Eigen::Map<const Vec<T>>(W, d);
     const T b0 = b[0];
     if (obj == Objective::SquaredError) {
-      for (int64_t i = 0; i < m; ++i) {
-        const T s = sw ? sw[i] : T(1);
-        const T r = z[i] + b0 - y[i];
-        l += double(s * r * r);
-        ws += double(s);
-        z[i] = T(2) * s * r;
+      // A block has at most kSub rows: summed in T (vectorised), then added in double.
+      T lb = 0, wb = 0;
+      T* __restrict zp = z.data();
+      if (sw) {
+#pragma omp simd reduction(+ : lb, wb)
+        for (int64_t i = 0; i < m; ++i) {
+          const T r = zp[i] + b0 - y[i];
+          lb += sw[i] * r * r;
+          wb += sw[i];
+          zp[i] = T(2) * sw[i] * r;
+        }
+      } else {
+#pragma omp simd reduction(+ : lb)
+        for (int64_t i = 0; i < m; ++i) {
+          const T r = zp[i] + b0 - y[i];
+          lb += r * r;
+          zp[i] = T(2) * r;
+        }
+        wb = T(m);
       }
+      l += double(lb);
+      ws += double(wb);
     } else {  // Logistic: log(1 + e^z) − y z, written to be finite for any z
       for (int64_t i = 0; i < m; ++i) {
         const T s = sw ? sw[i] : T(1);
@@ -242,6 +257,7 @@ void TrainConfig::validate() const {
   detail::require(l1_ratio >= 0 && l1_ratio <= 1, "l1_ratio", l1_ratio, "must be in [0, 1]");
   detail::require(std::isnan(tol) || (tol >= 0 && std::isfinite(tol)), "tol", tol,
                   "must be >= 0, or None / NaN to disable");
+  detail::require(shuffle_block >= 1, "shuffle_block", double(shuffle_block), "must be >= 1");
   detail::require(n_iter_no_change >= 1, "n_iter_no_change", double(n_iter_no_change), "must be >= 1");
   detail::require(validation_fraction > 0 && validation_fraction < 1, "validation_fraction",
                   validation_fraction, "must be in (0, 1)");
@@ -255,7 +271,9 @@ struct LinearModel<T>::Work {
   AlignedVector<T> partials;            // one gradient per partition
   std::vector<double> part_loss, part_weight;
   std::vector<uint32_t> train, val;     // row indices (empty: all rows, in order)
+  std::vector<uint32_t> tiles, order;   // block shuffling: the block order, the epoch's row order
   std::vector<T> before, best;          // parameters at the start of fit / at the best validation score
+  std::vector<const T*> grads = {nullptr, nullptr};  // the optimizer's argument, reused every step
 };
 
 template <class T>
@@ -336,18 +354,32 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   const int64_t d = n_features_, K = n_outputs_, np = K * d + K;
   const int64_t m = rows.empty() ? data.n_samples : int64_t(rows.size());
   const int64_t B = (config_.batch_size == 0 || config_.batch_size >= m) ? m : config_.batch_size;
+  Work& w = *work_;
+  const uint32_t* idx = rows.empty() ? nullptr : rows.data();
   if (shuffle && B < m && !rows.empty()) {
     Rng rng{rng_state_};
-    rng.shuffle(rows.data(), m);
+    const int64_t t = config_.shuffle_block;
+    if (t <= 1) {
+      rng.shuffle(rows.data(), m);  // every row independently
+    } else {  // contiguous blocks of t rows in a random order: sequential memory reads
+      const int64_t tiles = (m + t - 1) / t;
+      w.tiles.resize(std::size_t(tiles));
+      for (int64_t k = 0; k < tiles; ++k) w.tiles[k] = uint32_t(k);
+      rng.shuffle(w.tiles.data(), tiles);
+      w.order.resize(std::size_t(m));
+      int64_t k = 0;
+      for (uint32_t tile : w.tiles)
+        for (int64_t j = int64_t(tile) * t, hi = std::min(j + t, m); j < hi; ++j) w.order[k++] = rows[j];
+      idx = w.order.data();
+    }
     rng_state_ = rng.s;
   }
-  Work& w = *work_;
   T* grad = w.grad.data();
   const bool intercept = config_.fit_intercept;
   double epoch_loss = 0, epoch_weight = 0;
   for (int64_t start = 0; start < m; start += B) {
     const int64_t count = std::min(B, m - start);
-    const RowSet set{rows.empty() ? nullptr : rows.data(), start, count, m};
+    const RowSet set{idx, start, count, m};
     // Fixed partitions of the batch, each summed on its own, then added in order.
     const int64_t parts = std::clamp<int64_t>(count / kMinPartRows, 1, kMaxParts);
     w.partials.assign(std::size_t(parts * np), T(0));
@@ -388,7 +420,9 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
         grad[k] += l2 * c + l1 * T((c > 0) - (c < 0));
       }
     }
-    optimizer_->step({grad, intercept ? grad + K * d : nullptr});
+    w.grads[0] = grad;
+    w.grads[1] = intercept ? grad + K * d : nullptr;
+    optimizer_->step(w.grads);
     ++steps_;
     epoch_loss += loss;
     epoch_weight += weight;

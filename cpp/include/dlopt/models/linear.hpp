@@ -16,9 +16,13 @@
 ///
 /// Training: `batch_size == 0` is full-batch gradient descent, one optimizer step per epoch. Otherwise
 /// each epoch visits the training rows in a fresh random order (a Fisher–Yates shuffle of an index
-/// array, never of X) in blocks of `batch_size`; the rows of one block are gathered into a small
-/// reusable buffer (batch × features, cache resident) so the forward and backward passes are two
-/// Eigen GEMVs / GEMMs over contiguous memory. Without shuffling the blocks are read in place.
+/// array, never of X) in mini-batches of `batch_size`; the rows of a batch are gathered into a small
+/// reusable buffer (≤ 256 rows × features, cache resident, with software prefetch) so the forward and
+/// backward passes are two Eigen GEMVs / GEMMs over contiguous memory. Without shuffling the batches
+/// are read in place. Gathering random rows is bound by memory latency (on a 2-core VM about 55 ms per
+/// 400 MB, against 40 ms for a sequential pass): `shuffle_block = t > 1` shuffles contiguous blocks of
+/// t rows instead of single rows, so every read is sequential within a block; batches still change
+/// every epoch, but rows of one block always share a batch (fine for i.i.d. rows, not for sorted data).
 /// Gradients are summed over fixed row partitions in a fixed order, so results do not depend on the
 /// number of threads.
 ///
@@ -60,6 +64,10 @@ struct TrainConfig {
   int64_t epochs = 1000;                           ///< passes over the training rows
   int64_t batch_size = 0;                          ///< 0: full batch; otherwise rows per step
   bool shuffle = true;                             ///< reshuffle the rows every epoch (mini-batch)
+  /// Rows per shuffled block: 1 shuffles every row independently (the default); t > 1 keeps runs of
+  /// t consecutive rows together and shuffles the order of these blocks, which turns the random
+  /// row gather into sequential reads (see the file comment).
+  int64_t shuffle_block = 1;
   uint64_t seed = 0;                               ///< shuffling and the validation split
   bool fit_intercept = true;
   Penalty penalty = Penalty::None;
