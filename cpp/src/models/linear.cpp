@@ -670,18 +670,24 @@ bool solve_least_squares(const DataView<T>& data, const LeastSquaresConfig& conf
     const int64_t lo = n * p / parts, hi = n * (p + 1) / parts;
     Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Bm(kRowsPerBlock, d);
     VecD yb(kRowsPerBlock);
+    VecD rs(kRowsPerBlock);
     for (int64_t start = lo; start < hi; start += kRowsPerBlock) {
       const int64_t m = std::min(kRowsPerBlock, hi - start);
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t r = start + i;
-        const double s = data.sample_weight ? double(data.sample_weight[r]) : 1.0;
-        const double rs = std::sqrt(s);
-        Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> xr(data.X + r * d, d);
-        Bm.row(i) = (xr.template cast<double>() - shift.transpose()) * rs;
-        yb[i] = (double(data.y[r]) - yshift) * rs;
-        xsum[p] += Bm.row(i).transpose() * rs;
-        ysum[p] += yb[i] * rs;
-        wsum[p] += s;
+      Eigen::Map<const RowMat<T>> Xb(data.X + start * d, m, d);
+      Eigen::Map<const Vec<T>> ybT(data.y + start, m);
+      Bm.topRows(m) = Xb.template cast<double>().rowwise() - shift.transpose();
+      yb.head(m) = ybT.template cast<double>().array() - yshift;
+      if (data.sample_weight) {  // rows scaled by √s: then BᵀB = Σ s (x−c)(x−c)ᵀ
+        rs.head(m) = Eigen::Map<const Vec<T>>(data.sample_weight + start, m).template cast<double>().cwiseSqrt();
+        Bm.topRows(m) = rs.head(m).asDiagonal() * Bm.topRows(m);
+        yb.head(m).array() *= rs.head(m).array();
+        xsum[p].noalias() += Bm.topRows(m).transpose() * rs.head(m);
+        ysum[p] += yb.head(m).dot(rs.head(m));
+        wsum[p] += rs.head(m).squaredNorm();
+      } else {
+        xsum[p] += Bm.topRows(m).colwise().sum().transpose();
+        ysum[p] += yb.head(m).sum();
+        wsum[p] += double(m);
       }
       auto Bs = Bm.topRows(m);
       A[p].template selfadjointView<Eigen::Lower>().rankUpdate(Bs.transpose());
