@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-"${PYTHON:-python3}" examples/python/optimizer_demo.py
+"${PYTHON:-python3}" -m dlopt demo   # the same as the `dlopt demo` console command

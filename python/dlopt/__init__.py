@@ -8,7 +8,7 @@
 array([-0.1, -0.1, -0.1], dtype=float32)
 """
 
-from . import linear_model, metrics, optim
+from . import linear_model, lr_scheduler, metrics, optim
 from .averaging import EMA, GradientAccumulator, Lookahead
 from .checkpoint import CheckpointError, load, save
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
@@ -34,6 +34,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "optim",
+    "lr_scheduler",
     "Optimizer",
     "SGD",
     "Adam",

@@ -23,6 +23,7 @@ from .algorithms import (
     RMSprop,
 )
 from .optimizer import Optimizer
+from . import lr_scheduler
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax",
+__all__ = ["Optimizer", "lr_scheduler", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax",
            "NAdam", "RAdam", "Lion", "DynamicLR"]
