@@ -6,10 +6,12 @@
 //   2. for every optimizer × dtype × size: the step time, parameters/s, GB/s moved (the bytes an ideal
 //      single pass must move: p, g and each used state buffer read, p and state written) and that GB/s as
 //      a % of the in-place-update roofline, timed side by side (interleaved) with it;
-//   3. the linear model's epoch time (hook below; the models live on another branch for now).
+//   3. the linear model: one epoch of mini-batch SGD (batch 256) on N × 100 float32 regression data
+//      (N = --linear-rows, default 1e6 if free memory allows, else 2e5; 0 skips) and the closed-form
+//      solve on the same data: time, rows/s and GB/s of X and y.
 //
 // Usage: dlopt-bench [--threads N] [--sizes 1e3,1e6,...] [--optimizers adam,sgd:momentum=0.9,...]
-//                    [--dtypes float32,float64] [--min-time SECONDS] [--json PATH|-]
+//                    [--dtypes float32,float64] [--min-time SECONDS] [--linear-rows N] [--json PATH|-]
 // An optimizer spec is a registry name (case-insensitive) with optional `:key=value,...` hyperparameters.
 
 #include <algorithm>
@@ -23,6 +25,10 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
 
 #include "dlopt/dlopt.hpp"
 
@@ -42,7 +48,7 @@ constexpr int64_t kParallelMin = int64_t(1) << 16;
   std::fprintf(stderr,
                "dlopt-bench: %s\n"
                "usage: dlopt-bench [--threads N] [--sizes 1e3,1e4,...] [--optimizers adam,sgd:momentum=0.9,...]\n"
-               "                   [--dtypes float32,float64] [--min-time S] [--json PATH|-]\n",
+               "                   [--dtypes float32,float64] [--min-time S] [--linear-rows N] [--json PATH|-]\n",
                why.c_str());
   std::exit(2);
 }
@@ -293,12 +299,93 @@ void step_bench(const OptimizerSpec& spec, int64_t n, double min_time, std::vect
   out.push_back(r);
 }
 
-// Linear model epoch time. TODO(linear): the linear models (cpp/include/dlopt/models/linear.hpp) are
-// being written on branch `linear`; once merged, time one epoch of fit() here (e.g. 1e5 × 100
-// float32 samples, mini-batch SGD) and push a {"linear_model", ...} record. Until then this reports
-// that the models are not part of the build.
-void linear_model_bench(std::vector<Record>&) {
-  std::printf("\nlinear model epoch: not measured (the linear models are not in this build yet)\n");
+// Linear model epoch time: one epoch of mini-batch SGD (batch 256, rows reshuffled every epoch) of a
+// LinearModel<float> on rows × 100 float32 regression data, and the closed-form least-squares solve
+// on the same data. Bytes are those of X and y (one pass over the data).
+
+/// Free physical memory in bytes, or 0 if unknown.
+double free_memory() {
+#if defined(_SC_AVPHYS_PAGES) && defined(_SC_PAGESIZE)
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) return double(pages) * double(page);
+#endif
+  return 0;
+}
+
+/// Uniform in [-1, 1) from an element index (splitmix64): reproducible and parallel.
+inline float hashed_uniform(uint64_t i) {
+  uint64_t z = i * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return float(double(z >> 40) / double(uint64_t(1) << 23) - 1.0);
+}
+
+void linear_model_bench(int64_t rows, double min_time, std::vector<Record>& out) {
+  constexpr int64_t d = 100, batch = 256;
+  if (rows < 0) {  // default: 1e6 rows (400 MB) if there is room for them, else 2e5
+    const double need = 1e6 * double(d + 1) * sizeof(float) * 2.5;
+    const double have = free_memory();
+    rows = (have == 0 || have >= need) ? 1000000 : 200000;
+  }
+  if (rows == 0) {
+    std::printf("\nlinear model: skipped (--linear-rows 0)\n");
+    return;
+  }
+  std::printf("\nlinear model, %lld x %lld float32 regression (X %.0f MB)\n", (long long)rows, (long long)d,
+              double(rows) * d * sizeof(float) / 1e6);
+  std::fflush(stdout);
+  dlopt::AlignedVector<float> X(static_cast<std::size_t>(rows * d)), y(static_cast<std::size_t>(rows));
+  std::vector<float> w_true(d);
+  for (int64_t j = 0; j < d; ++j) w_true[j] = hashed_uniform(uint64_t(1) << 62 | uint64_t(j));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; ++i) {
+    float* x = X.data() + i * d;
+    float acc = 0.5f + 0.01f * hashed_uniform(uint64_t(1) << 61 | uint64_t(i));
+    for (int64_t j = 0; j < d; ++j) {
+      x[j] = hashed_uniform(uint64_t(i * d + j));
+      acc += x[j] * w_true[j];
+    }
+    y[i] = acc;
+  }
+  const dlopt::DataView<float> data{X.data(), rows, d, y.data(), nullptr};
+  const double bytes = double(rows) * (d + 1) * sizeof(float);
+
+  std::vector<float> coef(d, 0.0f), intercept(1, 0.0f);
+  dlopt::TrainConfig cfg;
+  cfg.optimizer = "sgd";
+  cfg.lr = 0.01;
+  cfg.batch_size = batch;
+  cfg.epochs = 1;
+  dlopt::LinearModel<float> model(dlopt::Objective::SquaredError, d, 1, coef.data(), intercept.data(), cfg);
+  // Best of at least two timed epochs (after one untimed), up to min_time seconds of epochs.
+  auto best_of = [&](const std::function<void()>& f) {
+    f();
+    double best = 1e30, spent = 0;
+    for (int rep = 0; rep < 2 || (spent < min_time && rep < 10); ++rep) {
+      auto t0 = Clock::now();
+      f();
+      const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+      best = std::min(best, t);
+      spent += t;
+    }
+    return best;
+  };
+  const double epoch = best_of([&] { model.partial_fit(data); });
+  const double loss = model.loss_curve().back();
+  std::vector<float> cf(d);
+  float b = 0;
+  const double closed = best_of([&] { dlopt::solve_least_squares(data, dlopt::LeastSquaresConfig{}, cf.data(), &b); });
+  double err = 0;
+  for (int64_t j = 0; j < d; ++j) err = std::max(err, double(std::abs(cf[j] - w_true[j])));
+  std::printf("%-34s %12s %12s %12s\n", "", "time [ms]", "rows/s", "GB/s");
+  std::printf("%-34s %12.1f %12.3e %12.2f   (last epoch loss %.3g)\n", "sgd epoch, batch 256, shuffled",
+              epoch * 1e3, double(rows) / epoch, bytes / epoch / 1e9, loss);
+  std::printf("%-34s %12.1f %12.3e %12.2f   (max |w - w_true| %.2g)\n", "closed form (normal equations)",
+              closed * 1e3, double(rows) / closed, bytes / closed / 1e9, err);
+  std::fflush(stdout);
+  out.push_back({"linear_model", "sgd_epoch_batch256", "float32", rows, epoch, bytes});
+  out.push_back({"linear_model", "closed_form", "float32", rows, closed, bytes});
 }
 
 }  // namespace
@@ -310,6 +397,7 @@ int main(int argc, char** argv) {
   std::string json_path;
   double min_time = 0.25;
   int threads = 0;
+  int64_t linear_rows = -1;  // -1: by free memory
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -333,6 +421,11 @@ int main(int argc, char** argv) {
     } else if (a == "--dtypes") dtypes = split(value(), ',');
     else if (a == "--min-time") min_time = std::stod(value());
     else if (a == "--json") json_path = value();
+    else if (a == "--linear-rows") {
+      const double v = std::stod(value());
+      if (!(v >= 0) || v >= 4294967295.0) usage("--linear-rows: expected 0 .. 2^32 - 2");
+      linear_rows = int64_t(v);
+    }
     else if (a == "-h" || a == "--help") usage("help");
     else usage("unknown option '" + a + "'");
   }
@@ -390,7 +483,12 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
 
-  linear_model_bench(records);
+  try {
+    linear_model_bench(linear_rows, min_time, records);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dlopt-bench: linear model: %s\n", e.what());
+    return 1;
+  }
 
   if (!json_path.empty()) {
     std::FILE* f = json_path == "-" ? stdout : std::fopen(json_path.c_str(), "w");

@@ -1,9 +1,11 @@
 // Embedding dlopt: an application that owns its parameter buffers and lets dlopt step them.
 //
-// Fits y = X w + b (least squares, full-batch gradient descent) on synthetic data, twice: with the
-// typed optimizer class dlopt::Adam<float>, and with an optimizer chosen by name at run time
-// (dlopt::make_optimizer). TODO(linear): once the linear models (dlopt/models/linear.hpp) are merged,
-// also train the library's own LinearRegression here.
+// Fits y = X w + b (least squares) on synthetic data four ways: full-batch gradient descent with the
+// typed optimizer class dlopt::Adam<float>; with an optimizer chosen by name at run time
+// (dlopt::make_optimizer); with the library's own dlopt::LinearModel (mini-batch SGD with momentum and
+// a cosine learning-rate schedule, over the application's X and y read in place); and in closed form
+// (dlopt::solve_least_squares).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -86,6 +88,32 @@ int main() {
     std::printf("make_optimizer(\"sgd\"): loss %.3g after 200 steps, w[7] = %.4f (true %.1f)\n", loss, w[7],
                 data.w_true[7]);
     failures += !(loss < 1e-4f);
+  }
+  {  // 3. The library's linear model: loss, gradient, mini-batches and schedule done by dlopt.
+    std::vector<float> w(data.d, 0.0f), b(1, 0.0f);
+    dlopt::TrainConfig config;
+    config.optimizer = "sgd";
+    config.lr = 0.05;
+    config.optimizer_params = {{"momentum", 0.9}};
+    config.epochs = 60;
+    config.batch_size = 32;
+    config.lr_schedule.name = "cosine";  // T_max defaults to the 60 epochs
+    dlopt::LinearModel<float> model(dlopt::Objective::SquaredError, data.d, 1, w.data(), b.data(), config);
+    const dlopt::DataView<float> view{data.x.data(), data.n, data.d, data.y.data(), nullptr};
+    model.fit(view);
+    const double loss = model.loss(view);
+    std::printf("LinearModel (sgd):  loss %.3g after %lld epochs (%lld steps), b = %.4f, final lr %.3g\n", loss,
+                (long long)model.epochs_trained(), (long long)model.steps(), b[0], model.lr_curve().back());
+    failures += !(loss < 1e-4);
+  }
+  {  // 4. The closed form.
+    std::vector<float> w(data.d, 0.0f);
+    float b = 0;
+    dlopt::solve_least_squares<float>({data.x.data(), data.n, data.d, data.y.data(), nullptr}, {}, w.data(), &b);
+    float err = std::abs(b - data.b_true);
+    for (int j = 0; j < data.d; ++j) err = std::max(err, std::abs(w[j] - data.w_true[j]));
+    std::printf("solve_least_squares: max |error| %.2g, b = %.4f\n", err, b);
+    failures += !(err < 1e-4f);
   }
   std::printf(failures ? "FAILED\n" : "OK\n");
   return failures ? 1 : 0;

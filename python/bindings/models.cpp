@@ -32,6 +32,53 @@ double number(const py::handle& v, const std::string& key) {
   return v.cast<double>();
 }
 
+/// lr_schedule=: None, a name, or {"name": ..., **arguments}; types are checked here, names and values
+/// in C++ (make_schedule). Every error is a ValueError naming the key.
+ScheduleSpec schedule_from(const py::handle& v) {
+  ScheduleSpec s;
+  if (v.is_none()) return s;
+  if (py::isinstance<py::str>(v)) {
+    s.name = v.cast<std::string>();
+    return s;
+  }
+  if (!py::isinstance<py::dict>(v))
+    throw py::value_error("Invalid lr_schedule: expected None, a schedule name or a dict with a 'name' key, got " +
+                          py::repr(v).cast<std::string>());
+  const py::dict d = py::reinterpret_borrow<py::dict>(v);
+  if (!d.contains("name")) throw py::value_error("Invalid lr_schedule: the dict needs a 'name' key");
+  for (auto item : d) {
+    if (!py::isinstance<py::str>(item.first))
+      throw py::value_error("Invalid lr_schedule: keys must be strings, got " +
+                            py::repr(item.first).cast<std::string>());
+    const std::string key = py::str(item.first);
+    py::handle x = item.second;
+    const std::string where = "Invalid lr_schedule['" + key + "']: ";
+    if (key == "name") {
+      if (!py::isinstance<py::str>(x))
+        throw py::value_error(where + "expected a schedule name, got " + py::repr(x).cast<std::string>());
+      s.name = x.cast<std::string>();
+    } else if (key == "milestones") {
+      if (py::isinstance<py::str>(x) || !py::isinstance<py::sequence>(x))
+        throw py::value_error(where + "expected a list of epoch indices, got " + py::repr(x).cast<std::string>());
+      for (auto e : x.cast<py::sequence>()) {
+        if (py::isinstance<py::bool_>(e) || !PyIndex_Check(e.ptr()))
+          throw py::value_error(where + "expected integers, got " + py::repr(e).cast<std::string>());
+        s.milestones.push_back(e.cast<int64_t>());
+      }
+      s.has_milestones = true;
+    } else if (py::isinstance<py::str>(x)) {
+      s.options[key] = x.cast<std::string>();
+    } else if (py::isinstance<py::bool_>(x)) {
+      s.params[key] = x.cast<bool>() ? 1.0 : 0.0;
+    } else if (PyNumber_Check(x.ptr()) && !py::isinstance<py::sequence>(x)) {
+      s.params[key] = x.cast<double>();
+    } else {
+      throw py::value_error(where + "expected a number or a string, got " + py::repr(x).cast<std::string>());
+    }
+  }
+  return s;
+}
+
 TrainConfig config_from_dict(const py::dict& d) {
   TrainConfig c;
   for (auto item : d) {
@@ -39,6 +86,7 @@ TrainConfig config_from_dict(const py::dict& d) {
     py::handle v = item.second;
     if (key == "optimizer") c.optimizer = v.cast<std::string>();
     else if (key == "lr") c.lr = number(v, key);
+    else if (key == "lr_schedule") c.lr_schedule = schedule_from(v);
     else if (key == "optimizer_params") {
       for (auto kv : v.cast<py::dict>()) {
         const std::string k = py::str(kv.first);
@@ -190,6 +238,7 @@ class PyLinearModel {
   }
   void reset_optimizer() { visit([](auto& m) { m.reset_optimizer(); return 0; }); }
   std::vector<double> loss_curve() { return visit([](auto& m) { return m.loss_curve(); }); }
+  std::vector<double> lr_curve() { return visit([](auto& m) { return m.lr_curve(); }); }
   std::vector<double> validation_scores() { return visit([](auto& m) { return m.validation_scores(); }); }
   int64_t steps() { return visit([](auto& m) { return m.steps(); }); }
 
@@ -230,6 +279,7 @@ void bind_models(py::module_& m) {
       .def("set_config", &PyLinearModel::set_config, py::arg("config"))
       .def("reset_optimizer", &PyLinearModel::reset_optimizer)
       .def_property_readonly("loss_curve", &PyLinearModel::loss_curve)
+      .def_property_readonly("lr_curve", &PyLinearModel::lr_curve)
       .def_property_readonly("validation_scores", &PyLinearModel::validation_scores)
       .def_property_readonly("steps", &PyLinearModel::steps);
 

@@ -157,12 +157,14 @@ class _LinearModel:
 
     _objective = "squared_error"
 
-    def __init__(self, *, optimizer="adam", lr=0.01, optimizer_params=None, epochs=1000, batch_size=None,
-                 shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None, alpha=1e-4,
+    def __init__(self, *, optimizer="adam", lr=0.01, lr_schedule=None, optimizer_params=None, epochs=1000,
+                 batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True,
+                 penalty=None, alpha=1e-4,
                  l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, verbose=0, warm_start=False):
         self.optimizer = optimizer
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.optimizer_params = optimizer_params
         self.epochs = epochs
         self.batch_size = batch_size
@@ -245,7 +247,8 @@ class _LinearModel:
         epochs = self.epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
-        return dict(optimizer=self.optimizer, lr=self.lr, optimizer_params=_optimizer_params(self.optimizer_params),
+        return dict(optimizer=self.optimizer, lr=self.lr, lr_schedule=self.lr_schedule,
+                    optimizer_params=_optimizer_params(self.optimizer_params),
                     epochs=int(epochs), batch_size=None if batch is None else int(batch),
                     shuffle=bool(self.shuffle), shuffle_block=int(self.shuffle_block), fit_intercept=bool(self.fit_intercept), penalty=self.penalty,
                     alpha=self.alpha, l1_ratio=self.l1_ratio, tol=self.tol,
@@ -327,6 +330,7 @@ class _LinearModel:
         else:
             self.n_iter_ = int(self._trainer.fit(X, y, sw, callback))
         self.loss_curve_ = list(self._trainer.loss_curve)
+        self.lr_curve_ = list(self._trainer.lr_curve)
         self.validation_scores_ = list(self._trainer.validation_scores) if self.early_stopping else None
         self.t_ = int(self._trainer.steps)
         return self
@@ -388,8 +392,26 @@ class LinearRegression(_LinearModel):
     ``early_stopping`` with ``validation_fraction`` (stop on the validation R², keep the best
     coefficients), ``warm_start``, ``random_state`` (the shuffling and the validation split).
 
+    ``lr_schedule`` varies the learning rate by epoch with one of the closed-form schedules of
+    ``dlopt/schedule.hpp`` (the same values as torch.optim.lr_scheduler): None (constant ``lr``), a name
+    (``"cosine"``, with defaults) or a dict ``{"name": "cosine", "T_max": 100, "eta_min": 1e-4}`` with
+    torch's keyword names. The schedule counts epochs, not optimizer steps: epoch ``e`` (0-based) runs
+    with ``schedule.lr(e)``, as a torch loop calling ``scheduler.step()`` once per epoch, whatever the
+    batch size. ``lr`` is the schedule's base lr. Names and defaults (L = ``epochs``): "constant";
+    "constant_factor" (factor=1/3, total_iters=5); "step" (step_size=max(1, L//3), gamma=0.1);
+    "multistep" (milestones=[L//2, 3L//4], gamma=0.1); "exponential" (gamma=0.01**(1/L));
+    "linear" or "linear_warmup" (torch LinearLR: start_factor=1/3, end_factor=1, total_iters=5);
+    "polynomial" (total_iters=L, power=1); "cosine" (T_max=L, eta_min=0); "warmup_cosine"
+    (warmup_steps=L//10, start_factor=0, T_max=L-warmup_steps, eta_min=0); "wsd" (warmup_steps=L//10,
+    decay_steps=L//5, stable_steps=the rest, final_lr_factor=0, warmup_start_factor=0, decay="linear");
+    "one_cycle" or "onecycle" (max_lr=lr, total_steps=L, pct_start=0.3, anneal_strategy="cos",
+    div_factor=25, final_div_factor=1e4, three_phase=False). ``warm_start`` fits and ``partial_fit``
+    continue the schedule from the epochs already trained. An unknown name or key, or an invalid value,
+    raises ValueError naming it.
+
     Attributes: ``coef_`` (n_features,), ``intercept_`` (float), ``n_iter_`` (epochs run by the last fit),
-    ``loss_curve_`` (training loss of every epoch), ``t_`` (optimizer steps), ``n_features_in_``.
+    ``loss_curve_`` (training loss of every epoch), ``lr_curve_`` (the lr of every epoch), ``t_``
+    (optimizer steps), ``n_features_in_``.
 
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(200, 3))
@@ -404,11 +426,13 @@ class LinearRegression(_LinearModel):
 
     _objective = "squared_error"
 
-    def __init__(self, *, solver="gradient", optimizer="adam", lr=0.01, optimizer_params=None, epochs=1000,
+    def __init__(self, *, solver="gradient", optimizer="adam", lr=0.01, lr_schedule=None, optimizer_params=None,
+                 epochs=1000,
                  batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None,
                  alpha=1e-4, l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, verbose=0, warm_start=False):
-        super().__init__(optimizer=optimizer, lr=lr, optimizer_params=optimizer_params, epochs=epochs,
+        super().__init__(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
+                         optimizer_params=optimizer_params, epochs=epochs,
                          batch_size=batch_size, shuffle=shuffle, shuffle_block=shuffle_block,
                          random_state=random_state,
                          fit_intercept=fit_intercept, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, tol=tol,
@@ -437,6 +461,7 @@ class LinearRegression(_LinearModel):
         self._trainer = None
         self._seed_state = _seed(self.random_state)
         self.n_iter_, self.t_, self.loss_curve_, self.validation_scores_ = 1, 0, [], None
+        self.lr_curve_ = []
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
@@ -461,11 +486,13 @@ class LinearRegression(_LinearModel):
 
 
 class _Classifier(_LinearModel):
-    def __init__(self, *, optimizer="adam", lr=0.01, optimizer_params=None, epochs=1000, batch_size=None,
-                 shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None, alpha=1e-4,
+    def __init__(self, *, optimizer="adam", lr=0.01, lr_schedule=None, optimizer_params=None, epochs=1000,
+                 batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True,
+                 penalty=None, alpha=1e-4,
                  l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, verbose=0, warm_start=False, class_weight=None):
-        super().__init__(optimizer=optimizer, lr=lr, optimizer_params=optimizer_params, epochs=epochs,
+        super().__init__(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
+                         optimizer_params=optimizer_params, epochs=epochs,
                          batch_size=batch_size, shuffle=shuffle, shuffle_block=shuffle_block,
                          random_state=random_state,
                          fit_intercept=fit_intercept, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, tol=tol,
@@ -642,5 +669,6 @@ def _partial_fit_classifier(model, X, y, sample_weight, classes):
     model._trainer.partial_fit(X, codes, sw)
     model.n_iter_ = getattr(model, "n_iter_", 0) + 1
     model.loss_curve_ = list(model._trainer.loss_curve)
+    model.lr_curve_ = list(model._trainer.lr_curve)
     model.t_ = int(model._trainer.steps)
     return model

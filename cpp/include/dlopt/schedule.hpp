@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -229,5 +230,32 @@ struct OneCycle {
   }
   double operator()(int64_t t) const { return lr(t); }
 };
+
+/// A schedule chosen by name at run time (the linear models' `lr_schedule`): `name` plus its
+/// arguments by the field names above (torch's keyword names). Numbers (bools as 0/1) go to `params`,
+/// string arguments (`anneal_strategy`, `decay`) to `options`, MultiStep's list to `milestones`.
+struct ScheduleSpec {
+  std::string name = "constant";
+  std::map<std::string, double> params;
+  std::map<std::string, std::string> options;
+  std::vector<int64_t> milestones;
+  bool has_milestones = false;
+};
+
+/// Builds the schedule a spec names, for a base lr and a run of `length` steps (the linear models
+/// pass their epoch count), which sets the defaults torch leaves to the caller. Names (case-insensitive)
+/// and defaults, L = length:
+///   constant; constant_factor (factor 1/3, total_iters 5); step (step_size max(1, L/3), gamma 0.1);
+///   multistep (milestones [L/2, 3L/4], gamma 0.1); exponential (gamma 0.01^(1/L): 100x down over L);
+///   linear / linear_warmup (torch LinearLR: start_factor 1/3, end_factor 1, total_iters 5);
+///   polynomial (total_iters L, power 1); cosine (T_max L, eta_min 0);
+///   warmup_cosine (warmup_steps L/10, start_factor 0, T_max L - warmup_steps, eta_min 0);
+///   wsd (warmup_steps L/10, decay_steps L/5, stable_steps the rest, final_lr_factor 0,
+///        warmup_start_factor 0, decay "linear" | "cosine" | "sqrt");
+///   one_cycle / onecycle (max_lr base_lr, total_steps L, pct_start 0.3, anneal_strategy "cos",
+///        div_factor 25, final_div_factor 1e4, three_phase 0).
+/// Throws InvalidArgument naming `lr_schedule['key']` for an unknown key or an invalid value, or the
+/// name for an unknown schedule.
+ScheduleFn make_schedule(const ScheduleSpec& spec, double base_lr, int64_t length);
 
 }  // namespace dlopt

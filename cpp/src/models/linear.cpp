@@ -263,6 +263,7 @@ void TrainConfig::validate() const {
                   validation_fraction, "must be in (0, 1)");
   if (optimizer_params.count("lr"))
     throw InvalidArgument("Invalid optimizer_params: 'lr' is set by the lr argument, not here");
+  make_schedule(lr_schedule, lr, epochs);  // checks the name and every key
 }
 
 template <class T>
@@ -520,6 +521,18 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
     for (int64_t i = 0; i < n; ++i) w.train[i] = uint32_t(i);
   }
   rng_state_ = rng.next();
+
+  // The lr of every epoch of this call, checked before anything trains.
+  const int64_t first_epoch = epochs_trained();
+  const ScheduleFn schedule =
+      make_schedule(config_.lr_schedule, config_.lr, schedule_length_ > 0 ? schedule_length_ : config_.epochs);
+  std::vector<double> lrs(std::size_t(config_.epochs));
+  for (int64_t e = 0; e < config_.epochs; ++e) {
+    lrs[std::size_t(e)] = schedule(first_epoch + e);
+    if (!(lrs[std::size_t(e)] >= 0) || !std::isfinite(lrs[std::size_t(e)]))
+      throw InvalidArgument("Invalid lr_schedule: lr " + std::to_string(lrs[std::size_t(e)]) + " at epoch " +
+                            std::to_string(first_epoch + e) + " (must be a finite number >= 0)");
+  }
   ensure_optimizer();
 
   // Snapshot for rollback on error.
@@ -533,11 +546,14 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
   double best = config_.early_stopping ? -std::numeric_limits<double>::infinity()
                                        : std::numeric_limits<double>::infinity();
   int64_t no_improvement = 0, run = 0;
+  double lr_now = config_.lr;  // what ensure_optimizer set
   try {
     for (int64_t e = 0; e < config_.epochs; ++e) {
+      if (lrs[std::size_t(e)] != lr_now) optimizer_->set("lr", lr_now = lrs[std::size_t(e)]);
       const double loss = epoch(data, w.train, config_.shuffle);
       if (!std::isfinite(loss)) throw NonFinite{};
       loss_curve_.push_back(loss);
+      lr_curve_.push_back(lrs[std::size_t(e)]);
       ++run;
       double val = std::numeric_limits<double>::quiet_NaN();
       bool stop = false;
@@ -564,8 +580,9 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
     std::copy(w.before.begin(), w.before.begin() + K * d, coef_);
     std::copy(w.before.begin() + K * d, w.before.end(), intercept_);
     loss_curve_.resize(curve_before);
+    lr_curve_.resize(curve_before);
     reset_optimizer();  // its moments were computed from non-finite values
-    throw InvalidArgument(describe_nonfinite(data, int64_t(curve_before) + run + 1, config_.lr));
+    throw InvalidArgument(describe_nonfinite(data, int64_t(curve_before) + run + 1, lrs[std::size_t(run)]));
   }
   if (config_.early_stopping && !w.best.empty()) {  // keep the parameters of the best epoch
     std::copy(w.best.begin(), w.best.begin() + K * d, coef_);
@@ -577,6 +594,7 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
 template <class T>
 void LinearModel<T>::partial_fit(const DataView<T>& data) {
   TrainConfig saved = config_;
+  schedule_length_ = config_.epochs;
   config_.epochs = 1;
   config_.early_stopping = false;
   config_.tol = std::numeric_limits<double>::quiet_NaN();
@@ -584,9 +602,11 @@ void LinearModel<T>::partial_fit(const DataView<T>& data) {
     fit(data);
   } catch (...) {
     config_ = saved;
+    schedule_length_ = 0;
     throw;
   }
   config_ = saved;
+  schedule_length_ = 0;
 }
 
 template <class T>

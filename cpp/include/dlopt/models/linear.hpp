@@ -44,6 +44,7 @@
 
 #include "dlopt/core/error.hpp"
 #include "dlopt/optim/any_optimizer.hpp"
+#include "dlopt/schedule.hpp"
 
 namespace dlopt {
 
@@ -60,6 +61,12 @@ Penalty parse_penalty(const std::string& name);
 struct TrainConfig {
   std::string optimizer = "adam";                  ///< any registry name, case-insensitive
   double lr = 0.01;                                ///< the optimizer's learning rate
+  /// Learning-rate schedule counted in epochs: epoch e (0-based, counting every epoch this model has
+  /// trained, so warm starts and partial_fit continue the schedule) runs with make_schedule(lr_schedule,
+  /// lr, epochs).lr(e), set on the optimizer through AnyOptimizer::set("lr", ...) before the epoch's
+  /// first step. The default "constant" keeps lr. Defaults that torch leaves to the caller (T_max, ...)
+  /// come from `epochs` (see make_schedule).
+  ScheduleSpec lr_schedule;
   std::map<std::string, double> optimizer_params;  ///< other hyperparameters by Config field name
   int64_t epochs = 1000;                           ///< passes over the training rows
   int64_t batch_size = 0;                          ///< 0: full batch; otherwise rows per step
@@ -140,6 +147,8 @@ class LinearModel {
   /// mini-batches, each measured on its forward pass, i.e. before its update (as torch loops, Keras
   /// and scikit-learn's MLP report it); for full-batch training, the loss at the start of the epoch.
   const std::vector<double>& loss_curve() const { return loss_curve_; }
+  /// Learning rate of every epoch trained so far (the lr_schedule's value; lr without one).
+  const std::vector<double>& lr_curve() const { return lr_curve_; }
   /// Validation score after every epoch of the last fit with early stopping.
   const std::vector<double>& validation_scores() const { return validation_scores_; }
   /// Optimizer steps taken since the last reset_optimizer().
@@ -167,7 +176,8 @@ class LinearModel {
   TrainConfig config_;
   std::unique_ptr<AnyOptimizer<T>> optimizer_;
   std::unique_ptr<Work> work_;
-  std::vector<double> loss_curve_, validation_scores_;
+  std::vector<double> loss_curve_, validation_scores_, lr_curve_;
+  int64_t schedule_length_ = 0;  ///< partial_fit: the configured epochs, for the schedule's defaults
   int64_t steps_ = 0;
   uint64_t rng_state_ = 0;
 };
