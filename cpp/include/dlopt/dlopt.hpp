@@ -6,6 +6,8 @@
 #include "dlopt/checkpoint.hpp"
 #include "dlopt/clip.hpp"
 #include "dlopt/core/step.hpp"
+#include "dlopt/cuda/memory.hpp"
+#include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/any_optimizer.hpp"
 #include "dlopt/optim/optimizer.hpp"
 #include "dlopt/optim/registry.hpp"
