@@ -81,6 +81,17 @@ void copy(void* dst, const void* src, std::size_t bytes) {
   if (bytes > 0) check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy");
 }
 
+void stream_wait(void* producer, void* consumer) {
+  if (producer == consumer) return;
+  cudaEvent_t event = nullptr;
+  check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
+  cudaError_t status = cudaEventRecord(event, static_cast<cudaStream_t>(producer));
+  if (status == cudaSuccess)
+    status = cudaStreamWaitEvent(static_cast<cudaStream_t>(consumer), event, 0);
+  cudaEventDestroy(event);  // released once the wait has been satisfied
+  check(status, "cudaStreamWaitEvent");
+}
+
 template <class T>
 void fill(T* p, int64_t n, T value, void* stream) {
   if (n <= 0) return;

@@ -36,6 +36,7 @@ DeviceGuard::~DeviceGuard() = default;
 Buffer::Buffer(std::size_t, int) { not_compiled("dlopt::cuda::Buffer"); }
 Buffer::~Buffer() = default;
 void copy(void*, const void*, std::size_t) { not_compiled("dlopt::cuda::copy"); }
+void stream_wait(void*, void*) { not_compiled("dlopt::cuda::stream_wait"); }
 template <class T>
 void fill(T*, int64_t, T, void*) { not_compiled("dlopt::cuda::fill"); }
 template void fill<float>(float*, int64_t, float, void*);

@@ -8,7 +8,7 @@
 array([-0.1, -0.1, -0.1], dtype=float32)
 """
 
-from . import optim
+from . import cuda, optim
 from .averaging import EMA, GradientAccumulator, Lookahead
 from .checkpoint import CheckpointError, load, save
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
@@ -33,6 +33,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "optim",
+    "cuda",
     "Optimizer",
     "SGD",
     "Adam",

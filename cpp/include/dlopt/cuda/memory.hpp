@@ -58,6 +58,10 @@ class Buffer {
 /// stream, so a device-to-host copy sees every step enqueued before it.
 void copy(void* dst, const void* src, std::size_t bytes);
 
+/// Makes `consumer` wait for the work enqueued so far on `producer` (streams as cudaStream_t;
+/// nullptr is the legacy default stream), without blocking the host.
+void stream_wait(void* producer, void* consumer);
+
 /// Sets n elements at p (device memory of the current device) to value, on `stream`.
 template <class T>
 void fill(T* p, int64_t n, T value, void* stream = nullptr);
