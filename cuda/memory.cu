@@ -81,6 +81,42 @@ void copy(void* dst, const void* src, std::size_t bytes) {
   if (bytes > 0) check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy");
 }
 
+void copy_async(void* dst, const void* src, std::size_t bytes, void* stream) {
+  if (bytes > 0)
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream)),
+          "cudaMemcpyAsync");
+}
+
+EventTimer::EventTimer(void* stream) : stream_(stream) {
+  cudaEvent_t b = nullptr, e = nullptr;
+  check(cudaEventCreate(&b), "cudaEventCreate");
+  if (cudaEventCreate(&e) != cudaSuccess) {
+    cudaEventDestroy(b);
+    check(cudaGetLastError(), "cudaEventCreate");
+  }
+  begin_ = b;
+  end_ = e;
+}
+
+EventTimer::~EventTimer() {
+  cudaEventDestroy(static_cast<cudaEvent_t>(begin_));
+  cudaEventDestroy(static_cast<cudaEvent_t>(end_));
+}
+
+void EventTimer::start() {
+  check(cudaEventRecord(static_cast<cudaEvent_t>(begin_), static_cast<cudaStream_t>(stream_)),
+        "cudaEventRecord");
+}
+
+double EventTimer::stop_ms() {
+  const auto end = static_cast<cudaEvent_t>(end_);
+  check(cudaEventRecord(end, static_cast<cudaStream_t>(stream_)), "cudaEventRecord");
+  check(cudaEventSynchronize(end), "cudaEventSynchronize");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(begin_), end), "cudaEventElapsedTime");
+  return double(ms);
+}
+
 void stream_wait(void* producer, void* consumer) {
   if (producer == consumer) return;
   cudaEvent_t event = nullptr;

@@ -25,14 +25,15 @@
 #include <string>
 #include <vector>
 
+#include "dlopt/cuda/multi_tensor.hpp"
 #include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
 namespace dlopt::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kChunk = 4096;  // a multiple of every pack width, and of kThreads
+using detail::kChunk;
+using detail::kThreads;
 constexpr int kRing = 4;
 
 void check(cudaError_t status, const char* what) {
@@ -41,66 +42,13 @@ void check(cudaError_t status, const char* what) {
                              cudaGetErrorString(status));
 }
 
-/// 16 bytes of T: the unit of the aligned loads and stores.
-template <class T>
-struct alignas(16) Pack {
-  T v[16 / sizeof(T)];
-};
-
 template <class Rule, class T>
 __global__ void __launch_bounds__(kThreads)
     step_kernel(const int64_t* __restrict__ first_chunk,
                 const cpu::Segment<Rule, T>* __restrict__ segments, int64_t count,
                 int64_t total_chunks) {
-  constexpr int V = int(16 / sizeof(T));
-  constexpr int S = int(num_slots<Rule>);
-  for (int64_t chunk = blockIdx.x; chunk < total_chunks; chunk += gridDim.x) {
-    // The tensor of this chunk: the largest k with first_chunk[k] <= chunk. Invariant:
-    // first_chunk[lo] <= chunk < first_chunk[hi] (first_chunk[0] = 0, first_chunk[count] = total),
-    // so tensor lo is never empty.
-    int64_t lo = 0, hi = count;
-    while (hi - lo > 1) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      if (first_chunk[mid] <= chunk) lo = mid;
-      else hi = mid;
-    }
-    const cpu::Segment<Rule, T> seg = segments[lo];
-    const int64_t begin = (chunk - first_chunk[lo]) * kChunk;
-    const int64_t end = begin + kChunk < seg.size ? begin + kChunk : seg.size;
-
-    T* slots[S + 1] = {};
-    uintptr_t bits = reinterpret_cast<uintptr_t>(seg.param) | reinterpret_cast<uintptr_t>(seg.grad);
-    for (int k = 0; k < S; ++k) {
-      slots[k] = seg.slots[k];
-      bits |= reinterpret_cast<uintptr_t>(slots[k]);
-    }
-
-    // begin is a multiple of kChunk, hence of V: with aligned base pointers every pack is aligned.
-    int64_t vec_end = begin;
-    if (bits % 16 == 0) {
-      vec_end = begin + (end - begin) / V * V;
-      for (int64_t i = begin + int64_t(threadIdx.x) * V; i < vec_end; i += int64_t(kThreads) * V) {
-        Pack<T> p = *reinterpret_cast<const Pack<T>*>(seg.param + i);
-        const Pack<T> g = *reinterpret_cast<const Pack<T>*>(seg.grad + i);
-        Pack<T> s[S + 1] = {};
-        T* sp[S + 1] = {};
-#pragma unroll
-        for (int k = 0; k < S; ++k) {
-          if (slots[k]) s[k] = *reinterpret_cast<const Pack<T>*>(slots[k] + i);
-          sp[k] = s[k].v;
-        }
-#pragma unroll
-        for (int j = 0; j < V; ++j) Rule::update(seg.coeffs, j, p.v, g.v, sp);
-        *reinterpret_cast<Pack<T>*>(seg.param + i) = p;
-#pragma unroll
-        for (int k = 0; k < S; ++k)
-          if (slots[k]) *reinterpret_cast<Pack<T>*>(slots[k] + i) = s[k];
-      }
-    }
-    // Unaligned tensors, and the last < V elements of an aligned one.
-    for (int64_t i = vec_end + threadIdx.x; i < end; i += kThreads)
-      Rule::update(seg.coeffs, i, seg.param, seg.grad, slots);
-  }
+  for (int64_t chunk = blockIdx.x; chunk < total_chunks; chunk += gridDim.x)
+    detail::process_chunk<Rule, T>(first_chunk, segments, count, chunk, int(threadIdx.x), kThreads);
 }
 
 /// One slot of the table ring: pinned staging memory, device memory, and the event recorded
@@ -158,7 +106,7 @@ void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_
   if (count == 0) return;
   int64_t total_chunks = 0;
   for (std::size_t k = 0; k < count; ++k) total_chunks += (segments[k].size + kChunk - 1) / kChunk;
-  if (total_chunks == 0) return;
+  if (total_chunks == 0) return;  // only empty tensors: nothing to launch
 
   const auto stream = static_cast<cudaStream_t>(stream_ptr);
   int device = 0;
@@ -190,10 +138,7 @@ void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_
     slot.capacity = capacity;
   }
 
-  auto* first_chunk = static_cast<int64_t*>(slot.host);
-  first_chunk[0] = 0;
-  for (std::size_t k = 0; k < count; ++k)
-    first_chunk[k + 1] = first_chunk[k] + (segments[k].size + kChunk - 1) / kChunk;
+  detail::chunk_prefix(segments, count, static_cast<int64_t*>(slot.host));
   std::memcpy(static_cast<char*>(slot.host) + chunk_bytes, segments, count * sizeof(Seg));
 
   check(cudaMemcpyAsync(slot.device, slot.host, bytes, cudaMemcpyHostToDevice, stream),

@@ -36,6 +36,11 @@ DeviceGuard::~DeviceGuard() = default;
 Buffer::Buffer(std::size_t, int) { not_compiled("dlopt::cuda::Buffer"); }
 Buffer::~Buffer() = default;
 void copy(void*, const void*, std::size_t) { not_compiled("dlopt::cuda::copy"); }
+void copy_async(void*, const void*, std::size_t, void*) { not_compiled("dlopt::cuda::copy_async"); }
+EventTimer::EventTimer(void*) { not_compiled("dlopt::cuda::EventTimer"); }
+EventTimer::~EventTimer() = default;
+void EventTimer::start() { not_compiled("dlopt::cuda::EventTimer"); }
+double EventTimer::stop_ms() { not_compiled("dlopt::cuda::EventTimer"); }
 void stream_wait(void*, void*) { not_compiled("dlopt::cuda::stream_wait"); }
 template <class T>
 void fill(T*, int64_t, T, void*) { not_compiled("dlopt::cuda::fill"); }

@@ -196,6 +196,22 @@ void bind_cuda(py::module_& m) {
   m.def("is_device_array", [](const py::handle& obj) { return is_device_array(obj); }, py::arg("obj"),
         "True if obj is not a NumPy array and exposes __cuda_array_interface__.");
 
+  m.def("cuda_copy_async", [](const py::handle& dst, const py::handle& src) {
+    DeviceView d = device_view(dst, "dst", true), s = device_view(src, "src", false);
+    if (d.nbytes() != s.nbytes()) throw py::value_error("cuda_copy_async: dst and src differ in size");
+    cuda::copy_async(d.data, s.data, d.nbytes());
+  }, py::arg("dst"), py::arg("src"),
+     "Enqueues a device copy src -> dst (same byte size) on the legacy default stream (benchmarks).");
+  py::class_<cuda::EventTimer>(m, "CudaEventTimer",
+                               "GPU time of the work enqueued on the legacy default stream (benchmarks).")
+      .def(py::init([] {
+        cuda::require_device();
+        return std::make_unique<cuda::EventTimer>();
+      }))
+      .def("start", &cuda::EventTimer::start)
+      .def("stop_ms", &cuda::EventTimer::stop_ms, py::call_guard<py::gil_scoped_release>(),
+           "Waits for the work enqueued since start(); returns its GPU time in milliseconds.");
+
   py::class_<DeviceArray>(m, "DeviceArray",
                           "CUDA device memory owned by dlopt (optimizer state of device parameters). "
                           "Exposes __cuda_array_interface__ (cupy.asarray / torch.as_tensor wrap it "

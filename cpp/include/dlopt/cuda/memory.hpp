@@ -58,6 +58,27 @@ class Buffer {
 /// stream, so a device-to-host copy sees every step enqueued before it.
 void copy(void* dst, const void* src, std::size_t bytes);
 
+/// cudaMemcpyAsync with cudaMemcpyDefault on `stream` (a device-to-device copy is the bandwidth
+/// roof the benchmark measures against).
+void copy_async(void* dst, const void* src, std::size_t bytes, void* stream = nullptr);
+
+/// GPU time between start() and stop() of the work enqueued on `stream` (CUDA events).
+class EventTimer {
+ public:
+  explicit EventTimer(void* stream = nullptr);
+  ~EventTimer();
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  void start();
+  /// Records the end event, waits for it, and returns the milliseconds since start().
+  double stop_ms();
+
+ private:
+  void* stream_ = nullptr;
+  void* begin_ = nullptr;
+  void* end_ = nullptr;
+};
+
 /// Makes `consumer` wait for the work enqueued so far on `producer` (streams as cudaStream_t;
 /// nullptr is the legacy default stream), without blocking the host.
 void stream_wait(void* producer, void* consumer);
