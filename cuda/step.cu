@@ -148,10 +148,13 @@ void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_
       static_cast<const int64_t*>(slot.device),
       reinterpret_cast<const Seg*>(static_cast<const char*>(slot.device) + chunk_bytes),
       int64_t(count), total_chunks);
-  check(cudaGetLastError(), Rule::name);
-  check(cudaEventRecord(slot.done, stream), "cudaEventRecord");
-  slot.pending = true;
+  const cudaError_t launched = cudaGetLastError();
+  // Recorded even after a failed launch: the copy above may still be reading slot.host.
+  const cudaError_t recorded = cudaEventRecord(slot.done, stream);
+  slot.pending = recorded == cudaSuccess;
   dt.next = (dt.next + 1) % kRing;
+  check(launched, Rule::name);
+  check(recorded, "cudaEventRecord");
 }
 
 #define DLOPT_INSTANTIATE_CUDA_RUN(Rule)                                                  \
