@@ -10,6 +10,8 @@ namespace dlopt::py_bindings {
 void bind_optim(py::module_& m);
 void bind_train(py::module_& m);
 void bind_cuda(py::module_& m);
+void bind_models(py::module_& m);
+void bind_metrics(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -35,4 +37,6 @@ PYBIND11_MODULE(_core, m) {
   dlopt::py_bindings::bind_optim(m);
   dlopt::py_bindings::bind_train(m);
   dlopt::py_bindings::bind_cuda(m);
+  dlopt::py_bindings::bind_models(m);
+  dlopt::py_bindings::bind_metrics(m);
 }

@@ -8,7 +8,7 @@
 array([-0.1, -0.1, -0.1], dtype=float32)
 """
 
-from . import cuda, optim
+from . import cuda, linear_model, metrics, optim
 from .averaging import EMA, GradientAccumulator, Lookahead
 from .checkpoint import CheckpointError, load, save
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
@@ -27,6 +27,7 @@ from .optim import (
     RAdam,
     RMSprop,
 )
+from .linear_model import LinearRegression, LogisticRegression, SoftmaxRegression
 
 __all__ = [
     "__version__",
@@ -56,4 +57,9 @@ __all__ = [
     "save",
     "load",
     "CheckpointError",
+    "linear_model",
+    "metrics",
+    "LinearRegression",
+    "LogisticRegression",
+    "SoftmaxRegression",
 ]

@@ -8,6 +8,8 @@
 #include "dlopt/core/step.hpp"
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/step.hpp"
+#include "dlopt/metrics.hpp"
+#include "dlopt/models/linear.hpp"
 #include "dlopt/optim/any_optimizer.hpp"
 #include "dlopt/optim/optimizer.hpp"
 #include "dlopt/optim/registry.hpp"

@@ -1,0 +1,192 @@
+#pragma once
+/// @file linear.hpp
+/// Linear, logistic and softmax regression trained in the C++ core by any dlopt optimizer.
+///
+/// A LinearModel works over parameter buffers owned by the caller (like Optimizer): `coef` is a
+/// row-major `n_outputs × n_features` matrix and `intercept` has `n_outputs` entries. Data are read
+/// in place through an Eigen::Map over the caller's row-major X; nothing is copied except the rows of
+/// one shuffled mini-batch (see below).
+///
+/// Objectives (mean over the rows, or the sample-weighted mean Σ sᵢ lᵢ / Σ sᵢ):
+///   - SquaredError:  lᵢ = (xᵢ·w + b − yᵢ)²                       (mean squared error, as torch's MSELoss)
+///   - Logistic:      lᵢ = log(1 + e^{zᵢ}) − yᵢ zᵢ, zᵢ = xᵢ·w + b     (binary cross-entropy, yᵢ ∈ {0, 1})
+///   - Softmax:       lᵢ = logsumexp(zᵢ) − z_{i,yᵢ}, zᵢ = W xᵢ + b    (cross-entropy, yᵢ a class code 0..K−1)
+/// plus the penalty α·R(W) of scikit-learn's SGD estimators (the intercept is not penalised):
+///   R = ½‖W‖² (L2), ‖W‖₁ (L1, by subgradient), ρ‖W‖₁ + (1−ρ)·½‖W‖² (elastic net, ρ = l1_ratio).
+///
+/// Training: `batch_size == 0` is full-batch gradient descent, one optimizer step per epoch. Otherwise
+/// each epoch visits the training rows in a fresh random order (a Fisher–Yates shuffle of an index
+/// array, never of X) in mini-batches of `batch_size`; the rows of a batch are gathered into a small
+/// reusable buffer (≤ 256 rows × features, cache resident, with software prefetch) so the forward and
+/// backward passes are two Eigen GEMVs / GEMMs over contiguous memory. Without shuffling the batches
+/// are read in place. Gathering random rows is bound by memory latency (on a 2-core VM about 55 ms per
+/// 400 MB, against 40 ms for a sequential pass): `shuffle_block = t > 1` shuffles contiguous blocks of
+/// t rows instead of single rows, so every read is sequential within a block; batches still change
+/// every epoch, but rows of one block always share a batch (fine for i.i.d. rows, not for sorted data).
+/// Gradients are summed over fixed row partitions in a fixed order, so results do not depend on the
+/// number of threads.
+///
+/// @code
+///   std::vector<double> w(3), b(1);
+///   dlopt::TrainConfig cfg;  cfg.optimizer = "sgd";  cfg.lr = 0.1;
+///   dlopt::LinearModel<double> model(dlopt::Objective::SquaredError, 3, 1, w.data(), b.data(), cfg);
+///   model.fit({X.data(), n, 3, y.data()});
+/// @endcode
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dlopt/core/error.hpp"
+#include "dlopt/optim/any_optimizer.hpp"
+
+namespace dlopt {
+
+/// The loss a LinearModel minimises.
+enum class Objective { SquaredError, Logistic, Softmax };
+
+/// Regularisation of the coefficients (scikit-learn's names: None, "l2", "l1", "elasticnet").
+enum class Penalty { None, L2, L1, ElasticNet };
+
+/// Parses "none" / "l2" / "l1" / "elasticnet" (case-insensitive).
+Penalty parse_penalty(const std::string& name);
+
+/// Training hyperparameters. Defaults: full-batch Adam for 1000 epochs, no plateau stopping.
+struct TrainConfig {
+  std::string optimizer = "adam";                  ///< any registry name, case-insensitive
+  double lr = 0.01;                                ///< the optimizer's learning rate
+  std::map<std::string, double> optimizer_params;  ///< other hyperparameters by Config field name
+  int64_t epochs = 1000;                           ///< passes over the training rows
+  int64_t batch_size = 0;                          ///< 0: full batch; otherwise rows per step
+  bool shuffle = true;                             ///< reshuffle the rows every epoch (mini-batch)
+  /// Rows per shuffled block: 1 shuffles every row independently (the default); t > 1 keeps runs of
+  /// t consecutive rows together and shuffles the order of these blocks, which turns the random
+  /// row gather into sequential reads (see the file comment).
+  int64_t shuffle_block = 1;
+  uint64_t seed = 0;                               ///< shuffling and the validation split
+  bool fit_intercept = true;
+  Penalty penalty = Penalty::None;
+  double alpha = 1e-4;     ///< penalty strength α
+  double l1_ratio = 0.15;  ///< ρ of the elastic net
+  /// Stop when the monitored quantity fails to improve by `tol` for `n_iter_no_change` epochs.
+  /// NaN disables plateau stopping on the training loss (early stopping then uses tol = 0).
+  double tol = std::numeric_limits<double>::quiet_NaN();
+  int64_t n_iter_no_change = 5;
+  bool early_stopping = false;       ///< monitor R² / accuracy on a held-out validation split
+  double validation_fraction = 0.1;  ///< size of that split
+
+  /// Throws InvalidArgument naming the first invalid field.
+  void validate() const;
+};
+
+/// A data set in the caller's memory: X is C-contiguous (row-major) n_samples × n_features; y holds
+/// targets (SquaredError), 0/1 labels (Logistic) or class codes 0..K−1 (Softmax); sample_weight is
+/// optional (nullptr: all ones).
+template <class T>
+struct DataView {
+  const T* X = nullptr;
+  int64_t n_samples = 0;
+  int64_t n_features = 0;
+  const T* y = nullptr;
+  const T* sample_weight = nullptr;
+};
+
+/// What the callback sees after every epoch.
+struct EpochInfo {
+  int64_t epoch;           ///< 1-based, counting every epoch this model has trained
+  double loss;             ///< mean training loss of the epoch (see LinearModel::loss_curve)
+  double validation_score; ///< R² / accuracy on the validation split; NaN without early stopping
+};
+
+/// Called after every epoch; returning true stops training (ensmallen's convention).
+using EpochCallback = std::function<bool(const EpochInfo&)>;
+
+template <class T>
+class LinearModel {
+ public:
+  using Scalar = T;
+
+  /// Binds the model to caller-owned buffers: coef (n_outputs × n_features, row-major) and
+  /// intercept (n_outputs). Logistic and SquaredError have n_outputs = 1.
+  LinearModel(Objective objective, int64_t n_features, int64_t n_outputs, T* coef, T* intercept,
+              TrainConfig config = {});
+  ~LinearModel();
+  LinearModel(const LinearModel&) = delete;
+  LinearModel& operator=(const LinearModel&) = delete;
+
+  /// Trains for up to config().epochs epochs from the current parameters (warm start: call
+  /// reset_optimizer() first for a fresh optimizer state). Stops early as configured or when the
+  /// callback returns true. Returns the epochs run in this call. Validates everything first.
+  int64_t fit(const DataView<T>& data, const EpochCallback& callback = {});
+
+  /// One epoch over `data` with the current optimizer state (no validation split, no stopping).
+  void partial_fit(const DataView<T>& data);
+
+  /// Forgets the optimizer state (moments, step counts); the next fit starts it afresh.
+  void reset_optimizer();
+
+  /// Mean loss of the objective on `data` plus the penalty (what training minimises).
+  double loss(const DataView<T>& data) const;
+
+  /// Writes the n × n_outputs decision values X Wᵀ + b (row-major) to `out`.
+  void decision_function(const T* X, int64_t n, T* out) const;
+
+  /// Training loss of every epoch trained so far: the mean of the losses of the epoch's
+  /// mini-batches, each measured on its forward pass, i.e. before its update (as torch loops, Keras
+  /// and scikit-learn's MLP report it); for full-batch training, the loss at the start of the epoch.
+  const std::vector<double>& loss_curve() const { return loss_curve_; }
+  /// Validation score after every epoch of the last fit with early stopping.
+  const std::vector<double>& validation_scores() const { return validation_scores_; }
+  /// Optimizer steps taken since the last reset_optimizer().
+  int64_t steps() const { return steps_; }
+  /// Epochs trained since construction.
+  int64_t epochs_trained() const { return int64_t(loss_curve_.size()); }
+
+  TrainConfig& config() { return config_; }
+  const TrainConfig& config() const { return config_; }
+  Objective objective() const { return objective_; }
+  int64_t n_features() const { return n_features_; }
+  int64_t n_outputs() const { return n_outputs_; }
+
+ private:
+  struct Work;
+  void check_data(const DataView<T>& data, const char* what) const;
+  void ensure_optimizer();
+  double epoch(const DataView<T>& data, std::vector<uint32_t>& rows, bool shuffle);
+  double score(const DataView<T>& data, const std::vector<uint32_t>& rows) const;
+
+  Objective objective_;
+  int64_t n_features_, n_outputs_;
+  T* coef_;
+  T* intercept_;
+  TrainConfig config_;
+  std::unique_ptr<AnyOptimizer<T>> optimizer_;
+  std::unique_ptr<Work> work_;
+  std::vector<double> loss_curve_, validation_scores_;
+  int64_t steps_ = 0;
+  uint64_t rng_state_ = 0;
+};
+
+/// Options of the closed-form least-squares solver.
+struct LeastSquaresConfig {
+  bool fit_intercept = true;
+  double alpha = 0;  ///< ridge strength in dlopt's objective: mean((Xw+b−y)²) + α·½‖w‖²
+};
+
+/// Solves the (optionally ridge-regularised, sample-weighted) normal equations for one target.
+/// XᵀX is accumulated in double precision from rows shifted by a reference row (so large column
+/// means do not cancel), with symmetric rank-k updates over fixed row blocks summed in a fixed order;
+/// the system is solved by Cholesky (LLT). If it is rank deficient (Cholesky fails or its reciprocal
+/// condition estimate is below 1e-12), the minimum-norm solution is computed from an eigendecomposition
+/// instead, as numpy.linalg.lstsq would return. Writes n_features coefficients and the intercept;
+/// returns true if the fallback was used.
+template <class T>
+bool solve_least_squares(const DataView<T>& data, const LeastSquaresConfig& config, T* coef,
+                         T* intercept);
+
+}  // namespace dlopt

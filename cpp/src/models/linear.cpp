@@ -1,0 +1,758 @@
+// Linear models: the forward pass, loss and gradient with Eigen over the caller's row-major X, the
+// epoch loop with mini-batches of a reshuffled index array, stopping rules, and the closed form.
+// The update itself is always an AnyOptimizer step: no optimizer maths lives here.
+
+#include "dlopt/models/linear.hpp"
+
+#include <Eigen/Cholesky>
+#include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "dlopt/core/aligned.hpp"
+#include "dlopt/core/step.hpp"
+
+namespace dlopt {
+namespace {
+
+template <class T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+constexpr int64_t kSub = 256;           // rows per gathered / scratch block (cache resident)
+constexpr int64_t kMaxParts = 64;       // a batch is summed over at most this many fixed partitions
+constexpr int64_t kMinPartRows = 128;   // ... of at least this many rows
+constexpr int64_t kParallelWork = int64_t(1) << 14;  // rows·features·outputs worth a second thread
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+/// splitmix64: small, fast and good enough to shuffle rows; seeded per fit for reproducibility.
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, n) for 0 < n < 2^32 (Lemire's multiply-shift with rejection: no bias).
+  uint32_t below(uint32_t n) {
+    uint64_t m = (next() >> 32) * uint64_t(n);
+    uint32_t low = uint32_t(m);
+    if (low < n) {
+      const uint32_t threshold = uint32_t(-n) % n;
+      while (low < threshold) {
+        m = (next() >> 32) * uint64_t(n);
+        low = uint32_t(m);
+      }
+    }
+    return uint32_t(m >> 32);
+  }
+  void shuffle(uint32_t* a, int64_t n) {
+    for (int64_t i = n - 1; i > 0; --i) std::swap(a[i], a[below(uint32_t(i + 1))]);
+  }
+};
+
+bool parallel_ok(int64_t work) {
+#if defined(_OPENMP)
+  return work >= kParallelWork && get_num_threads() > 1;
+#else
+  (void)work;
+  return false;
+#endif
+}
+
+/// Rows of one step: idx[offset .. offset+count), or the range offset .. offset+count if idx is null.
+struct RowSet {
+  const uint32_t* idx;
+  int64_t offset;
+  int64_t count;
+  int64_t end = 0;  ///< length of idx: rows up to here may be prefetched
+  int64_t row(int64_t j) const { return idx ? int64_t(idx[offset + j]) : offset + j; }
+};
+
+/// Per-thread scratch: gathered rows, their targets and weights, and the decision values.
+/// Cache-line aligned, so Eigen's vectorised loops peel the same way on every thread: the sums, and
+/// so the results, do not depend on which thread ran a partition.
+template <class T>
+struct Scratch {
+  AlignedVector<T> x, y, w, z;
+};
+template <class T>
+Scratch<T>& scratch() {
+  thread_local Scratch<T> s;
+  return s;
+}
+
+/// Loss sums and (when gW is set) gradient sums over m contiguous rows:
+///   loss += Σ sᵢ lᵢ,  weight += Σ sᵢ,  gW += Σ sᵢ ∂lᵢ/∂zᵢ xᵢᵀ,  gb += Σ sᵢ ∂lᵢ/∂zᵢ.
+template <class T>
+void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T* X, int64_t m,
+           const T* y, const T* sw, T* Z, T* gW, T* gb, double& loss, double& weight) {
+  Eigen::Map<const RowMat<T>> Xm(X, m, d);
+  double l = 0, ws = 0;
+  if (K == 1) {
+    Eigen::Map<Vec<T>> z(Z, m);
+    z.noalias() = Xm * Eigen::Map<const Vec<T>>(W, d);
+    const T b0 = b[0];
+    if (obj == Objective::SquaredError) {
+      // A block has at most kSub rows: summed in T (vectorised), then added in double.
+      T lb = 0, wb = 0;
+      T* __restrict zp = z.data();
+      if (sw) {
+#pragma omp simd reduction(+ : lb, wb)
+        for (int64_t i = 0; i < m; ++i) {
+          const T r = zp[i] + b0 - y[i];
+          lb += sw[i] * r * r;
+          wb += sw[i];
+          zp[i] = T(2) * sw[i] * r;
+        }
+      } else {
+#pragma omp simd reduction(+ : lb)
+        for (int64_t i = 0; i < m; ++i) {
+          const T r = zp[i] + b0 - y[i];
+          lb += r * r;
+          zp[i] = T(2) * r;
+        }
+        wb = T(m);
+      }
+      l += double(lb);
+      ws += double(wb);
+    } else {  // Logistic: log(1 + e^z) − y z, written to be finite for any z
+      for (int64_t i = 0; i < m; ++i) {
+        const T s = sw ? sw[i] : T(1);
+        const T zi = z[i] + b0;
+        const T e = std::exp(-std::abs(zi));
+        l += double(s * (std::max(zi, T(0)) - y[i] * zi + std::log1p(e)));
+        ws += double(s);
+        const T p = zi >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+        z[i] = s * (p - y[i]);
+      }
+    }
+    if (gW) {
+      Eigen::Map<Vec<T>>(gW, d).noalias() += Xm.transpose() * z;
+      gb[0] += z.sum();
+    }
+  } else {  // Softmax cross-entropy over K classes
+    Eigen::Map<RowMat<T>> Zm(Z, m, K);
+    Eigen::Map<const RowMat<T>> Wm(W, K, d);
+    Zm.noalias() = Xm * Wm.transpose();
+    Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bias(b, K);
+    for (int64_t i = 0; i < m; ++i) {
+      const T s = sw ? sw[i] : T(1);
+      auto zi = Zm.row(i);
+      zi += bias;
+      const T mx = zi.maxCoeff();
+      const int64_t c = int64_t(y[i]);
+      const T zc = zi[c] - mx;
+      zi.array() = (zi.array() - mx).exp();
+      const T sum = zi.sum();
+      l += double(s * (std::log(sum) - zc));  // logsumexp(z) − z_c, shifted by max(z)
+      ws += double(s);
+      zi *= s / sum;
+      zi[c] -= s;
+    }
+    if (gW) {
+      Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(gb, K) += Zm.colwise().sum();
+    }
+  }
+  loss += l;
+  weight += ws;
+}
+
+/// Runs `block` over the rows of `set`, gathering non-contiguous rows kSub at a time.
+template <class T>
+void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const DataView<T>& data,
+               const RowSet& set, T* gW, T* gb, double& loss, double& weight) {
+  Scratch<T>& s = scratch<T>();
+  s.z.resize(std::size_t(kSub * K));
+  for (int64_t start = 0; start < set.count; start += kSub) {
+    const int64_t m = std::min(kSub, set.count - start);
+    if (!set.idx) {
+      const int64_t r0 = set.offset + start;
+      block(obj, d, K, W, b, data.X + r0 * d, m, data.y + r0,
+            data.sample_weight ? data.sample_weight + r0 : nullptr, s.z.data(), gW, gb, loss, weight);
+      continue;
+    }
+    s.x.resize(std::size_t(kSub * d));
+    s.y.resize(std::size_t(kSub));
+    if (data.sample_weight) s.w.resize(std::size_t(kSub));
+    const uint32_t* idx = set.idx + set.offset + start;
+    // Prefetch rows a few iterations ahead (into the next block or batch too): the gather of
+    // random rows is bound by memory latency, not bandwidth.
+    constexpr int64_t kAhead = 16;
+    const int64_t ahead_end = std::max(set.end - (set.offset + start), m);
+    const int64_t row_bytes = d * int64_t(sizeof(T));
+    for (int64_t j = 0; j < m; ++j) {
+      if (j + kAhead < ahead_end) {
+        const char* p = reinterpret_cast<const char*>(data.X + int64_t(idx[j + kAhead]) * d);
+        for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off);
+      }
+      const int64_t r = idx[j];
+      std::memcpy(s.x.data() + j * d, data.X + r * d, std::size_t(row_bytes));
+      s.y[j] = data.y[r];
+      if (data.sample_weight) s.w[j] = data.sample_weight[r];
+    }
+    block(obj, d, K, W, b, s.x.data(), m, s.y.data(), data.sample_weight ? s.w.data() : nullptr,
+          s.z.data(), gW, gb, loss, weight);
+  }
+}
+
+double penalty_value(Penalty p, double alpha, double l1_ratio, const double l1, const double l2sq) {
+  switch (p) {
+    case Penalty::L2: return alpha * 0.5 * l2sq;
+    case Penalty::L1: return alpha * l1;
+    case Penalty::ElasticNet: return alpha * (l1_ratio * l1 + (1 - l1_ratio) * 0.5 * l2sq);
+    default: return 0;
+  }
+}
+
+/// Raised inside fit when a loss is not finite; fit rolls back and explains.
+struct NonFinite {};
+
+template <class T>
+std::string describe_nonfinite(const DataView<T>& data, int64_t epoch, double lr) {
+  const int64_t d = data.n_features;
+  for (int64_t i = 0; i < data.n_samples; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const T v = data.X[i * d + j];
+      if (!std::isfinite(v)) {
+        std::ostringstream msg;
+        msg << "Input X contains " << (std::isnan(v) ? "NaN" : "infinity") << " (row " << i
+            << ", column " << j << ")";
+        return msg.str();
+      }
+    }
+  std::ostringstream msg;
+  msg << "Training diverged at epoch " << epoch << ": the loss became inf or NaN. Lower lr (now "
+      << lr << ") or standardize X (the parameters were restored to their values before fit).";
+  return msg.str();
+}
+
+}  // namespace
+
+Penalty parse_penalty(const std::string& name) {
+  const std::string n = lower(name);
+  if (n == "none" || n.empty()) return Penalty::None;
+  if (n == "l2") return Penalty::L2;
+  if (n == "l1") return Penalty::L1;
+  if (n == "elasticnet") return Penalty::ElasticNet;
+  throw InvalidArgument("Invalid penalty: '" + name + "' (expected None, 'l2', 'l1' or 'elasticnet')");
+}
+
+void TrainConfig::validate() const {
+  detail::require(lr >= 0 && std::isfinite(lr), "lr", lr, "must be a finite number >= 0");
+  detail::require(epochs >= 1, "epochs", double(epochs), "must be >= 1");
+  detail::require(batch_size >= 0, "batch_size", double(batch_size), "must be >= 1, or 0 for full batch");
+  detail::require(alpha >= 0 && std::isfinite(alpha), "alpha", alpha, "must be a finite number >= 0");
+  detail::require(l1_ratio >= 0 && l1_ratio <= 1, "l1_ratio", l1_ratio, "must be in [0, 1]");
+  detail::require(std::isnan(tol) || (tol >= 0 && std::isfinite(tol)), "tol", tol,
+                  "must be >= 0, or None / NaN to disable");
+  detail::require(shuffle_block >= 1, "shuffle_block", double(shuffle_block), "must be >= 1");
+  detail::require(n_iter_no_change >= 1, "n_iter_no_change", double(n_iter_no_change), "must be >= 1");
+  detail::require(validation_fraction > 0 && validation_fraction < 1, "validation_fraction",
+                  validation_fraction, "must be in (0, 1)");
+  if (optimizer_params.count("lr"))
+    throw InvalidArgument("Invalid optimizer_params: 'lr' is set by the lr argument, not here");
+}
+
+template <class T>
+struct LinearModel<T>::Work {
+  AlignedVector<T> grad;                // n_outputs·n_features coefficients, then n_outputs intercepts
+  AlignedVector<T> partials;            // one gradient per partition
+  std::vector<double> part_loss, part_weight;
+  std::vector<uint32_t> train, val;     // row indices (empty: all rows, in order)
+  std::vector<uint32_t> tiles, order;   // block shuffling: the block order, the epoch's row order
+  std::vector<T> before, best;          // parameters at the start of fit / at the best validation score
+  std::vector<const T*> grads = {nullptr, nullptr};  // the optimizer's argument, reused every step
+};
+
+template <class T>
+LinearModel<T>::LinearModel(Objective objective, int64_t n_features, int64_t n_outputs, T* coef,
+                            T* intercept, TrainConfig config)
+    : objective_(objective), n_features_(n_features), n_outputs_(n_outputs), coef_(coef),
+      intercept_(intercept), config_(std::move(config)), work_(new Work) {
+  if (n_features < 1) throw InvalidArgument("Invalid n_features: must be >= 1");
+  if (objective == Objective::Softmax ? n_outputs < 2 : n_outputs != 1)
+    throw InvalidArgument("Invalid n_outputs: " + std::to_string(n_outputs) +
+                          (objective == Objective::Softmax ? " (softmax needs >= 2 classes)"
+                                                           : " (this objective has one output)"));
+  if (!coef || !intercept) throw InvalidArgument("Invalid coef / intercept: null buffer");
+  config_.validate();
+  const std::size_t np = std::size_t(n_outputs * n_features + n_outputs);
+  work_->grad.assign(np, T(0));
+}
+
+template <class T>
+LinearModel<T>::~LinearModel() = default;
+
+template <class T>
+void LinearModel<T>::reset_optimizer() {
+  optimizer_.reset();
+  steps_ = 0;
+}
+
+template <class T>
+void LinearModel<T>::ensure_optimizer() {
+  std::map<std::string, double> h = config_.optimizer_params;
+  h["lr"] = config_.lr;
+  if (optimizer_ && lower(optimizer_->name()) == lower(config_.optimizer)) {
+    for (const auto& [key, value] : h) optimizer_->set(key, value);
+    return;
+  }
+  const int64_t nc = n_outputs_ * n_features_;
+  optimizer_ = make_optimizer<T>(config_.optimizer, {{coef_, nc}, {intercept_, n_outputs_}}, h);
+  steps_ = 0;
+}
+
+template <class T>
+void LinearModel<T>::check_data(const DataView<T>& data, const char* what) const {
+  const std::string w = what;
+  if (data.n_samples < 1) throw InvalidArgument(w + ": needs at least 1 sample, got 0");
+  if (data.n_features != n_features_)
+    throw InvalidArgument(w + ": X has " + std::to_string(data.n_features) +
+                          " features, but the model is expecting " + std::to_string(n_features_) +
+                          " features as input");
+  if (data.n_samples >= int64_t(1) << 32) throw InvalidArgument(w + ": more than 2^32 - 1 rows");
+  if (!data.X || !data.y) throw InvalidArgument(w + ": null X or y");
+  for (int64_t i = 0; i < data.n_samples; ++i) {
+    const T v = data.y[i];
+    if (!std::isfinite(v))
+      throw InvalidArgument("Input y contains " + std::string(std::isnan(v) ? "NaN" : "infinity") +
+                            " (row " + std::to_string(i) + ")");
+    if (objective_ == Objective::Logistic && v != T(0) && v != T(1))
+      throw InvalidArgument("Invalid y: logistic regression needs labels 0 or 1 (row " +
+                            std::to_string(i) + ")");
+    if (objective_ == Objective::Softmax && (v < 0 || v >= T(n_outputs_) || v != std::floor(v)))
+      throw InvalidArgument("Invalid y: softmax regression needs class codes 0.." +
+                            std::to_string(n_outputs_ - 1) + " (row " + std::to_string(i) + ")");
+  }
+  if (data.sample_weight) {
+    double sum = 0;
+    for (int64_t i = 0; i < data.n_samples; ++i) {
+      const T s = data.sample_weight[i];
+      if (!std::isfinite(s) || s < 0)
+        throw InvalidArgument("Invalid sample_weight: must be finite and >= 0 (row " +
+                              std::to_string(i) + ")");
+      sum += double(s);
+    }
+    if (!(sum > 0)) throw InvalidArgument("Invalid sample_weight: the weights sum to zero");
+  }
+}
+
+template <class T>
+double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& rows, bool shuffle) {
+  const int64_t d = n_features_, K = n_outputs_, np = K * d + K;
+  const int64_t m = rows.empty() ? data.n_samples : int64_t(rows.size());
+  const int64_t B = (config_.batch_size == 0 || config_.batch_size >= m) ? m : config_.batch_size;
+  Work& w = *work_;
+  const uint32_t* idx = rows.empty() ? nullptr : rows.data();
+  if (shuffle && B < m && !rows.empty()) {
+    Rng rng{rng_state_};
+    const int64_t t = config_.shuffle_block;
+    if (t <= 1) {
+      rng.shuffle(rows.data(), m);  // every row independently
+    } else {  // contiguous blocks of t rows in a random order: sequential memory reads
+      const int64_t tiles = (m + t - 1) / t;
+      w.tiles.resize(std::size_t(tiles));
+      for (int64_t k = 0; k < tiles; ++k) w.tiles[k] = uint32_t(k);
+      rng.shuffle(w.tiles.data(), tiles);
+      w.order.resize(std::size_t(m));
+      int64_t k = 0;
+      for (uint32_t tile : w.tiles)
+        for (int64_t j = int64_t(tile) * t, hi = std::min(j + t, m); j < hi; ++j) w.order[k++] = rows[j];
+      idx = w.order.data();
+    }
+    rng_state_ = rng.s;
+  }
+  T* grad = w.grad.data();
+  const bool intercept = config_.fit_intercept;
+  double epoch_loss = 0, epoch_weight = 0;
+  for (int64_t start = 0; start < m; start += B) {
+    const int64_t count = std::min(B, m - start);
+    const RowSet set{idx, start, count, m};
+    // Fixed partitions of the batch, each summed on its own, then added in order.
+    const int64_t parts = std::clamp<int64_t>(count / kMinPartRows, 1, kMaxParts);
+    w.partials.assign(std::size_t(parts * np), T(0));
+    w.part_loss.assign(std::size_t(parts), 0.0);
+    w.part_weight.assign(std::size_t(parts), 0.0);
+    auto part = [&](int64_t p) {
+      const int64_t lo = count * p / parts, hi = count * (p + 1) / parts;
+      T* g = w.partials.data() + p * np;
+      const RowSet sub{set.idx, set.offset + lo, hi - lo, set.end};
+      rows_pass(objective_, d, K, coef_, intercept_, data, sub, g, g + K * d, w.part_loss[p],
+                w.part_weight[p]);
+    };
+    if (parts > 1 && parallel_ok(count * d * K)) {
+#pragma omp parallel for schedule(static)
+      for (int64_t p = 0; p < parts; ++p) part(p);
+    } else {
+      for (int64_t p = 0; p < parts; ++p) part(p);
+    }
+    double loss = 0, weight = 0;
+    std::copy(w.partials.begin(), w.partials.begin() + np, grad);
+    for (int64_t p = 1; p < parts; ++p) {
+      const T* g = w.partials.data() + p * np;
+      for (int64_t k = 0; k < np; ++k) grad[k] += g[k];
+    }
+    for (int64_t p = 0; p < parts; ++p) loss += w.part_loss[p], weight += w.part_weight[p];
+    if (!std::isfinite(loss)) throw NonFinite{};
+    if (!(weight > 0)) continue;  // a batch of zero-weight rows: nothing to learn from
+    const T inv = T(1.0 / weight);
+    for (int64_t k = 0; k < np; ++k) grad[k] *= inv;
+    if (config_.penalty != Penalty::None && config_.alpha > 0) {
+      const T a = T(config_.alpha);
+      const T l2 = config_.penalty == Penalty::L2 ? a
+                   : config_.penalty == Penalty::ElasticNet ? a * T(1 - config_.l1_ratio) : T(0);
+      const T l1 = config_.penalty == Penalty::L1 ? a
+                   : config_.penalty == Penalty::ElasticNet ? a * T(config_.l1_ratio) : T(0);
+      for (int64_t k = 0; k < K * d; ++k) {
+        const T c = coef_[k];
+        grad[k] += l2 * c + l1 * T((c > 0) - (c < 0));
+      }
+    }
+    w.grads[0] = grad;
+    w.grads[1] = intercept ? grad + K * d : nullptr;
+    optimizer_->step(w.grads);
+    ++steps_;
+    epoch_loss += loss;
+    epoch_weight += weight;
+  }
+  double l1 = 0, l2 = 0;
+  if (config_.penalty != Penalty::None)
+    for (int64_t k = 0; k < K * d; ++k) l1 += std::abs(double(coef_[k])), l2 += double(coef_[k]) * coef_[k];
+  return epoch_loss / epoch_weight + penalty_value(config_.penalty, config_.alpha, config_.l1_ratio, l1, l2);
+}
+
+template <class T>
+double LinearModel<T>::score(const DataView<T>& data, const std::vector<uint32_t>& rows) const {
+  const int64_t d = n_features_, K = n_outputs_, m = int64_t(rows.size());
+  std::vector<T> x(static_cast<std::size_t>(kSub * d)), z(static_cast<std::size_t>(kSub * K));
+  Eigen::Map<const RowMat<T>> W(coef_, K, d);
+  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> b(intercept_, K);
+  double ybar = 0, wsum = 0;
+  for (uint32_t r : rows) {
+    const double s = data.sample_weight ? double(data.sample_weight[r]) : 1.0;
+    ybar += s * double(data.y[r]);
+    wsum += s;
+  }
+  ybar /= wsum;
+  double num = 0, den = 0, correct = 0;
+  for (int64_t start = 0; start < m; start += kSub) {
+    const int64_t n = std::min(kSub, m - start);
+    for (int64_t j = 0; j < n; ++j)
+      std::memcpy(x.data() + j * d, data.X + int64_t(rows[start + j]) * d, std::size_t(d) * sizeof(T));
+    Eigen::Map<const RowMat<T>> Xm(x.data(), n, d);
+    Eigen::Map<RowMat<T>> Z(z.data(), n, K);
+    Z.noalias() = Xm * W.transpose();
+    Z.rowwise() += b;
+    for (int64_t j = 0; j < n; ++j) {
+      const uint32_t r = rows[start + j];
+      const double s = data.sample_weight ? double(data.sample_weight[r]) : 1.0;
+      const double y = double(data.y[r]);
+      if (objective_ == Objective::SquaredError) {
+        num += s * (double(Z(j, 0)) - y) * (double(Z(j, 0)) - y);
+        den += s * (y - ybar) * (y - ybar);
+      } else {
+        Eigen::Index best = 0;
+        if (K == 1) best = Z(j, 0) > 0 ? 1 : 0;
+        else Z.row(j).maxCoeff(&best);
+        correct += s * (double(best) == y);
+      }
+    }
+  }
+  if (objective_ != Objective::SquaredError) return correct / wsum;
+  if (den == 0) return num == 0 ? 1.0 : 0.0;  // scikit-learn's force_finite convention
+  return 1 - num / den;
+}
+
+template <class T>
+int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callback) {
+  check_data(data, "fit");
+  config_.validate();
+  const int64_t n = data.n_samples, K = n_outputs_, d = n_features_, np = K * d + K;
+  Work& w = *work_;
+  Rng rng{config_.seed * 0x2545F4914F6CDD1Dull + 0x1234567ull};
+
+  // Rows: a validation split for early stopping, an index array to shuffle, or all rows in place.
+  w.train.clear();
+  w.val.clear();
+  if (config_.early_stopping) {
+    std::vector<uint32_t> all(static_cast<std::size_t>(n));
+    for (int64_t i = 0; i < n; ++i) all[i] = uint32_t(i);
+    rng.shuffle(all.data(), n);
+    if (objective_ == Objective::SquaredError) {
+      const int64_t nv = int64_t(std::ceil(config_.validation_fraction * double(n)));
+      w.val.assign(all.begin(), all.begin() + nv);
+      w.train.assign(all.begin() + nv, all.end());
+    } else {  // stratified: the same fraction of every class
+      std::vector<std::vector<uint32_t>> by_class(static_cast<std::size_t>(std::max<int64_t>(K, 2)));
+      for (uint32_t r : all) by_class[std::size_t(data.y[r])].push_back(r);
+      for (const auto& rows : by_class) {
+        const auto nv = std::size_t(std::ceil(config_.validation_fraction * double(rows.size())));
+        w.val.insert(w.val.end(), rows.begin(), rows.begin() + std::min(nv, rows.size()));
+        w.train.insert(w.train.end(), rows.begin() + std::min(nv, rows.size()), rows.end());
+      }
+      std::sort(w.val.begin(), w.val.end());
+      std::sort(w.train.begin(), w.train.end());
+    }
+    if (w.val.empty() || w.train.empty())
+      throw InvalidArgument("Invalid validation_fraction: " + std::to_string(config_.validation_fraction) +
+                            " leaves an empty training or validation set with " +
+                            std::to_string(n) + " samples");
+    double wt = 0;
+    for (uint32_t r : w.train) wt += data.sample_weight ? double(data.sample_weight[r]) : 1.0;
+    double wv = 0;
+    for (uint32_t r : w.val) wv += data.sample_weight ? double(data.sample_weight[r]) : 1.0;
+    if (!(wt > 0) || !(wv > 0))
+      throw InvalidArgument("Invalid sample_weight: zero total weight in the training or validation split");
+  } else if (config_.shuffle && config_.batch_size > 0 && config_.batch_size < n) {
+    w.train.resize(std::size_t(n));
+    for (int64_t i = 0; i < n; ++i) w.train[i] = uint32_t(i);
+  }
+  rng_state_ = rng.next();
+  ensure_optimizer();
+
+  // Snapshot for rollback on error.
+  w.before.assign(coef_, coef_ + K * d);
+  w.before.insert(w.before.end(), intercept_, intercept_ + K);
+  const std::size_t curve_before = loss_curve_.size();
+  validation_scores_.clear();
+
+  const bool plateau = !std::isnan(config_.tol) && !config_.early_stopping;
+  const double tol = std::isnan(config_.tol) ? 0.0 : config_.tol;
+  double best = config_.early_stopping ? -std::numeric_limits<double>::infinity()
+                                       : std::numeric_limits<double>::infinity();
+  int64_t no_improvement = 0, run = 0;
+  try {
+    for (int64_t e = 0; e < config_.epochs; ++e) {
+      const double loss = epoch(data, w.train, config_.shuffle);
+      if (!std::isfinite(loss)) throw NonFinite{};
+      loss_curve_.push_back(loss);
+      ++run;
+      double val = std::numeric_limits<double>::quiet_NaN();
+      bool stop = false;
+      if (config_.early_stopping) {
+        val = score(data, w.val);
+        if (!std::isfinite(val)) throw NonFinite{};
+        validation_scores_.push_back(val);
+        no_improvement = val < best + tol ? no_improvement + 1 : 0;
+        if (val > best) {
+          best = val;
+          w.best.assign(coef_, coef_ + K * d);
+          w.best.insert(w.best.end(), intercept_, intercept_ + K);
+        }
+        stop = no_improvement >= config_.n_iter_no_change;
+      } else if (plateau) {
+        no_improvement = loss > best - tol ? no_improvement + 1 : 0;
+        best = std::min(best, loss);
+        stop = no_improvement >= config_.n_iter_no_change;
+      }
+      if (callback && callback({int64_t(loss_curve_.size()), loss, val})) stop = true;
+      if (stop) break;
+    }
+  } catch (const NonFinite&) {
+    std::copy(w.before.begin(), w.before.begin() + K * d, coef_);
+    std::copy(w.before.begin() + K * d, w.before.end(), intercept_);
+    loss_curve_.resize(curve_before);
+    reset_optimizer();  // its moments were computed from non-finite values
+    throw InvalidArgument(describe_nonfinite(data, int64_t(curve_before) + run + 1, config_.lr));
+  }
+  if (config_.early_stopping && !w.best.empty()) {  // keep the parameters of the best epoch
+    std::copy(w.best.begin(), w.best.begin() + K * d, coef_);
+    std::copy(w.best.begin() + K * d, w.best.begin() + np, intercept_);
+  }
+  return run;
+}
+
+template <class T>
+void LinearModel<T>::partial_fit(const DataView<T>& data) {
+  TrainConfig saved = config_;
+  config_.epochs = 1;
+  config_.early_stopping = false;
+  config_.tol = std::numeric_limits<double>::quiet_NaN();
+  try {
+    fit(data);
+  } catch (...) {
+    config_ = saved;
+    throw;
+  }
+  config_ = saved;
+}
+
+template <class T>
+double LinearModel<T>::loss(const DataView<T>& data) const {
+  check_data(data, "loss");
+  const int64_t d = n_features_, K = n_outputs_, n = data.n_samples;
+  const int64_t parts = std::clamp<int64_t>(n / kMinPartRows, 1, kMaxParts);
+  std::vector<double> pl(std::size_t(parts), 0.0), pw(std::size_t(parts), 0.0);
+  auto part = [&](int64_t p) {
+    const int64_t lo = n * p / parts, hi = n * (p + 1) / parts;
+    rows_pass<T>(objective_, d, K, coef_, intercept_, data, RowSet{nullptr, lo, hi - lo}, nullptr,
+                 nullptr, pl[p], pw[p]);
+  };
+  if (parts > 1 && parallel_ok(n * d * K)) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  } else {
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  }
+  double l = 0, wsum = 0;
+  for (int64_t p = 0; p < parts; ++p) l += pl[p], wsum += pw[p];
+  double l1 = 0, l2 = 0;
+  for (int64_t k = 0; k < K * d; ++k) l1 += std::abs(double(coef_[k])), l2 += double(coef_[k]) * coef_[k];
+  return l / wsum + penalty_value(config_.penalty, config_.alpha, config_.l1_ratio, l1, l2);
+}
+
+template <class T>
+void LinearModel<T>::decision_function(const T* X, int64_t n, T* out) const {
+  const int64_t d = n_features_, K = n_outputs_;
+  Eigen::Map<const RowMat<T>> W(coef_, K, d);
+  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> b(intercept_, K);
+  constexpr int64_t kRows = 4096;
+  const int64_t blocks = (n + kRows - 1) / kRows;
+  auto run = [&](int64_t k) {
+    const int64_t lo = k * kRows, m = std::min(kRows, n - lo);
+    Eigen::Map<const RowMat<T>> Xm(X + lo * d, m, d);
+    Eigen::Map<RowMat<T>> Z(out + lo * K, m, K);
+    if (K == 1) Z.col(0).noalias() = Xm * W.row(0).transpose();
+    else Z.noalias() = Xm * W.transpose();
+    Z.rowwise() += b;
+  };
+  if (blocks > 1 && parallel_ok(n * d * K)) {
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < blocks; ++k) run(k);
+  } else {
+    for (int64_t k = 0; k < blocks; ++k) run(k);
+  }
+}
+
+// ---- closed form ------------------------------------------------------------------------------
+
+template <class T>
+bool solve_least_squares(const DataView<T>& data, const LeastSquaresConfig& config, T* coef,
+                         T* intercept) {
+  const int64_t n = data.n_samples, d = data.n_features;
+  if (n < 1 || d < 1 || !data.X || !data.y || !coef || !intercept)
+    throw InvalidArgument("solve_least_squares: empty data or null buffer");
+  detail::require(config.alpha >= 0 && std::isfinite(config.alpha), "alpha", config.alpha,
+                  "must be a finite number >= 0");
+  using Mat = Eigen::MatrixXd;
+  using VecD = Eigen::VectorXd;
+  if (data.sample_weight)
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(data.sample_weight[i]) || data.sample_weight[i] < 0)
+        throw InvalidArgument("Invalid sample_weight: must be finite and >= 0 (row " +
+                              std::to_string(i) + ")");
+  // Shift by the first row (exact centering comes later): keeps the sums of squares small when
+  // the columns have large means, so nothing cancels catastrophically.
+  VecD shift = VecD::Zero(d);
+  double yshift = 0;
+  if (config.fit_intercept) {
+    for (int64_t j = 0; j < d; ++j) shift[j] = double(data.X[j]);
+    yshift = double(data.y[0]);
+  }
+  constexpr int64_t kRowsPerBlock = 512;
+  const int64_t parts = std::clamp<int64_t>((n + 4095) / 4096, 1, 16);
+  std::vector<Mat> A(std::size_t(parts), Mat::Zero(d, d));
+  std::vector<VecD> Xty(std::size_t(parts), VecD::Zero(d)), xsum(std::size_t(parts), VecD::Zero(d));
+  std::vector<double> ysum(std::size_t(parts), 0.0), wsum(std::size_t(parts), 0.0);
+  auto part = [&](int64_t p) {
+    const int64_t lo = n * p / parts, hi = n * (p + 1) / parts;
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Bm(kRowsPerBlock, d);
+    VecD yb(kRowsPerBlock);
+    VecD rs(kRowsPerBlock);
+    for (int64_t start = lo; start < hi; start += kRowsPerBlock) {
+      const int64_t m = std::min(kRowsPerBlock, hi - start);
+      Eigen::Map<const RowMat<T>> Xb(data.X + start * d, m, d);
+      Eigen::Map<const Vec<T>> ybT(data.y + start, m);
+      Bm.topRows(m) = Xb.template cast<double>().rowwise() - shift.transpose();
+      yb.head(m) = ybT.template cast<double>().array() - yshift;
+      if (data.sample_weight) {  // rows scaled by √s: then BᵀB = Σ s (x−c)(x−c)ᵀ
+        rs.head(m) = Eigen::Map<const Vec<T>>(data.sample_weight + start, m).template cast<double>().cwiseSqrt();
+        Bm.topRows(m) = rs.head(m).asDiagonal() * Bm.topRows(m);
+        yb.head(m).array() *= rs.head(m).array();
+        xsum[p].noalias() += Bm.topRows(m).transpose() * rs.head(m);
+        ysum[p] += yb.head(m).dot(rs.head(m));
+        wsum[p] += rs.head(m).squaredNorm();
+      } else {
+        xsum[p] += Bm.topRows(m).colwise().sum().transpose();
+        ysum[p] += yb.head(m).sum();
+        wsum[p] += double(m);
+      }
+      auto Bs = Bm.topRows(m);
+      A[p].template selfadjointView<Eigen::Lower>().rankUpdate(Bs.transpose());
+      Xty[p].noalias() += Bs.transpose() * yb.head(m);
+    }
+  };
+  if (parts > 1 && parallel_ok(n * d)) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  } else {
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  }
+  for (int64_t p = 1; p < parts; ++p) {
+    A[0] += A[p];
+    Xty[0] += Xty[p];
+    xsum[0] += xsum[p];
+    ysum[0] += ysum[p];
+    wsum[0] += wsum[p];
+  }
+  Mat G = A[0].template selfadjointView<Eigen::Lower>();
+  VecD rhs = Xty[0];
+  const double S = wsum[0];
+  if (!(S > 0)) throw InvalidArgument("Invalid sample_weight: the weights sum to zero");
+  VecD xbar = xsum[0] / S;  // means of the shifted columns
+  const double ybar = ysum[0] / S;
+  if (config.fit_intercept) {
+    G.noalias() -= S * xbar * xbar.transpose();
+    rhs.noalias() -= S * ybar * xbar;
+  }
+  if (!G.allFinite() || !rhs.allFinite()) {
+    std::string msg = "Input X or y contains NaN or infinity";
+    for (int64_t i = 0; i < n * d; ++i)
+      if (!std::isfinite(data.X[i])) {
+        msg = "Input X contains " + std::string(std::isnan(data.X[i]) ? "NaN" : "infinity") +
+              " (row " + std::to_string(i / d) + ", column " + std::to_string(i % d) + ")";
+        break;
+      }
+    throw InvalidArgument(msg);
+  }
+  // mean((Xw + b − y)²) + α·½‖w‖²  ⇒  (XᵀX + αS/2·I) w = Xᵀy (centred when fitting the intercept)
+  G.diagonal().array() += config.alpha * S / 2;
+  VecD w;
+  bool fallback = false;
+  Eigen::LLT<Mat> llt(G);
+  if (llt.info() == Eigen::Success && llt.rcond() > 1e-12) {
+    w = llt.solve(rhs);
+  } else {  // rank deficient: the minimum-norm solution, as lstsq gives
+    fallback = true;
+    Eigen::SelfAdjointEigenSolver<Mat> es(G);
+    const VecD& ev = es.eigenvalues();
+    const double cutoff = std::max(ev.cwiseAbs().maxCoeff(), 0.0) * 1e-12;
+    VecD inv = VecD::Zero(d);
+    for (int64_t j = 0; j < d; ++j)
+      if (ev[j] > cutoff) inv[j] = 1.0 / ev[j];
+    w = es.eigenvectors() * (inv.asDiagonal() * (es.eigenvectors().transpose() * rhs));
+  }
+  for (int64_t j = 0; j < d; ++j) coef[j] = T(w[j]);
+  *intercept = config.fit_intercept ? T(ybar + yshift - (xbar + shift).dot(w)) : T(0);
+  return fallback;
+}
+
+template class LinearModel<float>;
+template class LinearModel<double>;
+template bool solve_least_squares<float>(const DataView<float>&, const LeastSquaresConfig&, float*, float*);
+template bool solve_least_squares<double>(const DataView<double>&, const LeastSquaresConfig&, double*,
+                                          double*);
+
+}  // namespace dlopt

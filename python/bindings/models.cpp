@@ -1,0 +1,255 @@
+// Python face of the linear models: _core.LinearModel over NumPy buffers owned by the Python
+// estimator (coef and intercept are updated in place), and _core.solve_least_squares.
+// X is read in place (C-contiguous float32/float64 with the parameters' dtype, never converted);
+// fit runs with the GIL released, taking it back only to call a Python epoch callback.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "arrays.hpp"
+#include "dlopt/models/linear.hpp"
+
+namespace dlopt::py_bindings {
+namespace {
+
+Objective parse_objective(const std::string& name) {
+  if (name == "squared_error") return Objective::SquaredError;
+  if (name == "logistic") return Objective::Logistic;
+  if (name == "softmax") return Objective::Softmax;
+  throw py::value_error("objective: expected 'squared_error', 'logistic' or 'softmax', got '" + name + "'");
+}
+
+double number(const py::handle& v, const std::string& key) {
+  if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || !PyNumber_Check(v.ptr()))
+    throw py::type_error(key + ": expected a number, got " + py::repr(v).cast<std::string>());
+  return v.cast<double>();
+}
+
+TrainConfig config_from_dict(const py::dict& d) {
+  TrainConfig c;
+  for (auto item : d) {
+    const std::string key = py::str(item.first);
+    py::handle v = item.second;
+    if (key == "optimizer") c.optimizer = v.cast<std::string>();
+    else if (key == "lr") c.lr = number(v, key);
+    else if (key == "optimizer_params") {
+      for (auto kv : v.cast<py::dict>()) {
+        const std::string k = py::str(kv.first);
+        c.optimizer_params[k] = py::isinstance<py::bool_>(kv.second) ? double(kv.second.cast<bool>())
+                                                                    : number(kv.second, k);
+      }
+    } else if (key == "epochs") c.epochs = v.cast<int64_t>();
+    else if (key == "batch_size") c.batch_size = v.is_none() ? 0 : v.cast<int64_t>();
+    else if (key == "shuffle") c.shuffle = v.cast<bool>();
+    else if (key == "shuffle_block") c.shuffle_block = v.cast<int64_t>();
+    else if (key == "seed") c.seed = v.cast<uint64_t>();
+    else if (key == "fit_intercept") c.fit_intercept = v.cast<bool>();
+    else if (key == "penalty") c.penalty = parse_penalty(v.is_none() ? "none" : v.cast<std::string>());
+    else if (key == "alpha") c.alpha = number(v, key);
+    else if (key == "l1_ratio") c.l1_ratio = number(v, key);
+    else if (key == "tol") c.tol = v.is_none() ? std::numeric_limits<double>::quiet_NaN() : number(v, key);
+    else if (key == "n_iter_no_change") c.n_iter_no_change = v.cast<int64_t>();
+    else if (key == "early_stopping") c.early_stopping = v.cast<bool>();
+    else if (key == "validation_fraction") c.validation_fraction = number(v, key);
+    else throw py::type_error("config: unknown key '" + key + "'");
+  }
+  c.validate();
+  return c;
+}
+
+/// Arrays of one call, kept alive while C++ reads them.
+struct Inputs {
+  py::array X, y, sw;
+};
+
+/// X (n × d), y (n,) and sample_weight (n,) | None, all with dtype T, as a DataView.
+template <class T>
+DataView<T> data_view(Inputs& in, const py::handle& X, const py::handle& y, const py::handle& sw,
+                      int64_t n_features) {
+  const DType want = std::is_same_v<T, float> ? DType::Float32 : DType::Float64;
+  in.X = checked_array(X, "X", false);
+  if (dtype_of(in.X) != want)
+    throw py::type_error(std::string("X: dtype ") + dtype_name(dtype_of(in.X)) +
+                         " does not match the model's " + dtype_name(want));
+  if (in.X.ndim() != 2)
+    throw py::value_error("X: expected a 2-D array, got " + std::to_string(in.X.ndim()) + "-D");
+  const int64_t n = in.X.shape(0);
+  if (in.X.shape(1) != n_features)
+    throw py::value_error("X has " + std::to_string(in.X.shape(1)) + " features, but the model is expecting " +
+                          std::to_string(n_features) + " features as input");
+  DataView<T> d{static_cast<const T*>(in.X.data()), n, n_features, nullptr, nullptr};
+  if (!y.is_none()) {
+    in.y = checked_array(y, "y", false);
+    if (dtype_of(in.y) != want || in.y.ndim() != 1 || in.y.shape(0) != n)
+      throw py::value_error("y: expected a " + std::string(dtype_name(want)) + " array of shape (" +
+                            std::to_string(n) + ",)");
+    d.y = static_cast<const T*>(in.y.data());
+  }
+  if (!sw.is_none()) {
+    in.sw = checked_array(sw, "sample_weight", false);
+    if (dtype_of(in.sw) != want || in.sw.ndim() != 1 || in.sw.shape(0) != n)
+      throw py::value_error("sample_weight: expected a " + std::string(dtype_name(want)) +
+                            " array of shape (" + std::to_string(n) + ",)");
+    d.sample_weight = static_cast<const T*>(in.sw.data());
+  }
+  return d;
+}
+
+class PyLinearModel {
+ public:
+  PyLinearModel(const std::string& objective, const py::handle& coef, const py::handle& intercept,
+                const py::dict& config) {
+    coef_ = checked_array(coef, "coef", true);
+    intercept_ = checked_array(intercept, "intercept", true);
+    if (coef_.ndim() != 2) throw py::value_error("coef: expected a 2-D array (n_outputs, n_features)");
+    if (dtype_of(intercept_) != dtype_of(coef_)) throw py::type_error("intercept: dtype must match coef's");
+    const int64_t K = coef_.shape(0), d = coef_.shape(1);
+    if (intercept_.ndim() != 1 || intercept_.shape(0) != K)
+      throw py::value_error("intercept: expected shape (" + std::to_string(K) + ",)");
+    require_disjoint({range_of(coef_, "coef"), range_of(intercept_, "intercept")}, {});
+    const Objective obj = parse_objective(objective);
+    const TrainConfig cfg = config_from_dict(config);
+    if (dtype_of(coef_) == DType::Float32)
+      model_ = std::make_unique<LinearModel<float>>(obj, d, K, static_cast<float*>(coef_.mutable_data()),
+                                                    static_cast<float*>(intercept_.mutable_data()), cfg);
+    else
+      model_ = std::make_unique<LinearModel<double>>(obj, d, K, static_cast<double*>(coef_.mutable_data()),
+                                                     static_cast<double*>(intercept_.mutable_data()), cfg);
+  }
+
+  template <class F>
+  decltype(auto) visit(F&& f) {
+    return std::visit([&](auto& m) -> decltype(auto) { return f(*m); }, model_);
+  }
+
+  int64_t fit(const py::handle& X, const py::handle& y, const py::handle& sw, const py::object& callback) {
+    return visit([&](auto& m) {
+      using T = typename std::remove_reference_t<decltype(m)>::Scalar;
+      Inputs in;
+      const DataView<T> d = data_view<T>(in, X, y, sw, m.n_features());
+      if (!d.y) throw py::value_error("y: required");
+      EpochCallback cb;
+      if (!callback.is_none())
+        cb = [&callback](const EpochInfo& e) {
+          py::gil_scoped_acquire gil;
+          return py::bool_(callback(e.epoch, e.loss, e.validation_score)).cast<bool>();
+        };
+      py::gil_scoped_release release;
+      return m.fit(d, cb);
+    });
+  }
+
+  void partial_fit(const py::handle& X, const py::handle& y, const py::handle& sw) {
+    visit([&](auto& m) {
+      using T = typename std::remove_reference_t<decltype(m)>::Scalar;
+      Inputs in;
+      const DataView<T> d = data_view<T>(in, X, y, sw, m.n_features());
+      if (!d.y) throw py::value_error("y: required");
+      py::gil_scoped_release release;
+      m.partial_fit(d);
+      return 0;
+    });
+  }
+
+  double loss(const py::handle& X, const py::handle& y, const py::handle& sw) {
+    return visit([&](auto& m) {
+      using T = typename std::remove_reference_t<decltype(m)>::Scalar;
+      Inputs in;
+      const DataView<T> d = data_view<T>(in, X, y, sw, m.n_features());
+      if (!d.y) throw py::value_error("y: required");
+      py::gil_scoped_release release;
+      return m.loss(d);
+    });
+  }
+
+  py::array decision_function(const py::handle& X) {
+    return visit([&](auto& m) -> py::array {
+      using T = typename std::remove_reference_t<decltype(m)>::Scalar;
+      Inputs in;
+      const DataView<T> d = data_view<T>(in, X, py::none(), py::none(), m.n_features());
+      py::array_t<T> out({d.n_samples, m.n_outputs()});
+      T* o = out.mutable_data();
+      {
+        py::gil_scoped_release release;
+        m.decision_function(d.X, d.n_samples, o);
+      }
+      return std::move(out);
+    });
+  }
+
+  void set_config(const py::dict& config) {
+    const TrainConfig cfg = config_from_dict(config);
+    visit([&](auto& m) { m.config() = cfg; return 0; });
+  }
+  void reset_optimizer() { visit([](auto& m) { m.reset_optimizer(); return 0; }); }
+  std::vector<double> loss_curve() { return visit([](auto& m) { return m.loss_curve(); }); }
+  std::vector<double> validation_scores() { return visit([](auto& m) { return m.validation_scores(); }); }
+  int64_t steps() { return visit([](auto& m) { return m.steps(); }); }
+
+ private:
+  py::array coef_, intercept_;  // keep the parameter buffers alive as long as the model
+  std::variant<std::unique_ptr<LinearModel<float>>, std::unique_ptr<LinearModel<double>>> model_;
+};
+
+template <class T>
+bool least_squares(const py::handle& X, const py::handle& y, const py::handle& sw, bool fit_intercept,
+                   double alpha, py::array coef, py::array intercept) {
+  Inputs in;
+  const DataView<T> d = data_view<T>(in, X, y, sw, coef.size());
+  if (!d.y) throw py::value_error("y: required");
+  LeastSquaresConfig cfg{fit_intercept, alpha};
+  T* c = static_cast<T*>(coef.mutable_data());
+  T* b = static_cast<T*>(intercept.mutable_data());
+  py::gil_scoped_release release;
+  return solve_least_squares(d, cfg, c, b);
+}
+
+}  // namespace
+
+void bind_models(py::module_& m) {
+  py::class_<PyLinearModel>(m, "LinearModel",
+                            "A linear model trained in C++ over caller-owned coef (K, d) and intercept (K,) "
+                            "arrays, updated in place. Use dlopt.linear_model instead.")
+      .def(py::init<const std::string&, const py::handle&, const py::handle&, const py::dict&>(),
+           py::arg("objective"), py::arg("coef"), py::arg("intercept"), py::arg("config"))
+      .def("fit", &PyLinearModel::fit, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none(),
+           py::arg("callback") = py::none(),
+           "Trains for up to config['epochs'] epochs; callback(epoch, loss, val_score) -> bool stops "
+           "when it returns True. Returns the epochs run.")
+      .def("partial_fit", &PyLinearModel::partial_fit, py::arg("X"), py::arg("y"),
+           py::arg("sample_weight") = py::none(), "One epoch with the current optimizer state.")
+      .def("loss", &PyLinearModel::loss, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none())
+      .def("decision_function", &PyLinearModel::decision_function, py::arg("X"))
+      .def("set_config", &PyLinearModel::set_config, py::arg("config"))
+      .def("reset_optimizer", &PyLinearModel::reset_optimizer)
+      .def_property_readonly("loss_curve", &PyLinearModel::loss_curve)
+      .def_property_readonly("validation_scores", &PyLinearModel::validation_scores)
+      .def_property_readonly("steps", &PyLinearModel::steps);
+
+  m.def(
+      "solve_least_squares",
+      [](const py::handle& X, const py::handle& y, const py::handle& sw, bool fit_intercept, double alpha,
+         const py::handle& coef_obj, const py::handle& intercept_obj) {
+        py::array coef = checked_array(coef_obj, "coef", true);
+        py::array intercept = checked_array(intercept_obj, "intercept", true);
+        if (dtype_of(intercept) != dtype_of(coef)) throw py::type_error("intercept: dtype must match coef's");
+        if (coef.ndim() != 1 || intercept.ndim() != 1 || intercept.shape(0) != 1)
+          throw py::value_error("coef: expected shape (n_features,); intercept: (1,)");
+        return dtype_of(coef) == DType::Float32
+                   ? least_squares<float>(X, y, sw, fit_intercept, alpha, coef, intercept)
+                   : least_squares<double>(X, y, sw, fit_intercept, alpha, coef, intercept);
+      },
+      py::arg("X"), py::arg("y"), py::arg("sample_weight"), py::arg("fit_intercept"), py::arg("alpha"),
+      py::arg("coef"), py::arg("intercept"),
+      "Closed-form least squares (Cholesky of XᵀX in double, minimum-norm fallback) into coef, "
+      "intercept. Returns True if X was rank deficient.");
+}
+
+}  // namespace dlopt::py_bindings

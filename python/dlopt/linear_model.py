@@ -1,0 +1,646 @@
+"""Linear models trained in dlopt's C++ core, with scikit-learn's estimator conventions.
+
+The forward pass, the loss and its gradient run in C++ (Eigen) directly on ``X`` (a C-contiguous
+float32/float64 array is used in place, never copied), and every update is a step of one of
+:mod:`dlopt.optim`'s optimizers (the same C++ rules). Losses are means, so learning rates mean what they
+mean in PyTorch and TensorFlow:
+
+- :class:`LinearRegression`: ``mean((X @ w + b - y) ** 2)`` (or the closed form, ``solver="closed_form"``);
+- :class:`LogisticRegression`: mean binary cross-entropy;
+- :class:`SoftmaxRegression`: mean multiclass cross-entropy.
+
+The seed example, gradient descent on ``y = 2x + 1 + noise``:
+
+>>> import numpy as np
+>>> from dlopt.linear_model import LinearRegression
+>>> x = np.linspace(-1, 1, 100)
+>>> y = 2 * x + 1 + np.random.default_rng(0).normal(0, 0.1, 100)
+>>> model = LinearRegression(optimizer="sgd", lr=0.1, epochs=1000, batch_size=None)
+>>> model.fit(x[:, None], y).coef_.round(2), round(model.intercept_, 2)
+(array([2.01]), 1.01)
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["LinearRegression", "LogisticRegression", "SoftmaxRegression", "NotFittedError"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a model is used before ``fit`` (scikit-learn's exception when it is loaded)."""
+
+
+def _not_fitted(estimator) -> Exception:
+    msg = (f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+           "arguments before using this estimator.")
+    sk = sys.modules.get("sklearn.exceptions")  # sklearn's own class when sklearn is in use
+    return (sk.NotFittedError if sk is not None else NotFittedError)(msg)
+
+
+def _warn_column_vector() -> None:
+    sk = sys.modules.get("sklearn.exceptions")
+    category = sk.DataConversionWarning if sk is not None else UserWarning
+    warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                  "of y to (n_samples,), for example using ravel().", category, stacklevel=3)
+
+
+# ---- input checks -------------------------------------------------------------------------------
+
+def _as_2d_float(X, what="X", dtype=None) -> np.ndarray:
+    """X as a C-contiguous float32/float64 array: no copy when it already is one."""
+    if X is None:
+        raise ValueError(f"{what} is None: this estimator requires X and y to be passed")
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise TypeError(f"Sparse data was passed for {what}, but dense data is required; dlopt does not "
+                        "support sparse input. Use '.toarray()' to convert to a dense numpy array.")
+    if hasattr(X, "iloc") or hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    if not isinstance(X, np.ndarray):
+        X = np.asarray(X)
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported: {what} has dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D array for {what}, got {X.ndim}D array instead. Reshape your data "
+                         "either using array.reshape(-1, 1) if your data has a single feature or "
+                         "array.reshape(1, -1) if it contains a single sample.")
+    if X.shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if dtype is None:
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    if X.dtype == object:
+        X = X.astype(np.float64)  # raises TypeError naming a non-numeric cell type
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _check_finite(X: np.ndarray, what: str = "X") -> None:
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = np.argwhere(bad)[0] if X.ndim == 2 else (np.flatnonzero(bad)[0], None)
+        kind = "NaN" if np.isnan(X[(row, col) if col is not None else row]) else "infinity"
+        where = f"row {row}" + (f", column {col}" if col is not None else "")
+        raise ValueError(f"Input {what} contains {kind} ({where})")
+
+
+def _as_1d(y, n: int, what: str = "y") -> np.ndarray:
+    if y is None:
+        raise ValueError("This estimator requires y to be passed, but the target y is None.")
+    if hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        _warn_column_vector()
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"{what}: expected a 1-D array of shape ({n},), got shape {y.shape}")
+    if y.shape[0] != n:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: X has {n}, "
+                         f"{what} has {y.shape[0]}")
+    return y
+
+
+def _sample_weight(sample_weight, n: int, dtype) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        return np.full(n, sample_weight, dtype=dtype)
+    sw = np.asarray(sample_weight.to_numpy() if hasattr(sample_weight, "to_numpy") else sample_weight)
+    if sw.ndim != 1 or sw.shape[0] != n:
+        raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)!")
+    sw = np.ascontiguousarray(sw, dtype=dtype)
+    if not np.all(np.isfinite(sw)) or np.any(sw < 0):
+        raise ValueError("sample_weight: must be finite and >= 0")
+    if not sw.sum() > 0:
+        raise ValueError("sample_weight: the weights sum to zero; at least one weight must be positive")
+    return sw
+
+
+def _seed(random_state) -> int:
+    if random_state is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, (numbers.Integral, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state) & 0xFFFFFFFFFFFFFFFF
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    raise ValueError(f"random_state: expected None, an int, a RandomState or a Generator, got {random_state!r}")
+
+
+def _optimizer_params(params: dict | None) -> dict:
+    """optimizer_params in the C++ Config's field names (``betas`` -> ``beta1``, ``beta2``)."""
+    out = dict(params or {})
+    if "lr" in out:
+        raise ValueError("optimizer_params: pass the learning rate as lr=..., not in optimizer_params")
+    if "betas" in out:
+        betas = out.pop("betas")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"optimizer_params['betas']: expected a pair of floats, got {betas!r}")
+        out["beta1"], out["beta2"] = float(betas[0]), float(betas[1])
+    return out
+
+
+# ---- the estimators -----------------------------------------------------------------------------
+
+class _LinearModel:
+    """Shared machinery: parameters, the C++ trainer, fit / partial_fit / decision values."""
+
+    _objective = "squared_error"
+
+    def __init__(self, *, optimizer="adam", lr=0.01, optimizer_params=None, epochs=1000, batch_size=None,
+                 shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None, alpha=1e-4,
+                 l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
+                 validation_fraction=0.1, verbose=0, warm_start=False):
+        self.optimizer = optimizer
+        self.lr = lr
+        self.optimizer_params = optimizer_params
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.shuffle_block = shuffle_block
+        self.random_state = random_state
+        self.fit_intercept = fit_intercept
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- scikit-learn's parameter protocol ----------------------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's keyword arguments, as scikit-learn's ``get_params``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Sets constructor keywords; unknown names raise ValueError. Returns self."""
+        valid = self._param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                                 f"Valid parameters are: {valid!r}.")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = []
+        for k, v in self.get_params().items():
+            d = defaults[k].default
+            same = v is d or (type(v) is type(d) and not isinstance(v, np.ndarray) and v == d)
+            if not same:
+                changed.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_trainer", None)  # the C++ optimizer state is not pickled; partial_fit restarts it
+        return state
+
+    def __setstate__(self, state):
+        for key in ("_coef", "_intercept"):  # unpickled buffers may be read-only; dlopt writes them
+            if key in state:
+                state[key] = np.array(state[key], copy=True, order="C")
+        self.__dict__.update(state)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+
+        classifier = self._objective != "squared_error"
+        tags = Tags(estimator_type="classifier" if classifier else "regressor",
+                    target_tags=TargetTags(required=True), transformer_tags=None,
+                    regressor_tags=None if classifier else RegressorTags(),
+                    classifier_tags=ClassifierTags(multi_class=self._objective == "softmax")
+                    if classifier else None)
+        return tags
+
+    # -- training ----------------------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        batch = self.batch_size
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (numbers.Integral, np.integer))
+                                  or batch < 1):
+            raise ValueError(f"batch_size: expected None (full batch) or a positive int, got {batch!r}")
+        if not isinstance(self.optimizer, str):
+            raise TypeError(f"optimizer: expected a name such as 'adam', got {self.optimizer!r}")
+        epochs = self.epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
+            raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+        return dict(optimizer=self.optimizer, lr=self.lr, optimizer_params=_optimizer_params(self.optimizer_params),
+                    epochs=int(epochs), batch_size=None if batch is None else int(batch),
+                    shuffle=bool(self.shuffle), shuffle_block=int(self.shuffle_block), fit_intercept=bool(self.fit_intercept), penalty=self.penalty,
+                    alpha=self.alpha, l1_ratio=self.l1_ratio, tol=self.tol,
+                    n_iter_no_change=int(self.n_iter_no_change), early_stopping=bool(self.early_stopping),
+                    validation_fraction=self.validation_fraction)
+
+    def _validate_X(self, X, reset: bool) -> np.ndarray:
+        names = None
+        if hasattr(X, "columns"):
+            cols = list(X.columns)
+            if cols and all(isinstance(c, str) for c in cols):
+                names = np.asarray(cols, dtype=object)
+        if reset:
+            X = _as_2d_float(X)
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return X
+        fitted = getattr(self, "feature_names_in_", None)
+        if names is not None and fitted is None:
+            warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names",
+                          UserWarning, stacklevel=3)
+        elif names is None and fitted is not None:
+            warnings.warn(f"X does not have valid feature names, but {type(self).__name__} was fitted with "
+                          "feature names", UserWarning, stacklevel=3)
+        elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
+            raise ValueError("The feature names should match those that were passed during fit.\n"
+                             f"Fitted with: {list(fitted)}\nGot: {list(names)}")
+        X = _as_2d_float(X, dtype=self.coef_.dtype)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        return X
+
+    def _targets(self, y, n: int, dtype, reset: bool) -> np.ndarray:
+        """Targets as the C++ objective wants them (values, or class codes); sets classes_."""
+        y = _as_1d(y, n)
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def _make_trainer(self, n_features: int, dtype) -> None:
+        k = self._n_outputs()
+        self._coef = np.zeros((k, n_features), dtype=dtype)
+        self._intercept = np.zeros(k, dtype=dtype)
+        self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
+
+    def _fit(self, X, y, sample_weight, partial: bool):
+        fitted = hasattr(self, "_coef")
+        first = not fitted or not (partial or self.warm_start)
+        X = self._validate_X(X, reset=first)
+        dtype = X.dtype
+        y = self._targets(y, X.shape[0], dtype, reset=first)
+        sw = self._weights(y, sample_weight, X.shape[0], dtype)
+        if first:
+            self.n_features_in_ = X.shape[1]
+            self._make_trainer(X.shape[1], dtype)
+            self._seed_state = _seed(self.random_state)
+        elif getattr(self, "_trainer", None) is None:  # unpickled: rebuild over the current parameters
+            self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
+        config = self._config()
+        config["seed"] = self._seed_state + len(self._trainer.loss_curve)  # a fresh order per call
+        self._trainer.set_config(config)
+        callback = None
+        progress = self.__dict__.get("_epoch_callback")  # set by the dlopt command's progress bar
+        if self.verbose or progress is not None:
+            def callback(epoch, loss, val):
+                if progress is not None:
+                    progress(epoch, loss)
+                if self.verbose:
+                    extra = "" if val != val else f", validation score: {val:.6g}"
+                    print(f"Epoch {epoch}, loss: {loss:.6g}{extra}", flush=True)
+                return False
+        if partial:
+            self._trainer.partial_fit(X, y, sw)
+            self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
+        else:
+            self.n_iter_ = int(self._trainer.fit(X, y, sw, callback))
+        self.loss_curve_ = list(self._trainer.loss_curve)
+        self.validation_scores_ = list(self._trainer.validation_scores) if self.early_stopping else None
+        self.t_ = int(self._trainer.steps)
+        return self
+
+    def _weights(self, y, sample_weight, n, dtype):
+        return _sample_weight(sample_weight, n, dtype)
+
+    def fit(self, X, y, sample_weight=None):
+        """Trains on ``X`` (n_samples × n_features) and ``y``; returns self.
+
+        With ``warm_start=True`` a second ``fit`` continues from the current coefficients and optimizer
+        state; otherwise it starts from zeros. If the loss becomes inf or NaN (NaN/inf in ``X``, or a
+        learning rate too large), fit raises ValueError and the coefficients are left as they were before
+        the call (the optimizer's moments are reset).
+        """
+        return self._fit(X, y, sample_weight, partial=False)
+
+    def _decision(self, X) -> np.ndarray:
+        if not hasattr(self, "_coef"):
+            raise _not_fitted(self)
+        X = self._validate_X(X, reset=False)
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:  # closed form, or unpickled: a throw-away model over the coefficients
+            trainer = _core.LinearModel(self._objective, self._coef, self._intercept, {})
+        out = trainer.decision_function(X)
+        if not np.all(np.isfinite(out)):
+            _check_finite(X)  # names the bad cell
+        return out
+
+    @property
+    def coef_(self):
+        if not hasattr(self, "_coef"):
+            raise AttributeError(f"{type(self).__name__} has no attribute 'coef_' before fit")
+        return self._coef[0] if self._objective != "softmax" and self._coef_1d else self._coef
+
+    _coef_1d = True
+
+    @property
+    def intercept_(self):
+        if not hasattr(self, "_intercept"):
+            raise AttributeError(f"{type(self).__name__} has no attribute 'intercept_' before fit")
+        return self._intercept
+
+
+class LinearRegression(_LinearModel):
+    """Least-squares linear regression trained by a dlopt optimizer, or solved in closed form.
+
+    Minimises ``mean((X @ coef_ + intercept_ - y) ** 2) + alpha * R(coef_)`` with the optimizer named by
+    ``optimizer`` (any :mod:`dlopt.optim` name, case-insensitive) for ``epochs`` passes over the data:
+    full-batch gradient descent when ``batch_size`` is None, mini-batch SGD with the rows reshuffled every
+    epoch otherwise. ``solver="closed_form"`` solves the normal equations instead (Cholesky of XᵀX in
+    double precision, minimum-norm solution for rank-deficient X; penalty None or "l2" only).
+
+    Parameters follow scikit-learn's SGD estimators: ``penalty`` (None, "l2", "l1", "elasticnet"),
+    ``alpha``, ``l1_ratio``, ``tol`` and ``n_iter_no_change`` (stop when the epoch loss has not improved
+    by ``tol`` for that many epochs; ``tol=None``, the default, trains all ``epochs``),
+    ``shuffle_block`` (1: shuffle single rows; t > 1: shuffle blocks of t consecutive rows, which reads
+    memory sequentially and is faster on large data, at the price of rows of a block always sharing a batch),
+    ``early_stopping`` with ``validation_fraction`` (stop on the validation R², keep the best
+    coefficients), ``warm_start``, ``random_state`` (the shuffling and the validation split).
+
+    Attributes: ``coef_`` (n_features,), ``intercept_`` (float), ``n_iter_`` (epochs run by the last fit),
+    ``loss_curve_`` (training loss of every epoch), ``t_`` (optimizer steps), ``n_features_in_``.
+
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
+    >>> LinearRegression(solver="closed_form").fit(X, y).coef_.round(6)
+    array([ 1. , -2. ,  0.5])
+
+    .. warning:: With ``penalty="l1"`` or ``"elasticnet"`` the L1 term is followed by its subgradient
+       (sign(w)), not by scikit-learn's truncated-gradient update, so coefficients get small but not
+       exactly zero.
+    """
+
+    _objective = "squared_error"
+
+    def __init__(self, *, solver="gradient", optimizer="adam", lr=0.01, optimizer_params=None, epochs=1000,
+                 batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None,
+                 alpha=1e-4, l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
+                 validation_fraction=0.1, verbose=0, warm_start=False):
+        super().__init__(optimizer=optimizer, lr=lr, optimizer_params=optimizer_params, epochs=epochs,
+                         batch_size=batch_size, shuffle=shuffle, shuffle_block=shuffle_block,
+                         random_state=random_state,
+                         fit_intercept=fit_intercept, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, tol=tol,
+                         n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, verbose=verbose, warm_start=warm_start)
+        self.solver = solver
+
+    def fit(self, X, y, sample_weight=None):
+        if self.solver == "gradient":
+            return super().fit(X, y, sample_weight)
+        if self.solver != "closed_form":
+            raise ValueError(f"solver: expected 'gradient' or 'closed_form', got {self.solver!r}")
+        if self.penalty not in (None, "l2"):
+            raise ValueError(f"solver='closed_form' supports penalty None or 'l2', got {self.penalty!r}")
+        X = self._validate_X(X, reset=True)
+        y = self._targets(y, X.shape[0], X.dtype, reset=True)
+        _check_finite(y, "y")
+        sw = _sample_weight(sample_weight, X.shape[0], X.dtype)
+        coef = np.zeros(X.shape[1], dtype=X.dtype)
+        intercept = np.zeros(1, dtype=X.dtype)
+        alpha = float(self.alpha) if self.penalty == "l2" else 0.0
+        self.rank_deficient_ = bool(_core.solve_least_squares(X, y, sw, bool(self.fit_intercept), alpha,
+                                                              coef, intercept))
+        self.n_features_in_ = X.shape[1]
+        self._coef, self._intercept = coef[None, :], intercept
+        self._trainer = None
+        self._seed_state = _seed(self.random_state)
+        self.n_iter_, self.t_, self.loss_curve_, self.validation_scores_ = 1, 0, [], None
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current coefficients and optimizer state."""
+        return self._fit(X, y, sample_weight, partial=True)
+
+    @property
+    def intercept_(self):
+        if not hasattr(self, "_intercept"):
+            raise AttributeError("LinearRegression has no attribute 'intercept_' before fit")
+        return float(self._intercept[0])
+
+    def predict(self, X) -> np.ndarray:
+        """``X @ coef_ + intercept_``."""
+        return self._decision(X)[:, 0]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² of the predictions (scikit-learn's RegressorMixin.score)."""
+        from .metrics import r2_score
+
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+
+
+class _Classifier(_LinearModel):
+    def __init__(self, *, optimizer="adam", lr=0.01, optimizer_params=None, epochs=1000, batch_size=None,
+                 shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None, alpha=1e-4,
+                 l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
+                 validation_fraction=0.1, verbose=0, warm_start=False, class_weight=None):
+        super().__init__(optimizer=optimizer, lr=lr, optimizer_params=optimizer_params, epochs=epochs,
+                         batch_size=batch_size, shuffle=shuffle, shuffle_block=shuffle_block,
+                         random_state=random_state,
+                         fit_intercept=fit_intercept, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, tol=tol,
+                         n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, verbose=verbose, warm_start=warm_start)
+        self.class_weight = class_weight
+
+    def _targets(self, y, n, dtype, reset):
+        y = _as_1d(y, n)
+        if y.dtype.kind == "f":
+            if not np.all(np.isfinite(y)):
+                _check_finite(y, "y")
+            if np.any(y != np.round(y)):
+                raise ValueError("Unknown label type: continuous. A classifier needs class labels; use "
+                                 "LinearRegression for a continuous target.")
+        if y.dtype == object:
+            try:
+                y = y.astype(str) if any(isinstance(v, str) for v in y) else y.astype(np.float64)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"Unknown label type: {e}") from None
+        if reset:
+            classes = np.unique(y)
+            self._check_classes(classes)
+            self.classes_ = classes
+        codes = np.searchsorted(self.classes_, y)
+        codes = np.clip(codes, 0, len(self.classes_) - 1)
+        if np.any(self.classes_[codes] != y):
+            unseen = np.unique(y[self.classes_[codes] != y])
+            raise ValueError(f"y contains labels not seen in the first fit: {unseen.tolist()}")
+        return np.ascontiguousarray(codes, dtype=dtype)
+
+    def _weights(self, codes, sample_weight, n, dtype):
+        sw = _sample_weight(sample_weight, n, dtype)
+        cw = self.class_weight
+        if cw is None:
+            return sw
+        k = len(self.classes_)
+        if cw == "balanced":
+            counts = np.bincount(codes.astype(np.int64), minlength=k)
+            per_class = np.where(counts > 0, n / (k * np.maximum(counts, 1)), 0.0)
+        elif isinstance(cw, dict):
+            per_class = np.ones(k)
+            for label, weight in cw.items():
+                hits = np.flatnonzero(self.classes_ == label)
+                if hits.size == 0:
+                    raise ValueError(f"class_weight: label {label!r} is not in classes_ {self.classes_.tolist()}")
+                per_class[hits[0]] = weight
+        else:
+            raise ValueError(f"class_weight: expected None, 'balanced' or a dict, got {cw!r}")
+        w = per_class[codes.astype(np.int64)].astype(dtype)
+        return np.ascontiguousarray(w if sw is None else w * sw)
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of every row."""
+        scores = self._decision(X)
+        idx = (scores[:, 0] > 0).astype(np.int64) if scores.shape[1] == 1 else scores.argmax(axis=1)
+        return self.classes_[idx]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of the predictions (scikit-learn's ClassifierMixin.score)."""
+        from .metrics import accuracy_score
+
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+
+class LogisticRegression(_Classifier):
+    """Binary logistic regression trained by a dlopt optimizer on the mean binary cross-entropy.
+
+    ``P(y = classes_[1] | x) = sigmoid(x @ coef_[0] + intercept_[0])``. Keywords as
+    :class:`LinearRegression` plus ``class_weight`` (None, "balanced" or {label: weight}). Fitted
+    ``classes_`` (the two labels), ``coef_`` (1, n_features), ``intercept_`` (1,).
+
+    >>> import numpy as np
+    >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    >>> LogisticRegression(lr=0.1, epochs=200).fit(X, ["no", "no", "yes", "yes"]).predict([[-3.0], [3.0]])
+    array(['no', 'yes'], dtype='<U3')
+
+    .. warning:: Binary only: use :class:`SoftmaxRegression` for three or more classes.
+    """
+
+    _objective = "logistic"
+    _coef_1d = False
+
+    def _check_classes(self, classes):
+        if len(classes) < 2:
+            raise ValueError("This model needs samples of at least 2 classes in the data, but the data "
+                             f"contains only one class: {classes[0]!r}")
+        if len(classes) > 2:
+            raise ValueError("Only binary classification is supported. The type of the target is "
+                             f"multiclass ({len(classes)} classes); use SoftmaxRegression.")
+
+    def decision_function(self, X) -> np.ndarray:
+        """``X @ coef_[0] + intercept_[0]``: positive means classes_[1]."""
+        return self._decision(X)[:, 0]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities of classes_[0] and classes_[1], shape (n_samples, 2)."""
+        z = self.decision_function(X)
+        p = np.empty_like(z)
+        pos = z >= 0
+        p[pos] = 1 / (1 + np.exp(-z[pos]))
+        e = np.exp(z[~pos])
+        p[~pos] = e / (1 + e)
+        return np.stack([1 - p, p], axis=1)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted."""
+        return _partial_fit_classifier(self, X, y, sample_weight, classes)
+
+
+class SoftmaxRegression(_Classifier):
+    """Multinomial (softmax) logistic regression trained by a dlopt optimizer on the mean cross-entropy.
+
+    ``P(y = classes_[k] | x) = softmax(coef_ @ x + intercept_)[k]``. Keywords as :class:`LinearRegression`
+    plus ``class_weight``. Fitted ``classes_``, ``coef_`` (n_classes, n_features), ``intercept_`` (n_classes,).
+    Two classes are handled too (two outputs, not the single logit of LogisticRegression).
+
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]).repeat(5, axis=0)
+    >>> SoftmaxRegression(lr=0.1, epochs=300).fit(X, [0] * 5 + [1] * 5 + [2] * 5).predict([[4.0, 0.0]])
+    array([1])
+    """
+
+    _objective = "softmax"
+    _coef_1d = False
+
+    def _check_classes(self, classes):
+        if len(classes) < 2:
+            raise ValueError("This model needs samples of at least 2 classes in the data, but the data "
+                             f"contains only one class: {classes[0]!r}")
+
+    def _n_outputs(self):
+        return len(self.classes_)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes); with two classes, as
+        scikit-learn, the 1-D difference of the two logits (positive means classes_[1])."""
+        z = self._decision(X)
+        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes)."""
+        z = self._decision(X)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted."""
+        return _partial_fit_classifier(self, X, y, sample_weight, classes)
+
+
+def _partial_fit_classifier(model, X, y, sample_weight, classes):
+    if not hasattr(model, "_coef"):
+        if classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        classes = np.unique(np.asarray(classes))
+        model._check_classes(classes)
+        X2 = model._validate_X(X, reset=True)
+        model.classes_ = classes
+        model.n_features_in_ = X2.shape[1]
+        model._make_trainer(X2.shape[1], X2.dtype)
+        model._seed_state = _seed(model.random_state)
+        model.n_iter_ = 0
+    elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), model.classes_):
+        raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's "
+                         f"{model.classes_.tolist()}")
+    X = model._validate_X(X, reset=False)
+    codes = model._targets(y, X.shape[0], X.dtype, reset=False)
+    sw = model._weights(codes, sample_weight, X.shape[0], X.dtype)
+    config = model._config()
+    config["seed"] = model._seed_state + len(model._trainer.loss_curve)
+    model._trainer.set_config(config)
+    model._trainer.partial_fit(X, codes, sw)
+    model.n_iter_ = getattr(model, "n_iter_", 0) + 1
+    model.loss_curve_ = list(model._trainer.loss_curve)
+    model.t_ = int(model._trainer.steps)
+    return model
