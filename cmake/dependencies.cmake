@@ -2,10 +2,26 @@
 
 find_package(Eigen3 3.3 CONFIG QUIET)
 if(NOT TARGET Eigen3::Eigen)
+  # Fallback: a bare Eigen include directory (Eigen is header-only), e.g. a copy of
+  # /usr/include/eigen3 in third_party/eigen3 on a machine without libeigen3-dev.
+  set(DLOPT_EIGEN_INCLUDE_DIR "" CACHE PATH "Eigen include directory (contains Eigen/Core), used when no Eigen3Config.cmake is found")
+  set(_dlopt_eigen_dir "${DLOPT_EIGEN_INCLUDE_DIR}")
+  if(NOT _dlopt_eigen_dir AND EXISTS "${PROJECT_SOURCE_DIR}/third_party/eigen3/Eigen/Core")
+    set(_dlopt_eigen_dir "${PROJECT_SOURCE_DIR}/third_party/eigen3")
+  endif()
+  if(_dlopt_eigen_dir AND EXISTS "${_dlopt_eigen_dir}/Eigen/Core")
+    add_library(Eigen3::Eigen INTERFACE IMPORTED GLOBAL)
+    set_target_properties(Eigen3::Eigen PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_dlopt_eigen_dir}")
+    set(DLOPT_EIGEN_FALLBACK ON)
+    message(STATUS "dlopt: using the Eigen headers in ${_dlopt_eigen_dir} (no Eigen3Config.cmake found)")
+  endif()
+endif()
+if(NOT TARGET Eigen3::Eigen)
   message(FATAL_ERROR
     "dlopt needs Eigen 3.3 or newer, which was not found.\n"
     "  Debian/Ubuntu: apt-get install libeigen3-dev\n"
-    "  elsewhere: install Eigen and pass -DEigen3_DIR=<dir containing Eigen3Config.cmake>")
+    "  elsewhere: install Eigen and pass -DEigen3_DIR=<dir containing Eigen3Config.cmake>,\n"
+    "  or -DDLOPT_EIGEN_INCLUDE_DIR=<dir containing Eigen/Core> (or copy it to third_party/eigen3)")
 endif()
 
 find_package(OpenMP COMPONENTS CXX)

@@ -1,15 +1,40 @@
-// CUDA backend of dlopt::step: a grid-stride kernel per tensor that calls the very same
-// Rule::update as the CPU loop. (Multi-tensor chunked launches are the next step for this file.)
+// CUDA backend of dlopt::step: one multi-tensor kernel launch per step, over the very same
+// Rule::update as the CPU loop.
+//
+// Launch layout. Every tensor of the step is cut into chunks of kChunk elements; chunks are
+// numbered across tensors (first_chunk[k] = index of tensor k's first chunk, a prefix sum) and
+// the grid has one block per chunk (a grid-stride loop covers grids beyond the hardware limit).
+// A block finds its tensor by binary search in first_chunk, then its threads walk the chunk in
+// 16-byte packs (float4 / double2 loads and stores) when every buffer of that tensor is 16-byte
+// aligned, or element by element otherwise. Chunks are small (4096 elements) so that a large
+// step is many short blocks: the hardware scheduler balances them and the last wave is short.
+//
+// The block table (the Segment array and first_chunk) is written into pinned host memory and
+// copied to device memory with one cudaMemcpyAsync on the step's stream, ahead of the kernel.
+// Both buffers are cached per device in a ring of kRing slots, each guarded by an event recorded
+// after its kernel: a slot is rewritten only once the launch that read it has finished, so the host
+// never waits for the step it just enqueued.
 
 #include <cuda_runtime.h>
 
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "dlopt/cuda/multi_tensor.hpp"
 #include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
 namespace dlopt::cuda {
 namespace {
+
+using detail::kChunk;
+using detail::kThreads;
+constexpr int kRing = 4;
 
 void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess)
@@ -18,33 +43,118 @@ void check(cudaError_t status, const char* what) {
 }
 
 template <class Rule, class T>
-__global__ void update_kernel(cpu::Segment<Rule, T> seg) {
-  T* const* slots = seg.slots.data();
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < seg.size; i += stride)
-    Rule::update(seg.coeffs, i, seg.param, seg.grad, slots);
+__global__ void __launch_bounds__(kThreads)
+    step_kernel(const int64_t* __restrict__ first_chunk,
+                const cpu::Segment<Rule, T>* __restrict__ segments, int64_t count,
+                int64_t total_chunks) {
+  for (int64_t chunk = blockIdx.x; chunk < total_chunks; chunk += gridDim.x)
+    detail::process_chunk<Rule, T>(first_chunk, segments, count, chunk, int(threadIdx.x), kThreads);
 }
+
+/// One slot of the table ring: pinned staging memory, device memory, and the event recorded
+/// after the kernel that last read them.
+struct TableSlot {
+  void* host = nullptr;
+  void* device = nullptr;
+  std::size_t capacity = 0;
+  cudaEvent_t done = nullptr;
+  bool pending = false;
+};
+
+struct DeviceTables {
+  TableSlot slot[kRing];
+  int next = 0;
+  bool ready = false;
+};
+
+std::mutex tables_mutex;
+// Never destroyed: at process exit the CUDA runtime may already be gone.
+std::vector<DeviceTables>& all_tables() {
+  static auto* tables = new std::vector<DeviceTables>();
+  return *tables;
+}
+
+constexpr std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
 }  // namespace
 
-bool is_available() {
+bool is_available() { return device_count() > 0; }
+
+int device_count() {
   int devices = 0;
-  return cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess) {
+    cudaGetLastError();  // clear: "no driver" / "no device" is an answer here, not an error
+    return 0;
+  }
+  return devices;
+}
+
+void require_device() {
+  int devices = 0;
+  const cudaError_t status = cudaGetDeviceCount(&devices);
+  if (status != cudaSuccess || devices == 0) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("dlopt: no CUDA device is available (") +
+                             (status != cudaSuccess ? cudaGetErrorString(status) : "no devices") +
+                             "); dlopt.cuda.is_available() says whether one is");
+  }
 }
 
 template <class Rule, class T>
-void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream) {
-  constexpr int kThreads = 256;
-  int device = 0, sms = 0;
+void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
+  using Seg = cpu::Segment<Rule, T>;
+  if (count == 0) return;
+  int64_t total_chunks = 0;
+  for (std::size_t k = 0; k < count; ++k) total_chunks += (segments[k].size + kChunk - 1) / kChunk;
+  if (total_chunks == 0) return;  // only empty tensors: nothing to launch
+
+  const auto stream = static_cast<cudaStream_t>(stream_ptr);
+  int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-  for (std::size_t k = 0; k < count; ++k) {
-    if (segments[k].size == 0) continue;
-    const int64_t wanted = (segments[k].size + kThreads - 1) / kThreads;
-    const int blocks = int(wanted < int64_t(sms) * 8 ? wanted : int64_t(sms) * 8);
-    update_kernel<Rule, T><<<blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(segments[k]);
-    check(cudaGetLastError(), Rule::name);
+  const std::size_t chunk_bytes = round_up((count + 1) * sizeof(int64_t), 16);
+  const std::size_t bytes = chunk_bytes + count * sizeof(Seg);
+
+  std::lock_guard<std::mutex> lock(tables_mutex);
+  std::vector<DeviceTables>& tables = all_tables();
+  if (tables.size() <= std::size_t(device)) tables.resize(std::size_t(device) + 1);
+  DeviceTables& dt = tables[std::size_t(device)];
+  if (!dt.ready) {
+    for (TableSlot& s : dt.slot) check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate");
+    dt.ready = true;
   }
+  TableSlot& slot = dt.slot[dt.next];
+  if (slot.pending) {  // the launch that last read this slot must be done before it is rewritten
+    check(cudaEventSynchronize(slot.done), "cudaEventSynchronize");
+    slot.pending = false;
+  }
+  if (slot.capacity < bytes) {
+    if (slot.host) check(cudaFreeHost(slot.host), "cudaFreeHost");
+    if (slot.device) check(cudaFree(slot.device), "cudaFree");
+    slot.host = slot.device = nullptr;
+    slot.capacity = 0;
+    const std::size_t capacity = round_up(bytes, 4096);
+    check(cudaMallocHost(&slot.host, capacity), "cudaMallocHost");
+    check(cudaMalloc(&slot.device, capacity), "cudaMalloc");
+    slot.capacity = capacity;
+  }
+
+  detail::chunk_prefix(segments, count, static_cast<int64_t*>(slot.host));
+  std::memcpy(static_cast<char*>(slot.host) + chunk_bytes, segments, count * sizeof(Seg));
+
+  check(cudaMemcpyAsync(slot.device, slot.host, bytes, cudaMemcpyHostToDevice, stream),
+        "cudaMemcpyAsync (block table)");
+  const int grid = int(total_chunks < int64_t(INT_MAX) ? total_chunks : int64_t(INT_MAX));
+  step_kernel<Rule, T><<<grid, kThreads, 0, stream>>>(
+      static_cast<const int64_t*>(slot.device),
+      reinterpret_cast<const Seg*>(static_cast<const char*>(slot.device) + chunk_bytes),
+      int64_t(count), total_chunks);
+  const cudaError_t launched = cudaGetLastError();
+  // Recorded even after a failed launch: the copy above may still be reading slot.host.
+  const cudaError_t recorded = cudaEventRecord(slot.done, stream);
+  slot.pending = recorded == cudaSuccess;
+  dt.next = (dt.next + 1) % kRing;
+  check(launched, Rule::name);
+  check(recorded, "cudaEventRecord");
 }
 
 #define DLOPT_INSTANTIATE_CUDA_RUN(Rule)                                                  \

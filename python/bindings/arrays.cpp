@@ -11,8 +11,14 @@ std::string type_name(const py::handle& obj) {
 }  // namespace
 
 py::array checked_array(const py::handle& obj, const std::string& what, bool writeable) {
-  if (!py::isinstance<py::array>(obj))
+  if (!py::isinstance<py::array>(obj)) {
+    if (py::hasattr(obj, "__cuda_array_interface__"))
+      throw py::type_error(what + ": expected a numpy.ndarray, got " + type_name(obj) +
+                           ", a CUDA device array: host and device arrays cannot be mixed (an "
+                           "optimizer's parameters, gradients and state are all on the host, or "
+                           "all on one GPU; clipping and averaging run on the host only)");
     throw py::type_error(what + ": expected a numpy.ndarray, got " + type_name(obj));
+  }
   auto a = py::reinterpret_borrow<py::array>(obj);
   if (!a.dtype().equal(py::dtype::of<float>()) && !a.dtype().equal(py::dtype::of<double>()))
     throw py::type_error(what + ": dtype must be float32 or float64, got " +

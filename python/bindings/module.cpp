@@ -9,6 +9,7 @@ namespace py = pybind11;
 namespace dlopt::py_bindings {
 void bind_optim(py::module_& m);
 void bind_train(py::module_& m);
+void bind_cuda(py::module_& m);
 void bind_models(py::module_& m);
 void bind_metrics(py::module_& m);
 }
@@ -35,6 +36,7 @@ PYBIND11_MODULE(_core, m) {
         "Sets the threads used by the CPU kernels (OpenMP).");
   dlopt::py_bindings::bind_optim(m);
   dlopt::py_bindings::bind_train(m);
+  dlopt::py_bindings::bind_cuda(m);
   dlopt::py_bindings::bind_models(m);
   dlopt::py_bindings::bind_metrics(m);
 }

@@ -17,7 +17,10 @@
 #include <vector>
 
 #include "arrays.hpp"
+#include "device.hpp"
 #include "dlopt/core/step.hpp"
+#include "dlopt/cuda/memory.hpp"
+#include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
 namespace dlopt::py_bindings {
@@ -59,6 +62,59 @@ py::dict config_to_dict(Config c) {
   c.visit([&](const char* key, auto& field) { d[key] = field; });
   return d;
 }
+
+/// A param group's hyperparameters as Config fields (betas -> beta1, beta2); the (key, value)
+/// pairs read go to `items` when given (the plan's cache of what it parsed).
+py::dict group_fields(const py::dict& d, const std::string& where, const py::object& params_key,
+                      std::vector<std::pair<py::object, py::object>>* items) {
+  py::dict fields;
+  for (auto kv : d) {
+    py::object key = py::reinterpret_borrow<py::object>(kv.first);
+    py::object value = py::reinterpret_borrow<py::object>(kv.second);
+    if (key.equal(params_key)) continue;
+    if (items) items->emplace_back(key, value);
+    if (py::isinstance<py::str>(key) && key.cast<std::string>() == "betas") {
+      if (!(py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) || py::len(value) != 2)
+        throw py::type_error(where + "betas: expected a pair of floats, got " +
+                             py::repr(value).cast<std::string>());
+      fields["beta1"] = value[py::int_(0)];
+      fields["beta2"] = value[py::int_(1)];
+    } else {
+      fields[key] = value;
+    }
+  }
+  return fields;
+}
+
+/// Where an optimizer's parameters live. Mixed host and device parameters are an error.
+enum class Placement { Host, Device };
+
+/// Looks at every parameter of `groups` (param_groups: a list of dicts with a "params" list).
+/// Anything malformed counts as host: the host plan's full checks report it.
+Placement placement(const py::object& groups) {
+  if (!PyList_Check(groups.ptr())) return Placement::Host;
+  long first_host = -1, first_device = -1, index = 0;
+  for (py::handle d : py::reinterpret_borrow<py::list>(groups)) {
+    if (!PyDict_Check(d.ptr())) return Placement::Host;
+    PyObject* params = PyDict_GetItemString(d.ptr(), "params");
+    if (!params || !PyList_Check(params)) return Placement::Host;
+    for (py::handle p : py::reinterpret_borrow<py::list>(params)) {
+      if (is_device_array(p)) {
+        if (first_device < 0) first_device = index;
+      } else if (first_host < 0) {
+        first_host = index;
+      }
+      ++index;
+    }
+  }
+  if (first_device >= 0 && first_host >= 0)
+    throw_mixed("params[" + std::to_string(first_device) + "]", "params[" + std::to_string(first_host) + "]");
+  return first_device >= 0 ? Placement::Device : Placement::Host;
+}
+
+/// Thrown (internally) by a plan whose kind does not match the parameters; the plan switch
+/// catches it and hands the call to the other kind. Raised before anything is modified.
+struct WrongPlan {};
 
 // ---- one step ---------------------------------------------------------------------------------
 
@@ -395,23 +451,8 @@ class StepPlan final : public StepPlanBase {
     Group& grp = group_[gi];
     const std::string where = "param_groups[" + idx(gi) + "]: ";
     py::dict d = py::reinterpret_borrow<py::dict>(grp.dict);
-    py::dict fields;  // Config field names (betas -> beta1, beta2)
     std::vector<std::pair<py::object, py::object>> items;
-    for (auto kv : d) {
-      py::object key = py::reinterpret_borrow<py::object>(kv.first);
-      py::object value = py::reinterpret_borrow<py::object>(kv.second);
-      if (key.equal(params_key_)) continue;
-      items.emplace_back(key, value);
-      if (py::isinstance<py::str>(key) && key.cast<std::string>() == "betas") {
-        if (!(py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) || py::len(value) != 2)
-          throw py::type_error(where + "betas: expected a pair of floats, got " +
-                               py::repr(value).cast<std::string>());
-        fields["beta1"] = value[py::int_(0)];
-        fields["beta2"] = value[py::int_(1)];
-      } else {
-        fields[key] = value;
-      }
-    }
+    py::dict fields = group_fields(d, where, params_key_, &items);
     grp.config = config_from_dict<Config>(fields, where);
     grp.items = std::move(items);
   }
@@ -507,6 +548,7 @@ class StepPlan final : public StepPlanBase {
     valid_ = false;
     if (!PyList_Check(groups.ptr())) throw py::type_error("param_groups: expected a list");
     if (!PyDict_Check(state.ptr())) throw py::type_error("state: expected a dict");
+    if (placement(groups) == Placement::Device) throw WrongPlan{};
     std::vector<Tensor> tensors;
     std::vector<Range> written;
     group_.clear();  // parse_group works on group_
@@ -577,8 +619,247 @@ class StepPlan final : public StepPlanBase {
   }
 };
 
+// ---- the device step: parameters that are CUDA device arrays --------------------------------------
+//
+// Device parameters, gradients and state are read through __cuda_array_interface__ (CuPy, PyTorch
+// CUDA tensors, Numba) or are dlopt's own DeviceArray (state created here). Unlike the host plan,
+// every interface is parsed again at every step (an object may change its buffer without
+// changing identity, e.g. torch's `param.data = ...`): the host cost is a few microseconds per
+// tensor, and one kernel launch runs the whole step. The order is the host plan's: every check
+// (interfaces, dtypes, shapes, contiguity, aliasing, hyperparameters, one device for all) first,
+// then state allocation, then the launch on the legacy default stream, then the step counters.
+
 template <class Rule>
-std::unique_ptr<StepPlanBase> make_plan() { return std::make_unique<StepPlan<Rule>>(); }
+class DeviceStepPlan final : public StepPlanBase {
+  using Config = typename Rule::Config;
+  static constexpr std::size_t S = num_slots<Rule>;
+
+  struct Tensor {
+    DeviceView param;
+    std::size_t group = 0;
+    py::object key, state;            // state: the tensor's state dict, or None
+    std::array<void*, S + 1> slot{};  // existing state buffers
+    TensorScalars scalars;
+    const void* grad = nullptr;
+    bool active = false;              // has a gradient this step
+  };
+  struct NewSlot {
+    std::size_t tensor, k;
+    py::object array;
+  };
+
+  std::vector<Config> configs_;
+  std::vector<Tensor> tensors_;
+  std::vector<TensorStep<Rule, float>> f32_;
+  std::vector<TensorStep<Rule, double>> f64_;
+  py::object params_key_ = py::str("params"), step_key_ = py::str("step"), mu_key_ = py::str("mu_product");
+
+  static std::string idx(std::size_t i) { return std::to_string(i); }
+
+  static void require_like(const DeviceView& v, const DeviceView& like, const std::string& what,
+                           const std::string& like_what) {
+    if (v.dtype != like.dtype)
+      throw py::type_error(what + ": dtype " + dtype_name(v.dtype) + " does not match " + like_what +
+                           "'s " + dtype_name(like.dtype));
+    if (v.shape != like.shape)
+      throw py::value_error(what + ": shape " + py::repr(py::cast(v.shape)).cast<std::string>() +
+                            " does not match " + like_what + "'s " +
+                            py::repr(py::cast(like.shape)).cast<std::string>());
+  }
+
+  template <class T>
+  TensorStep<Rule, T> tensor_step(Tensor& t) {
+    TensorStep<Rule, T> s;
+    s.param = static_cast<T*>(t.param.data);
+    s.grad = static_cast<const T*>(t.grad);
+    s.size = t.param.size;
+    s.config = &configs_[t.group];
+    s.scalars = &t.scalars;
+    for (std::size_t k = 0; k < S; ++k)  // only the slots the rule uses: no traffic for the others
+      s.slots[k] = Rule::uses_slot(configs_[t.group], int(k)) ? static_cast<T*>(t.slot[k]) : nullptr;
+    return s;
+  }
+
+ public:
+  void step(const py::object& groups, const py::object& state, const py::object& grads) override {
+    if (placement(groups) == Placement::Host) throw WrongPlan{};
+    if (!PyDict_Check(state.ptr())) throw py::type_error("state: expected a dict");
+    if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
+      throw py::type_error("grads: expected a list with one array per parameter, got " +
+                           py::str(py::type::handle_of(grads).attr("__name__")).cast<std::string>());
+    py::dict sd = py::reinterpret_borrow<py::dict>(state);
+    py::sequence gs = py::reinterpret_borrow<py::sequence>(grads);
+
+    // 1. Checks; nothing is modified.
+    configs_.clear();
+    tensors_.clear();
+    std::vector<Range> written, read;
+    std::vector<std::intptr_t> streams;
+    std::vector<std::pair<DeviceView, std::string>> located;  // every buffer, for the device check
+    py::list gl = py::reinterpret_borrow<py::list>(groups);
+    for (std::size_t gi = 0; gi < gl.size(); ++gi) {
+      const std::string where = "param_groups[" + idx(gi) + "]: ";
+      py::dict d = py::reinterpret_borrow<py::dict>(gl[gi]);
+      configs_.push_back(config_from_dict<Config>(group_fields(d, where, params_key_, nullptr), where));
+      for (py::handle p : py::reinterpret_borrow<py::list>(d[params_key_])) {
+        const std::size_t i = tensors_.size();
+        Tensor t;
+        const std::string name = "params[" + idx(i) + "]";
+        t.param = device_view(p, name, /*writeable=*/true);
+        t.group = gi;
+        t.key = py::int_(i);
+        t.state = py::none();
+        written.push_back(range_of(t.param, name));
+        streams.push_back(t.param.stream);
+        located.emplace_back(t.param, name);
+        if (sd.contains(t.key)) {
+          py::object entry = sd[t.key];
+          if (!PyDict_Check(entry.ptr())) throw py::type_error("state[" + idx(i) + "]: expected a dict");
+          t.state = entry;
+          py::dict e = py::reinterpret_borrow<py::dict>(entry);
+          for (std::size_t k = 0; k < S; ++k) {
+            if (!e.contains(Rule::slots[k])) continue;
+            const std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
+            DeviceView v = device_view(e[Rule::slots[k]], what, true);
+            require_like(v, t.param, what, name);
+            t.slot[k] = v.data;
+            written.push_back(range_of(v, what));
+            streams.push_back(v.stream);
+            located.emplace_back(std::move(v), what);
+          }
+          if (e.contains(step_key_)) t.scalars.step = e[step_key_].cast<int64_t>();
+          if (Rule::tracks_mu_product && e.contains(mu_key_)) t.scalars.mu_product = e[mu_key_].cast<double>();
+        }
+        tensors_.push_back(std::move(t));
+      }
+    }
+    if (std::size_t(py::len(gs)) != tensors_.size())
+      throw py::value_error("grads: expected " + idx(tensors_.size()) +
+                            " gradients (one per parameter), got " + idx(py::len(gs)));
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+      py::object g = gs[i];
+      if (g.is_none()) continue;
+      const std::string what = "grads[" + idx(i) + "]";
+      DeviceView v = device_view(g, what, false);
+      require_like(v, tensors_[i].param, what, "params[" + idx(i) + "]");
+      tensors_[i].grad = v.data;
+      tensors_[i].active = true;
+      read.push_back(range_of(v, what));
+      streams.push_back(v.stream);
+      located.emplace_back(std::move(v), what);
+    }
+    require_disjoint(written, read);
+
+    // One device for everything (needs the driver: without CUDA this raises RuntimeError).
+    cuda::require_device();
+    int device = -1;
+    std::string device_what;
+    auto same_device = [&](const DeviceView& v, const std::string& what) {
+      const int d = device_of(v, what);
+      if (d < 0) return;
+      if (device < 0) {
+        device = d;
+        device_what = what;
+      } else if (d != device) {
+        throw py::value_error(what + " is on CUDA device " + idx(d) + " but " + device_what +
+                              " is on device " + idx(device) + ": one optimizer works on one device");
+      }
+    };
+    for (const auto& [view, what] : located) same_device(view, what);
+    if (device < 0) device = cuda::current_device();  // every buffer is empty
+    cuda::DeviceGuard guard(device);
+
+    // 2. State for tensors stepping for the first time, or slots switched on since (allocated
+    //    first, inserted once every allocation succeeded).
+    std::vector<NewSlot> fresh;
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+      Tensor& t = tensors_[i];
+      if (!t.active) continue;
+      const Config& config = configs_[t.group];
+      for (std::size_t k = 0; k < S; ++k) {
+        if (t.slot[k] || !Rule::uses_slot(config, int(k))) continue;
+        DeviceArray a = DeviceArray::empty(t.param.shape, t.param.dtype, device);
+        fill(a, Rule::slot_init(config, int(k)));
+        t.slot[k] = a.data();
+        fresh.push_back({i, k, py::cast(std::move(a))});
+      }
+    }
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+      Tensor& t = tensors_[i];
+      if (!t.active || !t.state.is_none()) continue;
+      py::dict entry;
+      entry[step_key_] = py::int_(0);
+      if (Rule::tracks_mu_product) entry[mu_key_] = py::float_(1.0);
+      sd[t.key] = entry;
+      t.state = entry;
+      t.scalars = TensorScalars{};
+    }
+    for (NewSlot& n : fresh) tensors_[n.tensor].state[py::str(Rule::slots[n.k])] = n.array;
+
+    // 3. One launch per dtype on the legacy default stream, after the producers' streams.
+    f32_.clear();
+    f64_.clear();
+    for (Tensor& t : tensors_) {
+      if (!t.active) continue;
+      if (t.param.dtype == DType::Float32) f32_.push_back(tensor_step<float>(t));
+      else f64_.push_back(tensor_step<double>(t));
+    }
+    std::sort(streams.begin(), streams.end());
+    streams.erase(std::unique(streams.begin(), streams.end()), streams.end());
+    {
+      py::gil_scoped_release release;
+      for (std::intptr_t st : streams)
+        if (st > 2) cuda::stream_wait(reinterpret_cast<void*>(st), nullptr);  // 1, 2: default streams
+      cuda::step(f32_.data(), f32_.size(), nullptr);
+      cuda::step(f64_.data(), f64_.size(), nullptr);
+    }
+
+    // 4. Host scalars back into the state dicts.
+    for (Tensor& t : tensors_) {
+      if (!t.active) continue;
+      t.state[step_key_] = py::int_(t.scalars.step);
+      if (Rule::tracks_mu_product) t.state[mu_key_] = py::float_(t.scalars.mu_product);
+    }
+  }
+};
+
+/// The bound object: the host plan, or the device plan when the parameters are device arrays.
+/// A plan that finds parameters of the other kind throws WrongPlan before changing anything.
+template <class Rule>
+class PlanSwitch final : public StepPlanBase {
+  StepPlan<Rule> host_;
+  std::unique_ptr<DeviceStepPlan<Rule>> device_;
+  bool on_device_ = false;
+
+  DeviceStepPlan<Rule>& device() {
+    if (!device_) device_ = std::make_unique<DeviceStepPlan<Rule>>();
+    return *device_;
+  }
+
+ public:
+  void step(const py::object& groups, const py::object& state, const py::object& grads) override {
+    if (!on_device_) {
+      try {
+        host_.step(groups, state, grads);
+        return;
+      } catch (const WrongPlan&) {
+        on_device_ = true;
+      }
+      device().step(groups, state, grads);
+    } else {
+      try {
+        device().step(groups, state, grads);
+        return;
+      } catch (const WrongPlan&) {
+        on_device_ = false;
+      }
+      host_.step(groups, state, grads);
+    }
+  }
+};
+
+template <class Rule>
+std::unique_ptr<StepPlanBase> make_plan() { return std::make_unique<PlanSwitch<Rule>>(); }
 
 // ---- the registry as seen from Python -----------------------------------------------------------
 
@@ -635,13 +916,22 @@ void bind_optim(py::module_& m) {
   m.def("slot_names", [](const std::string& name) { return lookup(name).slots; },
         "Names of the per-element state buffers of optimizer `name`.");
   m.def("require_distinct", [](const py::list& arrays) {
+    long first_host = -1, first_device = -1;
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+      long& first = is_device_array(arrays[i]) ? first_device : first_host;
+      if (first < 0) first = long(i);
+    }
+    if (first_host >= 0 && first_device >= 0)
+      throw_mixed("params[" + std::to_string(first_device) + "]", "params[" + std::to_string(first_host) + "]");
     std::vector<Range> ranges;
     for (std::size_t i = 0; i < arrays.size(); ++i) {
       std::string what = "params[" + std::to_string(i) + "]";
-      ranges.push_back(range_of(checked_array(arrays[i], what, true), what));
+      if (first_device >= 0) ranges.push_back(range_of(device_view(arrays[i], what, true), what));
+      else ranges.push_back(range_of(checked_array(arrays[i], what, true), what));
     }
     require_disjoint(std::move(ranges), {});
-  }, "Checks that every entry is an in-place-updatable array and that no two share memory.");
+  }, "Checks that every entry is an in-place-updatable array (all NumPy, or all CUDA device "
+     "arrays) and that no two share memory.");
 }
 
 }  // namespace dlopt::py_bindings

@@ -8,7 +8,7 @@
 array([-0.1, -0.1, -0.1], dtype=float32)
 """
 
-from . import linear_model, lr_scheduler, metrics, optim
+from . import cuda, linear_model, lr_scheduler, metrics, optim
 from .averaging import EMA, GradientAccumulator, Lookahead
 from .checkpoint import CheckpointError, load, save
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
@@ -35,6 +35,7 @@ __all__ = [
     "set_num_threads",
     "optim",
     "lr_scheduler",
+    "cuda",
     "Optimizer",
     "SGD",
     "Adam",

@@ -6,6 +6,8 @@
 #include "dlopt/checkpoint.hpp"
 #include "dlopt/clip.hpp"
 #include "dlopt/core/step.hpp"
+#include "dlopt/cuda/memory.hpp"
+#include "dlopt/cuda/step.hpp"
 #include "dlopt/metrics.hpp"
 #include "dlopt/models/linear.hpp"
 #include "dlopt/optim/any_optimizer.hpp"

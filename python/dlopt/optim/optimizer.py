@@ -11,6 +11,15 @@ from .. import _core
 __all__ = ["Optimizer"]
 
 
+def _host_copy(value: Any) -> Any:
+    """A NumPy copy of a state array (host or device); scalars as they are."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if _core.is_device_array(value):
+        return _core.cuda_to_numpy(value)
+    return value
+
+
 class Optimizer:
     """Base class of every dlopt optimizer.
 
@@ -35,7 +44,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}
-        if isinstance(params, np.ndarray) or isinstance(params, dict):
+        if isinstance(params, (np.ndarray, dict)) or _core.is_device_array(params):
             raise TypeError(
                 "params: expected an iterable of arrays or of dicts, got "
                 f"{type(params).__name__} (wrap a single array in a list)"
@@ -58,7 +67,8 @@ class Optimizer:
         params = group.get("params")
         if params is None:
             raise ValueError("param_group: missing the 'params' key")
-        group["params"] = [params] if isinstance(params, np.ndarray) else list(params)
+        single = isinstance(params, np.ndarray) or _core.is_device_array(params)
+        group["params"] = [params] if single else list(params)
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise TypeError(f"param_group: unexpected hyperparameter(s) {sorted(unknown)}")
@@ -104,8 +114,9 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of the whole state: ``{"state": {index: {...}}, "param_groups": [...]}``.
 
-        Arrays are copies, so the snapshot does not change as training goes on; groups list their
-        parameters by global index, as in torch.
+        Arrays are copies, so the snapshot does not change as training goes on (the state of
+        device parameters is copied to NumPy arrays); groups list their parameters by global index,
+        as in torch.
         """
         groups, index = [], 0
         for group in self.param_groups:
@@ -113,14 +124,14 @@ class Optimizer:
             saved["params"] = list(range(index, index + len(group["params"])))
             index += len(group["params"])
             groups.append(saved)
-        state = {
-            i: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
-            for i, s in self.state.items()
-        }
+        state = {i: {k: _host_copy(v) for k, v in s.items()} for i, s in self.state.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a ``state_dict()``; checks it completely before changing anything."""
+        """Restores a ``state_dict()``; checks it completely before changing anything.
+
+        For device parameters, state arrays are copied to the parameter's device.
+        """
         try:
             saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         except (TypeError, KeyError) as e:
@@ -130,6 +141,7 @@ class Optimizer:
                 f"state_dict: has {len(saved_groups)} param groups, optimizer has {len(self.param_groups)}"
             )
         params = [p for g in self.param_groups for p in g["params"]]
+        on_device = bool(params) and _core.is_device_array(params[0])
         new_groups = []
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
@@ -153,13 +165,18 @@ class Optimizer:
                 if name in ("step", "mu_product"):
                     entry[name] = int(value) if name == "step" else float(value)
                     continue
-                value = np.asarray(value)
-                if value.shape != params[i].shape:
+                value = _core.cuda_to_numpy(value) if _core.is_device_array(value) else np.asarray(value)
+                if on_device:
+                    shape, dtype, device = _core.cuda_array_info(params[i])
+                else:
+                    shape, dtype, device = params[i].shape, params[i].dtype, -1
+                if value.shape != tuple(shape):
                     raise ValueError(
                         f"state_dict: state[{i}][{name!r}] has shape {value.shape}, "
-                        f"parameter has {params[i].shape}"
+                        f"parameter has {tuple(shape)}"
                     )
-                entry[name] = np.array(value, dtype=params[i].dtype, order="C", copy=True)
+                value = np.array(value, dtype=dtype, order="C", copy=True)
+                entry[name] = _core.DeviceArray.from_numpy(value, max(device, 0)) if on_device else value
             new_state[i] = entry
         self.param_groups[:] = new_groups
         self.state = new_state

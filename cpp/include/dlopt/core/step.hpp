@@ -50,10 +50,11 @@ void run(const Segment<Rule, T>* segments, std::size_t count);
 
 }  // namespace cpu
 
-/// Validates every tensor's config and buffers, then advances each tensor's step counter and
-/// updates parameters and state in place. Throws before touching anything if an argument is bad.
+namespace detail {
+
+/// The checks of a step, shared by every backend: throws before anything is modified.
 template <class Rule, class T>
-void step(const TensorStep<Rule, T>* tensors, std::size_t count) {
+void check_step(const TensorStep<Rule, T>* tensors, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
     const TensorStep<Rule, T>& t = tensors[i];
     if (!t.config || !t.scalars || t.size < 0 || (t.size > 0 && (!t.param || !t.grad)))
@@ -64,6 +65,13 @@ void step(const TensorStep<Rule, T>* tensors, std::size_t count) {
         throw InvalidArgument("tensor " + std::to_string(i) + ": state buffer '" +
                               Rule::slots[k] + "' is missing");
   }
+}
+
+/// Advances each tensor's step counter and resolves its coefficients (after check_step): the
+/// segments every backend runs. The vector is thread-local scratch, reused by the next step.
+template <class Rule, class T>
+std::vector<cpu::Segment<Rule, T>>& begin_step(const TensorStep<Rule, T>* tensors,
+                                               std::size_t count) {
   thread_local std::vector<cpu::Segment<Rule, T>> segments;
   segments.clear();
   for (std::size_t i = 0; i < count; ++i) {
@@ -72,6 +80,18 @@ void step(const TensorStep<Rule, T>* tensors, std::size_t count) {
     segments.push_back(
         {t.param, t.grad, t.slots, t.size, Rule::template coeffs<T>(*t.config, *t.scalars)});
   }
+  return segments;
+}
+
+}  // namespace detail
+
+/// Validates every tensor's config and buffers, then advances each tensor's step counter and
+/// updates parameters and state in place. Throws before touching anything if an argument is bad.
+/// Buffers are host memory; dlopt::cuda::step (dlopt/cuda/step.hpp) is the device counterpart.
+template <class Rule, class T>
+void step(const TensorStep<Rule, T>* tensors, std::size_t count) {
+  detail::check_step(tensors, count);
+  std::vector<cpu::Segment<Rule, T>>& segments = detail::begin_step(tensors, count);
   cpu::run(segments.data(), segments.size());
 }
 

@@ -1,0 +1,90 @@
+#pragma once
+/// @file cuda/memory.hpp
+/// Small CUDA runtime helpers used by the bindings and the benchmark: device memory (RAII),
+/// copies, fills and pointer queries. In a build without CUDA they throw dlopt::NotCompiled.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace dlopt::cuda {
+
+enum class MemoryKind { Unregistered, Host, Device, Managed };
+
+/// Where a pointer lives (cudaPointerGetAttributes); `device` is -1 for plain host memory.
+struct PointerInfo {
+  MemoryKind kind = MemoryKind::Unregistered;
+  int device = -1;
+};
+PointerInfo pointer_info(const void* p);
+
+int current_device();
+/// Name of device `device` (cudaDeviceProp::name).
+std::string device_name(int device);
+/// Waits for all work on the current device.
+void synchronize();
+
+/// Makes `device` current for its lifetime, then restores the previous device.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+/// Device memory on one device, freed on destruction (cudaMalloc / cudaFree).
+class Buffer {
+ public:
+  Buffer(std::size_t bytes, int device);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+  int device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+  int device_ = 0;
+};
+
+/// cudaMemcpy with cudaMemcpyDefault (unified addressing): synchronous with the legacy default
+/// stream, so a device-to-host copy sees every step enqueued before it.
+void copy(void* dst, const void* src, std::size_t bytes);
+
+/// cudaMemcpyAsync with cudaMemcpyDefault on `stream` (a device-to-device copy is the bandwidth
+/// roof the benchmark measures against).
+void copy_async(void* dst, const void* src, std::size_t bytes, void* stream = nullptr);
+
+/// GPU time between start() and stop() of the work enqueued on `stream` (CUDA events).
+class EventTimer {
+ public:
+  explicit EventTimer(void* stream = nullptr);
+  ~EventTimer();
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  void start();
+  /// Records the end event, waits for it, and returns the milliseconds since start().
+  double stop_ms();
+
+ private:
+  void* stream_ = nullptr;
+  void* begin_ = nullptr;
+  void* end_ = nullptr;
+};
+
+/// Makes `consumer` wait for the work enqueued so far on `producer` (streams as cudaStream_t;
+/// nullptr is the legacy default stream), without blocking the host.
+void stream_wait(void* producer, void* consumer);
+
+/// Sets n elements at p (device memory of the current device) to value, on `stream`.
+template <class T>
+void fill(T* p, int64_t n, T value, void* stream = nullptr);
+
+}  // namespace dlopt::cuda

@@ -1,0 +1,255 @@
+#include "device.hpp"
+
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+
+#include "dlopt/cuda/memory.hpp"
+#include "dlopt/cuda/step.hpp"
+
+namespace dlopt::py_bindings {
+
+namespace {
+
+std::string type_name(const py::handle& obj) {
+  return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
+}
+
+const char* typestr(DType d) { return d == DType::Float32 ? "<f4" : "<f8"; }
+
+py::tuple shape_tuple(const std::vector<py::ssize_t>& shape) {
+  py::tuple t(shape.size());
+  for (std::size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
+  return t;
+}
+
+py::dtype numpy_dtype(DType d) {
+  return d == DType::Float32 ? py::dtype::of<float>() : py::dtype::of<double>();
+}
+
+}  // namespace
+
+bool is_device_array(const py::handle& obj) {
+  if (py::isinstance<py::array>(obj)) return false;
+  if (py::isinstance<DeviceArray>(obj)) return true;
+  return py::hasattr(obj, "__cuda_array_interface__");
+}
+
+void throw_mixed(const std::string& dev_what, const std::string& host_what) {
+  throw py::value_error(dev_what + " is a CUDA device array but " + host_what +
+                        " is a NumPy array: the parameters, gradients and state of one optimizer "
+                        "must all be on the host, or all on one GPU");
+}
+
+DeviceView device_view(const py::handle& obj, const std::string& what, bool writeable) {
+  DeviceView v;
+  if (py::isinstance<DeviceArray>(obj)) {  // dlopt's own: no interface dict to build
+    const auto& a = obj.cast<const DeviceArray&>();
+    v.data = a.data();
+    v.shape = a.shape;
+    v.size = a.size;
+    v.dtype = a.dtype;
+    return v;
+  }
+  if (py::isinstance<py::array>(obj))
+    throw py::type_error(what + ": expected a CUDA device array, got a numpy.ndarray (host memory); "
+                                "the parameters, gradients and state of one optimizer must all be "
+                                "on the host, or all on one GPU");
+  py::object iface;
+  if (!py::hasattr(obj, "__cuda_array_interface__"))
+    throw py::type_error(what + ": expected a CUDA device array (an object with "
+                                "__cuda_array_interface__: CuPy, PyTorch CUDA tensor, Numba, "
+                                "dlopt.cuda.DeviceArray), got " + type_name(obj));
+  iface = obj.attr("__cuda_array_interface__");
+  if (!py::isinstance<py::dict>(iface))
+    throw py::type_error(what + ": __cuda_array_interface__ is not a dict");
+  py::dict d = py::reinterpret_borrow<py::dict>(iface);
+  auto bad = [&](const std::string& why) { return py::value_error(what + ": __cuda_array_interface__ " + why); };
+
+  if (!d.contains("version")) throw bad("has no 'version'");
+  const long version = d["version"].cast<long>();
+  if (version < 0 || version > 3)
+    throw bad("version " + std::to_string(version) + " is not supported (dlopt reads versions 0 to 3)");
+
+  if (!d.contains("typestr") || !py::isinstance<py::str>(d["typestr"])) throw bad("has no 'typestr'");
+  const std::string ts = d["typestr"].cast<std::string>();
+  if (ts == "<f4") v.dtype = DType::Float32;
+  else if (ts == "<f8") v.dtype = DType::Float64;
+  else throw py::type_error(what + ": dtype must be float32 or float64 (typestr '<f4' or '<f8'), got '" + ts + "'");
+  const py::ssize_t itemsize = v.dtype == DType::Float32 ? 4 : 8;
+
+  if (!d.contains("shape")) throw bad("has no 'shape'");
+  v.size = 1;
+  for (py::handle n : py::reinterpret_borrow<py::sequence>(d["shape"])) {
+    const py::ssize_t extent = n.cast<py::ssize_t>();
+    if (extent < 0) throw bad("has a negative extent in 'shape'");
+    v.shape.push_back(extent);
+    v.size *= extent;
+  }
+
+  if (!d.contains("data")) throw bad("has no 'data'");
+  py::object data = d["data"];
+  if (!py::isinstance<py::tuple>(data) || py::len(data) != 2) throw bad("'data' is not a (pointer, read-only) pair");
+  py::tuple pair = py::reinterpret_borrow<py::tuple>(data);
+  v.data = reinterpret_cast<void*>(pair[0].cast<std::uintptr_t>());
+  const bool readonly = pair[1].cast<bool>();
+
+  if (d.contains("mask") && !d["mask"].is_none())
+    throw py::value_error(what + ": masked device arrays are not supported");
+  if (d.contains("strides") && !d["strides"].is_none() && v.size > 0) {
+    std::vector<py::ssize_t> strides;
+    for (py::handle s : py::reinterpret_borrow<py::sequence>(d["strides"])) strides.push_back(s.cast<py::ssize_t>());
+    if (strides.size() != v.shape.size()) throw bad("'strides' and 'shape' differ in length");
+    py::ssize_t expected = itemsize;
+    for (std::size_t k = v.shape.size(); k-- > 0;) {
+      if (v.shape[k] != 1 && strides[k] != expected)
+        throw py::value_error(what + ": array must be C-contiguous (dlopt works in place and never "
+                                     "makes a hidden copy; pass a contiguous copy yourself)");
+      expected *= v.shape[k];
+    }
+  }
+  if (v.size > 0 && reinterpret_cast<std::uintptr_t>(v.data) % std::uintptr_t(itemsize) != 0)
+    throw py::value_error(what + ": array is not aligned to its dtype");
+  if (v.size > 0 && !v.data) throw bad("has a null data pointer");
+  if (writeable && readonly)
+    throw py::value_error(what + ": array is read-only, but dlopt updates it in place");
+  if (version >= 3 && d.contains("stream") && !d["stream"].is_none())
+    v.stream = d["stream"].cast<std::intptr_t>();
+  return v;
+}
+
+int device_of(const DeviceView& v, const std::string& what) {
+  if (v.size == 0) return -1;
+  const cuda::PointerInfo info = cuda::pointer_info(v.data);
+  if (info.kind != cuda::MemoryKind::Device && info.kind != cuda::MemoryKind::Managed)
+    throw py::value_error(what + ": its __cuda_array_interface__ pointer is not CUDA device (or "
+                                 "managed) memory");
+  return info.device;
+}
+
+Range range_of(const DeviceView& v, std::string what) {
+  const char* begin = static_cast<const char*>(v.data);
+  return {begin, begin + v.nbytes(), std::move(what)};
+}
+
+DeviceArray DeviceArray::empty(std::vector<py::ssize_t> shape, DType dtype, int device) {
+  cuda::require_device();
+  DeviceArray a;
+  a.size = 1;
+  for (py::ssize_t n : shape) a.size *= n;
+  a.shape = std::move(shape);
+  a.dtype = dtype;
+  a.buffer = std::make_shared<cuda::Buffer>(a.nbytes(), device);
+  return a;
+}
+
+void* DeviceArray::data() const { return buffer ? buffer->data() : nullptr; }
+int DeviceArray::device() const { return buffer ? buffer->device() : -1; }
+
+void fill(DeviceArray& a, double value) {
+  cuda::DeviceGuard guard(a.device());
+  if (a.dtype == DType::Float32) cuda::fill(static_cast<float*>(a.data()), a.size, float(value));
+  else cuda::fill(static_cast<double*>(a.data()), a.size, value);
+}
+
+namespace {
+
+py::array to_numpy(const DeviceView& v) {
+  cuda::require_device();
+  py::array out(numpy_dtype(v.dtype), v.shape);
+  if (v.size > 0) {
+    py::gil_scoped_release release;
+    cuda::copy(out.mutable_data(), v.data, v.nbytes());
+  }
+  return out;
+}
+
+DeviceArray from_numpy(const py::handle& obj, int device) {
+  py::array host = checked_array(obj, "array", false);
+  DeviceArray a = DeviceArray::empty(std::vector<py::ssize_t>(host.shape(), host.shape() + host.ndim()),
+                                     dtype_of(host), device);
+  if (a.size > 0) {
+    py::gil_scoped_release release;
+    cuda::copy(a.data(), host.data(), a.nbytes());
+  }
+  return a;
+}
+
+}  // namespace
+
+void bind_cuda(py::module_& m) {
+  m.def("cuda_is_available", &cuda::is_available,
+        "True when dlopt was built with CUDA and a CUDA device is visible.");
+  m.def("cuda_device_count", &cuda::device_count, "Number of visible CUDA devices (0 without CUDA).");
+  m.def("cuda_device_name", &cuda::device_name, py::arg("device"), "The name of CUDA device `device`.");
+  m.def("cuda_synchronize", [] {
+    py::gil_scoped_release release;
+    cuda::synchronize();
+  }, "Waits for all work on the current CUDA device.");
+  m.def("cuda_to_numpy", [](const py::handle& obj) { return to_numpy(device_view(obj, "array", false)); },
+        py::arg("array"), "A NumPy copy of any CUDA device array (__cuda_array_interface__).");
+  m.def("cuda_array_info", [](const py::handle& obj) {
+    DeviceView v = device_view(obj, "array", false);
+    return py::make_tuple(shape_tuple(v.shape), numpy_dtype(v.dtype), device_of(v, "array"));
+  }, py::arg("array"), "(shape, dtype, device) of a CUDA device array; device is -1 when empty.");
+  m.def("is_device_array", [](const py::handle& obj) { return is_device_array(obj); }, py::arg("obj"),
+        "True if obj is not a NumPy array and exposes __cuda_array_interface__.");
+
+  m.def("cuda_copy_async", [](const py::handle& dst, const py::handle& src) {
+    DeviceView d = device_view(dst, "dst", true), s = device_view(src, "src", false);
+    if (d.nbytes() != s.nbytes()) throw py::value_error("cuda_copy_async: dst and src differ in size");
+    cuda::copy_async(d.data, s.data, d.nbytes());
+  }, py::arg("dst"), py::arg("src"),
+     "Enqueues a device copy src -> dst (same byte size) on the legacy default stream (benchmarks).");
+  py::class_<cuda::EventTimer>(m, "CudaEventTimer",
+                               "GPU time of the work enqueued on the legacy default stream (benchmarks).")
+      .def(py::init([] {
+        cuda::require_device();
+        return std::make_unique<cuda::EventTimer>();
+      }))
+      .def("start", &cuda::EventTimer::start)
+      .def("stop_ms", &cuda::EventTimer::stop_ms, py::call_guard<py::gil_scoped_release>(),
+           "Waits for the work enqueued since start(); returns its GPU time in milliseconds.");
+
+  py::class_<DeviceArray>(m, "DeviceArray",
+                          "CUDA device memory owned by dlopt (optimizer state of device parameters). "
+                          "Exposes __cuda_array_interface__ (cupy.asarray / torch.as_tensor wrap it "
+                          "without a copy) and to_numpy().")
+      .def_static("from_numpy", &from_numpy, py::arg("array"), py::arg("device") = 0,
+                  "A device copy of a C-contiguous float32/float64 NumPy array on `device`.")
+      .def_property_readonly("shape", [](const DeviceArray& a) { return shape_tuple(a.shape); })
+      .def_property_readonly("dtype", [](const DeviceArray& a) { return numpy_dtype(a.dtype); })
+      .def_property_readonly("size", [](const DeviceArray& a) { return a.size; })
+      .def_property_readonly("nbytes", [](const DeviceArray& a) { return a.nbytes(); })
+      .def_property_readonly("ndim", [](const DeviceArray& a) { return a.shape.size(); })
+      .def_property_readonly("device", &DeviceArray::device)
+      .def_property_readonly("__cuda_array_interface__", [](const DeviceArray& a) {
+        py::dict d;
+        d["shape"] = shape_tuple(a.shape);
+        d["typestr"] = typestr(a.dtype);
+        d["data"] = py::make_tuple(py::int_(reinterpret_cast<std::uintptr_t>(a.data())), false);
+        d["strides"] = py::none();
+        d["version"] = 3;
+        d["stream"] = 1;  // written by kernels on the legacy default stream
+        return d;
+      })
+      .def("to_numpy", [](const DeviceArray& a) {
+        DeviceView v;
+        v.data = a.data();
+        v.shape = a.shape;
+        v.size = a.size;
+        v.dtype = a.dtype;
+        return to_numpy(v);
+      }, "A NumPy copy (waits for the steps enqueued before it).")
+      .def("__len__", [](const DeviceArray& a) {
+        if (a.shape.empty()) throw py::type_error("len() of a 0-d array");
+        return a.shape[0];
+      })
+      .def("__repr__", [](const DeviceArray& a) {
+        return "DeviceArray(shape=" + py::repr(shape_tuple(a.shape)).cast<std::string>() +
+               ", dtype=" + dtype_name(a.dtype) + ", device=" + std::to_string(a.device()) + ")";
+      });
+}
+
+}  // namespace dlopt::py_bindings

@@ -1,0 +1,233 @@
+// C++ tests of the CUDA backend (dlopt::cuda::step). Everywhere: a device step is checked like a
+// host step and, without a usable device, throws before changing anything; and the kernel body
+// (dlopt/cuda/multi_tensor.hpp) run on the host for every (chunk, thread) of a launch equals the CPU
+// step, which checks the launch's indexing without a GPU. With a CUDA device:
+// every rule on the device equals the host result over 50 steps, for several tensors in one launch
+// (odd sizes, several chunks, an unaligned buffer), in float and double.
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dlopt/cuda/multi_tensor.hpp"
+#include "dlopt/dlopt.hpp"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+  (ok ? passed : failed) += 1;
+  if (!ok) std::printf("FAILED: %s\n", what.c_str());
+}
+
+void checks_before_the_device() {
+  std::vector<float> p(8, 1.0f), g(8, 1.0f), m(8), v(8);
+  dlopt::AdamConfig config;
+  dlopt::TensorScalars scalars;
+  dlopt::TensorStep<dlopt::AdamRule, float> t;
+  t.param = p.data();
+  t.grad = g.data();
+  t.slots = {m.data(), nullptr, nullptr};  // exp_avg_sq missing
+  t.size = 8;
+  t.config = &config;
+  t.scalars = &scalars;
+  bool invalid = false;
+  try {
+    dlopt::cuda::step(&t, 1);
+  } catch (const dlopt::InvalidArgument&) {
+    invalid = true;
+  } catch (...) {
+  }
+  check(invalid && scalars.step == 0, "a bad device step is an InvalidArgument, before anything");
+
+  if (dlopt::cuda::is_available()) return;
+  t.slots = {m.data(), v.data(), nullptr};
+  bool refused = false;
+  try {
+    dlopt::cuda::step(&t, 1);
+  } catch (const std::runtime_error&) {  // NotCompiled without CUDA; no device otherwise
+    refused = true;
+  }
+  check(refused && scalars.step == 0 && p[0] == 1.0f && m[0] == 0.0f,
+        "without a device, cuda::step throws and changes nothing");
+  check(dlopt::cuda::device_count() == 0 || DLOPT_HAS_CUDA, "device_count is 0 without CUDA");
+}
+
+// The launch of cuda::run, emulated on the host: same block table, every chunk, every thread.
+template <class Rule, class T>
+void emulated_launch_equals_cpu() {
+  using Config = typename Rule::Config;
+  constexpr std::size_t S = dlopt::num_slots<Rule>;
+  const Config config{};
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal;
+  const int64_t sizes[] = {0, 1, 3, 4097, 10001, 8192, 5, 0};
+  const std::size_t offsets[] = {0, 0, 0, 0, 1, 0, 1, 0};  // 1: an unaligned buffer
+  constexpr std::size_t n = 8;
+  // Buffers: [tensor][0 = param, 1 = grad, 2.. = slots], for the CPU (a) and the emulation (b).
+  std::vector<std::vector<std::vector<T>>> a(n), b(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    a[i].resize(2 + S);
+    for (std::size_t k = 0; k < 2 + S; ++k) {
+      a[i][k].resize(std::size_t(sizes[i]) + offsets[i] + 4);
+      const T init = k < 2 ? T(0) : T(Rule::slot_init(config, int(k - 2)));
+      for (T& x : a[i][k]) x = k == 0 ? T(normal(rng)) : init;
+    }
+    b[i] = a[i];
+  }
+  std::vector<dlopt::TensorScalars> sa(n), sb(n);
+  auto steps = [&](std::vector<std::vector<std::vector<T>>>& bufs, std::vector<dlopt::TensorScalars>& sc) {
+    std::vector<dlopt::TensorStep<Rule, T>> t(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      t[i].param = bufs[i][0].data() + offsets[i];
+      t[i].grad = bufs[i][1].data() + offsets[i];
+      for (std::size_t k = 0; k < S; ++k)
+        t[i].slots[k] = Rule::uses_slot(config, int(k)) ? bufs[i][2 + k].data() + offsets[i] : nullptr;
+      t[i].size = sizes[i];
+      t[i].config = &config;
+      t[i].scalars = &sc[i];
+    }
+    return t;
+  };
+  for (int step = 0; step < 20; ++step) {
+    for (std::size_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < sizes[i]; ++j)
+        a[i][1][std::size_t(j) + offsets[i]] = b[i][1][std::size_t(j) + offsets[i]] = T(normal(rng));
+    auto ta = steps(a, sa);
+    dlopt::step(ta.data(), n);
+    auto tb = steps(b, sb);
+    dlopt::detail::check_step(tb.data(), n);
+    auto& segments = dlopt::detail::begin_step(tb.data(), n);
+    std::vector<int64_t> first_chunk(n + 1);
+    const int64_t total = dlopt::cuda::detail::chunk_prefix(segments.data(), n, first_chunk.data());
+    for (int64_t chunk = 0; chunk < total; ++chunk)
+      for (int thread = 0; thread < dlopt::cuda::detail::kThreads; ++thread)
+        dlopt::cuda::detail::process_chunk<Rule, T>(first_chunk.data(), segments.data(), int64_t(n),
+                                                    chunk, thread, dlopt::cuda::detail::kThreads);
+  }
+  // Not bitwise: GCC contracts multiply-adds into FMAs in the library (-march=native), not here;
+  // half-ulp differences per step random-walk (about 1e-6 * (1 + |p|) after 20 float steps).
+  const double tol = sizeof(T) == 4 ? 1e-5 : 1e-12;
+  double worst = 0;
+  bool untouched = true;  // elements outside [offset, offset + size) stay as they were
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t k = 0; k < 2 + S; ++k)
+      for (std::size_t j = 0; j < a[i][k].size(); ++j) {
+        const bool inside = j >= offsets[i] && j < offsets[i] + std::size_t(sizes[i]);
+        const double rel = std::abs(double(a[i][k][j]) - double(b[i][k][j])) / (1 + std::abs(double(a[i][k][j])));
+        worst = std::fmax(worst, rel);
+        if (!inside && k == 0 && b[i][k][j] != a[i][k][j]) untouched = false;
+      }
+  check(worst <= tol && untouched && sb[4].step == 20,
+        std::string("emulated launch equals the CPU step: ") + Rule::name +
+            (sizeof(T) == 4 ? "<float>" : "<double>") + " (worst rel " + std::to_string(worst) + ")");
+}
+
+// Host and device copies of one tensor's buffers.
+template <class Rule, class T>
+struct Tensor {
+  static constexpr std::size_t S = dlopt::num_slots<Rule>;
+  int64_t size = 0;
+  std::size_t offset = 0;  // elements: an offset of 1 makes every device buffer unaligned
+  std::vector<T> p, g;
+  std::vector<std::vector<T>> s;
+  std::unique_ptr<dlopt::cuda::Buffer> dp, dg;
+  std::vector<std::unique_ptr<dlopt::cuda::Buffer>> ds;
+  dlopt::TensorScalars host_scalars, device_scalars;
+
+  T* at(const std::unique_ptr<dlopt::cuda::Buffer>& b) const { return static_cast<T*>(b->data()) + offset; }
+};
+
+template <class Rule, class T>
+void device_equals_host() {
+  using Config = typename Rule::Config;
+  constexpr std::size_t S = dlopt::num_slots<Rule>;
+  const Config config{};
+  std::mt19937_64 rng(42);
+  std::normal_distribution<double> normal;
+  const int64_t sizes[] = {1, 3, 4097, 10001, 7};
+  const std::size_t offsets[] = {0, 0, 0, 0, 1};
+  std::vector<Tensor<Rule, T>> ts(5);
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    auto& t = ts[i];
+    t.size = sizes[i];
+    t.offset = offsets[i];
+    const std::size_t bytes = (std::size_t(t.size) + t.offset) * sizeof(T);
+    t.p.resize(std::size_t(t.size));
+    for (T& x : t.p) x = T(normal(rng));
+    t.dp = std::make_unique<dlopt::cuda::Buffer>(bytes, 0);
+    t.dg = std::make_unique<dlopt::cuda::Buffer>(bytes, 0);
+    dlopt::cuda::copy(t.at(t.dp), t.p.data(), std::size_t(t.size) * sizeof(T));
+    t.s.resize(S);
+    for (std::size_t k = 0; k < S; ++k) {
+      t.s[k].assign(std::size_t(t.size), T(Rule::slot_init(config, int(k))));
+      t.ds.push_back(std::make_unique<dlopt::cuda::Buffer>(bytes, 0));
+      dlopt::cuda::copy(t.at(t.ds[k]), t.s[k].data(), std::size_t(t.size) * sizeof(T));
+    }
+  }
+  std::vector<dlopt::TensorStep<Rule, T>> host(ts.size()), device(ts.size());
+  for (int step = 0; step < 50; ++step) {
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      auto& t = ts[i];
+      t.g.resize(std::size_t(t.size));
+      for (T& x : t.g) x = T(normal(rng));
+      dlopt::cuda::copy(t.at(t.dg), t.g.data(), std::size_t(t.size) * sizeof(T));
+      host[i].param = t.p.data();
+      host[i].grad = t.g.data();
+      device[i].param = t.at(t.dp);
+      device[i].grad = t.at(t.dg);
+      for (std::size_t k = 0; k < S; ++k) {
+        const bool used = Rule::uses_slot(config, int(k));
+        host[i].slots[k] = used ? t.s[k].data() : nullptr;
+        device[i].slots[k] = used ? t.at(t.ds[k]) : nullptr;
+      }
+      host[i].size = device[i].size = t.size;
+      host[i].config = device[i].config = &config;
+      host[i].scalars = &t.host_scalars;
+      device[i].scalars = &t.device_scalars;
+    }
+    dlopt::step(host.data(), host.size());
+    dlopt::cuda::step(device.data(), device.size());
+  }
+  dlopt::cuda::synchronize();
+  const double tol = sizeof(T) == 4 ? 1e-5 : 1e-12;  // see emulated_launch_equals_cpu
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    auto& t = ts[i];
+    std::vector<T> back(std::size_t(t.size));
+    dlopt::cuda::copy(back.data(), t.at(t.dp), back.size() * sizeof(T));
+    double worst = 0;
+    for (std::size_t j = 0; j < back.size(); ++j)
+      worst = std::fmax(worst, std::abs(double(back[j]) - double(t.p[j])) / (1 + std::abs(double(t.p[j]))));
+    check(worst <= tol, std::string(Rule::name) + (sizeof(T) == 4 ? "<float>" : "<double>") +
+                            ": device equals host, tensor " + std::to_string(i) + " (worst rel " +
+                            std::to_string(worst) + ")");
+    check(t.device_scalars.step == 50, std::string(Rule::name) + ": device step counter");
+  }
+}
+
+}  // namespace
+
+int main() {
+  checks_before_the_device();
+#define DLOPT_EMULATE_RULE(Rule)                   \
+  emulated_launch_equals_cpu<dlopt::Rule, float>(); \
+  emulated_launch_equals_cpu<dlopt::Rule, double>();
+  DLOPT_FOR_EACH_RULE(DLOPT_EMULATE_RULE)
+#undef DLOPT_EMULATE_RULE
+  if (!dlopt::cuda::is_available()) {
+    std::printf("no CUDA device (or a build without CUDA): device comparisons skipped\n");
+  } else {
+    std::printf("CUDA device: %s\n", dlopt::cuda::device_name(0).c_str());
+#define DLOPT_TEST_RULE(Rule)          \
+  device_equals_host<dlopt::Rule, float>(); \
+  device_equals_host<dlopt::Rule, double>();
+    DLOPT_FOR_EACH_RULE(DLOPT_TEST_RULE)
+#undef DLOPT_TEST_RULE
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

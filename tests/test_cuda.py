@@ -1,0 +1,401 @@
+"""dlopt.cuda: device arrays in the optimizers.
+
+The tests marked ``gpu`` need a CUDA device and dlopt built with CUDA; they make device arrays with
+CuPy if it is importable, else with PyTorch CUDA tensors, and skip otherwise. The others run
+everywhere: without a GPU, a device array (here a fake object exposing
+``__cuda_array_interface__``) is rejected with a clear error, before anything changes.
+"""
+
+import numpy as np
+import pytest
+
+import dlopt
+from optim_cases import FULL_STATE_CONFIGS, make_optimizer
+
+GPU = dlopt.cuda.is_available()
+gpu = pytest.mark.skipif(not GPU, reason="needs a CUDA device and dlopt built with CUDA")
+
+
+# -- a stand-in for a device array: the interface over a NumPy buffer's memory -------------------
+
+class FakeDeviceArray:
+    """Exposes __cuda_array_interface__ over a host buffer: looks like a device array to the
+    checks, and lets a test see that nothing was written through its pointer."""
+
+    def __init__(self, host, **overrides):
+        self.host = host
+        self.iface = {
+            "shape": host.shape,
+            "typestr": host.dtype.str,
+            "data": (host.ctypes.data, False),
+            "strides": None,
+            "version": 3,
+            "stream": 1,
+            **overrides,
+        }
+
+    @property
+    def __cuda_array_interface__(self):
+        return self.iface
+
+
+def _fake(shape=(4, 3), dtype=np.float32, seed=0, **overrides):
+    host = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return FakeDeviceArray(host, **overrides)
+
+
+# -- everywhere -------------------------------------------------------------------------------------
+
+def test_availability_is_consistent():
+    assert isinstance(dlopt.cuda.is_available(), bool)
+    assert dlopt.cuda.is_available() == (dlopt.cuda.is_built() and dlopt.cuda.device_count() > 0)
+    if not dlopt.cuda.is_built():
+        assert dlopt.cuda.device_count() == 0
+
+
+@pytest.mark.skipif(GPU, reason="checks the behaviour without a GPU")
+def test_gpu_calls_without_a_gpu_raise_runtime_error():
+    for call in (dlopt.cuda.get_device_name, dlopt.cuda.synchronize,
+                 lambda: dlopt.cuda.to_numpy(_fake()),
+                 lambda: dlopt.cuda.DeviceArray.from_numpy(np.zeros(3, np.float32))):
+        with pytest.raises(RuntimeError, match="CUDA"):
+            call()
+
+
+def test_device_array_detection():
+    assert dlopt.cuda.is_device_array(_fake())
+    assert not dlopt.cuda.is_device_array(np.zeros(3))
+    assert not dlopt.cuda.is_device_array([1.0])
+
+
+@pytest.mark.parametrize("name", sorted(FULL_STATE_CONFIGS))
+def test_fake_device_params_raise_and_change_nothing(name):
+    """Without a GPU: RuntimeError naming CUDA. With one: the pointer is host memory (ValueError)."""
+    fakes = [_fake((5,), seed=1), _fake((3, 4), seed=2)]
+    grads = [_fake((5,), seed=3), _fake((3, 4), seed=4)]
+    before = [f.host.copy() for f in fakes + grads]
+    opt = make_optimizer(name, fakes)
+    with pytest.raises(ValueError if GPU else RuntimeError, match="CUDA"):
+        opt.step(grads)
+    for f, b in zip(fakes + grads, before):
+        np.testing.assert_array_equal(f.host, b)
+    assert opt.state == {}
+    assert opt.state_dict()["state"] == {}
+
+
+def test_mixing_host_and_device_params_raises():
+    host = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"params\[1\] is a CUDA device array but params\[0\] is a NumPy"):
+        dlopt.optim.Adam([host, _fake()])
+    opt = dlopt.optim.Adam([host])
+    with pytest.raises(ValueError, match="CUDA device array"):
+        opt.add_param_group({"params": [_fake()]})
+    assert len(opt.param_groups) == 1
+    dev = dlopt.optim.SGD([_fake()])
+    with pytest.raises(ValueError, match="CUDA device array"):
+        dev.add_param_group({"params": [np.zeros(2)]})
+
+
+def test_mixing_after_construction_raises_and_changes_nothing():
+    host = np.ones(3, np.float32)
+    opt = dlopt.optim.Adam([host], lr=0.1)
+    opt.step([np.ones(3, np.float32)])
+    state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state[0].items()}
+    p = host.copy()
+    opt.param_groups[0]["params"].append(_fake((3,)))
+    with pytest.raises(ValueError, match="CUDA device array"):
+        opt.step([np.ones(3, np.float32), np.ones(3, np.float32)])
+    np.testing.assert_array_equal(host, p)
+    assert opt.state[0]["step"] == state["step"]
+    np.testing.assert_array_equal(opt.state[0]["exp_avg"], state["exp_avg"])
+
+
+def test_device_grad_for_host_param_raises():
+    w = np.ones(3, np.float32)
+    opt = dlopt.optim.SGD([w], lr=0.1)
+    with pytest.raises(TypeError, match=r"grads\[0\].*CUDA device array"):
+        opt.step([_fake((3,))])
+    np.testing.assert_array_equal(w, 1)
+    assert opt.state == {}
+
+
+def test_host_grad_for_device_param_raises():
+    f = _fake((3,))
+    before = f.host.copy()
+    opt = dlopt.optim.SGD([f], lr=0.1)
+    with pytest.raises(TypeError, match=r"grads\[0\].*numpy.ndarray"):
+        opt.step([np.ones(3, np.float32)])
+    np.testing.assert_array_equal(f.host, before)
+
+
+BAD_INTERFACES = {
+    "float16": (dict(typestr="<f2"), TypeError, "float32 or float64"),
+    "int32": (dict(typestr="<i4"), TypeError, "float32 or float64"),
+    "read-only": (dict(data=None), ValueError, "read-only"),  # data filled in below
+    "non-contiguous": (dict(strides=(4, 32)), ValueError, "C-contiguous"),
+    "masked": (dict(mask=object()), ValueError, "mask"),
+    "version": (dict(version=99), ValueError, "version"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INTERFACES))
+def test_bad_device_params_raise_before_the_device(case):
+    """Interface checks run before anything touches the driver: same errors with or without a GPU."""
+    overrides, error, words = BAD_INTERFACES[case]
+    f = _fake((4, 3))
+    if case == "read-only":
+        overrides = dict(data=(f.host.ctypes.data, True))
+    f.iface.update(overrides)
+    with pytest.raises(error, match=words):
+        dlopt.optim.Adam([f])
+
+
+def test_bad_device_grad_raises_before_the_device():
+    f = _fake((4, 3))
+    opt = dlopt.optim.Adam([f])
+    before = f.host.copy()
+    for bad, error in [(_fake((4, 3), dtype=np.float64), TypeError), (_fake((3, 4)), ValueError),
+                       (_fake((4, 3), strides=(4, 32)), ValueError)]:
+        with pytest.raises(error, match=r"grads\[0\]"):
+            opt.step([bad])
+    np.testing.assert_array_equal(f.host, before)
+    assert opt.state == {}
+
+
+def test_aliased_device_params_raise():
+    f = _fake((4,))
+    with pytest.raises(ValueError, match="shares memory"):
+        dlopt.optim.SGD([f, FakeDeviceArray(f.host)])
+
+
+def test_single_device_array_is_not_iterated():
+    with pytest.raises(TypeError, match="wrap a single array in a list"):
+        dlopt.optim.SGD(_fake())
+
+
+# -- on a GPU ---------------------------------------------------------------------------------------
+
+def _backend():
+    """The library that makes device arrays: CuPy, else a CUDA build of PyTorch, else dlopt's own
+    DeviceArray (always there with a GPU: the GPU tests never skip for want of a library)."""
+    try:
+        import cupy
+
+        return "cupy", cupy
+    except Exception:  # noqa: BLE001 (any import failure: no CuPy here)
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch", torch
+    except Exception:  # noqa: BLE001
+        pass
+    return "dlopt", None
+
+
+def to_device(a):
+    kind, mod = _backend()
+    if kind == "cupy":
+        return mod.asarray(a)
+    if kind == "torch":
+        return mod.from_numpy(np.ascontiguousarray(a)).cuda()
+    return dlopt.cuda.DeviceArray.from_numpy(np.ascontiguousarray(a))
+
+
+class DeviceView:
+    """A view of another device array's memory through __cuda_array_interface__ (offset in
+    elements, shape, strides in bytes, read-only flag); keeps the base alive."""
+
+    def __init__(self, base, shape, offset=0, strides=None, readonly=False):
+        iface = base.__cuda_array_interface__
+        itemsize = np.dtype(iface["typestr"]).itemsize
+        self.base = base
+        self.__cuda_array_interface__ = {
+            "shape": tuple(shape), "typestr": iface["typestr"],
+            "data": (iface["data"][0] + offset * itemsize, readonly),
+            "strides": strides, "version": 3, "stream": 1,
+        }
+
+
+def to_host(x):
+    return dlopt.cuda.to_numpy(x)
+
+
+STEPS = 50
+# Sizes: tiny, odd (tails of the 16-byte packs), several chunks of 4096, one unaligned view.
+SHAPES = [(1,), (3,), (5, 7), (4097,), (3, 5000)]
+
+
+def _case(name, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    host = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(STEPS)]
+    return host, grads
+
+
+def _assert_close(actual, expected, dtype, name=""):
+    """GPU and CPU results agree to rounding. Not bitwise: nvcc and GCC (-march=native) contract
+    different multiply-adds into FMAs, and each step's half-ulp differences random-walk: after 20
+    Adam float32 steps the CPU library and a plain loop of the same rule already differ by up to
+    ~1e-6 * (1 + |p|) (tests/cpp/test_cuda.cpp measures it), hence rtol 1e-5 for float32; float64
+    is held to rtol 1e-6 with a tiny atol."""
+    rtol, atol = (1e-5, 1e-6) if dtype == np.float32 else (1e-6, 1e-12)
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if name == "Lion":
+        # sign(c) of an interpolation c within an ulp of 0 may differ: that element then differs by
+        # 2 lr. Allow a few such elements in a million, nothing else.
+        close = np.isclose(actual, expected, rtol=rtol, atol=atol)
+        assert close.mean() >= 1 - 1e-4, f"{(~close).sum()} of {close.size} elements differ"
+        return
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(FULL_STATE_CONFIGS))
+def test_gpu_equals_cpu(name, dtype):
+    host, grads = _case(name, dtype)
+    dev = [to_device(p) for p in host]
+    # One parameter as an unaligned view (offset by one element): the element-wise path.
+    buf = to_device(np.concatenate([np.zeros(1, dtype), host[2].ravel()]))
+    dev[2] = DeviceView(buf, host[2].shape, offset=1)
+    cpu_opt = make_optimizer(name, host)
+    gpu_opt = make_optimizer(name, dev)
+    for step in range(STEPS):
+        cpu_opt.step(grads[step])
+        gpu_opt.step([to_device(g) for g in grads[step]])
+    for p, d in zip(host, dev):
+        _assert_close(to_host(d), p, dtype, name)
+    for i, s in cpu_opt.state.items():
+        assert gpu_opt.state[i].keys() == s.keys()
+        assert gpu_opt.state[i]["step"] == s["step"] == STEPS
+        for k, v in s.items():
+            if isinstance(v, np.ndarray):
+                assert isinstance(gpu_opt.state[i][k], dlopt.cuda.DeviceArray)
+                _assert_close(gpu_opt.state[i][k].to_numpy(), v, dtype, name)
+            else:
+                assert gpu_opt.state[i][k] == pytest.approx(v)
+
+
+@gpu
+def test_gpu_in_place_groups_and_none_grads():
+    rng = np.random.default_rng(3)
+    host = [rng.standard_normal(s).astype(np.float32) for s in [(10,), (20,), (30,)]]
+    dev = [to_device(p) for p in host]
+    ptrs = [d.__cuda_array_interface__["data"][0] for d in dev]
+    groups = lambda ps: [{"params": ps[:2], "lr": 0.1}, {"params": ps[2:], "lr": 0.01}]  # noqa: E731
+    cpu_opt = dlopt.optim.Adam(groups(host))
+    gpu_opt = dlopt.optim.Adam(groups(dev))
+    for step in range(5):
+        g = [rng.standard_normal(p.shape).astype(np.float32) for p in host]
+        if step % 2:
+            g[1] = None
+        cpu_opt.step(g)
+        gpu_opt.step([None if x is None else to_device(x) for x in g])
+    assert [d.__cuda_array_interface__["data"][0] for d in dev] == ptrs
+    for p, d in zip(host, dev):
+        _assert_close(to_host(d), p, np.float32)
+    assert gpu_opt.state[1]["step"] == cpu_opt.state[1]["step"] == 3
+
+
+@gpu
+def test_gpu_state_dict_round_trip():
+    rng = np.random.default_rng(4)
+    host = [rng.standard_normal(100).astype(np.float32)]
+    dev = [to_device(host[0])]
+    cpu_opt = dlopt.optim.Adam(host, lr=0.01, amsgrad=True)
+    gpu_opt = dlopt.optim.Adam(dev, lr=0.01, amsgrad=True)
+    grads = [rng.standard_normal(100).astype(np.float32) for _ in range(10)]
+    for g in grads[:5]:
+        cpu_opt.step([g])
+        gpu_opt.step([to_device(g)])
+    sd = gpu_opt.state_dict()
+    assert isinstance(sd["state"][0]["exp_avg"], np.ndarray)
+    fresh = dlopt.optim.Adam(dev, lr=0.01, amsgrad=True)
+    fresh.load_state_dict(sd)
+    assert isinstance(fresh.state[0]["exp_avg"], dlopt.cuda.DeviceArray)
+    for g in grads[5:]:
+        cpu_opt.step([g])
+        fresh.step([to_device(g)])
+    _assert_close(to_host(dev[0]), host[0], np.float32)
+    # The state is usable from the array library without a copy.
+    kind, mod = _backend()
+    state = fresh.state[0]["exp_avg"]
+    if kind == "cupy":
+        wrapped = mod.asarray(state)
+    elif kind == "torch":
+        wrapped = mod.as_tensor(state, device="cuda")
+    else:
+        wrapped = DeviceView(state, state.shape)
+    assert wrapped.__cuda_array_interface__["data"][0] == state.__cuda_array_interface__["data"][0]
+    _assert_close(to_host(wrapped), cpu_opt.state[0]["exp_avg"], np.float32)
+
+
+def _gpu_snapshot(opt, params):
+    return ([to_host(p) for p in params],
+            {i: {k: (v.to_numpy() if isinstance(v, dlopt.cuda.DeviceArray) else v) for k, v in s.items()}
+             for i, s in opt.state.items()})
+
+
+def _assert_same(a, b):
+    for x, y in zip(a[0], b[0]):
+        np.testing.assert_array_equal(x, y)
+    assert a[1].keys() == b[1].keys()
+    for i in a[1]:
+        for k in a[1][i]:
+            np.testing.assert_array_equal(a[1][i][k], b[1][i][k])
+
+
+@gpu
+@pytest.mark.parametrize("case", ["host grad", "non-contiguous", "dtype", "shape", "read-only", "mixed"])
+def test_gpu_bad_inputs_change_nothing(case):
+    rng = np.random.default_rng(5)
+    host = [rng.standard_normal((8, 6)).astype(np.float32) for _ in range(2)]
+    dev = [to_device(p) for p in host]
+    opt = dlopt.optim.Adam(dev, lr=0.1)
+    opt.step([to_device(rng.standard_normal((8, 6)).astype(np.float32)) for _ in dev])
+    grads = [to_device(rng.standard_normal((8, 6)).astype(np.float32)) for _ in dev]
+    if case == "host grad":
+        grads[1] = rng.standard_normal((8, 6)).astype(np.float32)
+    elif case == "non-contiguous":
+        grads[1] = DeviceView(to_device(rng.standard_normal((8, 12)).astype(np.float32)), (8, 6),
+                              strides=(48, 8))
+    elif case == "dtype":
+        grads[1] = to_device(rng.standard_normal((8, 6)))
+    elif case == "shape":
+        grads[1] = to_device(rng.standard_normal((6, 8)).astype(np.float32))
+    before = _gpu_snapshot(opt, dev)
+    if case == "read-only":
+        opt.param_groups[0]["params"][1] = DeviceView(dev[1], (8, 6), readonly=True)
+        with pytest.raises(ValueError, match="read-only"):
+            opt.step(grads)
+    elif case == "mixed":
+        opt.param_groups[0]["params"][1] = host[1]
+        with pytest.raises(ValueError, match="CUDA device array"):
+            opt.step(grads)
+    else:
+        with pytest.raises((TypeError, ValueError), match=r"grads\[1\]"):
+            opt.step(grads)
+    _assert_same(before, _gpu_snapshot(opt, dev))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_many_tensors_one_launch(dtype):
+    """300 tensors (empty ones included) in one launch: the block table's search over tensors."""
+    rng = np.random.default_rng(6)
+    sizes = [int(s) for s in rng.integers(0, 3000, 300)]
+    sizes[0] = sizes[17] = sizes[-1] = 0
+    host = [rng.standard_normal(s).astype(dtype) for s in sizes]
+    dev = [to_device(p) for p in host]
+    cpu_opt = dlopt.optim.NAdam(host, lr=0.01)
+    gpu_opt = dlopt.optim.NAdam(dev, lr=0.01)
+    for _ in range(5):
+        g = [rng.standard_normal(s).astype(dtype) for s in sizes]
+        cpu_opt.step(g)
+        gpu_opt.step([to_device(x) for x in g])
+    for p, d in zip(host, dev):
+        _assert_close(to_host(d), p, dtype)
+    assert gpu_opt.state[0]["step"] == 5 and gpu_opt.state[0]["mu_product"] == pytest.approx(
+        cpu_opt.state[0]["mu_product"])
