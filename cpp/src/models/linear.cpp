@@ -27,6 +27,9 @@ using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 constexpr int64_t kSub = 256;           // rows per gathered / scratch block (cache resident)
 constexpr int64_t kMaxParts = 64;       // a batch is summed over at most this many fixed partitions
 constexpr int64_t kMinPartRows = 128;   // ... of at least this many rows
+// Below this many features a coefficient-wise product beats Eigen's GEMV, whose per-call setup
+// dominates tiny problems (the seed example has one feature).
+constexpr int64_t kSmallFeatures = 8;
 constexpr int64_t kParallelWork = int64_t(1) << 14;  // rows·features·outputs worth a second thread
 
 std::string lower(std::string s) {
@@ -101,7 +104,9 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
   double l = 0, ws = 0;
   if (K == 1) {
     Eigen::Map<Vec<T>> z(Z, m);
-    z.noalias() = Xm * Eigen::Map<const Vec<T>>(W, d);
+    Eigen::Map<const Vec<T>> w(W, d);
+    if (d < kSmallFeatures) z.noalias() = Xm.lazyProduct(w);  // no GEMV setup per call
+    else z.noalias() = Xm * w;
     const T b0 = b[0];
     if (obj == Objective::SquaredError) {
       // A block has at most kSub rows: summed in T (vectorised), then added in double.
@@ -138,7 +143,9 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
       }
     }
     if (gW) {
-      Eigen::Map<Vec<T>>(gW, d).noalias() += Xm.transpose() * z;
+      Eigen::Map<Vec<T>> g(gW, d);
+      if (d < kSmallFeatures) g.noalias() += Xm.transpose().lazyProduct(z);
+      else g.noalias() += Xm.transpose() * z;
       gb[0] += z.sum();
     }
   } else {  // Softmax cross-entropy over K classes
