@@ -51,7 +51,7 @@ CASES = [
 @pytest.mark.parametrize("kind,args,make", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_cpp_schedule_equals_torch(kind, args, make):
     expected = torch_lrs(make)
-    got = _core.schedule_lrs(kind, {"base_lr": BASE, **args}, N)
+    got = _core.schedule_lrs({"name": kind, **args}, BASE, N)
     # torch computes several of these recursively (lr *= factor each step); the closed forms
     # agree with the recursion to rounding.
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-15)
@@ -59,9 +59,9 @@ def test_cpp_schedule_equals_torch(kind, args, make):
 
 @pytest.mark.parametrize("decay", ["linear", "cosine", "sqrt"])
 def test_cpp_warmup_stable_decay(decay):
-    args = dict(base_lr=BASE, warmup_steps=40, stable_steps=200, decay_steps=160,
+    args = dict(name="wsd", warmup_steps=40, stable_steps=200, decay_steps=160,
                 final_lr_factor=0.1, warmup_start_factor=0.05, decay=decay)
-    got = _core.schedule_lrs("wsd", args, N)
+    got = _core.schedule_lrs(args, BASE, N)
     remaining = {"linear": lambda p: 1 - p, "cosine": lambda p: (1 + math.cos(math.pi * p)) / 2,
                  "sqrt": lambda p: 1 - math.sqrt(p)}[decay]
 
@@ -92,8 +92,10 @@ def test_cpp_warmup_stable_decay(decay):
 
 def test_cpp_schedule_errors():
     with pytest.raises(ValueError, match="total steps"):
-        _core.schedule_lrs("one_cycle", dict(max_lr=1.0, total_steps=10), 12)
+        _core.schedule_lrs(dict(name="one_cycle", max_lr=1.0, total_steps=10), 1.0, 12)
     with pytest.raises(ValueError, match="unknown schedule"):
-        _core.schedule_lrs("nope", {"base_lr": 1.0}, 1)
+        _core.schedule_lrs("nope", 1.0, 1)
     with pytest.raises(ValueError, match="T_max"):
-        _core.schedule_lrs("cosine", {"base_lr": 1.0}, 1)
+        _core.schedule_lrs(dict(name="cosine", T_max=0), 1.0, 1)
+    with pytest.raises(ValueError, match="T_min"):  # an unknown key
+        _core.schedule_lrs(dict(name="cosine", T_min=3), 1.0, 1)

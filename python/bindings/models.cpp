@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "arrays.hpp"
 #include "dlopt/models/linear.hpp"
@@ -263,6 +264,14 @@ bool least_squares(const py::handle& X, const py::handle& y, const py::handle& s
 }  // namespace
 
 void bind_models(py::module_& m) {
+  m.def("schedule_lrs", [](const py::handle& spec, double base_lr, int64_t steps) {
+    const ScheduleFn f = make_schedule(schedule_from(spec), base_lr, steps);
+    std::vector<double> out;
+    for (int64_t t = 0; t < steps; ++t) out.push_back(f(t));
+    return out;
+  }, py::arg("spec"), py::arg("base_lr"), py::arg("steps"),
+  "lr(t) for t = 0..steps-1 of the closed-form C++ schedule that lr_schedule=spec names (dlopt/schedule.hpp).");
+
   py::class_<PyLinearModel>(m, "LinearModel",
                             "A linear model trained in C++ over caller-owned coef (K, d) and intercept (K,) "
                             "arrays, updated in place. Use dlopt.linear_model instead.")

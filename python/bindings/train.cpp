@@ -1,5 +1,5 @@
-// Python face of the training utilities: clipping, accumulation/averaging passes, closed-form
-// schedules (for tests and the linear models) and the C++ checkpoint reader/writer.
+// Python face of the training utilities: clipping, accumulation/averaging passes and the C++
+// checkpoint reader/writer.
 // Every array is checked (type, dtype, contiguity, writeability, size, aliasing) before any
 // byte is written; the kernels run without the GIL.
 
@@ -15,7 +15,6 @@
 #include "dlopt/average.hpp"
 #include "dlopt/checkpoint.hpp"
 #include "dlopt/clip.hpp"
-#include "dlopt/schedule.hpp"
 
 namespace dlopt::py_bindings {
 namespace {
@@ -132,59 +131,6 @@ auto pairs(const py::handle& dst_obj, const py::handle& src_obj, const char* dst
   return p;
 }
 
-double number(const py::dict& d, const char* key, double fallback, bool required = false) {
-  if (!d.contains(key)) {
-    if (required) throw py::value_error(std::string("missing schedule argument '") + key + "'");
-    return fallback;
-  }
-  return d[key].cast<double>();
-}
-int64_t integer(const py::dict& d, const char* key, int64_t fallback, bool required = false) {
-  if (!d.contains(key)) {
-    if (required) throw py::value_error(std::string("missing schedule argument '") + key + "'");
-    return fallback;
-  }
-  return d[key].cast<int64_t>();
-}
-
-ScheduleFn make_schedule(const std::string& kind, const py::dict& a) {
-  const double base = number(a, "base_lr", 0.0, kind != "one_cycle");
-  if (kind == "constant") return Constant{base};
-  if (kind == "constant_factor")
-    return ConstantFactor{base, number(a, "factor", 1.0 / 3.0), integer(a, "total_iters", 5)};
-  if (kind == "step") return StepDecay{base, integer(a, "step_size", 0, true), number(a, "gamma", 0.1)};
-  if (kind == "multistep")
-    return MultiStepDecay{base, a["milestones"].cast<std::vector<int64_t>>(), number(a, "gamma", 0.1)};
-  if (kind == "exponential") return ExponentialDecay{base, number(a, "gamma", 0, true)};
-  if (kind == "linear")
-    return LinearWarmup{base, number(a, "start_factor", 1.0 / 3.0), number(a, "end_factor", 1.0),
-                        integer(a, "total_iters", 5)};
-  if (kind == "polynomial")
-    return PolynomialDecay{base, integer(a, "total_iters", 5), number(a, "power", 1.0)};
-  if (kind == "cosine")
-    return CosineAnnealing{base, integer(a, "T_max", 0, true), number(a, "eta_min", 0.0)};
-  if (kind == "warmup_cosine")
-    return Warmup<CosineAnnealing>{integer(a, "warmup_steps", 0, true), number(a, "start_factor", 0.0),
-                                   {base, integer(a, "T_max", 0, true), number(a, "eta_min", 0.0)}};
-  if (kind == "wsd") {
-    const std::string decay = a.contains("decay") ? a["decay"].cast<std::string>() : "linear";
-    const auto d = decay == "cosine" ? WarmupStableDecay::Decay::Cosine
-                   : decay == "sqrt" ? WarmupStableDecay::Decay::Sqrt
-                                     : WarmupStableDecay::Decay::Linear;
-    return WarmupStableDecay{base, integer(a, "warmup_steps", 0, true), integer(a, "stable_steps", 0, true),
-                             integer(a, "decay_steps", 0, true), number(a, "final_lr_factor", 0.0),
-                             number(a, "warmup_start_factor", 0.0), d};
-  }
-  if (kind == "one_cycle") {
-    const std::string strategy = a.contains("anneal_strategy") ? a["anneal_strategy"].cast<std::string>() : "cos";
-    return OneCycle{number(a, "max_lr", 0, true), integer(a, "total_steps", 0, true),
-                    number(a, "pct_start", 0.3), strategy == "cos", number(a, "div_factor", 25.0),
-                    number(a, "final_div_factor", 1e4),
-                    a.contains("three_phase") && a["three_phase"].cast<bool>()};
-  }
-  throw py::value_error("unknown schedule '" + kind + "'");
-}
-
 }  // namespace
 
 void bind_train(py::module_& m) {
@@ -248,14 +194,6 @@ void bind_train(py::module_& m) {
     lookahead_update(p.d64.data(), p.s64.data(), p.d64.size(), alpha);
   }, py::arg("slow"), py::arg("fast"), py::arg("alpha"),
   "slow += alpha * (fast - slow); fast = slow, in one fused pass.");
-
-  m.def("schedule_lrs", [](const std::string& kind, const py::dict& args, int64_t steps) {
-    ScheduleFn f = make_schedule(kind, args);
-    std::vector<double> out;
-    for (int64_t t = 0; t < steps; ++t) out.push_back(f(t));
-    return out;
-  }, py::arg("kind"), py::arg("args"), py::arg("steps"),
-  "lr(t) for t = 0..steps-1 of a closed-form C++ schedule (dlopt/schedule.hpp).");
 
   m.def("read_checkpoint", [](const std::string& path) {
     Checkpoint c = read_checkpoint(path);
