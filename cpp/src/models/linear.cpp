@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <sstream>
 
 #include "dlopt/core/aligned.hpp"
@@ -201,8 +202,11 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
     const int64_t row_bytes = d * int64_t(sizeof(T));
     for (int64_t j = 0; j < m; ++j) {
       if (j + kAhead < ahead_end) {
-        const char* p = reinterpret_cast<const char*>(data.X + int64_t(idx[j + kAhead]) * d);
+        const int64_t r = idx[j + kAhead];
+        const char* p = reinterpret_cast<const char*>(data.X + r * d);
         for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off);
+        __builtin_prefetch(data.y + r);  // y (and the weights) are random reads too
+        if (data.sample_weight) __builtin_prefetch(data.sample_weight + r);
       }
       const int64_t r = idx[j];
       std::memcpy(s.x.data() + j * d, data.X + r * d, std::size_t(row_bytes));
@@ -385,36 +389,31 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   T* grad = w.grad.data();
   const bool intercept = config_.fit_intercept;
   double epoch_loss = 0, epoch_weight = 0;
-  for (int64_t start = 0; start < m; start += B) {
-    const int64_t count = std::min(B, m - start);
-    const RowSet set{idx, start, count, m};
-    // Fixed partitions of the batch, each summed on its own, then added in order.
-    const int64_t parts = std::clamp<int64_t>(count / kMinPartRows, 1, kMaxParts);
-    w.partials.assign(std::size_t(parts * np), T(0));
-    w.part_loss.assign(std::size_t(parts), 0.0);
-    w.part_weight.assign(std::size_t(parts), 0.0);
-    auto part = [&](int64_t p) {
-      const int64_t lo = count * p / parts, hi = count * (p + 1) / parts;
-      T* g = w.partials.data() + p * np;
-      const RowSet sub{set.idx, set.offset + lo, hi - lo, set.end};
-      rows_pass(objective_, d, K, coef_, intercept_, data, sub, g, g + K * d, w.part_loss[p],
-                w.part_weight[p]);
-    };
-    if (parts > 1 && parallel_ok(count * d * K)) {
-#pragma omp parallel for schedule(static)
-      for (int64_t p = 0; p < parts; ++p) part(p);
-    } else {
-      for (int64_t p = 0; p < parts; ++p) part(p);
-    }
+  // A batch is summed over fixed partitions (each on its own, then added in order), so the result
+  // does not depend on the number of threads.
+  const int64_t parts = std::clamp<int64_t>(B / kMinPartRows, 1, kMaxParts);
+  w.partials.resize(std::size_t(parts * np));
+  w.part_loss.resize(std::size_t(parts));
+  w.part_weight.resize(std::size_t(parts));
+  auto part = [&](int64_t start, int64_t count, int64_t p, int64_t n_parts) {
+    const int64_t lo = count * p / n_parts, hi = count * (p + 1) / n_parts;
+    T* g = w.partials.data() + p * np;
+    std::fill(g, g + np, T(0));
+    w.part_loss[p] = w.part_weight[p] = 0;
+    rows_pass(objective_, d, K, coef_, intercept_, data, RowSet{idx, start + lo, hi - lo, m}, g, g + K * d,
+              w.part_loss[p], w.part_weight[p]);
+  };
+  // Sums the partitions, adds the penalty's gradient and steps the optimizer. Throws NonFinite.
+  auto update = [&](int64_t n_parts) {
     double loss = 0, weight = 0;
     std::copy(w.partials.begin(), w.partials.begin() + np, grad);
-    for (int64_t p = 1; p < parts; ++p) {
+    for (int64_t p = 1; p < n_parts; ++p) {
       const T* g = w.partials.data() + p * np;
       for (int64_t k = 0; k < np; ++k) grad[k] += g[k];
     }
-    for (int64_t p = 0; p < parts; ++p) loss += w.part_loss[p], weight += w.part_weight[p];
+    for (int64_t p = 0; p < n_parts; ++p) loss += w.part_loss[p], weight += w.part_weight[p];
     if (!std::isfinite(loss)) throw NonFinite{};
-    if (!(weight > 0)) continue;  // a batch of zero-weight rows: nothing to learn from
+    if (!(weight > 0)) return;  // a batch of zero-weight rows: nothing to learn from
     const T inv = T(1.0 / weight);
     for (int64_t k = 0; k < np; ++k) grad[k] *= inv;
     if (config_.penalty != Penalty::None && config_.alpha > 0) {
@@ -434,6 +433,38 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
     ++steps_;
     epoch_loss += loss;
     epoch_weight += weight;
+  };
+  auto batch_parts = [&](int64_t count) { return std::clamp<int64_t>(count / kMinPartRows, 1, kMaxParts); };
+
+  const bool parallel = parts > 1 && parallel_ok(B * d * K);
+  if (parallel && B < m) {
+    // One parallel region for the whole epoch (not one per batch): the threads split each batch's
+    // partitions, then one of them steps the optimizer while the others wait at the barrier.
+    std::exception_ptr error;
+    bool stop = false;
+#pragma omp parallel num_threads(get_num_threads())
+    for (int64_t start = 0; start < m && !stop; start += B) {
+      const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+#pragma omp single
+      {
+        try {
+          update(n_parts);
+        } catch (...) {
+          error = std::current_exception();
+          stop = true;
+        }
+      }  // the barrier after `single` publishes `stop` and the new parameters to every thread
+    }
+    if (error) std::rethrow_exception(error);
+  } else {  // one batch (its optimizer step may use every thread), or too little work to share
+    for (int64_t start = 0; start < m; start += B) {
+      const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
+#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (parallel)
+      for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+      update(n_parts);
+    }
   }
   double l1 = 0, l2 = 0;
   if (config_.penalty != Penalty::None)
