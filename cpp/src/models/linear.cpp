@@ -96,6 +96,21 @@ Scratch<T>& scratch() {
   return s;
 }
 
+/// One row's loss sᵢ·lᵢ and sᵢ·∂lᵢ/∂zᵢ for the one-output objectives, z = x·w + b.
+template <class T>
+inline T squared_error(T z, T y, T s, T& dz) {
+  const T r = z - y;
+  dz = T(2) * s * r;
+  return s * r * r;
+}
+template <class T>
+inline T logistic(T z, T y, T s, T& dz) {  // log(1 + e^z) − y z, written to be finite for any z
+  const T e = std::exp(-std::abs(z));
+  const T p = z >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+  dz = s * (p - y);
+  return s * (std::max(z, T(0)) - y * z + std::log1p(e));
+}
+
 /// Loss sums and (when gW is set) gradient sums over m contiguous rows:
 ///   loss += Σ sᵢ lᵢ,  weight += Σ sᵢ,  gW += Σ sᵢ ∂lᵢ/∂zᵢ xᵢᵀ,  gb += Σ sᵢ ∂lᵢ/∂zᵢ.
 template <class T>
@@ -116,31 +131,21 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
       if (sw) {
 #pragma omp simd reduction(+ : lb, wb)
         for (int64_t i = 0; i < m; ++i) {
-          const T r = zp[i] + b0 - y[i];
-          lb += sw[i] * r * r;
+          lb += squared_error(zp[i] + b0, y[i], sw[i], zp[i]);
           wb += sw[i];
-          zp[i] = T(2) * sw[i] * r;
         }
       } else {
 #pragma omp simd reduction(+ : lb)
-        for (int64_t i = 0; i < m; ++i) {
-          const T r = zp[i] + b0 - y[i];
-          lb += r * r;
-          zp[i] = T(2) * r;
-        }
+        for (int64_t i = 0; i < m; ++i) lb += squared_error(zp[i] + b0, y[i], T(1), zp[i]);
         wb = T(m);
       }
       l += double(lb);
       ws += double(wb);
-    } else {  // Logistic: log(1 + e^z) − y z, written to be finite for any z
+    } else {
       for (int64_t i = 0; i < m; ++i) {
         const T s = sw ? sw[i] : T(1);
-        const T zi = z[i] + b0;
-        const T e = std::exp(-std::abs(zi));
-        l += double(s * (std::max(zi, T(0)) - y[i] * zi + std::log1p(e)));
+        l += double(logistic(z[i] + b0, y[i], s, z[i]));
         ws += double(s);
-        const T p = zi >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
-        z[i] = s * (p - y[i]);
       }
     }
     if (gW) {
