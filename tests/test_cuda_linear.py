@@ -143,7 +143,7 @@ def test_gpu_bad_inputs_raise_before_anything(model):
     m = model(device="cuda", epochs=3, warm_start=True).fit(X, y)
     coef, curve = m.coef_.copy(), list(m.loss_curve_)
     bad = [
-        (dlopt.cuda.DeviceArray.from_numpy(X[:, :3]), y),                       # wrong feature count
+        (dlopt.cuda.DeviceArray.from_numpy(np.ascontiguousarray(X[:, :3])), y),                       # wrong feature count
         (dlopt.cuda.DeviceArray.from_numpy(X.astype(np.float32)), y),            # wrong dtype
         (dlopt.cuda.DeviceArray.from_numpy(X), y[:10]),                          # wrong length
         (dlopt.cuda.DeviceArray.from_numpy(X[0]), y[:1]),                        # 1-D X

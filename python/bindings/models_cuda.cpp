@@ -11,6 +11,7 @@
 
 #include "device.hpp"
 #include "dlopt/cuda/linear.hpp"
+#include "dlopt/cuda/memory.hpp"
 
 namespace dlopt::py_bindings {
 

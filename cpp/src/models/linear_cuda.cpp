@@ -245,6 +245,7 @@ void LinearTrainer<T>::partial_fit(const DataView<T>& data) {
   const TrainConfig saved = s.config;
   s.schedule_length = s.config.epochs;
   s.config.epochs = 1;
+  s.config.early_stopping = false;  // as LinearModel::partial_fit
   s.config.tol = std::numeric_limits<double>::quiet_NaN();
   try {
     fit(data);
