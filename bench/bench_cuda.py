@@ -14,6 +14,13 @@ default stream and the copy all run), per step, median over interleaved rounds:
                without a CUDA build of torch)
   torch fused  torch.optim.Adam(params, fused=True).step(), same sizes (needs a CUDA build of torch)
 Adam float32 moves 28 bytes per parameter (reads p, g, m, v; writes p, m, v): GB/s = 28 N / time.
+
+    python bench/bench_cuda.py --linear             # linear models: epoch time, GPU vs dlopt CPU
+
+--linear times one training epoch of LinearRegression (Adam) on 1,000,000 x 100 float32 rows, with
+mini-batches of 256 (shuffled) and full batch, device="cuda" (X already on the device, so the
+per-fit host-to-device copy is not counted) against device="cpu" on this machine's cores, side by
+side: wall-clock time of fit(epochs=E) / E, median over rounds.
 """
 
 from __future__ import annotations
@@ -56,6 +63,41 @@ def timed(timer, fn, reps: int) -> float:
     return timer.stop_ms() / reps
 
 
+def bench_linear(args) -> int:
+    import time
+
+    from dlopt.linear_model import LinearRegression
+
+    n, d = int(args.linear_rows), 100
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    y = (X @ rng.standard_normal(d).astype(np.float32) + 0.1).astype(np.float32)
+    X_dev, y_dev = dlopt.cuda.DeviceArray.from_numpy(X), dlopt.cuda.DeviceArray.from_numpy(y)
+    device = dlopt.cuda.get_device_name(0)
+    print(f"device: {device}; CPU threads: {dlopt.get_num_threads()}")
+    print(f"LinearRegression (Adam) float32, {n:,} x {d}: ms per epoch (median of {args.rounds} fits)")
+    results = {}
+    for batch, epochs in ((256, 2), (None, 10)):
+        row = {}
+        for where, Xa, ya in (("cuda", X_dev, y_dev), ("cpu", X, y)):
+            model = LinearRegression(lr=1e-3, epochs=epochs, batch_size=batch, random_state=0, device=where)
+            model.fit(Xa, ya)  # warm-up
+            times = []
+            for _ in range(args.rounds):
+                t0 = time.perf_counter()
+                model.fit(Xa, ya)
+                times.append((time.perf_counter() - t0) / epochs * 1e3)
+            row[where] = statistics.median(times)
+        label = f"batch {batch}" if batch else "full batch"
+        print(f"  {label:11s} GPU {row['cuda']:9.2f} ms   CPU {row['cpu']:9.2f} ms   "
+              f"GPU speed-up {row['cpu'] / row['cuda']:.1f}x")
+        results[label] = row
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device, "rows": n, "features": d, "ms_per_epoch": results}, f, indent=1)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=float, default=100e6, help="parameters (default 1e8)")
@@ -64,11 +106,16 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=20, help="steps per timed round")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--linear", action="store_true", help="time linear-model epochs instead (GPU vs CPU)")
+    ap.add_argument("--linear-rows", type=float, default=1e6, help="rows of the --linear data (default 1e6)")
     args = ap.parse_args(argv)
 
     if not dlopt.cuda.is_available():
         print("dlopt.cuda.is_available() is False: no CUDA device, or dlopt built without CUDA", file=sys.stderr)
         return 2
+    if args.linear:
+        args.rounds = min(args.rounds, 3)
+        return bench_linear(args)
     n = int(args.n)
     dtype = np.dtype(args.dtype)
     item = dtype.itemsize

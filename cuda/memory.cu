@@ -117,6 +117,10 @@ double EventTimer::stop_ms() {
   return double(ms);
 }
 
+void stream_synchronize(void* stream) {
+  check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
+}
+
 void stream_wait(void* producer, void* consumer) {
   if (producer == consumer) return;
   cudaEvent_t event = nullptr;

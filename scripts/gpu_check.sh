@@ -55,6 +55,7 @@ if cmake -S . -B build/gpu-cpp "${GEN[@]}" -DDLOPT_CUDA=ON -DBUILD_TESTING=ON -D
   timeout 300 ctest --test-dir build/gpu-cpp --output-on-failure 2>&1 | tee "$OUT/ctest.log" | tail -15
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   build/gpu-cpp/tests/cpp/dlopt_test_cuda | tail -3
+  build/gpu-cpp/tests/cpp/dlopt_test_cuda_linear | tail -3
 else
   echo "C++ build FAILED (see $OUT/cmake.log, $OUT/build-cpp.log)"; tail -30 "$OUT/build-cpp.log" "$OUT/cmake.log"; status=1
 fi
@@ -67,14 +68,17 @@ else
   echo "Python build FAILED"; tail -40 "$OUT/build-py.log"; exit 1
 fi
 
-step "Python GPU tests (tests/test_cuda.py), then the rest"
-timeout 300 "$PYTHON" -m pytest tests/test_cuda.py -q -rs 2>&1 | tee "$OUT/pytest-cuda.log" | tail -20
+step "Python GPU tests (tests/test_cuda.py, tests/test_cuda_linear.py)"
+timeout 300 "$PYTHON" -m pytest tests/test_cuda.py tests/test_cuda_linear.py -q -rs 2>&1 | tee "$OUT/pytest-cuda.log" | tail -20
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 step "benchmark: Adam float32, 100M parameters, 1 tensor"
 timeout 180 "$PYTHON" bench/bench_cuda.py --json "$OUT/bench-1.json" 2>&1 | tee "$OUT/bench-1.txt" || status=1
 step "benchmark: the same parameters in 100 tensors"
 timeout 180 "$PYTHON" bench/bench_cuda.py --tensors 100 --json "$OUT/bench-100.json" 2>&1 | tee "$OUT/bench-100.txt" || status=1
+
+step "benchmark: linear-model epochs, 1M x 100 float32, batch 256 and full batch, GPU vs CPU"
+timeout 240 "$PYTHON" bench/bench_cuda.py --linear --json "$OUT/bench-linear.json" 2>&1 | tee "$OUT/bench-linear.txt" || status=1
 
 if [ "${GPU_CHECK_ALL_TESTS:-0}" = 1 ]; then
   step "all Python tests"

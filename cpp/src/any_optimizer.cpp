@@ -4,6 +4,9 @@
 #include <cctype>
 #include <functional>
 
+#include "dlopt/cuda/memory.hpp"
+#include "dlopt/cuda/step.hpp"
+
 namespace dlopt {
 namespace {
 
@@ -25,38 +28,94 @@ bool access(Config& c, const std::string& key, double* read, const double* write
   return found;
 }
 
+/// set / get / name over a Rule's Config, shared by the host and the device optimizers.
 template <class Rule, class T>
-class Erased final : public AnyOptimizer<T> {
+class Configurable : public AnyOptimizer<T> {
  public:
-  Erased(std::vector<ParamView<T>> params, const std::map<std::string, double>& hyperparameters)
-      : opt_(std::move(params), configured(hyperparameters)) {}
-
-  void step(const std::vector<const T*>& grads) override { opt_.step(grads); }
   void set(const std::string& key, double value) override {
-    typename Rule::Config c = opt_.config();
+    typename Rule::Config c = config();
     if (!access(c, key, nullptr, &value)) unknown(key);
     c.validate();
-    opt_.config() = c;
+    config() = c;
   }
   double get(const std::string& key) const override {
-    typename Rule::Config c = opt_.config();
+    typename Rule::Config c = const_cast<Configurable*>(this)->config();
     double value = 0;
     if (!access(c, key, &value, nullptr)) unknown(key);
     return value;
   }
   const char* name() const override { return Rule::name; }
 
- private:
+ protected:
+  virtual typename Rule::Config& config() = 0;
   static typename Rule::Config configured(const std::map<std::string, double>& hyperparameters) {
     typename Rule::Config c;
     for (const auto& [key, value] : hyperparameters)
       if (!access(c, key, nullptr, &value)) unknown(key);
-    return c;  // validated by the Optimizer constructor
+    return c;  // validated by the optimizer's constructor
   }
   [[noreturn]] static void unknown(const std::string& key) {
     throw InvalidArgument(std::string(Rule::name) + " has no hyperparameter '" + key + "'");
   }
+};
+
+template <class Rule, class T>
+class Erased final : public Configurable<Rule, T> {
+ public:
+  Erased(std::vector<ParamView<T>> params, const std::map<std::string, double>& hyperparameters)
+      : opt_(std::move(params), this->configured(hyperparameters)) {}
+  void step(const std::vector<const T*>& grads) override { opt_.step(grads); }
+
+ private:
+  typename Rule::Config& config() override { return opt_.config(); }
   Optimizer<Rule, T> opt_;
+};
+
+/// The device optimizer: state in device memory (allocated and initialised on a tensor's first
+/// step, on the stream), steps by dlopt::cuda::step.
+template <class Rule, class T>
+class DeviceErased final : public Configurable<Rule, T> {
+ public:
+  DeviceErased(std::vector<ParamView<T>> params, const std::map<std::string, double>& hyperparameters,
+               void* stream)
+      : params_(std::move(params)), config_(this->configured(hyperparameters)), scalars_(params_.size()),
+        state_(params_.size()), stream_(stream) {
+    config_.validate();
+  }
+  void step(const std::vector<const T*>& grads) override {
+    if (grads.size() != params_.size())
+      throw InvalidArgument("grads: expected " + std::to_string(params_.size()) + " gradients, got " +
+                            std::to_string(grads.size()));
+    config_.validate();
+    std::vector<TensorStep<Rule, T>> work;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (!grads[i]) continue;
+      TensorStep<Rule, T> t;
+      t.param = params_[i].data;
+      t.grad = grads[i];
+      t.size = params_[i].size;
+      t.config = &config_;
+      t.scalars = &scalars_[i];
+      for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
+        auto& buf = state_[i][k];
+        if (!buf && t.size > 0 && Rule::uses_slot(config_, int(k))) {
+          buf = std::make_unique<cuda::Buffer>(std::size_t(t.size) * sizeof(T), cuda::current_device());
+          cuda::fill(static_cast<T*>(buf->data()), t.size, T(Rule::slot_init(config_, int(k))), stream_);
+        }
+        t.slots[k] = buf ? static_cast<T*>(buf->data()) : nullptr;
+      }
+      work.push_back(t);
+    }
+    cuda::step(work.data(), work.size(), stream_);
+  }
+
+ private:
+  typename Rule::Config& config() override { return config_; }
+  std::vector<ParamView<T>> params_;
+  typename Rule::Config config_;
+  std::vector<TensorScalars> scalars_;
+  std::vector<std::array<std::unique_ptr<cuda::Buffer>, num_slots<Rule>>> state_;
+  void* stream_;
 };
 
 template <class T>
@@ -90,6 +149,20 @@ std::unique_ptr<AnyOptimizer<T>> make_optimizer(const std::string& name,
   return it->second(std::move(params), hyperparameters);
 }
 
+template <class T>
+std::unique_ptr<AnyOptimizer<T>> make_device_optimizer(const std::string& name,
+                                                       std::vector<ParamView<T>> params,
+                                                       const std::map<std::string, double>& hyperparameters,
+                                                       void* stream) {
+  make_optimizer<T>(name, {}, hyperparameters);  // the same name and hyperparameter checks
+#define DLOPT_DEVICE(Rule)                                                                  \
+  if (lower(name) == lower(Rule::name))                                                     \
+    return std::unique_ptr<AnyOptimizer<T>>(new DeviceErased<Rule, T>(std::move(params), hyperparameters, stream));
+  DLOPT_FOR_EACH_RULE(DLOPT_DEVICE)
+#undef DLOPT_DEVICE
+  return nullptr;  // unreachable: make_optimizer knows every name
+}
+
 std::vector<std::string> optimizer_names() {
 #define DLOPT_NAME(Rule) Rule::name,
   return {DLOPT_FOR_EACH_RULE(DLOPT_NAME)};
@@ -100,5 +173,9 @@ template std::unique_ptr<AnyOptimizer<float>> make_optimizer<float>(
     const std::string&, std::vector<ParamView<float>>, const std::map<std::string, double>&);
 template std::unique_ptr<AnyOptimizer<double>> make_optimizer<double>(
     const std::string&, std::vector<ParamView<double>>, const std::map<std::string, double>&);
+template std::unique_ptr<AnyOptimizer<float>> make_device_optimizer<float>(
+    const std::string&, std::vector<ParamView<float>>, const std::map<std::string, double>&, void*);
+template std::unique_ptr<AnyOptimizer<double>> make_device_optimizer<double>(
+    const std::string&, std::vector<ParamView<double>>, const std::map<std::string, double>&, void*);
 
 }  // namespace dlopt

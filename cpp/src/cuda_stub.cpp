@@ -1,5 +1,6 @@
 // Built only without CUDA: the CUDA entry points exist, and say clearly that they were not built.
 
+#include "dlopt/cuda/linear.hpp"
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
@@ -42,6 +43,11 @@ EventTimer::~EventTimer() = default;
 void EventTimer::start() { not_compiled("dlopt::cuda::EventTimer"); }
 double EventTimer::stop_ms() { not_compiled("dlopt::cuda::EventTimer"); }
 void stream_wait(void*, void*) { not_compiled("dlopt::cuda::stream_wait"); }
+void stream_synchronize(void*) { not_compiled("dlopt::cuda::stream_synchronize"); }
+template <class T>
+void launch_batch(const detail::LinearBatch<T>&, void*) { not_compiled("dlopt::cuda::launch_batch"); }
+template void launch_batch<float>(const detail::LinearBatch<float>&, void*);
+template void launch_batch<double>(const detail::LinearBatch<double>&, void*);
 template <class T>
 void fill(T*, int64_t, T, void*) { not_compiled("dlopt::cuda::fill"); }
 template void fill<float>(float*, int64_t, float, void*);

@@ -18,7 +18,6 @@
 #include "dlopt/models/linear.hpp"
 
 namespace dlopt::py_bindings {
-namespace {
 
 Objective parse_objective(const std::string& name) {
   if (name == "squared_error") return Objective::SquaredError;
@@ -26,6 +25,8 @@ Objective parse_objective(const std::string& name) {
   if (name == "softmax") return Objective::Softmax;
   throw py::value_error("objective: expected 'squared_error', 'logistic' or 'softmax', got '" + name + "'");
 }
+
+namespace {
 
 double number(const py::handle& v, const std::string& key) {
   if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || !PyNumber_Check(v.ptr()))
@@ -80,6 +81,8 @@ ScheduleSpec schedule_from(const py::handle& v) {
   return s;
 }
 
+}  // namespace
+
 TrainConfig config_from_dict(const py::dict& d) {
   TrainConfig c;
   for (auto item : d) {
@@ -112,6 +115,8 @@ TrainConfig config_from_dict(const py::dict& d) {
   c.validate();
   return c;
 }
+
+namespace {
 
 /// Arrays of one call, kept alive while C++ reads them.
 struct Inputs {

@@ -11,6 +11,7 @@ void bind_optim(py::module_& m);
 void bind_train(py::module_& m);
 void bind_cuda(py::module_& m);
 void bind_models(py::module_& m);
+void bind_models_cuda(py::module_& m);
 void bind_metrics(py::module_& m);
 }
 
@@ -38,5 +39,6 @@ PYBIND11_MODULE(_core, m) {
   dlopt::py_bindings::bind_train(m);
   dlopt::py_bindings::bind_cuda(m);
   dlopt::py_bindings::bind_models(m);
+  dlopt::py_bindings::bind_models_cuda(m);
   dlopt::py_bindings::bind_metrics(m);
 }

@@ -161,7 +161,7 @@ class _LinearModel:
                  batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True,
                  penalty=None, alpha=1e-4,
                  l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
-                 validation_fraction=0.1, verbose=0, warm_start=False):
+                 validation_fraction=0.1, verbose=0, warm_start=False, device="cpu"):
         self.optimizer = optimizer
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -181,6 +181,7 @@ class _LinearModel:
         self.validation_fraction = validation_fraction
         self.verbose = verbose
         self.warm_start = warm_start
+        self.device = device
 
     # -- scikit-learn's parameter protocol ----------------------------------------------------------
 
@@ -215,7 +216,8 @@ class _LinearModel:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_trainer", None)  # the C++ optimizer state is not pickled; partial_fit restarts it
+        for key in ("_trainer", "_coef_dev", "_intercept_dev"):  # C++ / device state is not pickled
+            state.pop(key, None)
         return state
 
     def __setstate__(self, state):
@@ -298,7 +300,40 @@ class _LinearModel:
         self._intercept = np.zeros(k, dtype=dtype)
         self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
 
+    def _device(self) -> str:
+        """The checked ``device`` keyword: ValueError for an unknown one, RuntimeError for "cuda"
+        without a usable GPU (both before anything changes)."""
+        device = self.device
+        if not isinstance(device, str) or device.lower() not in ("cpu", "cuda"):
+            raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+        device = device.lower()
+        if device == "cuda":
+            if not _core.has_cuda:
+                raise RuntimeError("device='cuda': dlopt was built without CUDA (no nvcc at build time)")
+            if not _core.cuda_is_available():
+                raise RuntimeError("device='cuda': no CUDA device is available "
+                                   "(dlopt.cuda.is_available() is False); use device='cpu'")
+            if self.early_stopping:
+                raise ValueError("early_stopping=True is not supported with device='cuda' yet")
+        return device
+
+    def _callback(self):
+        progress = self.__dict__.get("_epoch_callback")  # set by the dlopt command's progress bar
+        if not self.verbose and progress is None:
+            return None
+
+        def callback(epoch, loss, val):
+            if progress is not None:
+                progress(epoch, loss)
+            if self.verbose:
+                extra = "" if val != val else f", validation score: {val:.6g}"
+                print(f"Epoch {epoch}, loss: {loss:.6g}{extra}", flush=True)
+            return False
+        return callback
+
     def _fit(self, X, y, sample_weight, partial: bool):
+        if self._device() == "cuda":
+            return self._fit_cuda(X, y, sample_weight, partial)
         fitted = hasattr(self, "_coef")
         first = not fitted or not (partial or self.warm_start)
         X = self._validate_X(X, reset=first)
@@ -309,21 +344,14 @@ class _LinearModel:
             self.n_features_in_ = X.shape[1]
             self._make_trainer(X.shape[1], dtype)
             self._seed_state = _seed(self.random_state)
-        elif getattr(self, "_trainer", None) is None:  # unpickled: rebuild over the current parameters
+        elif not isinstance(getattr(self, "_trainer", None), _core.LinearModel):
+            # unpickled, or last trained on the GPU: rebuild over the current parameters
+            self._coef_dev = self._intercept_dev = None
             self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
         config = self._config()
         config["seed"] = self._seed_state + len(self._trainer.loss_curve)  # a fresh order per call
         self._trainer.set_config(config)
-        callback = None
-        progress = self.__dict__.get("_epoch_callback")  # set by the dlopt command's progress bar
-        if self.verbose or progress is not None:
-            def callback(epoch, loss, val):
-                if progress is not None:
-                    progress(epoch, loss)
-                if self.verbose:
-                    extra = "" if val != val else f", validation score: {val:.6g}"
-                    print(f"Epoch {epoch}, loss: {loss:.6g}{extra}", flush=True)
-                return False
+        callback = self._callback()
         if partial:
             self._trainer.partial_fit(X, y, sw)
             self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
@@ -337,6 +365,66 @@ class _LinearModel:
 
     def _weights(self, y, sample_weight, n, dtype):
         return _sample_weight(sample_weight, n, dtype)
+
+    def _fit_cuda(self, X, y, sample_weight, partial: bool):
+        """fit / partial_fit on the GPU: NumPy X is copied to the device once per call, a device X
+        (__cuda_array_interface__) is read in place; y and sample_weight are checked (and labels
+        encoded) on the host, then copied to the device. coef_ / intercept_ come back as NumPy."""
+        fitted = hasattr(self, "_coef")
+        first = not fitted or not (partial or self.warm_start)
+        if _core.is_device_array(X):
+            shape, dtype, _ = _core.cuda_array_info(X)  # TypeError for a dtype other than float32/64
+            if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+                raise ValueError(f"X: expected a non-empty 2-D device array, got shape {tuple(shape)}")
+            if not first and (shape[1] != self.n_features_in_ or dtype != self._coef.dtype):
+                raise ValueError(f"X has {shape[1]} features of dtype {dtype}, but {type(self).__name__} is "
+                                 f"expecting {self.n_features_in_} of dtype {self._coef.dtype}")
+            X_dev, n, d = X, int(shape[0]), int(shape[1])
+            if first and hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        else:
+            Xh = self._validate_X(X, reset=first)
+            dtype, (n, d), X_dev = Xh.dtype, Xh.shape, None
+        if _core.is_device_array(y):
+            y = _core.cuda_to_numpy(y)
+        if sample_weight is not None and _core.is_device_array(sample_weight):
+            sample_weight = _core.cuda_to_numpy(sample_weight)
+        codes = self._targets(y, n, dtype, reset=first)
+        sw = self._weights(codes, sample_weight, n, dtype)
+        if X_dev is None:
+            X_dev = _core.DeviceArray.from_numpy(Xh)  # the one copy device="cuda" asks for
+        y_dev = _core.DeviceArray.from_numpy(codes)
+        sw_dev = None if sw is None else _core.DeviceArray.from_numpy(sw)
+        if first:
+            self.n_features_in_ = d
+            k = self._n_outputs()
+            self._coef = np.zeros((k, d), dtype=dtype)
+            self._intercept = np.zeros(k, dtype=dtype)
+            self._trainer = None
+            self._seed_state = _seed(self.random_state)
+        if not isinstance(getattr(self, "_trainer", None), _core.CudaLinearModel):
+            # new, unpickled, or last trained on the CPU: the parameters go to the device
+            self._coef_dev = _core.DeviceArray.from_numpy(self._coef)
+            self._intercept_dev = _core.DeviceArray.from_numpy(self._intercept)
+            self._trainer = _core.CudaLinearModel(self._objective, self._coef_dev, self._intercept_dev,
+                                                  self._config())
+        config = self._config()
+        config["seed"] = self._seed_state + len(self._trainer.loss_curve)
+        self._trainer.set_config(config)
+        try:
+            if partial:
+                self._trainer.partial_fit(X_dev, y_dev, sw_dev)
+                self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
+            else:
+                self.n_iter_ = int(self._trainer.fit(X_dev, y_dev, sw_dev, self._callback()))
+        finally:  # the device parameters are the truth (restored by the trainer after a divergence)
+            self._coef = np.ascontiguousarray(self._coef_dev.to_numpy())
+            self._intercept = np.ascontiguousarray(self._intercept_dev.to_numpy())
+        self.loss_curve_ = list(self._trainer.loss_curve)
+        self.lr_curve_ = list(self._trainer.lr_curve)
+        self.validation_scores_ = None
+        self.t_ = int(self._trainer.steps)
+        return self
 
     def fit(self, X, y, sample_weight=None):
         """Trains on ``X`` (n_samples × n_features) and ``y``; returns self.
@@ -353,7 +441,8 @@ class _LinearModel:
             raise _not_fitted(self)
         X = self._validate_X(X, reset=False)
         trainer = getattr(self, "_trainer", None)
-        if trainer is None:  # closed form, or unpickled: a throw-away model over the coefficients
+        if not isinstance(trainer, _core.LinearModel):  # closed form, unpickled or GPU-trained: a
+            # throw-away CPU model over the (host) coefficients
             trainer = _core.LinearModel(self._objective, self._coef, self._intercept, {})
         out = trainer.decision_function(X)
         if not np.all(np.isfinite(out)):
@@ -430,14 +519,15 @@ class LinearRegression(_LinearModel):
                  epochs=1000,
                  batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None,
                  alpha=1e-4, l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
-                 validation_fraction=0.1, verbose=0, warm_start=False):
+                 validation_fraction=0.1, verbose=0, warm_start=False, device="cpu"):
         super().__init__(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
                          optimizer_params=optimizer_params, epochs=epochs,
                          batch_size=batch_size, shuffle=shuffle, shuffle_block=shuffle_block,
                          random_state=random_state,
                          fit_intercept=fit_intercept, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, tol=tol,
                          n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
-                         validation_fraction=validation_fraction, verbose=verbose, warm_start=warm_start)
+                         validation_fraction=validation_fraction, verbose=verbose, warm_start=warm_start,
+                         device=device)
         self.solver = solver
 
     def fit(self, X, y, sample_weight=None):
@@ -445,6 +535,8 @@ class LinearRegression(_LinearModel):
             return super().fit(X, y, sample_weight)
         if self.solver != "closed_form":
             raise ValueError(f"solver: expected 'gradient' or 'closed_form', got {self.solver!r}")
+        if self._device() != "cpu":
+            raise ValueError("solver='closed_form' runs on the CPU: use device='cpu' (or solver='gradient')")
         if self.penalty not in (None, "l2"):
             raise ValueError(f"solver='closed_form' supports penalty None or 'l2', got {self.penalty!r}")
         X = self._validate_X(X, reset=True)
@@ -490,14 +582,15 @@ class _Classifier(_LinearModel):
                  batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True,
                  penalty=None, alpha=1e-4,
                  l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
-                 validation_fraction=0.1, verbose=0, warm_start=False, class_weight=None):
+                 validation_fraction=0.1, verbose=0, warm_start=False, class_weight=None, device="cpu"):
         super().__init__(optimizer=optimizer, lr=lr, lr_schedule=lr_schedule,
                          optimizer_params=optimizer_params, epochs=epochs,
                          batch_size=batch_size, shuffle=shuffle, shuffle_block=shuffle_block,
                          random_state=random_state,
                          fit_intercept=fit_intercept, penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, tol=tol,
                          n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
-                         validation_fraction=validation_fraction, verbose=verbose, warm_start=warm_start)
+                         validation_fraction=validation_fraction, verbose=verbose, warm_start=warm_start,
+                         device=device)
         self.class_weight = class_weight
 
     def _targets(self, y, n, dtype, reset):
@@ -646,6 +739,8 @@ class SoftmaxRegression(_Classifier):
 
 
 def _partial_fit_classifier(model, X, y, sample_weight, classes):
+    if model._device() == "cuda":
+        return _partial_fit_classifier_cuda(model, X, y, sample_weight, classes)
     if not hasattr(model, "_coef"):
         if classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -672,3 +767,28 @@ def _partial_fit_classifier(model, X, y, sample_weight, classes):
     model.lr_curve_ = list(model._trainer.lr_curve)
     model.t_ = int(model._trainer.steps)
     return model
+
+
+def _partial_fit_classifier_cuda(model, X, y, sample_weight, classes):
+    if not hasattr(model, "_coef"):
+        if classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        classes = np.unique(np.asarray(classes))
+        model._check_classes(classes)
+        if _core.is_device_array(X):
+            shape, dtype, _ = _core.cuda_array_info(X)
+            d = int(shape[1]) if len(shape) == 2 else 0
+        else:
+            X = model._validate_X(X, reset=True)
+            d, dtype = X.shape[1], X.dtype
+        model.classes_ = classes
+        model.n_features_in_ = d
+        k = model._n_outputs()
+        model._coef, model._intercept = np.zeros((k, d), dtype=dtype), np.zeros(k, dtype=dtype)
+        model._trainer = None
+        model._seed_state = _seed(model.random_state)
+        model.n_iter_ = 0
+    elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), model.classes_):
+        raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's "
+                         f"{model.classes_.tolist()}")
+    return model._fit_cuda(X, y, sample_weight, partial=True)

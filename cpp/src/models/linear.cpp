@@ -14,8 +14,10 @@
 #include <exception>
 #include <sstream>
 
+#include "common.hpp"
 #include "dlopt/core/aligned.hpp"
 #include "dlopt/core/step.hpp"
+#include "dlopt/models/objective.hpp"
 
 namespace dlopt {
 namespace {
@@ -33,37 +35,9 @@ constexpr int64_t kMinPartRows = 128;   // ... of at least this many rows
 constexpr int64_t kSmallFeatures = 8;
 constexpr int64_t kParallelWork = int64_t(1) << 14;  // rows·features·outputs worth a second thread
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return s;
-}
-
-/// splitmix64: small, fast and good enough to shuffle rows; seeded per fit for reproducibility.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  /// Uniform in [0, n) for 0 < n < 2^32 (Lemire's multiply-shift with rejection: no bias).
-  uint32_t below(uint32_t n) {
-    uint64_t m = (next() >> 32) * uint64_t(n);
-    uint32_t low = uint32_t(m);
-    if (low < n) {
-      const uint32_t threshold = uint32_t(-n) % n;
-      while (low < threshold) {
-        m = (next() >> 32) * uint64_t(n);
-        low = uint32_t(m);
-      }
-    }
-    return uint32_t(m >> 32);
-  }
-  void shuffle(uint32_t* a, int64_t n) {
-    for (int64_t i = n - 1; i > 0; --i) std::swap(a[i], a[below(uint32_t(i + 1))]);
-  }
-};
+using detail::lower;
+using detail::penalty_value;
+using detail::Rng;
 
 bool parallel_ok(int64_t work) {
 #if defined(_OPENMP)
@@ -96,21 +70,6 @@ Scratch<T>& scratch() {
   return s;
 }
 
-/// One row's loss sᵢ·lᵢ and sᵢ·∂lᵢ/∂zᵢ for the one-output objectives, z = x·w + b.
-template <class T>
-inline T squared_error(T z, T y, T s, T& dz) {
-  const T r = z - y;
-  dz = T(2) * s * r;
-  return s * r * r;
-}
-template <class T>
-inline T logistic(T z, T y, T s, T& dz) {  // log(1 + e^z) − y z, written to be finite for any z
-  const T e = std::exp(-std::abs(z));
-  const T p = z >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
-  dz = s * (p - y);
-  return s * (std::max(z, T(0)) - y * z + std::log1p(e));
-}
-
 /// Loss sums and (when gW is set) gradient sums over m contiguous rows:
 ///   loss += Σ sᵢ lᵢ,  weight += Σ sᵢ,  gW += Σ sᵢ ∂lᵢ/∂zᵢ xᵢᵀ,  gb += Σ sᵢ ∂lᵢ/∂zᵢ.
 template <class T>
@@ -131,12 +90,12 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
       if (sw) {
 #pragma omp simd reduction(+ : lb, wb)
         for (int64_t i = 0; i < m; ++i) {
-          lb += squared_error(zp[i] + b0, y[i], sw[i], zp[i]);
+          lb += objective::squared_error(zp[i] + b0, y[i], sw[i], zp[i]);
           wb += sw[i];
         }
       } else {
 #pragma omp simd reduction(+ : lb)
-        for (int64_t i = 0; i < m; ++i) lb += squared_error(zp[i] + b0, y[i], T(1), zp[i]);
+        for (int64_t i = 0; i < m; ++i) lb += objective::squared_error(zp[i] + b0, y[i], T(1), zp[i]);
         wb = T(m);
       }
       l += double(lb);
@@ -144,7 +103,7 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
     } else {
       for (int64_t i = 0; i < m; ++i) {
         const T s = sw ? sw[i] : T(1);
-        l += double(logistic(z[i] + b0, y[i], s, z[i]));
+        l += double(objective::logistic(z[i] + b0, y[i], s, z[i]));
         ws += double(s);
       }
     }
@@ -161,17 +120,9 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
     Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bias(b, K);
     for (int64_t i = 0; i < m; ++i) {
       const T s = sw ? sw[i] : T(1);
-      auto zi = Zm.row(i);
-      zi += bias;
-      const T mx = zi.maxCoeff();
-      const int64_t c = int64_t(y[i]);
-      const T zc = zi[c] - mx;
-      zi.array() = (zi.array() - mx).exp();
-      const T sum = zi.sum();
-      l += double(s * (std::log(sum) - zc));  // logsumexp(z) − z_c, shifted by max(z)
+      Zm.row(i) += bias;
+      l += double(objective::softmax(Z + i * K, K, int64_t(y[i]), s));
       ws += double(s);
-      zi *= s / sum;
-      zi[c] -= s;
     }
     if (gW) {
       Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
@@ -220,15 +171,6 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
     }
     block(obj, d, K, W, b, s.x.data(), m, s.y.data(), data.sample_weight ? s.w.data() : nullptr,
           s.z.data(), gW, gb, loss, weight);
-  }
-}
-
-double penalty_value(Penalty p, double alpha, double l1_ratio, const double l1, const double l2sq) {
-  switch (p) {
-    case Penalty::L2: return alpha * 0.5 * l2sq;
-    case Penalty::L1: return alpha * l1;
-    case Penalty::ElasticNet: return alpha * (l1_ratio * l1 + (1 - l1_ratio) * 0.5 * l2sq);
-    default: return 0;
   }
 }
 
@@ -341,29 +283,7 @@ void LinearModel<T>::check_data(const DataView<T>& data, const char* what) const
                           " features as input");
   if (data.n_samples >= int64_t(1) << 32) throw InvalidArgument(w + ": more than 2^32 - 1 rows");
   if (!data.X || !data.y) throw InvalidArgument(w + ": null X or y");
-  for (int64_t i = 0; i < data.n_samples; ++i) {
-    const T v = data.y[i];
-    if (!std::isfinite(v))
-      throw InvalidArgument("Input y contains " + std::string(std::isnan(v) ? "NaN" : "infinity") +
-                            " (row " + std::to_string(i) + ")");
-    if (objective_ == Objective::Logistic && v != T(0) && v != T(1))
-      throw InvalidArgument("Invalid y: logistic regression needs labels 0 or 1 (row " +
-                            std::to_string(i) + ")");
-    if (objective_ == Objective::Softmax && (v < 0 || v >= T(n_outputs_) || v != std::floor(v)))
-      throw InvalidArgument("Invalid y: softmax regression needs class codes 0.." +
-                            std::to_string(n_outputs_ - 1) + " (row " + std::to_string(i) + ")");
-  }
-  if (data.sample_weight) {
-    double sum = 0;
-    for (int64_t i = 0; i < data.n_samples; ++i) {
-      const T s = data.sample_weight[i];
-      if (!std::isfinite(s) || s < 0)
-        throw InvalidArgument("Invalid sample_weight: must be finite and >= 0 (row " +
-                              std::to_string(i) + ")");
-      sum += double(s);
-    }
-    if (!(sum > 0)) throw InvalidArgument("Invalid sample_weight: the weights sum to zero");
-  }
+  detail::check_targets(objective_, n_outputs_, data.y, data.sample_weight, data.n_samples);
 }
 
 template <class T>
@@ -374,22 +294,7 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   Work& w = *work_;
   const uint32_t* idx = rows.empty() ? nullptr : rows.data();
   if (shuffle && B < m && !rows.empty()) {
-    Rng rng{rng_state_};
-    const int64_t t = config_.shuffle_block;
-    if (t <= 1) {
-      rng.shuffle(rows.data(), m);  // every row independently
-    } else {  // contiguous blocks of t rows in a random order: sequential memory reads
-      const int64_t tiles = (m + t - 1) / t;
-      w.tiles.resize(std::size_t(tiles));
-      for (int64_t k = 0; k < tiles; ++k) w.tiles[k] = uint32_t(k);
-      rng.shuffle(w.tiles.data(), tiles);
-      w.order.resize(std::size_t(m));
-      int64_t k = 0;
-      for (uint32_t tile : w.tiles)
-        for (int64_t j = int64_t(tile) * t, hi = std::min(j + t, m); j < hi; ++j) w.order[k++] = rows[j];
-      idx = w.order.data();
-    }
-    rng_state_ = rng.s;
+    idx = detail::shuffle_epoch(rows, config_.shuffle_block, rng_state_, w.tiles, w.order);
   }
   T* grad = w.grad.data();
   const bool intercept = config_.fit_intercept;
@@ -422,15 +327,8 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
     const T inv = T(1.0 / weight);
     for (int64_t k = 0; k < np; ++k) grad[k] *= inv;
     if (config_.penalty != Penalty::None && config_.alpha > 0) {
-      const T a = T(config_.alpha);
-      const T l2 = config_.penalty == Penalty::L2 ? a
-                   : config_.penalty == Penalty::ElasticNet ? a * T(1 - config_.l1_ratio) : T(0);
-      const T l1 = config_.penalty == Penalty::L1 ? a
-                   : config_.penalty == Penalty::ElasticNet ? a * T(config_.l1_ratio) : T(0);
-      for (int64_t k = 0; k < K * d; ++k) {
-        const T c = coef_[k];
-        grad[k] += l2 * c + l1 * T((c > 0) - (c < 0));
-      }
+      const auto [l2, l1] = detail::penalty_coeffs<T>(config_);
+      for (int64_t k = 0; k < K * d; ++k) grad[k] += objective::penalty_grad(coef_[k], l2, l1);
     }
     w.grads[0] = grad;
     w.grads[1] = intercept ? grad + K * d : nullptr;
@@ -525,7 +423,7 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
   config_.validate();
   const int64_t n = data.n_samples, K = n_outputs_, d = n_features_, np = K * d + K;
   Work& w = *work_;
-  Rng rng{config_.seed * 0x2545F4914F6CDD1Dull + 0x1234567ull};
+  Rng rng = detail::fit_rng(config_.seed);
 
   // Rows: a validation split for early stopping, an index array to shuffle, or all rows in place.
   w.train.clear();
@@ -567,15 +465,7 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
 
   // The lr of every epoch of this call, checked before anything trains.
   const int64_t first_epoch = epochs_trained();
-  const ScheduleFn schedule =
-      make_schedule(config_.lr_schedule, config_.lr, schedule_length_ > 0 ? schedule_length_ : config_.epochs);
-  std::vector<double> lrs(std::size_t(config_.epochs));
-  for (int64_t e = 0; e < config_.epochs; ++e) {
-    lrs[std::size_t(e)] = schedule(first_epoch + e);
-    if (!(lrs[std::size_t(e)] >= 0) || !std::isfinite(lrs[std::size_t(e)]))
-      throw InvalidArgument("Invalid lr_schedule: lr " + std::to_string(lrs[std::size_t(e)]) + " at epoch " +
-                            std::to_string(first_epoch + e) + " (must be a finite number >= 0)");
-  }
+  const std::vector<double> lrs = detail::epoch_lrs(config_, first_epoch, schedule_length_);
   ensure_optimizer();
 
   // Snapshot for rollback on error.

@@ -83,6 +83,9 @@ class EventTimer {
 /// nullptr is the legacy default stream), without blocking the host.
 void stream_wait(void* producer, void* consumer);
 
+/// Waits on the host for the work enqueued so far on `stream` (nullptr: the legacy default stream).
+void stream_synchronize(void* stream);
+
 /// Sets n elements at p (device memory of the current device) to value, on `stream`.
 template <class T>
 void fill(T* p, int64_t n, T value, void* stream = nullptr);

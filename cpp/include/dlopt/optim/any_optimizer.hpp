@@ -39,6 +39,15 @@ std::unique_ptr<AnyOptimizer<T>> make_optimizer(const std::string& name,
                                                 std::vector<ParamView<T>> params,
                                                 const std::map<std::string, double>& hyperparameters = {});
 
+/// make_optimizer over device buffers (dlopt/cuda/step.hpp): the state lives in device memory and
+/// every step is one dlopt::cuda::step launch on `stream` (a cudaStream_t; nullptr: the legacy
+/// default stream). Throws NotCompiled in a build without CUDA (at the first step).
+template <class T>
+std::unique_ptr<AnyOptimizer<T>> make_device_optimizer(const std::string& name,
+                                                       std::vector<ParamView<T>> params,
+                                                       const std::map<std::string, double>& hyperparameters = {},
+                                                       void* stream = nullptr);
+
 /// Registry names of every optimizer.
 std::vector<std::string> optimizer_names();
 

@@ -1,0 +1,71 @@
+#pragma once
+/// @file cuda/linear.hpp
+/// Linear, logistic and softmax regression trained on a CUDA device: the GPU counterpart of
+/// dlopt::LinearModel (models/linear.hpp), with the same objectives, penalties, optimizers, learning-
+/// rate schedules and batches. In a build without CUDA every entry point throws dlopt::NotCompiled.
+///
+/// X, y, sample_weight, coef and intercept are device pointers of the current device (X read in
+/// place; coef / intercept updated in place). Per epoch the host shuffles the rows with the CPU
+/// model's RNG (the same seed gives both backends the same batches), uploads the row order once,
+/// enqueues one launch sequence per batch (forward, loss, gradient: cuda/linear.cu; the optimizer
+/// step: dlopt::cuda::step) on `stream`, and reads the epoch's loss back once.
+///
+/// Differences from the CPU model: early_stopping is not supported (InvalidArgument); a non-finite
+/// loss is detected at the end of its epoch (fit then restores the parameters and throws as the CPU
+/// model does). y and sample_weight are copied to the host once per fit to be checked (and, for
+/// sample weights, to find batches of zero weight, whose step is skipped as on the CPU).
+///
+/// @code
+///   dlopt::TrainConfig cfg;  cfg.optimizer = "adam";  cfg.batch_size = 256;
+///   dlopt::cuda::LinearTrainer<float> model(dlopt::Objective::Logistic, d, 1, d_coef, d_b, cfg, stream);
+///   model.fit({d_X, n, d, d_y});   // device pointers; returns when the last epoch is done
+/// @endcode
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dlopt/cuda/linear_kernels.hpp"
+#include "dlopt/models/linear.hpp"
+
+namespace dlopt::cuda {
+
+/// Enqueues one batch's forward, loss and gradient launches on `stream` (internal building block
+/// of LinearTrainer, exposed for tests and benchmarks).
+template <class T>
+void launch_batch(const detail::LinearBatch<T>& batch, void* stream);
+
+template <class T>
+class LinearTrainer {
+ public:
+  using Scalar = T;
+
+  /// coef (n_outputs × n_features) and intercept (n_outputs) are device buffers owned by the caller.
+  LinearTrainer(Objective objective, int64_t n_features, int64_t n_outputs, T* coef, T* intercept,
+                TrainConfig config = {}, void* stream = nullptr);
+  ~LinearTrainer();
+  LinearTrainer(const LinearTrainer&) = delete;
+  LinearTrainer& operator=(const LinearTrainer&) = delete;
+
+  /// As LinearModel::fit, on device data; synchronous (waits for the last epoch).
+  int64_t fit(const DataView<T>& data, const EpochCallback& callback = {});
+  /// One epoch with the current optimizer state.
+  void partial_fit(const DataView<T>& data);
+  void reset_optimizer();
+  /// Mean loss plus penalty on device data (as LinearModel::loss).
+  double loss(const DataView<T>& data);
+
+  const std::vector<double>& loss_curve() const;
+  const std::vector<double>& lr_curve() const;
+  int64_t steps() const;
+  TrainConfig& config();
+  Objective objective() const;
+  int64_t n_features() const;
+  int64_t n_outputs() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace dlopt::cuda

@@ -1,0 +1,142 @@
+#pragma once
+// Host-side pieces shared by the CPU LinearModel (linear.cpp) and the CUDA trainer
+// (linear_cuda.cpp): the row shuffle, each epoch's row order, and the penalty's value and
+// coefficients. Sharing them is what makes the two backends see the same batches.
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dlopt/models/linear.hpp"
+#include "dlopt/schedule.hpp"
+
+namespace dlopt::detail {
+
+inline std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+/// splitmix64: small, fast and good enough to shuffle rows; seeded per fit for reproducibility.
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, n) for 0 < n < 2^32 (Lemire's multiply-shift with rejection: no bias).
+  uint32_t below(uint32_t n) {
+    uint64_t m = (next() >> 32) * uint64_t(n);
+    uint32_t low = uint32_t(m);
+    if (low < n) {
+      const uint32_t threshold = uint32_t(-n) % n;
+      while (low < threshold) {
+        m = (next() >> 32) * uint64_t(n);
+        low = uint32_t(m);
+      }
+    }
+    return uint32_t(m >> 32);
+  }
+  void shuffle(uint32_t* a, int64_t n) {
+    for (int64_t i = n - 1; i > 0; --i) std::swap(a[i], a[below(uint32_t(i + 1))]);
+  }
+};
+
+/// The first RNG of a fit, from the configured seed.
+inline Rng fit_rng(uint64_t seed) { return Rng{seed * 0x2545F4914F6CDD1Dull + 0x1234567ull}; }
+
+/// Reorders one epoch's rows from `rng_state` (advanced): `rows` is shuffled in place (so each
+/// epoch permutes the previous order), or with shuffle_block t > 1 its blocks of t rows are put in
+/// a random order into `order`. Returns the epoch's row order.
+inline const uint32_t* shuffle_epoch(std::vector<uint32_t>& rows, int64_t shuffle_block,
+                                     uint64_t& rng_state, std::vector<uint32_t>& tiles,
+                                     std::vector<uint32_t>& order) {
+  Rng rng{rng_state};
+  const int64_t m = int64_t(rows.size()), t = shuffle_block;
+  const uint32_t* idx = rows.data();
+  if (t <= 1) {
+    rng.shuffle(rows.data(), m);  // every row independently
+  } else {  // contiguous blocks of t rows in a random order: sequential memory reads
+    const int64_t n_tiles = (m + t - 1) / t;
+    tiles.resize(std::size_t(n_tiles));
+    for (int64_t k = 0; k < n_tiles; ++k) tiles[k] = uint32_t(k);
+    rng.shuffle(tiles.data(), n_tiles);
+    order.resize(std::size_t(m));
+    int64_t k = 0;
+    for (uint32_t tile : tiles)
+      for (int64_t j = int64_t(tile) * t, hi = std::min(j + t, m); j < hi; ++j) order[k++] = rows[j];
+    idx = order.data();
+  }
+  rng_state = rng.s;
+  return idx;
+}
+
+inline double penalty_value(Penalty p, double alpha, double l1_ratio, double l1, double l2sq) {
+  switch (p) {
+    case Penalty::L2: return alpha * 0.5 * l2sq;
+    case Penalty::L1: return alpha * l1;
+    case Penalty::ElasticNet: return alpha * (l1_ratio * l1 + (1 - l1_ratio) * 0.5 * l2sq);
+    default: return 0;
+  }
+}
+
+/// The l2 and l1 factors of objective::penalty_grad for a config (both 0 without a penalty).
+template <class T>
+std::pair<T, T> penalty_coeffs(const TrainConfig& c) {
+  if (c.penalty == Penalty::None || !(c.alpha > 0)) return {T(0), T(0)};
+  const T a = T(c.alpha);
+  const T l2 = c.penalty == Penalty::L2 ? a : c.penalty == Penalty::ElasticNet ? a * T(1 - c.l1_ratio) : T(0);
+  const T l1 = c.penalty == Penalty::L1 ? a : c.penalty == Penalty::ElasticNet ? a * T(c.l1_ratio) : T(0);
+  return {l2, l1};
+}
+
+/// The lr of every epoch of a fit (epochs counted from first_epoch; the schedule's defaults from
+/// schedule_length, or config.epochs when 0), checked before anything trains.
+inline std::vector<double> epoch_lrs(const TrainConfig& config, int64_t first_epoch, int64_t schedule_length) {
+  const ScheduleFn schedule =
+      make_schedule(config.lr_schedule, config.lr, schedule_length > 0 ? schedule_length : config.epochs);
+  std::vector<double> lrs(std::size_t(config.epochs));
+  for (int64_t e = 0; e < config.epochs; ++e) {
+    lrs[std::size_t(e)] = schedule(first_epoch + e);
+    if (!(lrs[std::size_t(e)] >= 0) || !std::isfinite(lrs[std::size_t(e)]))
+      throw InvalidArgument("Invalid lr_schedule: lr " + std::to_string(lrs[std::size_t(e)]) + " at epoch " +
+                            std::to_string(first_epoch + e) + " (must be a finite number >= 0)");
+  }
+  return lrs;
+}
+
+/// The checks of y (finite; 0/1 labels; class codes 0..K-1) and sample_weight (finite, >= 0, not
+/// all zero), on host memory; throws InvalidArgument naming the first bad row.
+template <class T>
+void check_targets(Objective objective, int64_t K, const T* y, const T* sw, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = y[i];
+    if (!std::isfinite(v))
+      throw InvalidArgument("Input y contains " + std::string(std::isnan(v) ? "NaN" : "infinity") +
+                            " (row " + std::to_string(i) + ")");
+    if (objective == Objective::Logistic && v != T(0) && v != T(1))
+      throw InvalidArgument("Invalid y: logistic regression needs labels 0 or 1 (row " +
+                            std::to_string(i) + ")");
+    if (objective == Objective::Softmax && (v < 0 || v >= T(K) || v != std::floor(v)))
+      throw InvalidArgument("Invalid y: softmax regression needs class codes 0.." + std::to_string(K - 1) +
+                            " (row " + std::to_string(i) + ")");
+  }
+  if (sw) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T s = sw[i];
+      if (!std::isfinite(s) || s < 0)
+        throw InvalidArgument("Invalid sample_weight: must be finite and >= 0 (row " + std::to_string(i) + ")");
+      sum += double(s);
+    }
+    if (!(sum > 0)) throw InvalidArgument("Invalid sample_weight: the weights sum to zero");
+  }
+}
+
+}  // namespace dlopt::detail

@@ -1,0 +1,169 @@
+// C++ tests of the linear-model CUDA kernels without a GPU: one batch's four launches
+// (dlopt/cuda/linear_kernels.hpp) are run on the host for every (block, thread), with the warp
+// butterfly and the block tree emulated in the kernels' order, and the loss and gradient must equal
+// the CPU LinearModel's (its loss, and the gradient of one plain SGD step with lr = 1), for the three
+// objectives, float and double, with and without sample weights, shuffled rows and a penalty.
+// Also: without a device, LinearTrainer refuses before changing anything.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dlopt/cuda/linear.hpp"
+#include "dlopt/dlopt.hpp"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+void check(bool ok, const std::string& what) {
+  (ok ? passed : failed) += 1;
+  if (!ok) std::printf("FAILED: %s\n", what.c_str());
+}
+
+using namespace dlopt::cuda::detail;
+
+/// cuda::launch_batch on the host.
+template <class T>
+void emulate_batch(const LinearBatch<T>& a) {
+  for (int64_t j = 0; j < a.count; ++j) {  // forward: a warp per row
+    const T* x = a.X + a.row(j) * a.d;
+    for (int64_t k = 0; k < a.K; ++k) {
+      T v[kWarp];
+      for (int lane = 0; lane < kWarp; ++lane) v[lane] = dot_lane(x, a.W + k * a.d, a.d, lane);
+      warp_tree(v);
+      a.Z[j * a.K + k] = v[0];
+    }
+    row_objective(a, j);
+  }
+  for (int64_t p = 0; p < a.parts; ++p)
+    for (int64_t k0 = 0; k0 < a.K; k0 += kClassTile)
+      for (int64_t c = 0; c < a.d + 3; ++c) partial_sum(a, p, c, k0);
+  for (int64_t q = 0; q < a.np() + 2; ++q) {
+    double v[kReduceThreads];
+    for (int t = 0; t < kReduceThreads; ++t) v[t] = reduce_lane(a, q, t);
+    a.sums[q] = block_tree(v);
+  }
+  for (int64_t q = 0; q < (a.grad ? a.np() : 1); ++q) apply_grad(a, q);
+}
+
+bool close(double a, double b, double rtol) { return std::abs(a - b) <= rtol * (std::abs(b) + 1e-3); }
+
+template <class T>
+void batch_equals_cpu(dlopt::Objective obj, int64_t K, bool weighted, bool penalty) {
+  const int64_t n = 700, d = 37, offset = 50, count = 600;  // 18 row ranges; 2 class tiles at K = 5
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  std::vector<T> X(static_cast<std::size_t>(n * d)), y(static_cast<std::size_t>(n)), sw(static_cast<std::size_t>(n)), W(static_cast<std::size_t>(K * d)), b(static_cast<std::size_t>(K));
+  for (T& v : X) v = T(normal(rng));
+  for (T& v : W) v = T(0.3 * normal(rng));
+  for (T& v : b) v = T(0.1 * normal(rng));
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = obj == dlopt::Objective::SquaredError ? T(normal(rng)) : T(rng() % uint64_t(K == 1 ? 2 : K));
+    sw[i] = T(0.25 * double(rng() % 8));
+  }
+  std::vector<uint32_t> idx(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[i] = uint32_t(i);
+  std::shuffle(idx.begin(), idx.end(), rng);
+
+  dlopt::TrainConfig cfg;
+  cfg.optimizer = "sgd";
+  cfg.lr = 1;
+  cfg.epochs = 1;
+  if (penalty) cfg.penalty = dlopt::Penalty::ElasticNet, cfg.alpha = 0.05, cfg.l1_ratio = 0.3;
+
+  // The batch's rows gathered on the host: the CPU model's data.
+  std::vector<T> Xb(static_cast<std::size_t>(count * d)), yb(static_cast<std::size_t>(count)), swb(static_cast<std::size_t>(count));
+  for (int64_t j = 0; j < count; ++j) {
+    const uint32_t r = idx[offset + j];
+    std::copy(X.begin() + r * d, X.begin() + (r + 1) * d, Xb.begin() + j * d);
+    yb[j] = y[r];
+    swb[j] = sw[r];
+  }
+  const dlopt::DataView<T> data{Xb.data(), count, d, yb.data(), weighted ? swb.data() : nullptr};
+  std::vector<T> W1 = W, b1 = b;
+  dlopt::LinearModel<T> model(obj, d, K, W1.data(), b1.data(), cfg);
+  const double cpu_loss = model.loss(data);
+  model.fit(data);  // one full-batch SGD step, lr = 1: W − W1 is the CPU gradient
+
+  LinearBatch<T> a;
+  std::vector<T> Z(static_cast<std::size_t>(count * K)), row_loss(static_cast<std::size_t>(count)), grad(static_cast<std::size_t>(K * d + K));
+  const int64_t parts = batch_parts(count);
+  std::vector<double> partials(static_cast<std::size_t>(parts * (K * d + K + 2))), sums(static_cast<std::size_t>(K * d + K + 2)), epoch(2, 0.0);
+  a.X = X.data(), a.y = y.data(), a.sw = weighted ? sw.data() : nullptr, a.idx = idx.data();
+  a.offset = offset, a.count = count, a.d = d, a.K = K, a.objective = obj, a.W = W.data(), a.b = b.data();
+  a.Z = Z.data(), a.row_loss = row_loss.data(), a.partials = partials.data(), a.parts = parts;
+  a.sums = sums.data(), a.grad = grad.data(), a.epoch = epoch.data();
+  if (penalty) {
+    a.l2 = T(cfg.alpha * (1 - cfg.l1_ratio));
+    a.l1 = T(cfg.alpha * cfg.l1_ratio);
+  }
+  emulate_batch(a);
+
+  const double rtol = std::is_same_v<T, float> ? 2e-4 : 1e-9;
+  const std::string what = std::string(std::is_same_v<T, float> ? "float" : "double") + " objective " +
+                           std::to_string(int(obj)) + " K=" + std::to_string(K) + (weighted ? " weighted" : "") +
+                           (penalty ? " elasticnet" : "");
+  double l1 = 0, l2 = 0;
+  for (T c : W) l1 += std::abs(double(c)), l2 += double(c) * c;
+  const double pen = penalty ? cfg.alpha * (cfg.l1_ratio * l1 + (1 - cfg.l1_ratio) * 0.5 * l2) : 0.0;
+  check(close(epoch[0] / epoch[1] + pen, cpu_loss, rtol), what + ": loss");
+  bool grads_ok = true;
+  for (int64_t q = 0; q < K * d; ++q) grads_ok &= close(double(grad[q]), double(W[q]) - double(W1[q]), rtol * 10);
+  for (int64_t k = 0; k < K; ++k) grads_ok &= close(double(grad[K * d + k]), double(b[k]) - double(b1[k]), rtol * 10);
+  check(grads_ok, what + ": gradient");
+
+  // Loss only (grad == nullptr): the same sums, nothing written to grad.
+  std::vector<double> epoch2(2, 0.0);
+  std::fill(grad.begin(), grad.end(), T(7));
+  a.grad = nullptr;
+  a.epoch = epoch2.data();
+  emulate_batch(a);
+  check(epoch2 == epoch && grad[0] == T(7), what + ": loss-only batch");
+}
+
+template <class T>
+void all_batches() {
+  for (bool weighted : {false, true})
+    for (bool penalty : {false, true}) {
+      batch_equals_cpu<T>(dlopt::Objective::SquaredError, 1, weighted, penalty);
+      batch_equals_cpu<T>(dlopt::Objective::Logistic, 1, weighted, penalty);
+      batch_equals_cpu<T>(dlopt::Objective::Softmax, 5, weighted, penalty);
+    }
+}
+
+void without_a_device() {
+  if (dlopt::cuda::is_available()) return;
+  std::vector<float> X(6, 1.0f), y(3, 1.0f), W(2, 0.5f), b(1, 0.25f);
+  dlopt::cuda::LinearTrainer<float> trainer(dlopt::Objective::SquaredError, 2, 1, W.data(), b.data());
+  bool refused = false;
+  try {
+    trainer.fit({X.data(), 3, 2, y.data()});
+  } catch (const std::runtime_error&) {  // NotCompiled without CUDA; no device otherwise
+    refused = true;
+  }
+  check(refused && W[0] == 0.5f && b[0] == 0.25f && trainer.loss_curve().empty(),
+        "without a device, LinearTrainer::fit throws and changes nothing");
+  bool bad_name = false;
+  try {
+    dlopt::make_device_optimizer<float>("bogus", {{W.data(), 2}});
+  } catch (const dlopt::InvalidArgument&) {
+    bad_name = true;
+  }
+  check(bad_name, "make_device_optimizer checks the name first");
+}
+
+}  // namespace
+
+int main() {
+  all_batches<float>();
+  all_batches<double>();
+  check(batch_parts(1) == 1 && batch_parts(256) == 8 && batch_parts(int64_t(1) << 30) == kMaxParts,
+        "row ranges depend on the batch size only");
+  without_a_device();
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
