@@ -87,7 +87,7 @@ class DeviceErased final : public Configurable<Rule, T> {
       throw InvalidArgument("grads: expected " + std::to_string(params_.size()) + " gradients, got " +
                             std::to_string(grads.size()));
     config_.validate();
-    std::vector<TensorStep<Rule, T>> work;
+    work_.clear();  // reused: no allocation per step
     for (std::size_t i = 0; i < params_.size(); ++i) {
       if (!grads[i]) continue;
       TensorStep<Rule, T> t;
@@ -104,9 +104,9 @@ class DeviceErased final : public Configurable<Rule, T> {
         }
         t.slots[k] = buf ? static_cast<T*>(buf->data()) : nullptr;
       }
-      work.push_back(t);
+      work_.push_back(t);
     }
-    cuda::step(work.data(), work.size(), stream_);
+    cuda::step(work_.data(), work_.size(), stream_);
   }
 
  private:
@@ -116,6 +116,7 @@ class DeviceErased final : public Configurable<Rule, T> {
   std::vector<TensorScalars> scalars_;
   std::vector<std::array<std::unique_ptr<cuda::Buffer>, num_slots<Rule>>> state_;
   void* stream_;
+  std::vector<TensorStep<Rule, T>> work_;
 };
 
 template <class T>
