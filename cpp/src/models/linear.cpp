@@ -364,8 +364,12 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   } else {  // one batch (its optimizer step may use every thread), or too little work to share
     for (int64_t start = 0; start < m; start += B) {
       const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
-#pragma omp parallel for schedule(static) num_threads(get_num_threads()) if (parallel)
-      for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+      if (parallel) {
+#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+      } else {  // no OpenMP call at all: tiny problems (the seed example) pay per epoch for one
+        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+      }
       update(n_parts);
     }
   }
