@@ -83,34 +83,22 @@ class DeviceErased final : public Configurable<Rule, T> {
     config_.validate();
   }
   void step(const std::vector<const T*>& grads) override {
-    if (grads.size() != params_.size())
-      throw InvalidArgument("grads: expected " + std::to_string(params_.size()) + " gradients, got " +
-                            std::to_string(grads.size()));
-    config_.validate();
-    work_.clear();  // reused: no allocation per step
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      if (!grads[i]) continue;
-      TensorStep<Rule, T> t;
-      t.param = params_[i].data;
-      t.grad = grads[i];
-      t.size = params_[i].size;
-      t.config = &config_;
-      t.scalars = &scalars_[i];
-      for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
-        auto& buf = state_[i][k];
-        if (!buf && t.size > 0 && Rule::uses_slot(config_, int(k))) {
-          buf = std::make_unique<cuda::Buffer>(std::size_t(t.size) * sizeof(T), cuda::current_device());
-          cuda::fill(static_cast<T*>(buf->data()), t.size, T(Rule::slot_init(config_, int(k))), stream_);
-        }
-        t.slots[k] = buf ? static_cast<T*>(buf->data()) : nullptr;
-      }
-      work_.push_back(t);
-    }
+    detail::collect_steps(params_, grads, config_, scalars_,
+                          [this](std::size_t i, std::size_t k) { return slot(i, k); }, work_);
     cuda::step(work_.data(), work_.size(), stream_);
   }
 
  private:
   typename Rule::Config& config() override { return config_; }
+  T* slot(std::size_t i, std::size_t k) {
+    auto& buf = state_[i][k];
+    if (!buf && params_[i].size > 0 && Rule::uses_slot(config_, int(k))) {
+      buf = std::make_unique<cuda::Buffer>(std::size_t(params_[i].size) * sizeof(T), cuda::current_device());
+      cuda::fill(static_cast<T*>(buf->data()), params_[i].size, T(Rule::slot_init(config_, int(k))), stream_);
+    }
+    return buf ? static_cast<T*>(buf->data()) : nullptr;
+  }
+
   std::vector<ParamView<T>> params_;
   typename Rule::Config config_;
   std::vector<TensorScalars> scalars_;

@@ -25,6 +25,33 @@ struct ParamView {
   int64_t size;
 };
 
+namespace detail {
+/// The tensor list of one step: a TensorStep for every parameter that has a gradient, its state
+/// buffers from slot(i, k) (which allocates them on first use). Checks the gradient count and the
+/// config first, so a bad call allocates nothing. Shared by the host and the device optimizers.
+template <class Rule, class T, class Slot>
+void collect_steps(const std::vector<ParamView<T>>& params, const std::vector<const T*>& grads,
+                   const typename Rule::Config& config, std::vector<TensorScalars>& scalars, Slot&& slot,
+                   std::vector<TensorStep<Rule, T>>& out) {
+  if (grads.size() != params.size())
+    throw InvalidArgument("grads: expected " + std::to_string(params.size()) + " gradients, got " +
+                          std::to_string(grads.size()));
+  config.validate();
+  out.clear();  // reused: no allocation per step
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!grads[i]) continue;
+    TensorStep<Rule, T> t;
+    t.param = params[i].data;
+    t.grad = grads[i];
+    t.size = params[i].size;
+    t.config = &config;
+    t.scalars = &scalars[i];
+    for (std::size_t k = 0; k < num_slots<Rule>; ++k) t.slots[k] = slot(i, k);
+    out.push_back(t);
+  }
+}
+}  // namespace detail
+
 template <class Rule, class T = float>
 class Optimizer {
  public:
@@ -41,22 +68,8 @@ class Optimizer {
 
   /// One step: grads[i] has params[i].size elements, or is nullptr to leave params[i] alone.
   void step(const std::vector<const T*>& grads) {
-    if (grads.size() != params_.size())
-      throw InvalidArgument("grads: expected " + std::to_string(params_.size()) +
-                            " gradients, got " + std::to_string(grads.size()));
-    config_.validate();  // before any allocation: a bad config changes nothing
-    work_.clear();
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      if (!grads[i]) continue;
-      TensorStep<Rule, T> t;
-      t.param = params_[i].data;
-      t.grad = grads[i];
-      t.size = params_[i].size;
-      t.config = &config_;
-      t.scalars = &scalars_[i];
-      for (std::size_t k = 0; k < num_slots<Rule>; ++k) t.slots[k] = slot(i, k);
-      work_.push_back(t);
-    }
+    detail::collect_steps(params_, grads, config_, scalars_,
+                          [this](std::size_t i, std::size_t k) { return slot(i, k); }, work_);
     dlopt::step(work_.data(), work_.size());
   }
 
