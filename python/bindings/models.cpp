@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "arrays.hpp"
+#include "models.hpp"
 #include "dlopt/models/linear.hpp"
 
 namespace dlopt::py_bindings {
@@ -82,6 +83,14 @@ ScheduleSpec schedule_from(const py::handle& v) {
 }
 
 }  // namespace
+
+EpochCallback epoch_callback(const py::object& callback) {
+  if (callback.is_none()) return {};
+  return [&callback](const EpochInfo& e) {
+    py::gil_scoped_acquire gil;
+    return py::bool_(callback(e.epoch, e.loss, e.validation_score)).cast<bool>();
+  };
+}
 
 TrainConfig config_from_dict(const py::dict& d) {
   TrainConfig c;
@@ -189,12 +198,7 @@ class PyLinearModel {
       Inputs in;
       const DataView<T> d = data_view<T>(in, X, y, sw, m.n_features());
       if (!d.y) throw py::value_error("y: required");
-      EpochCallback cb;
-      if (!callback.is_none())
-        cb = [&callback](const EpochInfo& e) {
-          py::gil_scoped_acquire gil;
-          return py::bool_(callback(e.epoch, e.loss, e.validation_score)).cast<bool>();
-        };
+      const EpochCallback cb = epoch_callback(callback);
       py::gil_scoped_release release;
       return m.fit(d, cb);
     });

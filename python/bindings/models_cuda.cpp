@@ -10,13 +10,11 @@
 #include <variant>
 
 #include "device.hpp"
+#include "models.hpp"
 #include "dlopt/cuda/linear.hpp"
 #include "dlopt/cuda/memory.hpp"
 
 namespace dlopt::py_bindings {
-
-Objective parse_objective(const std::string& name);
-TrainConfig config_from_dict(const py::dict& d);
 
 namespace {
 
@@ -73,12 +71,7 @@ class PyCudaLinearModel {
     return visit([&](auto& m) {
       using T = typename std::remove_reference_t<decltype(m)>::Scalar;
       const DataView<T> data = view<T>(X, y, sw, m.n_features());
-      EpochCallback cb;
-      if (!callback.is_none())
-        cb = [&callback](const EpochInfo& e) {
-          py::gil_scoped_acquire gil;
-          return py::bool_(callback(e.epoch, e.loss, e.validation_score)).cast<bool>();
-        };
+      const EpochCallback cb = epoch_callback(callback);
       cuda::DeviceGuard guard(device_);
       py::gil_scoped_release release;
       return m.fit(data, cb);
