@@ -10,7 +10,8 @@
 3. LinearRegression(solver="closed_form") vs scikit-learn's LinearRegression on the same data.
 
 Each timing is the best of several runs (after a warm-up for dlopt and torch); every ratio is
-peer time / dlopt time, measured in this process on this machine.
+peer time / dlopt time, measured in this process on this machine. The SGD epoch alternates the two
+sides in rounds and reports the median of the rounds' ratios (see sgd_epoch).
 """
 
 from __future__ import annotations
@@ -75,7 +76,13 @@ def big_data(n, d=100):
 
 
 def sgd_epoch(X, y, optimum_mse, repeat):
-    """Two dlopt rows: shuffling single rows (the default) and blocks of 16 rows (shuffle_block=16)."""
+    """Two dlopt rows: shuffling single rows (the default) and blocks of 16 rows (shuffle_block=16).
+
+    A shared machine drifts between faster and slower spells over seconds, longer than one
+    scikit-learn epoch, so the two sides are timed in alternating rounds (one scikit-learn epoch,
+    then the best of three dlopt epochs for each setting): the ratio reported is the median of the
+    rounds' ratios, with their range.
+    """
     from sklearn.linear_model import SGDRegressor
 
     def sk():
@@ -87,17 +94,26 @@ def sgd_epoch(X, y, optimum_mse, repeat):
         return LinearRegression(optimizer="sgd", lr=0.01, epochs=1, batch_size=256, random_state=0,
                                 shuffle_block=block).fit(X, y)
 
-    t_sk, m_sk = best(sk, max(2, repeat // 2))
+    blocks = (1, 16)
+    models = {block: ours(block) for block in blocks}  # warm-up
+    t_sk, t_dl = [], {block: [] for block in blocks}
+    for _ in range(max(3, repeat)):
+        t, m_sk = best(sk, 1)
+        t_sk.append(t)
+        for block in blocks:
+            t, models[block] = best(lambda: ours(block), 3)
+            t_dl[block].append(t)
     mse_sk = mean_squared_error(y, m_sk.predict(X).astype(np.float32))
     rows = []
-    for block in (1, 16):
-        ours(block)
-        t_dl, m_dl = best(lambda: ours(block), repeat)
-        mse_dl = mean_squared_error(y, m_dl.predict(X))
+    for block in blocks:
+        ratios = np.array(t_sk) / np.array(t_dl[block])
+        mse_dl = mean_squared_error(y, models[block].predict(X))
         what = "rows" if block == 1 else f"blocks of {block} rows"
         rows.append(dict(name=f"1 epoch SGD, batch 256, shuffling {what}",
-                         peer="sklearn SGDRegressor(max_iter=1)", t_peer=t_sk, t_dlopt=t_dl, target=15,
-                         note=f"MSE/optimum dlopt {mse_dl / optimum_mse:.4f}, sklearn {mse_sk / optimum_mse:.4f}"))
+                         peer="sklearn SGDRegressor(max_iter=1)", t_peer=min(t_sk), t_dlopt=min(t_dl[block]),
+                         ratio=float(np.median(ratios)), target=15,
+                         note=f"rounds {ratios.min():.1f}-{ratios.max():.1f}x; MSE/optimum dlopt "
+                              f"{mse_dl / optimum_mse:.4f}, sklearn {mse_sk / optimum_mse:.4f}"))
     return rows
 
 
@@ -132,7 +148,7 @@ def main():
     print(f"data: {n:,} x 100 float32, y = Xw + 0.5 + N(0, 1)")
     print(f"{'benchmark':<52} {'peer':<34} {'peer s':>9} {'dlopt s':>9} {'ratio':>8} {'target':>7}  notes")
     for r in rows:
-        ratio = r["t_peer"] / r["t_dlopt"]
+        ratio = r.get("ratio", r["t_peer"] / r["t_dlopt"])
         ok = "ok" if ratio >= r["target"] else "MISSED"
         print(f"{r['name']:<52} {r['peer']:<34} {r['t_peer']:9.4f} {r['t_dlopt']:9.5f} {ratio:7.1f}x "
               f"{'>=' + str(r['target']) + 'x':>6} {ok:<6} {r['note']}")

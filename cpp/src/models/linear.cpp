@@ -13,6 +13,10 @@
 #include <cstring>
 #include <exception>
 #include <sstream>
+#include <utility>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "common.hpp"
 #include "dlopt/core/aligned.hpp"
@@ -48,13 +52,31 @@ bool parallel_ok(int64_t work) {
 #endif
 }
 
+#if defined(_OPENMP)
+int64_t thread_index() { return omp_get_thread_num(); }
+int64_t team_size() { return omp_get_num_threads(); }
+#else
+int64_t thread_index() { return 0; }
+int64_t team_size() { return 1; }
+#endif
+
 /// Rows of one step: idx[offset .. offset+count), or the range offset .. offset+count if idx is null.
+/// For prefetching, a thread's rows form a stream: its share of this batch, which ends at idx
+/// position `stream_end`, then its share of the next batch, `skip` positions further on.
 struct RowSet {
   const uint32_t* idx;
   int64_t offset;
   int64_t count;
   int64_t end = 0;  ///< length of idx: rows up to here may be prefetched
+  int64_t stream_end = 0;
+  int64_t skip = 0;
   int64_t row(int64_t j) const { return idx ? int64_t(idx[offset + j]) : offset + j; }
+  /// The row `ahead` places after row j in this thread's stream, or -1 past the end.
+  int64_t row_ahead(int64_t j, int64_t ahead) const {
+    int64_t pos = offset + j + ahead;
+    if (pos >= stream_end) pos += skip;
+    return pos < end ? int64_t(idx[pos]) : -1;
+  }
 };
 
 /// Per-thread scratch: gathered rows, their targets and weights, and the decision values.
@@ -133,10 +155,110 @@ void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T*
   weight += ws;
 }
 
-/// Runs `block` over the rows of `set`, gathering non-contiguous rows kSub at a time.
+// Gathering random rows is bound by memory latency. Prefetching at two distances keeps more lines
+// in flight than the L1 fill buffers alone allow: rows ~40 KB ahead into L2, ~4 KB ahead into L1.
+constexpr int64_t kNearBytes = 4 << 10, kFarBytes = 40 << 10;
+
+/// The two prefetch distances, in rows (10 and 102 for rows of 100 floats).
+std::pair<int64_t, int64_t> prefetch_distances(int64_t row_bytes) {
+  const int64_t near = std::max<int64_t>(1, kNearBytes / row_bytes);
+  return {near, std::max(near + 1, kFarBytes / row_bytes)};
+}
+
+/// Prefetches row r of X, its target and weight (Locality: __builtin_prefetch's, 3 = L1, 1 = L2).
+/// Always inlined: as a function of its own GCC finds it free of side effects and drops the call.
+template <int Locality, class T>
+[[gnu::always_inline]] inline void prefetch_row(const DataView<T>& data, int64_t r, int64_t row_bytes) {
+  if (r < 0) return;
+  const char* p = reinterpret_cast<const char*>(data.X + r * data.n_features);
+  for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off, 0, Locality);
+  __builtin_prefetch(p + row_bytes - 1, 0, Locality);  // a row may end in one more line
+  __builtin_prefetch(data.y + r, 0, Locality);
+  if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, Locality);
+}
+
+/// Rows of 64-byte chunks that the fused one-output pass handles: 1 .. 8 chunks (16 .. 143 floats
+/// or 8 .. 71 doubles per row, with the tail); other rows are gathered into blocks.
+constexpr int kChunkBytes = 64;
+
+/// Loss and gradient sums of a one-output objective (squared error, logistic) over the random
+/// rows of `set`, read straight from X: per row z = x·w + b, then s·l and g += s·dl/dz · x. No
+/// gather copy and no second pass: the row's first Chunks·64 bytes, w and the gradient sum are
+/// fixed-size Eigen arrays that stay in SIMD registers; the rest of the row (< 64 bytes) is the
+/// tail, done element by element.
+template <class T, int Chunks>
+void fused_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW, T* gb,
+                double& loss, double& weight) {
+  constexpr int kHead = Chunks * kChunkBytes / int(sizeof(T)), kTailMax = kChunkBytes / int(sizeof(T));
+  using Head = Eigen::Array<T, kHead, 1>;
+  const int64_t d = data.n_features, tail = d - kHead, row_bytes = d * int64_t(sizeof(T));
+  const auto [near, far] = prefetch_distances(row_bytes);
+  const Head w = Eigen::Map<const Head>(W);
+  Head g = Head::Zero();
+  T w_tail[kTailMax] = {}, g_tail[kTailMax] = {};
+  for (int64_t k = 0; k < tail; ++k) w_tail[k] = W[kHead + k];
+  T g_bias = 0;
+  double l = 0, ws = 0;
+  for (int64_t j = 0; j < set.count; ++j) {
+    prefetch_row<1>(data, set.row_ahead(j, far), row_bytes);
+    prefetch_row<3>(data, set.row_ahead(j, near), row_bytes);
+    const int64_t r = set.idx[set.offset + j];
+    const T* x = data.X + r * d;
+    const Head x_head = Eigen::Map<const Head>(x);
+    T z = (x_head * w).sum();
+    for (int64_t k = 0; k < tail; ++k) z += x[kHead + k] * w_tail[k];
+    const T s = data.sample_weight ? data.sample_weight[r] : T(1);
+    T dz;
+    l += double(obj == Objective::SquaredError ? objective::squared_error(z + b, data.y[r], s, dz)
+                                               : objective::logistic(z + b, data.y[r], s, dz));
+    ws += double(s);
+    g += dz * x_head;
+    for (int64_t k = 0; k < tail; ++k) g_tail[k] += dz * x[kHead + k];
+    g_bias += dz;
+  }
+  Eigen::Map<Head>(gW) += g;
+  for (int64_t k = 0; k < tail; ++k) gW[kHead + k] += g_tail[k];
+  gb[0] += g_bias;
+  loss += l;
+  weight += ws;
+}
+
+/// fused_rows for the row length of `data`; false (nothing done) when the length has no kernel.
+template <class T>
+bool fused_rows_for(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW,
+                    T* gb, double& loss, double& weight) {
+  auto run = [&](auto chunks) {
+    fused_rows<T, decltype(chunks)::value>(obj, data, set, W, b, gW, gb, loss, weight);
+    return true;
+  };
+  switch (data.n_features * int64_t(sizeof(T)) / kChunkBytes) {
+    case 1: return run(std::integral_constant<int, 1>{});
+    case 2: return run(std::integral_constant<int, 2>{});
+    case 3: return run(std::integral_constant<int, 3>{});
+    case 4: return run(std::integral_constant<int, 4>{});
+    case 5: return run(std::integral_constant<int, 5>{});
+    case 6: return run(std::integral_constant<int, 6>{});
+    case 7: return run(std::integral_constant<int, 7>{});
+    case 8: return run(std::integral_constant<int, 8>{});
+    case 9: return run(std::integral_constant<int, 9>{});
+    case 10: return run(std::integral_constant<int, 10>{});
+    case 11: return run(std::integral_constant<int, 11>{});
+    case 12: return run(std::integral_constant<int, 12>{});
+    case 13: return run(std::integral_constant<int, 13>{});
+    case 14: return run(std::integral_constant<int, 14>{});
+    case 15: return run(std::integral_constant<int, 15>{});
+    case 16: return run(std::integral_constant<int, 16>{});
+    default: return false;  // rows under 64 bytes, or long enough for block GEMVs
+  }
+}
+
+/// Loss and gradient sums over the rows of `set`: random rows of one-output objectives with a
+/// fused pass, other rows with `block`, gathering non-contiguous rows kSub at a time.
 template <class T>
 void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const DataView<T>& data,
                const RowSet& set, T* gW, T* gb, double& loss, double& weight) {
+  if (set.idx && K == 1 && gW && fused_rows_for(obj, data, set, W, b[0], gW, gb, loss, weight))
+    return;
   Scratch<T>& s = scratch<T>();
   s.z.resize(std::size_t(kSub * K));
   for (int64_t start = 0; start < set.count; start += kSub) {
@@ -151,19 +273,11 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
     s.y.resize(std::size_t(kSub));
     if (data.sample_weight) s.w.resize(std::size_t(kSub));
     const uint32_t* idx = set.idx + set.offset + start;
-    // Prefetch rows a few iterations ahead (into the next block or batch too): the gather of
-    // random rows is bound by memory latency, not bandwidth.
-    constexpr int64_t kAhead = 16;
-    const int64_t ahead_end = std::max(set.end - (set.offset + start), m);
     const int64_t row_bytes = d * int64_t(sizeof(T));
+    const auto [near, far] = prefetch_distances(row_bytes);
     for (int64_t j = 0; j < m; ++j) {
-      if (j + kAhead < ahead_end) {
-        const int64_t r = idx[j + kAhead];
-        const char* p = reinterpret_cast<const char*>(data.X + r * d);
-        for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off);
-        __builtin_prefetch(data.y + r);  // y (and the weights) are random reads too
-        if (data.sample_weight) __builtin_prefetch(data.sample_weight + r);
-      }
+      prefetch_row<1>(data, set.row_ahead(start + j, far), row_bytes);
+      prefetch_row<3>(data, set.row_ahead(start + j, near), row_bytes);
       const int64_t r = idx[j];
       std::memcpy(s.x.data() + j * d, data.X + r * d, std::size_t(row_bytes));
       s.y[j] = data.y[r];
@@ -305,12 +419,16 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   w.partials.resize(std::size_t(parts * np));
   w.part_loss.resize(std::size_t(parts));
   w.part_weight.resize(std::size_t(parts));
-  auto part = [&](int64_t start, int64_t count, int64_t p, int64_t n_parts) {
+  // Partition p of the batch at `start`, run by a thread that runs partitions [p0, p1) of every
+  // batch: its rows continue (for the prefetcher) with the same partitions of the next batch.
+  auto part = [&](int64_t start, int64_t count, int64_t p, int64_t n_parts, int64_t p0, int64_t p1) {
     const int64_t lo = count * p / n_parts, hi = count * (p + 1) / n_parts;
+    const int64_t stream_end = start + count * p1 / n_parts, next = start + B + count * p0 / n_parts;
     T* g = w.partials.data() + p * np;
     std::fill(g, g + np, T(0));
     w.part_loss[p] = w.part_weight[p] = 0;
-    rows_pass(objective_, d, K, coef_, intercept_, data, RowSet{idx, start + lo, hi - lo, m}, g, g + K * d,
+    rows_pass(objective_, d, K, coef_, intercept_, data,
+              RowSet{idx, start + lo, hi - lo, m, stream_end, next - stream_end}, g, g + K * d,
               w.part_loss[p], w.part_weight[p]);
   };
   // Sums the partitions, adds the penalty's gradient and steps the optimizer. Throws NonFinite.
@@ -348,8 +466,10 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
 #pragma omp parallel num_threads(get_num_threads())
     for (int64_t start = 0; start < m && !stop; start += B) {
       const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+      const int64_t t = thread_index(), threads = team_size();
+      const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
+      for (int64_t p = p0; p < p1; ++p) part(start, count, p, n_parts, p0, p1);
+#pragma omp barrier
 #pragma omp single
       {
         try {
@@ -366,9 +486,9 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
       const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
       if (parallel) {
 #pragma omp parallel for schedule(static) num_threads(get_num_threads())
-        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts, p, p + 1);
       } else {  // no OpenMP call at all: tiny problems (the seed example) pay per epoch for one
-        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts);
+        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts, 0, n_parts);
       }
       update(n_parts);
     }
