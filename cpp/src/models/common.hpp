@@ -43,8 +43,23 @@ struct Rng {
     }
     return uint32_t(m >> 32);
   }
+  /// Fisher–Yates: for i = n-1 .. 1 swap a[i] with a[below(i + 1)]. The draws do not depend on the
+  /// array, so they are made kAhead swaps early and their targets prefetched: a large array's
+  /// random accesses then overlap instead of waiting on memory one by one.
   void shuffle(uint32_t* a, int64_t n) {
-    for (int64_t i = n - 1; i > 0; --i) std::swap(a[i], a[below(uint32_t(i + 1))]);
+    constexpr int64_t kAhead = 16;
+    uint32_t ahead[kAhead];
+    auto draw = [&](int64_t i) {  // the draw for position i, prefetching its target
+      const uint32_t j = below(uint32_t(i + 1));
+      __builtin_prefetch(a + j, 1);
+      return j;
+    };
+    for (int64_t k = 0; k < kAhead && n - 1 - k > 0; ++k) ahead[k] = draw(n - 1 - k);
+    for (int64_t i = n - 1, k = 0; i > 0; --i, k = (k + 1) % kAhead) {
+      const uint32_t j = ahead[k];
+      if (i - kAhead > 0) ahead[k] = draw(i - kAhead);
+      std::swap(a[i], a[j]);
+    }
   }
 };
 

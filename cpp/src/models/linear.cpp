@@ -8,6 +8,7 @@
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -460,25 +461,28 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   const bool parallel = parts > 1 && parallel_ok(B * d * K);
   if (parallel && B < m) {
     // One parallel region for the whole epoch (not one per batch): the threads split each batch's
-    // partitions, then one of them steps the optimizer while the others wait at the barrier.
+    // partitions, then the last one done steps the optimizer while the others wait.
     std::exception_ptr error;
     bool stop = false;
+    std::atomic<int64_t> arrived{0};
 #pragma omp parallel num_threads(get_num_threads())
     for (int64_t start = 0; start < m && !stop; start += B) {
       const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
       const int64_t t = thread_index(), threads = team_size();
       const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
       for (int64_t p = p0; p < p1; ++p) part(start, count, p, n_parts, p0, p1);
-#pragma omp barrier
-#pragma omp single
-      {
+      // The last thread done steps the optimizer (it sees every partial sum: acq_rel) while the
+      // others already wait at the barrier, which then publishes `stop` and the new parameters.
+      if (arrived.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
         try {
           update(n_parts);
         } catch (...) {
           error = std::current_exception();
           stop = true;
         }
-      }  // the barrier after `single` publishes `stop` and the new parameters to every thread
+        arrived.store(0, std::memory_order_relaxed);
+      }
+#pragma omp barrier
     }
     if (error) std::rethrow_exception(error);
   } else {  // one batch (its optimizer step may use every thread), or too little work to share
