@@ -178,9 +178,9 @@ template <int Locality, class T>
   if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, Locality);
 }
 
-/// Rows of 64-byte chunks that the fused one-output pass handles: 1 .. 8 chunks (16 .. 143 floats
-/// or 8 .. 71 doubles per row, with the tail); other rows are gathered into blocks.
-constexpr int kChunkBytes = 64;
+/// Rows that the fused one-output pass handles: 1 .. kMaxChunks whole 64-byte chunks plus a tail
+/// (16 .. 271 floats or 8 .. 135 doubles); other rows are gathered into blocks.
+constexpr int kChunkBytes = 64, kMaxChunks = 16;
 
 /// Loss and gradient sums of a one-output objective (squared error, logistic) over the random
 /// rows of `set`, read straight from X: per row z = x·w + b, then s·l and g += s·dl/dz · x. No
@@ -224,32 +224,18 @@ void fused_rows(Objective obj, const DataView<T>& data, const RowSet& set, const
   weight += ws;
 }
 
-/// fused_rows for the row length of `data`; false (nothing done) when the length has no kernel.
-template <class T>
+/// fused_rows for the row length of `data`; false (nothing done) when it has no kernel: rows under
+/// 64 bytes, or over kMaxChunks chunks, where block GEMVs do well.
+template <class T, int Chunks = 1>
 bool fused_rows_for(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW,
                     T* gb, double& loss, double& weight) {
-  auto run = [&](auto chunks) {
-    fused_rows<T, decltype(chunks)::value>(obj, data, set, W, b, gW, gb, loss, weight);
+  if constexpr (Chunks > kMaxChunks) {
+    return false;
+  } else {
+    if (data.n_features * int64_t(sizeof(T)) / kChunkBytes != Chunks)
+      return fused_rows_for<T, Chunks + 1>(obj, data, set, W, b, gW, gb, loss, weight);
+    fused_rows<T, Chunks>(obj, data, set, W, b, gW, gb, loss, weight);
     return true;
-  };
-  switch (data.n_features * int64_t(sizeof(T)) / kChunkBytes) {
-    case 1: return run(std::integral_constant<int, 1>{});
-    case 2: return run(std::integral_constant<int, 2>{});
-    case 3: return run(std::integral_constant<int, 3>{});
-    case 4: return run(std::integral_constant<int, 4>{});
-    case 5: return run(std::integral_constant<int, 5>{});
-    case 6: return run(std::integral_constant<int, 6>{});
-    case 7: return run(std::integral_constant<int, 7>{});
-    case 8: return run(std::integral_constant<int, 8>{});
-    case 9: return run(std::integral_constant<int, 9>{});
-    case 10: return run(std::integral_constant<int, 10>{});
-    case 11: return run(std::integral_constant<int, 11>{});
-    case 12: return run(std::integral_constant<int, 12>{});
-    case 13: return run(std::integral_constant<int, 13>{});
-    case 14: return run(std::integral_constant<int, 14>{});
-    case 15: return run(std::integral_constant<int, 15>{});
-    case 16: return run(std::integral_constant<int, 16>{});
-    default: return false;  // rows under 64 bytes, or long enough for block GEMVs
   }
 }
 
