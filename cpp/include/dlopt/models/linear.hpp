@@ -16,13 +16,14 @@
 ///
 /// Training: `batch_size == 0` is full-batch gradient descent, one optimizer step per epoch. Otherwise
 /// each epoch visits the training rows in a fresh random order (a Fisher–Yates shuffle of an index
-/// array, never of X) in mini-batches of `batch_size`; the rows of a batch are gathered into a small
-/// reusable buffer (≤ 256 rows × features, cache resident, with software prefetch) so the forward and
-/// backward passes are two Eigen GEMVs / GEMMs over contiguous memory. Without shuffling the batches
-/// are read in place. Gathering random rows is bound by memory latency (on a 2-core VM about 55 ms per
-/// 400 MB, against 40 ms for a sequential pass): `shuffle_block = t > 1` shuffles contiguous blocks of
-/// t rows instead of single rows, so every read is sequential within a block; batches still change
-/// every epoch, but rows of one block always share a batch (fine for i.i.d. rows, not for sorted data).
+/// array, never of X, driven by splitmix64 seeded from TrainConfig::seed; each epoch permutes the
+/// previous epoch's order) in mini-batches of `batch_size`. Random rows of the one-output objectives
+/// are read once, straight from X, by a fused per-row pass (forward, loss and gradient in SIMD
+/// registers, with prefetching); softmax rows are gathered into a small cache-resident buffer for
+/// Eigen GEMV/GEMM. Without shuffling the batches are read in place. Random rows are bound by memory
+/// latency: `shuffle_block = t > 1` shuffles contiguous blocks of t rows instead of single rows, so
+/// every read is sequential within a block; batches still change every epoch, but rows of one block
+/// always share a batch (fine for i.i.d. rows, not for sorted data).
 /// Gradients are summed over fixed row partitions in a fixed order, so results do not depend on the
 /// number of threads.
 ///
