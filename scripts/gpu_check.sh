@@ -33,7 +33,7 @@ echo "CUDA architecture: sm_$ARCH"
 
 step "Python build dependencies"
 missing=()
-for spec in pybind11:pybind11 scikit_build_core:scikit-build-core numpy:numpy pytest:pytest; do
+for spec in pybind11:pybind11 scikit_build_core:scikit-build-core numpy:numpy pytest:pytest sklearn:scikit-learn; do
   "$PYTHON" -c "import ${spec%%:*}" 2>/dev/null || missing+=("${spec##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -64,6 +64,9 @@ step "Python build with CUDA (sm_$ARCH)"
 if "$PYTHON" -m pip install -q --no-build-isolation -Cbuild-dir=build/gpu-py \
      -Ccmake.define.DLOPT_CUDA=ON -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="$ARCH" . >"$OUT/build-py.log" 2>&1; then
   (cd /tmp && "$PYTHON" -c "import dlopt; print('dlopt.cuda.is_available():', dlopt.cuda.is_available(), dlopt.cuda.get_device_name(0) if dlopt.cuda.is_available() else '')")
+  # Without a usable GPU (e.g. a driver older than nvcc 13 needs) every GPU test would skip: say so.
+  (cd /tmp && "$PYTHON" -c "import dlopt, sys; sys.exit(not dlopt.cuda.is_available())") ||
+    { echo "FAILED: dlopt.cuda.is_available() is False (driver too old for CUDA 13? see $OUT/device.txt)"; exit 1; }
 else
   echo "Python build FAILED"; tail -40 "$OUT/build-py.log"; exit 1
 fi

@@ -119,6 +119,8 @@ def test_parameter_given_twice():
         dlopt.optim.Adam([p, p])
     with pytest.raises(ValueError, match="shares memory"):
         dlopt.optim.Adam([p[:3], p[2:]])  # overlapping views
+    with pytest.raises(ValueError, match="shares memory"):  # an empty view between them hides nothing
+        dlopt.optim.Adam([p[:3], p[1:1], p[2:]])
     with pytest.raises(ValueError, match="shares memory"):
         dlopt.optim.Adam([{"params": [p]}, {"params": [p]}])
     opt = dlopt.optim.Adam([p])

@@ -65,10 +65,15 @@ void require_disjoint(std::vector<Range> written, const std::vector<Range>& read
   };
   std::sort(written.begin(), written.end(),
             [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  for (std::size_t i = 1; i < written.size(); ++i)
-    if (overlap(written[i - 1], written[i]))
-      throw py::value_error(written[i].what + " shares memory with " + written[i - 1].what +
+  // Compared with the range reaching furthest so far, so an empty range in between hides nothing.
+  std::size_t furthest = 0;
+  for (std::size_t i = 1; i < written.size(); ++i) {
+    if (overlap(written[furthest], written[i]))
+      throw py::value_error(written[i].what + " shares memory with " + written[furthest].what +
                             " (a parameter given twice?)");
+    if (written[i].end > written[furthest].end || written[furthest].begin == written[furthest].end)
+      furthest = i;
+  }
   for (const Range& r : read) {
     auto it = std::upper_bound(written.begin(), written.end(), r.begin,
                                [](const char* p, const Range& w) { return p < w.begin; });

@@ -704,6 +704,8 @@ class DeviceStepPlan final : public StepPlanBase {
         if (st > 2) cuda::stream_wait(reinterpret_cast<void*>(st), nullptr);  // 1, 2: default streams
       cuda::step(f32_.data(), f32_.size(), nullptr);
       cuda::step(f64_.data(), f64_.size(), nullptr);
+      for (std::intptr_t st : streams)  // and whatever the producers run next waits for the step
+        if (st > 2) cuda::stream_wait(nullptr, reinterpret_cast<void*>(st));
     }
 
     // 4. Host scalars back into the state dicts.
