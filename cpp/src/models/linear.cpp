@@ -71,7 +71,6 @@ struct RowSet {
   int64_t end = 0;  ///< length of idx: rows up to here may be prefetched
   int64_t stream_end = 0;
   int64_t skip = 0;
-  int64_t row(int64_t j) const { return idx ? int64_t(idx[offset + j]) : offset + j; }
   /// The row `ahead` places after row j in this thread's stream, or -1 past the end.
   int64_t row_ahead(int64_t j, int64_t ahead) const {
     int64_t pos = offset + j + ahead;
