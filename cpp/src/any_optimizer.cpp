@@ -62,8 +62,9 @@ class Configurable : public AnyOptimizer<T> {
 template <class Rule, class T>
 class Erased final : public Configurable<Rule, T> {
  public:
-  Erased(std::vector<ParamView<T>> params, const std::map<std::string, double>& hyperparameters)
-      : opt_(std::move(params), this->configured(hyperparameters)) {}
+  Erased(std::vector<ParamView<T>> params, const std::map<std::string, double>& hyperparameters,
+         const StorageOptions& options)
+      : opt_(std::move(params), this->configured(hyperparameters), options) {}
   void step(const std::vector<const T*>& grads) override { opt_.step(grads); }
 
  private:
@@ -83,8 +84,10 @@ class DeviceErased final : public Configurable<Rule, T> {
     config_.validate();
   }
   void step(const std::vector<const T*>& grads) override {
-    detail::collect_steps(params_, grads, config_, scalars_,
-                          [this](std::size_t i, std::size_t k) { return slot(i, k); }, work_);
+    detail::collect_steps<Rule>(
+        params_, grads, config_, StorageOptions{}, scalars_,
+        [this](std::size_t i, std::size_t k) { return slot(i, k); },
+        [](std::size_t) { return static_cast<float*>(nullptr); }, work_);
     cuda::step(work_.data(), work_.size(), stream_);
   }
 
@@ -109,13 +112,14 @@ class DeviceErased final : public Configurable<Rule, T> {
 
 template <class T>
 using Factory = std::function<std::unique_ptr<AnyOptimizer<T>>(
-    std::vector<ParamView<T>>, const std::map<std::string, double>&)>;
+    std::vector<ParamView<T>>, const std::map<std::string, double>&, const StorageOptions&)>;
 
 template <class T>
 const std::map<std::string, Factory<T>>& factories() {
 #define DLOPT_FACTORY(Rule)                                                              \
-  {lower(Rule::name), [](std::vector<ParamView<T>> p, const std::map<std::string, double>& h) { \
-     return std::unique_ptr<AnyOptimizer<T>>(new Erased<Rule, T>(std::move(p), h));      \
+  {lower(Rule::name), [](std::vector<ParamView<T>> p, const std::map<std::string, double>& h, \
+                         const StorageOptions& o) {                                         \
+     return std::unique_ptr<AnyOptimizer<T>>(new Erased<Rule, T>(std::move(p), h, o));    \
    }},
   static const std::map<std::string, Factory<T>> table = {DLOPT_FOR_EACH_RULE(DLOPT_FACTORY)};
 #undef DLOPT_FACTORY
@@ -127,7 +131,8 @@ const std::map<std::string, Factory<T>>& factories() {
 template <class T>
 std::unique_ptr<AnyOptimizer<T>> make_optimizer(const std::string& name,
                                                 std::vector<ParamView<T>> params,
-                                                const std::map<std::string, double>& hyperparameters) {
+                                                const std::map<std::string, double>& hyperparameters,
+                                                const StorageOptions& options) {
   const auto& table = factories<T>();
   auto it = table.find(lower(name));
   if (it == table.end()) {
@@ -135,7 +140,7 @@ std::unique_ptr<AnyOptimizer<T>> make_optimizer(const std::string& name,
     for (const std::string& n : optimizer_names()) known += (known.empty() ? "" : ", ") + n;
     throw InvalidArgument("unknown optimizer '" + name + "' (known: " + known + ")");
   }
-  return it->second(std::move(params), hyperparameters);
+  return it->second(std::move(params), hyperparameters, options);
 }
 
 template <class T>
@@ -143,7 +148,7 @@ std::unique_ptr<AnyOptimizer<T>> make_device_optimizer(const std::string& name,
                                                        std::vector<ParamView<T>> params,
                                                        const std::map<std::string, double>& hyperparameters,
                                                        void* stream) {
-  make_optimizer<T>(name, {}, hyperparameters);  // the same name and hyperparameter checks
+  make_optimizer<T>(name, {}, hyperparameters, {});  // the same name and hyperparameter checks
 #define DLOPT_DEVICE(Rule)                                                                  \
   if (lower(name) == lower(Rule::name))                                                     \
     return std::unique_ptr<AnyOptimizer<T>>(new DeviceErased<Rule, T>(std::move(params), hyperparameters, stream));
@@ -158,10 +163,15 @@ std::vector<std::string> optimizer_names() {
 #undef DLOPT_NAME
 }
 
-template std::unique_ptr<AnyOptimizer<float>> make_optimizer<float>(
-    const std::string&, std::vector<ParamView<float>>, const std::map<std::string, double>&);
-template std::unique_ptr<AnyOptimizer<double>> make_optimizer<double>(
-    const std::string&, std::vector<ParamView<double>>, const std::map<std::string, double>&);
+#define DLOPT_MAKE_OPTIMIZER(T)                                                         \
+  template std::unique_ptr<AnyOptimizer<T>> make_optimizer<T>(                         \
+      const std::string&, std::vector<ParamView<T>>, const std::map<std::string, double>&, \
+      const StorageOptions&);
+DLOPT_MAKE_OPTIMIZER(float)
+DLOPT_MAKE_OPTIMIZER(double)
+DLOPT_MAKE_OPTIMIZER(bfloat16)
+DLOPT_MAKE_OPTIMIZER(float16)
+#undef DLOPT_MAKE_OPTIMIZER
 template std::unique_ptr<AnyOptimizer<float>> make_device_optimizer<float>(
     const std::string&, std::vector<ParamView<float>>, const std::map<std::string, double>&, void*);
 template std::unique_ptr<AnyOptimizer<double>> make_device_optimizer<double>(

@@ -3,8 +3,13 @@
 // every element takes the same instruction path and results are bitwise reproducible.
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "convert.hpp"
 #include "dlopt/core/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
@@ -19,16 +24,102 @@ constexpr int64_t kBlock = int64_t(1) << 12;
 // the calling thread and never touch the OpenMP pool).
 constexpr int64_t kParallelMin = int64_t(1) << 14;
 
-template <class Rule, class T>
-void run_block(const Segment<Rule, T>& seg, int64_t begin, int64_t len) {
+// Buffers that are not stored in the compute type go through L1-sized chunks of it.
+constexpr int64_t kStage = 1024;
+static_assert(kBlock % kStage == 0 && kStage % kQuantBlock == 0, "chunks hold whole quant blocks");
+
+template <class Rule, class C>
+void run_native(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
   const auto c = seg.coeffs;
-  T* __restrict p = seg.param + begin;
-  const T* __restrict g = seg.grad + begin;
-  T* s[num_slots<Rule> + 1] = {};
+  C* __restrict p = static_cast<C*>(seg.param.data) + begin;
+  const C* __restrict g = static_cast<const C*>(seg.grad.data) + begin;
+  C* s[num_slots<Rule> + 1] = {};
   for (std::size_t k = 0; k < num_slots<Rule>; ++k)
-    s[k] = seg.slots[k] ? seg.slots[k] + begin : nullptr;
+    s[k] = seg.slots[k] ? static_cast<C*>(seg.slots[k].data) + begin : nullptr;
 #pragma omp simd
   for (int64_t i = 0; i < len; ++i) Rule::update(c, i, p, g, s);
+}
+
+/// The buffer's elements from `begin` in place when stored in C, else null (it needs staging).
+template <class C>
+C* in_place(const Buffer& b, int64_t begin) {
+  return b.storage == storage_of<C> ? static_cast<C*>(b.data) + begin : nullptr;
+}
+
+/// Stores the updated parameter (C = float): into the master copy, then the 16-bit parameter to
+/// nearest even from it; or straight into the 16-bit parameter, stochastically rounded or not.
+template <class Rule, class C>
+void store_param(const Segment<Rule, C>& seg, int64_t begin, int64_t n, const C* __restrict in) {
+  uint16_t* __restrict x = static_cast<uint16_t*>(seg.param.data) + begin;
+  const bool bf16 = seg.param.storage == Storage::BFloat16;
+  if (seg.stochastic) {
+    const uint64_t key = seg.rounding_key;
+    if (bf16) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i)
+        x[i] = formats::float_to_bf16_sr(float(in[i]), formats::random_bits(key, begin + i));
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        x[i] = formats::float_to_f16_sr(float(in[i]), formats::random_bits(key, begin + i));
+    }
+    return;
+  }
+  if (bf16) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16(float(in[i]));
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_f16(float(in[i]));
+  }
+}
+
+/// A block with buffers in other formats than C: chunk by chunk, each such buffer is loaded into
+/// C scratch, the rule runs on C arrays exactly as in run_native, and the results are stored back.
+template <class Rule, class C>
+void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
+  constexpr std::size_t S = num_slots<Rule>;
+  alignas(64) C pbuf[kStage], gbuf[kStage], sbuf[S + 1][kStage];
+  const auto c = seg.coeffs;
+  for (int64_t off = begin; off < begin + len; off += kStage) {
+    const int64_t n = std::min(kStage, begin + len - off);
+    C* p = nullptr;
+    if constexpr (std::is_same_v<C, float>) p = seg.master ? seg.master + off : nullptr;
+    if (!p) p = in_place<C>(seg.param, off);
+    const bool staged_param = !p;
+    if (staged_param) load(seg.param, off, n, p = pbuf);
+    const C* g = in_place<C>(seg.grad, off);
+    if (!g) load(seg.grad, off, n, gbuf), g = gbuf;
+    C* s[S + 1] = {};
+    for (std::size_t k = 0; k < S; ++k) {
+      if (!seg.slots[k]) continue;
+      s[k] = in_place<C>(seg.slots[k], off);
+      if (!s[k]) load(seg.slots[k], off, n, s[k] = sbuf[k]);
+    }
+    {
+      C* __restrict pp = p;
+      const C* __restrict gg = g;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) Rule::update(c, i, pp, gg, s);
+    }
+    for (std::size_t k = 0; k < S; ++k)
+      if (s[k] == sbuf[k]) store(seg.slots[k], off, n, s[k]);
+    if constexpr (std::is_same_v<C, float>) {
+      if (seg.master) {
+        uint16_t* x = static_cast<uint16_t*>(seg.param.data) + off;
+        const bool bf16 = seg.param.storage == Storage::BFloat16;
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) x[i] = bf16 ? formats::float_to_bf16(p[i]) : formats::float_to_f16(p[i]);
+        continue;
+      }
+      if (staged_param) store_param(seg, off, n, p);
+    }
+  }
+}
+
+template <class Rule, class C>
+void run_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
+  if (seg.native) run_native(seg, begin, len);
+  else run_staged(seg, begin, len);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "dlopt/core/device.hpp"
 #include "dlopt/core/error.hpp"
+#include "dlopt/core/storage.hpp"
 
 namespace dlopt {
 
@@ -29,6 +30,8 @@ struct RuleDefaults {
   static constexpr bool tracks_mu_product = false;
   template <class Config>
   static double slot_init(const Config&, int /*slot*/) { return 0.0; }
+  /// What slot k holds, which decides the storage it may take (core/storage.hpp).
+  static SlotKind slot_kind(int /*slot*/) { return SlotKind::Signed; }
 };
 
 }  // namespace dlopt

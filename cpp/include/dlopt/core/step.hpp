@@ -7,10 +7,13 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
+#include "dlopt/core/formats.hpp"
 #include "dlopt/core/rule.hpp"
+#include "dlopt/core/storage.hpp"
 
 namespace dlopt {
 
@@ -18,28 +21,40 @@ namespace dlopt {
 template <class Rule>
 constexpr std::size_t num_slots = std::tuple_size<decltype(Rule::slots)>::value;
 
-/// One parameter tensor's part in a step. Buffers are contiguous and hold `size` elements;
-/// `slots[k]` may be null only where the rule does not use slot k under `config`.
-template <class Rule, class T>
+/// One parameter tensor's part in a step, with the compute type C (float or double). Buffers hold
+/// `size` elements each in their own storage (core/storage.hpp): the parameter in C or, for
+/// C = float, bfloat16 / float16 (then the gradient has the parameter's format); each state slot
+/// in C, float32, bfloat16 or 8 bits as slot_storage allows. `slots[k]` may be null only where
+/// the rule does not use slot k under `config`. `master` (16-bit parameters only, optional) is a
+/// float32 copy the rule reads and writes instead of the parameter, which then receives it
+/// rounded to nearest.
+template <class Rule, class C>
 struct TensorStep {
-  T* param = nullptr;
-  const T* grad = nullptr;
-  std::array<T*, num_slots<Rule>> slots{};
+  Buffer param;
+  Buffer grad;
+  std::array<Buffer, num_slots<Rule>> slots{};
+  float* master = nullptr;
   int64_t size = 0;
   const typename Rule::Config* config = nullptr;
   TensorScalars* scalars = nullptr;
+  Rounding rounding;
 };
 
 namespace cpu {
 
-/// A tensor with its per-step coefficients resolved: what the CPU kernel loops over.
-template <class Rule, class T>
+/// A tensor with its per-step coefficients resolved: what the kernels loop over. `native`: every
+/// buffer is stored in C (the direct loop); otherwise the CPU loop stages blocks through C.
+template <class Rule, class C>
 struct Segment {
-  T* param;
-  const T* grad;
-  std::array<T*, num_slots<Rule>> slots;
+  Buffer param;
+  Buffer grad;
+  std::array<Buffer, num_slots<Rule>> slots;
+  float* master;
   int64_t size;
-  typename Rule::template Coeffs<T> coeffs;
+  typename Rule::template Coeffs<C> coeffs;
+  uint64_t rounding_key;  ///< formats::rounding_key(seed, step, tensor); 0 without stochastic rounding
+  bool stochastic;
+  bool native;
 };
 
 /// Applies Rule::update to every element of every segment in one parallel pass.
@@ -52,33 +67,70 @@ void run(const Segment<Rule, T>* segments, std::size_t count);
 
 namespace detail {
 
+/// Throws unless buffer `b` may hold what `what` names: `allowed` storages, a scale for 8 bits.
+inline void check_buffer(const Buffer& b, std::initializer_list<Storage> allowed, const std::string& what) {
+  bool ok = false;
+  for (Storage s : allowed) ok = ok || b.storage == s;
+  if (!ok) {
+    std::string list;
+    for (Storage s : allowed) list += std::string(list.empty() ? "" : ", ") + storage_name(s);
+    throw WrongType(what + ": stored as " + storage_name(b.storage) + ", expected " + list);
+  }
+  if (is_8bit(b.storage) && !b.scale) throw InvalidArgument(what + ": 8-bit state without its scales");
+}
+
 /// The checks of a step, shared by every backend: throws before anything is modified.
-template <class Rule, class T>
-void check_step(const TensorStep<Rule, T>* tensors, std::size_t count) {
+template <class Rule, class C>
+void check_step(const TensorStep<Rule, C>* tensors, std::size_t count) {
+  constexpr Storage wide = storage_of<C>;
   for (std::size_t i = 0; i < count; ++i) {
-    const TensorStep<Rule, T>& t = tensors[i];
+    const TensorStep<Rule, C>& t = tensors[i];
+    const std::string name = "tensor " + std::to_string(i);
     if (!t.config || !t.scalars || t.size < 0 || (t.size > 0 && (!t.param || !t.grad)))
-      throw InvalidArgument("tensor " + std::to_string(i) + ": missing buffer or config");
+      throw InvalidArgument(name + ": missing buffer or config");
     t.config->validate();
-    for (std::size_t k = 0; k < num_slots<Rule>; ++k)
-      if (t.size > 0 && !t.slots[k] && Rule::uses_slot(*t.config, int(k)))
-        throw InvalidArgument("tensor " + std::to_string(i) + ": state buffer '" +
-                              Rule::slots[k] + "' is missing");
+    if (wide == Storage::Float64) check_buffer(t.param, {Storage::Float64}, name + " param");
+    else check_buffer(t.param, {Storage::Float32, Storage::BFloat16, Storage::Float16}, name + " param");
+    if (t.grad.storage != t.param.storage)
+      throw WrongType(name + ": a " + storage_name(t.grad.storage) + " gradient for a " +
+                      storage_name(t.param.storage) + " parameter");
+    if (t.master && !is_16bit(t.param.storage))
+      throw InvalidArgument(name + ": master weights are for 16-bit parameters only");
+    for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
+      if (t.size == 0 || !Rule::uses_slot(*t.config, int(k))) continue;
+      const std::string what = name + " state '" + Rule::slots[k] + "'";
+      if (!t.slots[k]) throw InvalidArgument(what + " is missing");
+      switch (Rule::slot_kind(int(k))) {
+        case SlotKind::Wide: check_buffer(t.slots[k], {wide}, what); break;
+        case SlotKind::Signed: check_buffer(t.slots[k], {wide, Storage::Float32, Storage::BFloat16, Storage::Int8}, what); break;
+        case SlotKind::NonNegative: check_buffer(t.slots[k], {wide, Storage::Float32, Storage::BFloat16, Storage::UInt8}, what); break;
+      }
+    }
   }
 }
 
 /// Advances each tensor's step counter and resolves its coefficients (after check_step): the
 /// segments every backend runs. The vector is thread-local scratch, reused by the next step.
-template <class Rule, class T>
-std::vector<cpu::Segment<Rule, T>>& begin_step(const TensorStep<Rule, T>* tensors,
-                                               std::size_t count) {
-  thread_local std::vector<cpu::Segment<Rule, T>> segments;
+template <class Rule, class C>
+std::vector<cpu::Segment<Rule, C>>& begin_step(const TensorStep<Rule, C>* tensors, std::size_t count) {
+  thread_local std::vector<cpu::Segment<Rule, C>> segments;
   segments.clear();
   for (std::size_t i = 0; i < count; ++i) {
-    const TensorStep<Rule, T>& t = tensors[i];
+    const TensorStep<Rule, C>& t = tensors[i];
     t.scalars->step += 1;
-    segments.push_back(
-        {t.param, t.grad, t.slots, t.size, Rule::template coeffs<T>(*t.config, *t.scalars)});
+    cpu::Segment<Rule, C> seg{t.param, t.grad, {}, t.master, t.size,
+                              Rule::template coeffs<C>(*t.config, *t.scalars), 0, false, true};
+    bool native = t.param.storage == storage_of<C> && !t.master;
+    for (std::size_t k = 0; k < num_slots<Rule>; ++k) {  // only the slots in use: no traffic for others
+      if (!Rule::uses_slot(*t.config, int(k))) continue;
+      seg.slots[k] = t.slots[k];
+      native = native && t.slots[k].storage == storage_of<C>;
+    }
+    seg.native = native;
+    seg.stochastic = t.rounding.stochastic && is_16bit(t.param.storage) && !t.master;
+    if (seg.stochastic)
+      seg.rounding_key = formats::rounding_key(t.rounding.seed, t.scalars->step, t.rounding.tensor);
+    segments.push_back(seg);
   }
   return segments;
 }
@@ -88,10 +140,10 @@ std::vector<cpu::Segment<Rule, T>>& begin_step(const TensorStep<Rule, T>* tensor
 /// Validates every tensor's config and buffers, then advances each tensor's step counter and
 /// updates parameters and state in place. Throws before touching anything if an argument is bad.
 /// Buffers are host memory; dlopt::cuda::step (dlopt/cuda/step.hpp) is the device counterpart.
-template <class Rule, class T>
-void step(const TensorStep<Rule, T>* tensors, std::size_t count) {
+template <class Rule, class C>
+void step(const TensorStep<Rule, C>* tensors, std::size_t count) {
   detail::check_step(tensors, count);
-  std::vector<cpu::Segment<Rule, T>>& segments = detail::begin_step(tensors, count);
+  std::vector<cpu::Segment<Rule, C>>& segments = detail::begin_step(tensors, count);
   cpu::run(segments.data(), segments.size());
 }
 

@@ -59,10 +59,13 @@ DLOPT_HD void process_chunk(const int64_t* first_chunk, const cpu::Segment<Rule,
   const int64_t begin = (chunk - first_chunk[lo]) * kChunk;
   const int64_t end = begin + kChunk < seg.size ? begin + kChunk : seg.size;
 
+  // Native segments only (dlopt::cuda::step refuses others): every buffer holds T.
+  T* const param = static_cast<T*>(seg.param.data);
+  const T* const grad = static_cast<const T*>(seg.grad.data);
   T* slots[S + 1] = {};
-  uintptr_t bits = reinterpret_cast<uintptr_t>(seg.param) | reinterpret_cast<uintptr_t>(seg.grad);
+  uintptr_t bits = reinterpret_cast<uintptr_t>(param) | reinterpret_cast<uintptr_t>(grad);
   for (int k = 0; k < S; ++k) {
-    slots[k] = seg.slots[k];
+    slots[k] = static_cast<T*>(seg.slots[k].data);
     bits |= reinterpret_cast<uintptr_t>(slots[k]);
   }
 
@@ -71,8 +74,8 @@ DLOPT_HD void process_chunk(const int64_t* first_chunk, const cpu::Segment<Rule,
   if (bits % 16 == 0) {
     vec_end = begin + (end - begin) / V * V;
     for (int64_t i = begin + int64_t(thread) * V; i < vec_end; i += int64_t(threads) * V) {
-      Pack<T> p = *reinterpret_cast<const Pack<T>*>(seg.param + i);
-      const Pack<T> g = *reinterpret_cast<const Pack<T>*>(seg.grad + i);
+      Pack<T> p = *reinterpret_cast<const Pack<T>*>(param + i);
+      const Pack<T> g = *reinterpret_cast<const Pack<T>*>(grad + i);
       Pack<T> s[S + 1] = {};
       T* sp[S + 1] = {};
       DLOPT_UNROLL
@@ -82,7 +85,7 @@ DLOPT_HD void process_chunk(const int64_t* first_chunk, const cpu::Segment<Rule,
       }
       DLOPT_UNROLL
       for (int j = 0; j < V; ++j) Rule::update(seg.coeffs, j, p.v, g.v, sp);
-      *reinterpret_cast<Pack<T>*>(seg.param + i) = p;
+      *reinterpret_cast<Pack<T>*>(param + i) = p;
       DLOPT_UNROLL
       for (int k = 0; k < S; ++k)
         if (slots[k]) *reinterpret_cast<Pack<T>*>(slots[k] + i) = s[k];
@@ -90,7 +93,7 @@ DLOPT_HD void process_chunk(const int64_t* first_chunk, const cpu::Segment<Rule,
   }
   // Unaligned tensors, and the last < V elements of an aligned one.
   for (int64_t i = vec_end + thread; i < end; i += threads)
-    Rule::update(seg.coeffs, i, seg.param, seg.grad, slots);
+    Rule::update(seg.coeffs, i, param, grad, slots);
 }
 
 }  // namespace dlopt::cuda::detail

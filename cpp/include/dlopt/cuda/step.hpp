@@ -44,6 +44,13 @@ void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream)
 template <class Rule, class T>
 void step(const TensorStep<Rule, T>* tensors, std::size_t count, void* stream = nullptr) {
   dlopt::detail::check_step(tensors, count);
+  for (std::size_t i = 0; i < count; ++i) {
+    bool native = tensors[i].param.storage == storage_of<T> && !tensors[i].master;
+    for (const dlopt::Buffer& b : tensors[i].slots) native = native && (!b || b.storage == storage_of<T>);
+    if (!native)
+      throw InvalidArgument("tensor " + std::to_string(i) +
+                            ": 16-bit parameters and bfloat16 / 8-bit state are CPU-only for now");
+  }
   require_device();
   thread_local std::vector<TensorScalars> saved;
   saved.clear();

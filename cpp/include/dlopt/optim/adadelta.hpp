@@ -37,6 +37,7 @@ struct AdadeltaRule : RuleDefaults {
   static constexpr const char* name = "Adadelta";
   static constexpr std::array<const char*, 2> slots = {"square_avg", "acc_delta"};
   static bool uses_slot(const Config&, int) { return true; }
+  static SlotKind slot_kind(int) { return SlotKind::NonNegative; }
 
   template <class T>
   struct Coeffs {

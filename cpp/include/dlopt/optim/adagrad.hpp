@@ -40,6 +40,8 @@ struct AdagradRule : RuleDefaults {
   static constexpr const char* name = "Adagrad";
   static constexpr std::array<const char*, 1> slots = {"sum"};
   static bool uses_slot(const Config&, int) { return true; }
+  /// The sum only grows: a 16- or 8-bit format would round small squared gradients away.
+  static SlotKind slot_kind(int) { return SlotKind::Wide; }
   static double slot_init(const Config& c, int) { return c.initial_accumulator_value; }
 
   template <class T>

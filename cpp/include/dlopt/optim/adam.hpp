@@ -51,6 +51,7 @@ struct AdamRule : RuleDefaults {
   static constexpr const char* name = "Adam";
   static constexpr std::array<const char*, 3> slots = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
   static bool uses_slot(const AdamConfig& c, int k) { return k < 2 || c.amsgrad; }
+  static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
   template <class T>
   struct Coeffs {

@@ -37,6 +37,7 @@ struct AdamaxRule : RuleDefaults {
   static constexpr const char* name = "Adamax";
   static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_inf"};
   static bool uses_slot(const Config&, int) { return true; }
+  static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
   template <class T>
   struct Coeffs {

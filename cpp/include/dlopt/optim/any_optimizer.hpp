@@ -32,12 +32,14 @@ class AnyOptimizer {
   virtual const char* name() const = 0;
 };
 
-/// Builds the optimizer registered as `name` (case-insensitive) over caller-owned buffers.
+/// Builds the optimizer registered as `name` (case-insensitive) over caller-owned buffers of T
+/// (float, double, dlopt::bfloat16, dlopt::float16), its state stored as `options` says.
 /// Throws InvalidArgument for an unknown name, an unknown hyperparameter or an invalid value.
 template <class T>
 std::unique_ptr<AnyOptimizer<T>> make_optimizer(const std::string& name,
                                                 std::vector<ParamView<T>> params,
-                                                const std::map<std::string, double>& hyperparameters = {});
+                                                const std::map<std::string, double>& hyperparameters = {},
+                                                const StorageOptions& options = {});
 
 /// make_optimizer over device buffers (dlopt/cuda/step.hpp): the state lives in device memory and
 /// every step is one dlopt::cuda::step launch on `stream` (a cudaStream_t; nullptr: the legacy

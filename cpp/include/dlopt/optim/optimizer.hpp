@@ -29,10 +29,11 @@ namespace detail {
 /// The tensor list of one step: a TensorStep for every parameter that has a gradient, its state
 /// buffers from slot(i, k) (which allocates them on first use). Checks the gradient count and the
 /// config first, so a bad call allocates nothing. Shared by the host and the device optimizers.
-template <class Rule, class T, class Slot>
+template <class Rule, class T, class Slot, class Master>
 void collect_steps(const std::vector<ParamView<T>>& params, const std::vector<const T*>& grads,
-                   const typename Rule::Config& config, std::vector<TensorScalars>& scalars, Slot&& slot,
-                   std::vector<TensorStep<Rule, T>>& out) {
+                   const typename Rule::Config& config, const StorageOptions& options,
+                   std::vector<TensorScalars>& scalars, Slot&& slot, Master&& master,
+                   std::vector<TensorStep<Rule, compute_t<T>>>& out) {
   if (grads.size() != params.size())
     throw InvalidArgument("grads: expected " + std::to_string(params.size()) + " gradients, got " +
                           std::to_string(grads.size()));
@@ -40,27 +41,48 @@ void collect_steps(const std::vector<ParamView<T>>& params, const std::vector<co
   out.clear();  // reused: no allocation per step
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (!grads[i]) continue;
-    TensorStep<Rule, T> t;
+    TensorStep<Rule, compute_t<T>> t;
     t.param = params[i].data;
     t.grad = grads[i];
     t.size = params[i].size;
     t.config = &config;
     t.scalars = &scalars[i];
+    t.rounding = {options.stochastic_rounding, options.seed, uint64_t(i)};
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) t.slots[k] = slot(i, k);
+    t.master = master(i);
     out.push_back(t);
   }
 }
 }  // namespace detail
 
+/// One state buffer of one tensor, in its storage (core/storage.hpp): the raw elements and, for
+/// the 8-bit formats, the block scales. Empty until the tensor's first step.
+struct StateBuffer {
+  Storage storage = Storage::Float32;
+  AlignedVector<unsigned char> bytes;
+  AlignedVector<float> scales;
+
+  bool empty() const { return bytes.empty(); }
+  Buffer view() { return {bytes.empty() ? nullptr : bytes.data(), storage, scales.empty() ? nullptr : scales.data()}; }
+  /// The elements as T (T must be the storage's type).
+  template <class T>
+  const T* data() const { return reinterpret_cast<const T*>(bytes.data()); }
+};
+
+/// An optimizer over caller-owned parameters of type T: float, double, or the 16-bit
+/// dlopt::bfloat16 / dlopt::float16 (computed in float, written back with stochastic rounding
+/// unless `options` says otherwise). `options.state_dtype` chooses how state is stored.
 template <class Rule, class T = float>
 class Optimizer {
  public:
   using Config = typename Rule::Config;
 
-  explicit Optimizer(std::vector<ParamView<T>> params, Config config = {})
-      : params_(std::move(params)), config_(config), scalars_(params_.size()),
-        state_(params_.size()) {
+  explicit Optimizer(std::vector<ParamView<T>> params, Config config = {}, StorageOptions options = {})
+      : params_(std::move(params)), config_(config), options_(options), scalars_(params_.size()),
+        state_(params_.size()), master_(params_.size()) {
     config_.validate();
+    if (options_.master_weights && !is_16bit(storage_of<T>))
+      throw InvalidArgument("master_weights: only for 16-bit parameters");
     for (std::size_t i = 0; i < params_.size(); ++i)
       if (params_[i].size < 0 || (params_[i].size > 0 && !params_[i].data))
         throw InvalidArgument("params[" + std::to_string(i) + "]: null or negative-size buffer");
@@ -68,32 +90,55 @@ class Optimizer {
 
   /// One step: grads[i] has params[i].size elements, or is nullptr to leave params[i] alone.
   void step(const std::vector<const T*>& grads) {
-    detail::collect_steps(params_, grads, config_, scalars_,
-                          [this](std::size_t i, std::size_t k) { return slot(i, k); }, work_);
+    detail::collect_steps<Rule>(
+        params_, grads, config_, options_, scalars_,
+        [this](std::size_t i, std::size_t k) { return slot(i, k); },
+        [this](std::size_t i) { return master(i); }, work_);
     dlopt::step(work_.data(), work_.size());
   }
 
   Config& config() { return config_; }
   const Config& config() const { return config_; }
+  const StorageOptions& options() const { return options_; }
   std::size_t num_params() const { return params_.size(); }
   const TensorScalars& scalars(std::size_t i) const { return scalars_.at(i); }
   /// State buffer k (named Rule::slots[k]) of parameter i; empty before its first step.
-  const AlignedVector<T>& state(std::size_t i, std::size_t k) const { return state_.at(i)[k]; }
+  const StateBuffer& state(std::size_t i, std::size_t k) const { return state_.at(i)[k]; }
 
  private:
-  T* slot(std::size_t i, std::size_t k) {
-    AlignedVector<T>& buf = state_[i][k];
-    if (!Rule::uses_slot(config_, int(k))) return buf.empty() ? nullptr : buf.data();
-    if (buf.empty() && params_[i].size > 0)
-      buf.assign(std::size_t(params_[i].size), T(Rule::slot_init(config_, int(k))));
-    return buf.data();
+  Buffer slot(std::size_t i, std::size_t k) {
+    StateBuffer& buf = state_[i][k];
+    if (!Rule::uses_slot(config_, int(k))) return buf.view();
+    if (buf.empty() && params_[i].size > 0) {
+      const auto n = std::size_t(params_[i].size);
+      buf.storage = slot_storage(Rule::slot_kind(int(k)), options_.state_dtype, storage_of<T>);
+      buf.bytes.resize(n * storage_bytes(buf.storage));
+      if (is_8bit(buf.storage)) buf.scales.resize(std::size_t(scale_count(params_[i].size)));
+      fill_state(buf.view(), params_[i].size, Rule::slot_init(config_, int(k)));
+    }
+    return buf.view();
+  }
+  float* master(std::size_t i) {
+    if (!options_.master_weights || params_[i].size == 0) return nullptr;
+    AlignedVector<float>& m = master_[i];
+    if (m.empty()) {
+      m.resize(std::size_t(params_[i].size));
+      load_float(params_[i].data, params_[i].size, m.data());
+    }
+    return m.data();
+  }
+  template <class U>
+  static void load_float(const U* p, int64_t n, float* out) {
+    if constexpr (is_16bit(storage_of<U>)) to_float(Buffer(const_cast<U*>(p)), n, out);
   }
 
   std::vector<ParamView<T>> params_;
   Config config_;
+  StorageOptions options_;
   std::vector<TensorScalars> scalars_;
-  std::vector<std::array<AlignedVector<T>, num_slots<Rule>>> state_;
-  std::vector<TensorStep<Rule, T>> work_;
+  std::vector<std::array<StateBuffer, num_slots<Rule>>> state_;
+  std::vector<AlignedVector<float>> master_;
+  std::vector<TensorStep<Rule, compute_t<T>>> work_;
 };
 
 // PyTorch's names for the C++ classes.

@@ -43,6 +43,7 @@ struct RAdamRule : RuleDefaults {
   static constexpr const char* name = "RAdam";
   static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
   static bool uses_slot(const Config&, int) { return true; }
+  static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
   template <class T>
   struct Coeffs {

@@ -42,6 +42,7 @@ struct RMSpropRule : RuleDefaults {
   static bool uses_slot(const Config& c, int k) {
     return k == 0 || (k == 1 && c.momentum > 0) || (k == 2 && c.centered);
   }
+  static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::NonNegative : SlotKind::Signed; }
 
   template <class T>
   struct Coeffs {
