@@ -10,7 +10,8 @@ std::string type_name(const py::handle& obj) {
 }
 }  // namespace
 
-py::array checked_array(const py::handle& obj, const std::string& what, bool writeable) {
+py::array stored_array(const py::handle& obj, const std::string& what, bool writeable,
+                       std::initializer_list<Storage> allowed) {
   if (!py::isinstance<py::array>(obj)) {
     if (py::hasattr(obj, "__cuda_array_interface__"))
       throw py::type_error(what + ": expected a numpy.ndarray, got " + type_name(obj) +
@@ -20,9 +21,14 @@ py::array checked_array(const py::handle& obj, const std::string& what, bool wri
     throw py::type_error(what + ": expected a numpy.ndarray, got " + type_name(obj));
   }
   auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().equal(py::dtype::of<float>()) && !a.dtype().equal(py::dtype::of<double>()))
-    throw py::type_error(what + ": dtype must be float32 or float64, got " +
-                         py::str(a.dtype()).cast<std::string>());
+  const std::optional<Storage> storage = storage_of(a);
+  if (!storage || std::find(allowed.begin(), allowed.end(), *storage) == allowed.end()) {
+    std::string names;
+    for (Storage s : allowed) names += std::string(names.empty() ? "" : ", ") + storage_name(s);
+    throw py::type_error(what + ": dtype must be " +
+                         (allowed.size() == 2 ? std::string("float32 or float64") : "one of " + names) +
+                         ", got " + py::str(a.dtype()).cast<std::string>());
+  }
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(what + ": array must be C-contiguous (dlopt works in place and never "
                                  "makes a hidden copy; pass np.ascontiguousarray(...) yourself)");
@@ -31,6 +37,49 @@ py::array checked_array(const py::handle& obj, const std::string& what, bool wri
   if (writeable && !a.writeable())
     throw py::value_error(what + ": array is read-only, but dlopt updates it in place");
   return a;
+}
+
+py::array checked_array(const py::handle& obj, const std::string& what, bool writeable) {
+  return stored_array(obj, what, writeable, {Storage::Float32, Storage::Float64});
+}
+
+namespace {
+/// ml_dtypes.bfloat16's dtype (a NumPy user dtype: compared by its type number).
+const py::dtype& bfloat16_dtype() {
+  static const py::dtype* dtype = new py::dtype(py::dtype::from_args(py::module_::import("ml_dtypes").attr("bfloat16")));
+  return *dtype;
+}
+}  // namespace
+
+std::optional<Storage> storage_of(const py::array& a) {
+  const py::dtype d = a.dtype();
+  switch (d.kind()) {
+    case 'f':
+      if (d.itemsize() == 8) return Storage::Float64;
+      if (d.itemsize() == 4) return Storage::Float32;
+      if (d.itemsize() == 2) return Storage::Float16;
+      return std::nullopt;
+    case 'i': return d.itemsize() == 1 ? std::optional<Storage>(Storage::Int8) : std::nullopt;
+    case 'u': return d.itemsize() == 1 ? std::optional<Storage>(Storage::UInt8) : std::nullopt;
+    case 'V':
+      if (d.itemsize() == 2 && py::str(d.attr("name")).cast<std::string>() == "bfloat16" &&
+          d.num() == bfloat16_dtype().num())
+        return Storage::BFloat16;
+      return std::nullopt;
+    default: return std::nullopt;
+  }
+}
+
+py::dtype numpy_dtype(Storage s) {
+  switch (s) {
+    case Storage::Float64: return py::dtype::of<double>();
+    case Storage::Float32: return py::dtype::of<float>();
+    case Storage::BFloat16: return bfloat16_dtype();
+    case Storage::Float16: return py::dtype("float16");
+    case Storage::Int8: return py::dtype::of<int8_t>();
+    case Storage::UInt8: return py::dtype::of<uint8_t>();
+  }
+  return py::dtype::of<float>();
 }
 
 DType dtype_of(const py::array& a) {

@@ -5,8 +5,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "dlopt/core/storage.hpp"
 
 namespace dlopt::py_bindings {
 
@@ -17,6 +21,16 @@ enum class DType { Float32, Float64 };
 /// The array behind `obj`, which must be a C-contiguous, aligned float32/float64 ndarray
 /// (and writeable when `writeable`). Throws TypeError / ValueError naming `what`.
 py::array checked_array(const py::handle& obj, const std::string& what, bool writeable);
+
+/// The array behind `obj`, C-contiguous, aligned (writeable when asked) and stored in one of
+/// `allowed` (bfloat16 is ml_dtypes.bfloat16). Throws TypeError / ValueError naming `what`.
+py::array stored_array(const py::handle& obj, const std::string& what, bool writeable,
+                       std::initializer_list<Storage> allowed);
+
+/// The storage of an array's dtype, if dlopt has one for it.
+std::optional<Storage> storage_of(const py::array& a);
+/// The NumPy dtype of a storage (bfloat16: ml_dtypes.bfloat16, imported on first use).
+py::dtype numpy_dtype(Storage s);
 
 /// dtype of an array already accepted by checked_array.
 DType dtype_of(const py::array& a);

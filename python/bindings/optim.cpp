@@ -27,6 +27,13 @@ namespace {
 
 // ---- hyperparameters: dict <-> Config through Config::visit ----------------------------------
 
+bool bool_value(py::handle v, const std::string& what) {
+  const bool numpy_bool = std::string(Py_TYPE(v.ptr())->tp_name).rfind("numpy.bool", 0) == 0;
+  if (!py::isinstance<py::bool_>(v) && !numpy_bool)
+    throw py::type_error(what + ": expected a bool, got " + py::repr(v).cast<std::string>());
+  return v.cast<bool>();
+}
+
 template <class Config>
 Config config_from_dict(const py::dict& d, const std::string& where) {
   Config c;
@@ -35,11 +42,7 @@ Config config_from_dict(const py::dict& d, const std::string& where) {
     if (!d.contains(key)) return;
     py::handle v = d[key];
     if constexpr (std::is_same_v<Field, bool>) {
-      const bool numpy_bool = std::string(Py_TYPE(v.ptr())->tp_name).rfind("numpy.bool", 0) == 0;
-      if (!py::isinstance<py::bool_>(v) && !numpy_bool)
-        throw py::type_error(where + key + ": expected a bool, got " +
-                             py::repr(v).cast<std::string>());
-      field = v.cast<bool>();
+      field = bool_value(v, where + key);
     } else {
       if (py::isinstance<py::bool_>(v) || !PyNumber_Check(v.ptr()) || py::isinstance<py::str>(v))
         throw py::type_error(where + key + ": expected a number, got " +
@@ -53,6 +56,44 @@ Config config_from_dict(const py::dict& d, const std::string& where) {
     throw py::value_error(where + e.what());
   }
   return c;
+}
+
+/// The storage options of a param group (keys state_dtype, stochastic_rounding, master_weights,
+/// seed; absent ones take their defaults). The one parser of these keys.
+StorageOptions storage_options(const py::dict& d, const std::string& where) {
+  StorageOptions o;
+  if (d.contains("state_dtype")) {
+    py::handle v = d["state_dtype"];
+    if (!v.is_none()) {
+      if (!py::isinstance<py::str>(v))
+        throw py::type_error(where + "state_dtype: expected None or a str, got " + py::repr(v).cast<std::string>());
+      try {
+        o.state_dtype = parse_state_dtype(v.cast<std::string>());
+      } catch (const InvalidArgument& e) {
+        throw py::value_error(where + e.what());
+      }
+    }
+  }
+  if (d.contains("stochastic_rounding"))
+    o.stochastic_rounding = bool_value(d["stochastic_rounding"], where + "stochastic_rounding");
+  if (d.contains("master_weights")) o.master_weights = bool_value(d["master_weights"], where + "master_weights");
+  if (d.contains("seed")) {
+    py::handle v = d["seed"];
+    if (!PyLong_Check(v.ptr()) || py::isinstance<py::bool_>(v))
+      throw py::type_error(where + "seed: expected an int, got " + py::repr(v).cast<std::string>());
+    const unsigned long long seed = PyLong_AsUnsignedLongLong(v.ptr());
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      throw py::value_error(where + "seed: must be in [0, 2**64), got " + py::repr(v).cast<std::string>());
+    }
+    o.seed = seed;
+  }
+  return o;
+}
+
+bool same_options(const StorageOptions& a, const StorageOptions& b) {
+  return a.state_dtype == b.state_dtype && a.stochastic_rounding == b.stochastic_rounding &&
+         a.master_weights == b.master_weights && a.seed == b.seed;
 }
 
 template <class Config>
@@ -166,6 +207,9 @@ class StepPlanBase {
  public:
   virtual ~StepPlanBase() = default;
   virtual void step(const py::object& groups, const py::object& state, const py::object& grads) = 0;
+  /// The full checks of param_groups and state that a step makes, changing nothing (host arrays;
+  /// device state is checked by the device step).
+  virtual void check(const py::object& groups, const py::object& state) = 0;
 };
 
 template <class Rule>
@@ -180,15 +224,19 @@ class StepPlan final : public StepPlanBase {
     py::object params;                                    // its "params" list
     std::vector<std::pair<py::object, py::object>> items; // (key, value) parsed into config
     Config config;
+    StorageOptions storage;
   };
   struct Tensor {
     ArrayRef param;
     std::size_t group = 0;
-    bool f32 = true;
+    Storage storage = Storage::Float32;  // the parameter's (and its gradient's)
     int64_t size = 0;
     py::object key;         // int index into the state dict
     py::object state;       // its state dict, or None before its first step
     std::array<ArrayRef, S> slots;
+    std::array<ArrayRef, S> scales;  // block scales of 8-bit slots
+    std::array<Storage, S> slot_storage{};
+    ArrayRef master;        // float32 master copy of a 16-bit parameter (master_weights)
     py::object step_obj;    // state["step"] as last read or written
     py::object mu_obj;      // state["mu_product"] (NAdam)
     TensorScalars scalars;
@@ -205,12 +253,18 @@ class StepPlan final : public StepPlanBase {
   std::vector<std::size_t> active_;
   std::vector<Range> read_;
   py::object step_key_ = py::str("step"), mu_key_ = py::str("mu_product"), params_key_ = py::str("params");
-  std::array<py::object, S> slot_key_;
+  py::object master_key_ = py::str("master_param");
+  std::array<py::object, S> slot_key_, scale_key_;
 
  public:
   StepPlan() {
-    for (std::size_t k = 0; k < S; ++k) slot_key_[k] = py::str(Rule::slots[k]);
+    for (std::size_t k = 0; k < S; ++k) {
+      slot_key_[k] = py::str(Rule::slots[k]);
+      scale_key_[k] = py::str(std::string(Rule::slots[k]) + "_scale");
+    }
   }
+
+  void check(const py::object& groups, const py::object& state) override { rebuild(groups, state); }
 
   void step(const py::object& groups, const py::object& state, const py::object& grads) override {
     if (!valid_ || !still_valid(groups, state)) rebuild(groups, state);
@@ -224,7 +278,9 @@ class StepPlan final : public StepPlanBase {
     if (n != tensor_.size())
       throw py::value_error("grads: expected " + std::to_string(tensor_.size()) +
                             " gradients (one per parameter), got " + std::to_string(n));
-    for (std::size_t gi = 0; gi < group_.size(); ++gi) refresh_config(gi);
+    bool storage_changed = false;
+    for (std::size_t gi = 0; gi < group_.size(); ++gi) storage_changed |= refresh_config(gi);
+    if (storage_changed) rebuild(groups, state);  // existing state checked against the new options
     active_.clear();
     bool fresh_state = false;
     for (std::size_t i = 0; i < n; ++i) {
@@ -250,8 +306,8 @@ class StepPlan final : public StepPlanBase {
     for (std::size_t i : active_) {
       Tensor& t = tensor_[i];
       total += t.size;
-      if (t.f32) f32_.push_back(tensor_step<float>(t, g[i]));
-      else f64_.push_back(tensor_step<double>(t, g[i]));
+      if (t.storage == Storage::Float64) f64_.push_back(tensor_step<double>(t, g[i], i));
+      else f32_.push_back(tensor_step<float>(t, g[i], i));
     }
     if (total >= kReleaseGilMin) {
       py::gil_scoped_release release;
@@ -308,7 +364,11 @@ class StepPlan final : public StepPlanBase {
         } else if (a) {
           return false;  // a state buffer appeared
         }
+        PyObject* sc = PyDict_GetItemWithError(s, scale_key_[k].ptr());
+        if (t.scales[k].obj ? !t.scales[k].unchanged(sc) : sc != nullptr) return false;
       }
+      PyObject* m = PyDict_GetItemWithError(s, master_key_.ptr());
+      if (t.master.obj ? !t.master.unchanged(m) : m != nullptr) return false;
       PyObject* st = PyDict_GetItemWithError(s, step_key_.ptr());
       if (st != t.step_obj.ptr()) {
         if (!st) return false;  // removed: the full path decides
@@ -328,15 +388,18 @@ class StepPlan final : public StepPlanBase {
     return true;
   }
 
-  /// Parses group gi's hyperparameters again if any value object changed.
-  void refresh_config(std::size_t gi) {
+  /// Parses group gi's hyperparameters again if any value object changed; true if its storage
+  /// options changed (the existing state must then be checked against them).
+  bool refresh_config(std::size_t gi) {
     Group& grp = group_[gi];
     PyObject* d = grp.dict.ptr();
     bool same = std::size_t(PyDict_Size(d)) == grp.items.size() + 1;  // + "params"
     for (std::size_t k = 0; same && k < grp.items.size(); ++k)
       same = PyDict_GetItemWithError(d, grp.items[k].first.ptr()) == grp.items[k].second.ptr();
-    if (same) return;
+    if (same) return false;
+    const StorageOptions before = grp.storage;
     parse_group(gi);
+    return !same_options(before, grp.storage);
   }
 
   void parse_group(std::size_t gi) {
@@ -346,6 +409,7 @@ class StepPlan final : public StepPlanBase {
     std::vector<std::pair<py::object, py::object>> items;
     py::dict fields = group_fields(d, where, params_key_, &items);
     grp.config = config_from_dict<Config>(fields, where);
+    grp.storage = storage_options(d, where);
     grp.items = std::move(items);
   }
 
@@ -360,15 +424,22 @@ class StepPlan final : public StepPlanBase {
         return;
     }
     // Not the common case: the full check raises with the argument's name, or accepts it.
-    checked_like(g, py::reinterpret_borrow<py::array>(t.param.obj), "grads[" + idx(i) + "]",
-                 "params[" + idx(i) + "]", false);
+    const std::string what = "grads[" + idx(i) + "]";
+    py::array a = stored_array(g, what, false, {Storage::Float32, Storage::Float64, Storage::BFloat16, Storage::Float16});
+    if (*storage_of(a) != t.storage)
+      throw py::type_error(what + ": dtype " + storage_name(*storage_of(a)) + " does not match params[" +
+                           idx(i) + "]'s " + storage_name(t.storage));
+    if (a.ndim() != t.param.ndim || !std::equal(a.shape(), a.shape() + a.ndim(), t.param.shape.begin()))
+      throw py::value_error(what + ": shape " + py::str(a.attr("shape")).cast<std::string>() +
+                            " does not match params[" + idx(i) + "]'s " +
+                            py::str(t.param.obj.attr("shape")).cast<std::string>());
   }
 
   void check_grad_aliasing(PyObject* const* g) {
     for (std::size_t i : active_) {
       auto* a = npy::proxy(g[i]);
       const char* begin = static_cast<const char*>(a->data);
-      const char* end = begin + tensor_[i].size * (tensor_[i].f32 ? 4 : 8);
+      const char* end = begin + tensor_[i].size * int64_t(storage_bytes(tensor_[i].storage));
       if (begin == end) continue;
       auto it = std::upper_bound(written_.begin(), written_.end(), begin,
                                  [](const char* p, const Range& w) { return p < w.begin; });
@@ -383,8 +454,10 @@ class StepPlan final : public StepPlanBase {
   void create_state(std::size_t i) {
     Tensor& t = tensor_[i];
     py::dict entry;
-    if (t.f32) make_slots<float>(t, entry, i);
-    else make_slots<double>(t, entry, i);
+    const Config& config = group_[t.group].config;
+    for (std::size_t k = 0; k < S; ++k)
+      if (Rule::uses_slot(config, int(k))) make_slot(t, k, i, entry);
+    if (wants_master(t)) make_master(t, i, entry);
     t.scalars = TensorScalars{};
     t.step_obj = py::int_(0);
     entry[step_key_] = t.step_obj;
@@ -396,43 +469,106 @@ class StepPlan final : public StepPlanBase {
     t.state = entry;
   }
 
-  template <class T>
-  void make_slots(Tensor& t, py::dict& entry, std::size_t i) {
-    const Config& config = group_[t.group].config;
-    const auto& shape = t.param.shape;
-    for (std::size_t k = 0; k < S; ++k) {
-      if (!Rule::uses_slot(config, int(k))) continue;
-      py::array_t<T> fresh(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-      std::fill(fresh.mutable_data(), fresh.mutable_data() + fresh.size(), T(Rule::slot_init(config, int(k))));
-      entry[slot_key_[k]] = fresh;
-      t.slots[k].set(fresh);
-      written_.push_back(range_of(fresh, "state[" + idx(i) + "]['" + Rule::slots[k] + "']"));
-    }
+  bool wants_master(const Tensor& t) const {
+    return group_[t.group].storage.master_weights && is_16bit(t.storage);
   }
 
-  template <class T>
-  TensorStep<Rule, T> tensor_step(Tensor& t, PyObject* g) {
-    TensorStep<Rule, T> s;
-    s.param = static_cast<T*>(t.param.data);
-    s.grad = reinterpret_cast<const T*>(npy::proxy(g)->data);
+  /// A new state slot k for tensor i in the storage its options give, initialised by the rule;
+  /// the one place host state is allocated.
+  void make_slot(Tensor& t, std::size_t k, std::size_t i, py::dict entry) {
+    const Group& grp = group_[t.group];
+    const Storage storage = slot_storage(Rule::slot_kind(int(k)), grp.storage.state_dtype, t.storage);
+    py::array fresh(numpy_dtype(storage), std::vector<py::ssize_t>(t.param.shape.begin(), t.param.shape.end()));
+    const std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
+    float* scale = nullptr;
+    if (is_8bit(storage)) {
+      py::array_t<float> scales(scale_count(t.size));
+      scale = scales.mutable_data();
+      entry[scale_key_[k]] = scales;
+      t.scales[k].set(scales);
+      written_.push_back(range_of(scales, what + " scales"));
+    }
+    fill_state(Buffer(fresh.mutable_data(), storage, scale), t.size, Rule::slot_init(grp.config, int(k)));
+    entry[slot_key_[k]] = fresh;
+    t.slots[k].set(fresh);
+    t.slot_storage[k] = storage;
+    written_.push_back(range_of(fresh, what));
+  }
+
+  void make_master(Tensor& t, std::size_t i, py::dict entry) {
+    py::array_t<float> fresh(std::vector<py::ssize_t>(t.param.shape.begin(), t.param.shape.end()));
+    to_float(Buffer(t.param.data, t.storage), t.size, fresh.mutable_data());
+    entry[master_key_] = fresh;
+    t.master.set(fresh);
+    written_.push_back(range_of(fresh, "state[" + idx(i) + "]['master_param']"));
+  }
+
+  template <class C>
+  TensorStep<Rule, C> tensor_step(Tensor& t, PyObject* g, std::size_t i) {
+    const Group& grp = group_[t.group];
+    TensorStep<Rule, C> s;
+    s.param = Buffer(t.param.data, t.storage);
+    s.grad = Buffer(npy::proxy(g)->data, t.storage);
     s.size = t.size;
-    s.config = &group_[t.group].config;
+    s.config = &grp.config;
     s.scalars = &t.scalars;
-    const Config& config = group_[t.group].config;
+    s.rounding = {grp.storage.stochastic_rounding, grp.storage.seed, uint64_t(i)};
+    py::dict entry = py::reinterpret_borrow<py::dict>(t.state);
     for (std::size_t k = 0; k < S; ++k) {
-      if (!t.slots[k].obj && Rule::uses_slot(config, int(k))) {
-        // A slot switched on after this tensor's state was made (e.g. amsgrad turned on later):
-        // create it now, as the per-call path always did.
-        py::array_t<T> fresh(std::vector<py::ssize_t>(t.param.shape.begin(), t.param.shape.end()));
-        std::fill(fresh.mutable_data(), fresh.mutable_data() + fresh.size(),
-                  T(Rule::slot_init(config, int(k))));
-        t.state[slot_key_[k]] = fresh;
-        t.slots[k].set(fresh);
+      if (!t.slots[k].obj && Rule::uses_slot(grp.config, int(k))) {
+        // A slot switched on after this tensor's state was made (e.g. amsgrad turned on later).
+        make_slot(t, k, i, entry);
         valid_ = false;  // re-derive the written ranges next step
       }
-      s.slots[k] = static_cast<T*>(t.slots[k].data);
+      s.slots[k] = Buffer(t.slots[k].data, t.slot_storage[k],
+                          t.scales[k].obj ? static_cast<float*>(t.scales[k].data) : nullptr);
     }
+    if (!t.master.obj && wants_master(t)) {
+      make_master(t, i, entry);
+      valid_ = false;
+    }
+    s.master = wants_master(t) ? static_cast<float*>(t.master.data) : nullptr;
     return s;
+  }
+
+  void require_shape(const py::array& a, const Tensor& t, const std::string& what) {
+    if (a.ndim() != t.param.ndim || !std::equal(a.shape(), a.shape() + a.ndim(), t.param.shape.begin()))
+      throw py::value_error(what + ": shape " + py::str(a.attr("shape")).cast<std::string>() +
+                            " does not match the parameter's " +
+                            py::str(t.param.obj.attr("shape")).cast<std::string>());
+  }
+
+  /// An existing state slot must be stored as the group's options store it (with its scales).
+  void check_slot(Tensor& t, std::size_t k, std::size_t i, const py::dict& e, std::vector<Range>& written) {
+    const std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
+    const StateDType requested = group_[t.group].storage.state_dtype;
+    const Storage expected = slot_storage(Rule::slot_kind(int(k)), requested, t.storage);
+    py::array s = stored_array(e[slot_key_[k]], what, true,
+                               {Storage::Float32, Storage::Float64, Storage::BFloat16, Storage::Float16,
+                                Storage::Int8, Storage::UInt8});
+    require_shape(s, t, what);
+    const Storage got = *storage_of(s);
+    if (got != expected)
+      throw py::type_error(what + ": stored as " + storage_name(got) + ", but this optimizer (state_dtype=" +
+                           state_dtype_name(requested) + ", " + storage_name(t.storage) +
+                           " parameters) stores it as " + storage_name(expected));
+    t.slots[k].set(s);
+    t.slot_storage[k] = got;
+    written.push_back(range_of(s, what));
+    if (!is_8bit(got)) {
+      if (e.contains(scale_key_[k]))
+        throw py::value_error("state[" + idx(i) + "]['" + Rule::slots[k] + "_scale']: scales of a " +
+                              storage_name(got) + " slot");
+      return;
+    }
+    const std::string swhat = "state[" + idx(i) + "]['" + Rule::slots[k] + "_scale']";
+    if (!e.contains(scale_key_[k])) throw py::value_error(swhat + " is missing (8-bit state needs its scales)");
+    py::array sc = stored_array(e[scale_key_[k]], swhat, true, {Storage::Float32});
+    if (sc.ndim() != 1 || sc.shape(0) != scale_count(t.size))
+      throw py::value_error(swhat + ": expected shape (" + std::to_string(scale_count(t.size)) + ",), got " +
+                            py::str(sc.attr("shape")).cast<std::string>());
+    t.scales[k].set(sc);
+    written.push_back(range_of(sc, swhat));
   }
 
   /// The full checks, as the per-call path did them; builds every cache.
@@ -461,10 +597,11 @@ class StepPlan final : public StepPlanBase {
           const std::size_t i = tensors.size();
           Tensor t;
           const std::string name = "params[" + idx(i) + "]";
-          py::array a = checked_array(p, name, /*writeable=*/true);
+          py::array a = stored_array(p, name, /*writeable=*/true,
+                                     {Storage::Float32, Storage::Float64, Storage::BFloat16, Storage::Float16});
           t.param.set(a);
           t.group = gi;
-          t.f32 = dtype_of(a) == DType::Float32;
+          t.storage = *storage_of(a);
           t.size = a.size();
           t.key = py::int_(i);
           written.push_back(range_of(a, name));
@@ -475,11 +612,22 @@ class StepPlan final : public StepPlanBase {
             t.state = entry;
             py::dict e = py::reinterpret_borrow<py::dict>(entry);
             for (std::size_t k = 0; k < S; ++k) {
-              if (!e.contains(slot_key_[k])) continue;
-              std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
-              py::array s = checked_like(e[slot_key_[k]], a, what, name, true);
-              t.slots[k].set(s);
-              written.push_back(range_of(s, what));
+              if (!e.contains(slot_key_[k])) {
+                if (e.contains(scale_key_[k]))
+                  throw py::value_error("state[" + idx(i) + "]['" + Rule::slots[k] + "_scale'] without its codes");
+                continue;
+              }
+              check_slot(t, k, i, e, written);
+            }
+            if (e.contains(master_key_)) {
+              const std::string what = "state[" + idx(i) + "]['master_param']";
+              if (!wants_master(t))
+                throw py::value_error(what + ": present, but master_weights is off or params[" + idx(i) +
+                                      "] is not 16-bit");
+              py::array m = stored_array(e[master_key_], what, true, {Storage::Float32});
+              require_shape(m, t, what);
+              t.master.set(m);
+              written.push_back(range_of(m, what));
             }
             // Absent scalars start at their defaults (null cached object = "absent").
             if (e.contains(step_key_)) {
@@ -523,6 +671,10 @@ class StepPlan final : public StepPlanBase {
 
 template <class Rule>
 class DeviceStepPlan final : public StepPlanBase {
+ public:
+  void check(const py::object&, const py::object&) override {}
+
+ private:
   using Config = typename Rule::Config;
   static constexpr std::size_t S = num_slots<Rule>;
 
@@ -593,6 +745,10 @@ class DeviceStepPlan final : public StepPlanBase {
       const std::string where = "param_groups[" + idx(gi) + "]: ";
       py::dict d = py::reinterpret_borrow<py::dict>(gl[gi]);
       configs_.push_back(config_from_dict<Config>(group_fields(d, where, params_key_, nullptr), where));
+      const StorageOptions options = storage_options(d, where);
+      if (options.state_dtype != StateDType::Default && options.state_dtype != StateDType::Float32)
+        throw py::value_error(where + "state_dtype=" + state_dtype_name(options.state_dtype) +
+                              " is CPU-only for now (device parameters keep their state in their own dtype)");
       for (py::handle p : py::reinterpret_borrow<py::list>(d[params_key_])) {
         const std::size_t i = tensors_.size();
         Tensor t;
@@ -731,6 +887,13 @@ class PlanSwitch final : public StepPlanBase {
   }
 
  public:
+  void check(const py::object& groups, const py::object& state) override {
+    try {
+      StepPlan<Rule>().check(groups, state);
+    } catch (const WrongPlan&) {
+    }
+  }
+
   void step(const py::object& groups, const py::object& state, const py::object& grads) override {
     if (!on_device_) {
       try {
@@ -762,14 +925,31 @@ struct RuleInfo {
   py::dict (*defaults)();
   void (*validate)(const py::dict&);
   std::vector<std::string> slots;
+  py::dict (*layout)(const py::dict&, Storage);
 };
+
+/// The dtype of every state entry a tensor stored as `param` may hold under the group's options
+/// (each slot, its scales when 8-bit, the master copy when kept), as slot_storage decides.
+template <class Rule>
+py::dict state_layout(const py::dict& group, Storage param) {
+  const StorageOptions options = storage_options(group, "");
+  py::dict layout;
+  for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
+    const Storage s = slot_storage(Rule::slot_kind(int(k)), options.state_dtype, param);
+    layout[Rule::slots[k]] = numpy_dtype(s);
+    if (is_8bit(s)) layout[py::str(std::string(Rule::slots[k]) + "_scale")] = numpy_dtype(Storage::Float32);
+  }
+  if (options.master_weights && is_16bit(param)) layout["master_param"] = numpy_dtype(Storage::Float32);
+  return layout;
+}
 
 template <class Rule>
 RuleInfo info() {
   return {&make_plan<Rule>,
           [] { return config_to_dict(typename Rule::Config{}); },
           [](const py::dict& d) { config_from_dict<typename Rule::Config>(d, ""); },
-          std::vector<std::string>(Rule::slots.begin(), Rule::slots.end())};
+          std::vector<std::string>(Rule::slots.begin(), Rule::slots.end()),
+          &state_layout<Rule>};
 }
 
 const std::map<std::string, RuleInfo>& registry() {
@@ -792,7 +972,10 @@ void bind_optim(py::module_& m) {
                            "An optimizer's bound step: caches its checked arguments between steps.")
       .def(py::init([](const std::string& name) { return lookup(name).plan(); }), py::arg("name"))
       .def("step", &StepPlanBase::step, py::arg("param_groups"), py::arg("state"), py::arg("grads"),
-           "One fused step over param_groups with `grads`, updating `state` in place.");
+           "One fused step over param_groups with `grads`, updating `state` in place.")
+      .def("check", &StepPlanBase::check, py::arg("param_groups"), py::arg("state"),
+           "The checks of a step on param_groups and state (dtypes, shapes, storage, aliasing), "
+           "changing nothing.");
   m.def("optimizers", [] {
     std::vector<std::string> names;
     for (const auto& kv : registry()) names.push_back(kv.first);
@@ -804,6 +987,34 @@ void bind_optim(py::module_& m) {
         "Raises TypeError/ValueError if `d` is not a valid config for optimizer `name`.");
   m.def("slot_names", [](const std::string& name) { return lookup(name).slots; },
         "Names of the per-element state buffers of optimizer `name`.");
+  m.def("state_layout", [](const std::string& name, const py::dict& group, const py::array& param) {
+    const std::optional<Storage> s = storage_of(param);
+    if (!s || is_8bit(*s)) throw py::type_error("param: not a parameter dtype");
+    return lookup(name).layout(group, *s);
+  }, py::arg("name"), py::arg("group"), py::arg("param"),
+     "The dtype of each state entry of a parameter like `param` under the group's storage options.");
+  m.def("check_storage_options", [](const py::dict& group) { storage_options(group, ""); },
+        "Raises TypeError/ValueError unless the group's state_dtype, stochastic_rounding, "
+        "master_weights and seed are valid.");
+  m.def("dequantize", [](const py::array& codes, const py::object& scales) {
+    py::array c = stored_array(codes, "codes", false, {Storage::Float32, Storage::Float64, Storage::BFloat16,
+                                                       Storage::Float16, Storage::Int8, Storage::UInt8});
+    const Storage storage = *storage_of(c);
+    py::array_t<float> out(std::vector<py::ssize_t>(c.shape(), c.shape() + c.ndim()));
+    float* scale = nullptr;
+    py::array sc;
+    if (is_8bit(storage)) {
+      if (scales.is_none()) throw py::value_error("scales: 8-bit codes need their block scales");
+      sc = stored_array(scales, "scales", false, {Storage::Float32});
+      if (sc.ndim() != 1 || sc.shape(0) != scale_count(c.size()))
+        throw py::value_error("scales: expected shape (" + std::to_string(scale_count(c.size())) + ",)");
+      scale = static_cast<float*>(const_cast<void*>(sc.data()));
+    }
+    if (storage == Storage::Float64) throw py::type_error("codes: float64 state is not a stored format to decode");
+    to_float(Buffer(const_cast<void*>(c.data()), storage, scale), c.size(), out.mutable_data());
+    return out;
+  }, py::arg("codes"), py::arg("scales") = py::none(),
+     "A float32 copy of a stored state buffer: 8-bit codes with their block scales, bfloat16, float16 or float32.");
   m.def("require_distinct", [](const py::list& arrays) {
     long first_host = -1, first_device = -1;
     for (std::size_t i = 0; i < arrays.size(); ++i) {
@@ -816,7 +1027,8 @@ void bind_optim(py::module_& m) {
     for (std::size_t i = 0; i < arrays.size(); ++i) {
       std::string what = "params[" + std::to_string(i) + "]";
       if (first_device >= 0) ranges.push_back(range_of(device_view(arrays[i], what, true), what));
-      else ranges.push_back(range_of(checked_array(arrays[i], what, true), what));
+      else ranges.push_back(range_of(stored_array(arrays[i], what, true, {Storage::Float32, Storage::Float64,
+                                                                          Storage::BFloat16, Storage::Float16}), what));
     }
     require_disjoint(std::move(ranges), {});
   }, "Checks that every entry is an in-place-updatable array (all NumPy, or all CUDA device "

@@ -42,7 +42,9 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
-                 maximize: bool = False):
+                 maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -72,7 +74,9 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False):
+                 decoupled_weight_decay: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -91,7 +95,9 @@ class AdamW(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -115,7 +121,9 @@ class Adagrad(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10, *, maximize: bool = False):
+                 eps: float = 1e-10, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -141,7 +149,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False, *, maximize: bool = False):
+                 centered: bool = False, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -163,7 +173,9 @@ class Adadelta(Optimizer):
     _rule = "Adadelta"
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9,
-                 eps: float = 1e-6, weight_decay: float = 0.0, *, maximize: bool = False):
+                 eps: float = 1e-6, weight_decay: float = 0.0, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -186,7 +198,9 @@ class Adamax(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -213,7 +227,9 @@ class NAdam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 2e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False, *, maximize: bool = False):
+                 decoupled_weight_decay: bool = False, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -240,7 +256,9 @@ class RAdam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, decoupled_weight_decay: bool = False, *,
-                 maximize: bool = False):
+                 maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -264,7 +282,9 @@ class Lion(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-4,
                  betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
 
 
@@ -285,5 +305,7 @@ class DynamicLR(Optimizer):
     _rule = "DynamicLR"
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, beta: float = 1.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))

@@ -10,6 +10,10 @@ from .. import _core
 
 __all__ = ["Optimizer"]
 
+#: Param-group keys that choose how parameters are rounded and state is stored (docs/formats.md),
+#: not hyperparameters of the update.
+STORAGE_KEYS = ("state_dtype", "stochastic_rounding", "master_weights", "seed")
+
 
 def _host_copy(value: Any) -> Any:
     """A NumPy copy of a state array (host or device); scalars as they are."""
@@ -18,6 +22,22 @@ def _host_copy(value: Any) -> Any:
     if _core.is_device_array(value):
         return _core.cuda_to_numpy(value)
     return value
+
+
+def _stored_copy(value: np.ndarray, dtype: np.dtype | None, what: str) -> np.ndarray:
+    """A C-contiguous copy of a saved state array in the dtype this optimizer stores it in.
+
+    Floating-point state is converted, as torch does when loading; 8-bit codes and their scales
+    are never converted (that would need their scales, and silently change the state's format).
+    """
+    if dtype is None or value.dtype == dtype:
+        return np.array(value, order="C", copy=True)
+    if value.dtype.kind in "iu" or np.dtype(dtype).kind in "iu":
+        raise TypeError(
+            f"{what} is stored as {value.dtype}, but this optimizer stores it as {np.dtype(dtype)}: "
+            "load state saved with the same state_dtype"
+        )
+    return np.array(value, dtype=dtype, order="C", copy=True)
 
 
 class Optimizer:
@@ -29,6 +49,28 @@ class Optimizer:
     organises arguments and state.
 
     Subclasses set ``_rule`` (the C++ registry name) and pass their defaults.
+
+    Every optimizer also takes these keyword arguments (param-group keys, like its
+    hyperparameters; docs/formats.md describes the formats):
+
+    - ``state_dtype`` (``None``): how state is stored. ``None`` keeps it in the compute type
+      (float32 for float32, bfloat16 and float16 parameters; float64 for float64 ones);
+      ``"float32"``, ``"bfloat16"``, or ``"int8"``: 8-bit blockwise codes with one float32 scale per
+      256 elements (``state[i]["<name>_scale"]``). Slots that only grow (Adagrad's ``sum``) stay in
+      the compute type.
+    - ``stochastic_rounding`` (``True``): 16-bit parameters (``ml_dtypes.bfloat16``,
+      ``numpy.float16``) are written back with stochastic rounding, from a counter-based hash of
+      (seed, step, parameter index, element index); ``False`` rounds to nearest even.
+    - ``master_weights`` (``False``): keep a float32 copy of 16-bit parameters in the state
+      (``state[i]["master_param"]``); the parameter receives it rounded to nearest each step.
+    - ``seed`` (``0``): the seed of stochastic rounding.
+
+    >>> import numpy as np, ml_dtypes, dlopt
+    >>> w = np.zeros(512, dtype=ml_dtypes.bfloat16)
+    >>> opt = dlopt.optim.Adam([w], lr=1e-3, state_dtype="int8")
+    >>> opt.step([np.ones(512, dtype=ml_dtypes.bfloat16)])
+    >>> sorted(k for k in opt.state[0] if k != "step"), opt.state[0]["exp_avg"].dtype
+    (['exp_avg', 'exp_avg_scale', 'exp_avg_sq', 'exp_avg_sq_scale'], dtype('int8'))
     """
 
     _rule: str = ""
@@ -75,12 +117,13 @@ class Optimizer:
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         _core.validate_config(self._rule, self._config(group, len(self.param_groups)))
+        _core.check_storage_options(group)
         _core.require_distinct([p for g in self.param_groups for p in g["params"]] + group["params"])
         self.param_groups.append(group)
 
     def _config(self, group: dict[str, Any], index: int) -> dict[str, Any]:
         """The group's hyperparameters as the C++ Config fields (betas -> beta1, beta2)."""
-        config = {k: v for k, v in group.items() if k != "params"}
+        config = {k: v for k, v in group.items() if k != "params" and k not in STORAGE_KEYS}
         if "betas" in config:
             betas = config.pop("betas")
             if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -152,12 +195,15 @@ class Optimizer:
             new = {**{k: v for k, v in saved.items() if k != "params"}, "params": group["params"]}
             _core.validate_config(self._rule, self._config(new, gi))
             new_groups.append(new)
-        allowed = set(_core.slot_names(self._rule)) | {"step", "mu_product"}
+        slots = _core.slot_names(self._rule)
+        allowed = set(slots) | {f"{n}_scale" for n in slots} | {"master_param", "step", "mu_product"}
+        group_of = [g for g in new_groups for _ in g["params"]]
         new_state = {}
         for key, saved in saved_state.items():
             i = int(key)
             if not 0 <= i < len(params):
                 raise ValueError(f"state_dict: state for parameter {key!r}, which does not exist")
+            layout = {} if on_device else _core.state_layout(self._rule, group_of[i], params[i])
             entry = {}
             for name, value in saved.items():
                 if name not in allowed:
@@ -168,18 +214,41 @@ class Optimizer:
                 value = _core.cuda_to_numpy(value) if _core.is_device_array(value) else np.asarray(value)
                 if on_device:
                     shape, dtype, device = _core.cuda_array_info(params[i])
-                else:
-                    shape, dtype, device = params[i].shape, params[i].dtype, -1
-                if value.shape != tuple(shape):
-                    raise ValueError(
-                        f"state_dict: state[{i}][{name!r}] has shape {value.shape}, "
-                        f"parameter has {tuple(shape)}"
-                    )
-                value = np.array(value, dtype=dtype, order="C", copy=True)
-                entry[name] = _core.DeviceArray.from_numpy(value, max(device, 0)) if on_device else value
+                    if value.shape != tuple(shape):
+                        raise ValueError(
+                            f"state_dict: state[{i}][{name!r}] has shape {value.shape}, "
+                            f"parameter has {tuple(shape)}"
+                        )
+                    value = np.array(value, dtype=dtype, order="C", copy=True)
+                    entry[name] = _core.DeviceArray.from_numpy(value, max(device, 0))
+                    continue
+                entry[name] = _stored_copy(value, layout.get(name), f"state_dict: state[{i}][{name!r}]")
             new_state[i] = entry
+        if not on_device:  # every check a step makes (shapes, scales, storage), before anything changes
+            _core.StepPlan(self._rule).check(new_groups, new_state)
         self.param_groups[:] = new_groups
         self.state = new_state
+
+    def dequantized_state(self, index: int) -> dict[str, np.ndarray]:
+        """Parameter ``index``'s state buffers as float32 copies, whatever their storage.
+
+        8-bit codes are decoded with their block scales, bfloat16 widened; the scales and the
+        scalar entries are left out. For inspection: ``state`` holds what is stored.
+
+        >>> import numpy as np, dlopt
+        >>> w = np.zeros(300, dtype=np.float32)
+        >>> opt = dlopt.optim.SGD([w], lr=0.1, momentum=0.9, state_dtype="int8")
+        >>> opt.step([np.ones(300, dtype=np.float32)])
+        >>> opt.dequantized_state(0)["momentum_buffer"][:3]
+        array([1., 1., 1.], dtype=float32)
+        """
+        entry = self.state[index]
+        out = {}
+        for name in _core.slot_names(self._rule):
+            if name in entry:
+                value = _host_copy(entry[name])
+                out[name] = _core.dequantize(value, entry.get(f"{name}_scale"))
+        return out
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

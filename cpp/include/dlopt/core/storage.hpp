@@ -110,6 +110,16 @@ inline StateDType parse_state_dtype(const std::string& name) {
                         "' (expected None, 'float32', 'bfloat16' or 'int8')");
 }
 
+inline const char* state_dtype_name(StateDType d) {
+  switch (d) {
+    case StateDType::Default: return "None";
+    case StateDType::Float32: return "'float32'";
+    case StateDType::BFloat16: return "'bfloat16'";
+    case StateDType::Int8: return "'int8'";
+  }
+  return "?";
+}
+
 /// Storage of the compute type of parameters stored as `param`.
 inline Storage compute_storage(Storage param) {
   return param == Storage::Float64 ? Storage::Float64 : Storage::Float32;
