@@ -81,6 +81,7 @@ struct Cursor {
 };
 
 std::size_t itemsize_of(const std::string& dtype) {
+  if (dtype == "bfloat16") return 2;  // ml_dtypes.bfloat16 (NumPy's dtype.str says only "<V2")
   if (dtype.size() < 3) return 0;
   try {
     return std::size_t(std::stoul(dtype.substr(2)));

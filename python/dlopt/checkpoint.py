@@ -16,9 +16,25 @@ import tempfile
 import zlib
 from typing import Any, Mapping
 
+import ml_dtypes
 import numpy as np
 
 from . import _core
+
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def _dtype_token(dtype: np.dtype) -> str:
+    """The dtype as written in the array table: NumPy's ``dtype.str``, or ``bfloat16``."""
+    return "bfloat16" if dtype == _BFLOAT16 else dtype.str
+
+
+def _dtype_from_token(token: str) -> np.dtype:
+    return _BFLOAT16 if token == "bfloat16" else np.dtype(token)
+
+
+def _savable(dtype: np.dtype) -> bool:
+    return dtype == _BFLOAT16 or (dtype.kind in "biufc" and dtype.fields is None)
 
 __all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION"]
 
@@ -47,20 +63,21 @@ class _Encoder:
         self._names: set[str] = set()
 
     def _add(self, path: str, a: np.ndarray) -> str:
-        if a.dtype.kind not in "biufc" or a.dtype.fields is not None:
+        if not _savable(a.dtype):
             raise TypeError(f"{path}: arrays of dtype {a.dtype} cannot be saved (numbers only)")
         name, n = path, 1
         while name in self._names:
             name, n = f"{path}#{n}", n + 1
         self._names.add(name)
-        self.arrays.append((name, a.astype(a.dtype.newbyteorder("<"), order="C", copy=False)))
+        little = a.dtype if a.dtype == _BFLOAT16 else a.dtype.newbyteorder("<")
+        self.arrays.append((name, a.astype(little, order="C", copy=False)))
         return name
 
     def encode(self, value: Any, path: str) -> Any:
         if isinstance(value, np.ndarray):
             return {"__array__": self._add(path, value)}
         if isinstance(value, np.generic):
-            if isinstance(value, (np.str_, np.bytes_)) or value.dtype.kind not in "biufc":
+            if isinstance(value, (np.str_, np.bytes_)) or not _savable(value.dtype):
                 return self.encode(value.item(), path)
             return {"__scalar__": self._add(path, np.asarray(value))}
         if value is None or isinstance(value, (bool, str)):
@@ -235,10 +252,21 @@ def save(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = Non
     _write(os.fspath(path), enc.arrays, header_bytes)
 
 
+def _state_layout(optimizer: Any, saved: Mapping[str, Any], index: int, param: Any) -> dict:
+    """The dtype of each state entry of parameter `index` under the saved group's storage options."""
+    rule = getattr(optimizer, "_rule", None)
+    if rule is None or not isinstance(param, np.ndarray):
+        return {}
+    for group in saved.get("param_groups", []):
+        if index in group.get("params", []):
+            return dict(_core.state_layout(rule, group, param))
+    return {}
+
+
 def _write(path: str, arrays: list[tuple[str, np.ndarray]], header: bytes) -> None:
     table_parts, offset_slots = [struct.pack("<Q", len(arrays))], []
     for name, a in arrays:
-        nb, dt = name.encode("utf-8"), a.dtype.str.encode("ascii")
+        nb, dt = name.encode("utf-8"), _dtype_token(a.dtype).encode("ascii")
         table_parts.append(struct.pack("<I", len(nb)) + nb + struct.pack("<B", len(dt)) + dt +
                            struct.pack("<B", a.ndim) + struct.pack(f"<{a.ndim}Q", *a.shape))
         offset_slots.append(len(table_parts))
@@ -344,13 +372,13 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
             name = take(nlen).decode("utf-8")
             (dlen,) = struct.unpack("<B", take(1))
             try:
-                dtype = np.dtype(take(dlen).decode("ascii"))
+                dtype = _dtype_from_token(take(dlen).decode("ascii"))
             except TypeError:
                 raise bad(f"unknown dtype for array {name!r}") from None
             (ndim,) = struct.unpack("<B", take(1))
             shape = struct.unpack(f"<{ndim}Q", take(8 * ndim))
             offset, nbytes, crc = struct.unpack("<QQI", take(20))
-            if (dtype.kind not in "biufc" or nbytes != math.prod(shape) * dtype.itemsize
+            if (not _savable(dtype) or nbytes != math.prod(shape) * dtype.itemsize
                     or offset < data_offset or offset + nbytes > file_size):
                 raise bad(f"bad table entry for array {name!r}")
             a = np.empty(shape, dtype=dtype)
@@ -463,9 +491,13 @@ def _restore(path, header, result, optimizer, scheduler, model, params, strict) 
             i = int(key)
             if not 0 <= i < len(flat) or not isinstance(entry, dict):
                 raise mismatch(f"optimizer state for parameter {key!r}, which does not exist")
+            layout = _state_layout(optimizer, result["optimizer"], i, flat[i])
             for slot, value in entry.items():
-                if isinstance(value, np.ndarray) and value.ndim > 0 and (
-                        value.shape != flat[i].shape or value.dtype != flat[i].dtype):
+                # The file must hold the state as this optimizer stores it (storage: docs/formats.md).
+                if not isinstance(value, np.ndarray) or value.ndim == 0:
+                    continue
+                shape = value.shape if slot.endswith("_scale") else flat[i].shape
+                if value.shape != shape or (slot in layout and value.dtype != layout[slot]):
                     raise mismatch(f"optimizer state[{i}][{slot!r}] is {value.dtype}"
                                    f"{list(value.shape)}, parameter {i} is {flat[i].dtype}"
                                    f"{list(flat[i].shape)}")

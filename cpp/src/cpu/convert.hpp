@@ -59,9 +59,16 @@ inline void load(const Buffer& b, int64_t begin, int64_t n, C* __restrict out) {
   }
 }
 
-/// Stores in[0..n) into `b` from `begin`: floats converted (16-bit formats to nearest even), 8-bit formats quantized block by block with the block's new absolute maximum.
+/// Stores in[0..n) into `b` from `begin`: floats converted (16-bit formats to nearest even; bfloat16
+/// stochastically when `stochastic`, from the random bits of `key`), 8-bit formats quantized block by block with the block's new absolute maximum.
+/// The rounding dither of element i: 0.5 (to nearest, half up) or uniform from the hash.
+inline float dither(bool stochastic, uint64_t key, int64_t i) {
+  return stochastic ? formats::dither(formats::random_bits(key, i)) : 0.5f;
+}
+
 template <class C>
-inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict in) {
+inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict in,
+                  bool stochastic = false, uint64_t key = 0) {
   switch (b.storage) {
     case Storage::Float64: {
       double* __restrict x = static_cast<double*>(b.data) + begin;
@@ -84,7 +91,9 @@ inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict
     case Storage::BFloat16: {
       uint16_t* __restrict x = static_cast<uint16_t*>(b.data) + begin;
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16(float(in[i]));
+      for (int64_t i = 0; i < n; ++i)
+        x[i] = stochastic ? formats::float_to_bf16_sr(float(in[i]), formats::random_bits(key, begin + i))
+                          : formats::float_to_bf16(float(in[i]));
       break;
     }
     case Storage::Int8:
@@ -104,11 +113,13 @@ inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict
         if (b.storage == Storage::Int8) {
           int8_t* __restrict x = static_cast<int8_t*>(b.data) + begin + q;
 #pragma omp simd
-          for (int64_t i = 0; i < m; ++i) x[i] = formats::encode_signed(float(in[q + i]), inv);
+          for (int64_t i = 0; i < m; ++i)
+            x[i] = formats::encode_signed(float(in[q + i]), inv, dither(stochastic, key, begin + q + i));
         } else {
           uint8_t* __restrict x = static_cast<uint8_t*>(b.data) + begin + q;
 #pragma omp simd
-          for (int64_t i = 0; i < m; ++i) x[i] = formats::encode_unsigned(float(in[q + i]), inv);
+          for (int64_t i = 0; i < m; ++i)
+            x[i] = formats::encode_unsigned(float(in[q + i]), inv, dither(stochastic, key, begin + q + i));
         }
       }
       break;

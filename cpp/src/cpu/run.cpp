@@ -52,7 +52,7 @@ template <class Rule, class C>
 void store_param(const Segment<Rule, C>& seg, int64_t begin, int64_t n, const C* __restrict in) {
   uint16_t* __restrict x = static_cast<uint16_t*>(seg.param.data) + begin;
   const bool bf16 = seg.param.storage == Storage::BFloat16;
-  if (seg.stochastic) {
+  if (seg.stochastic) {  // (never with master weights: the master takes the update)
     const uint64_t key = seg.rounding_key;
     if (bf16) {
 #pragma omp simd
@@ -102,7 +102,8 @@ void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
       for (int64_t i = 0; i < n; ++i) Rule::update(c, i, pp, gg, s);
     }
     for (std::size_t k = 0; k < S; ++k)
-      if (s[k] == sbuf[k]) store(seg.slots[k], off, n, s[k]);
+      if (s[k] == sbuf[k])
+        store(seg.slots[k], off, n, s[k], seg.stochastic, formats::slot_key(seg.rounding_key, int(k)));
     if constexpr (std::is_same_v<C, float>) {
       if (seg.master) {
         uint16_t* x = static_cast<uint16_t*>(seg.param.data) + off;

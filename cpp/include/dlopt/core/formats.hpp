@@ -53,10 +53,13 @@ DLOPT_HD uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/// The key of one tensor at one step.
+/// The key of one tensor at one step (its parameter's rounding).
 DLOPT_HD uint64_t rounding_key(uint64_t seed, int64_t step, uint64_t tensor) {
   return mix64(mix64(mix64(seed) ^ uint64_t(step)) ^ tensor);
 }
+
+/// The key of state slot k of that tensor at that step.
+DLOPT_HD uint64_t slot_key(uint64_t tensor_key, int k) { return mix64(tensor_key ^ uint64_t(k + 1)); }
 
 /// 32 random bits for element `i` of a tensor whose step key is `key`: the same on every thread
 /// count and backend, since they depend on nothing else.
@@ -119,9 +122,9 @@ inline uint16_t float_to_f16_sr(float x, uint32_t random) {
 //
 // A block of kQuantBlock values is stored as its absolute maximum a (float32) and one code per
 // value, on a power-law (companded) scale that spends its codes near zero, where most moment
-// values lie:
-//   Int8  (signed values):       q = ±rint(127·√|x/a|),     x = a·(q/127)·|q/127|
-//   UInt8 (non-negative values): q = rint(255·(x/a)^(1/4)), x = a·((q/255)²)²
+// values lie; d is the dither, 0.5 (round half up) or uniform in [0, 1) (stochastic rounding):
+//   Int8  (signed values):       q = ±min(⌊127·√|x/a| + d⌋, 127),     x = a·(q/127)·|q/127|
+//   UInt8 (non-negative values): q = min(⌊255·(x/a)^(1/4) + d⌋, 255), x = a·((q/255)²)²
 // A non-finite value makes the block's scale NaN (so the NaN is not lost) and its codes 0.
 
 constexpr float kInv127 = 1.0f / 127.0f;
@@ -129,10 +132,14 @@ constexpr float kInv255 = 1.0f / 255.0f;
 
 DLOPT_HD float clamp01(float u) { return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u); }
 
+/// A dither in [0, 1) from the top 24 of 32 random bits.
+DLOPT_HD float dither(uint32_t random) { return float(random >> 8) * 0x1p-24f; }
+
 /// `inv` is 1/a for a finite a > 0, else 0.
-DLOPT_HD int8_t encode_signed(float x, float inv) {
+DLOPT_HD int8_t encode_signed(float x, float inv, float dither) {
   const float u = clamp01(std::fabs(x * inv));
-  const float q = std::nearbyint(std::sqrt(u) * 127.0f);
+  const float c = std::floor(std::sqrt(u) * 127.0f + dither);
+  const float q = c < 127.0f ? c : 127.0f;
   return int8_t(x < 0.0f ? -q : q);
 }
 
@@ -141,9 +148,10 @@ DLOPT_HD float decode_signed(int8_t q, float scale) {
   return (t * std::fabs(t)) * scale;
 }
 
-DLOPT_HD uint8_t encode_unsigned(float x, float inv) {
+DLOPT_HD uint8_t encode_unsigned(float x, float inv, float dither) {
   const float u = clamp01(x * inv);
-  return uint8_t(std::nearbyint(std::sqrt(std::sqrt(u)) * 255.0f));
+  const float c = std::floor(std::sqrt(std::sqrt(u)) * 255.0f + dither);
+  return uint8_t(c < 255.0f ? c : 255.0f);
 }
 
 DLOPT_HD float decode_unsigned(uint8_t q, float scale) {

@@ -53,7 +53,7 @@ struct Segment {
   int64_t size;
   typename Rule::template Coeffs<C> coeffs;
   uint64_t rounding_key;  ///< formats::rounding_key(seed, step, tensor); 0 without stochastic rounding
-  bool stochastic;
+  bool stochastic;        ///< 16-bit parameters (without master weights) and bf16 / 8-bit state
   bool native;
 };
 
@@ -127,8 +127,8 @@ std::vector<cpu::Segment<Rule, C>>& begin_step(const TensorStep<Rule, C>* tensor
       native = native && t.slots[k].storage == storage_of<C>;
     }
     seg.native = native;
-    seg.stochastic = t.rounding.stochastic && is_16bit(t.param.storage) && !t.master;
-    if (seg.stochastic)
+    seg.stochastic = t.rounding.stochastic;
+    if (seg.stochastic && !native)
       seg.rounding_key = formats::rounding_key(t.rounding.seed, t.scalars->step, t.rounding.tensor);
     segments.push_back(seg);
   }
