@@ -342,3 +342,20 @@ def test_bad_storage_input_is_refused_and_changes_nothing():
     with pytest.raises(TypeError, match="stored as int8"):
         q.step([np.ones(300, np.float32)])
     np.testing.assert_array_equal(q.state[0]["exp_avg"], codes)
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_linear_models_take_the_storage_options(state_dtype):
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_diabetes(return_X_y=True)
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    y = ((y - y.mean()) / y.std()).astype(np.float32)
+
+    def fit(options):
+        return dlopt.linear_model.LinearRegression(optimizer="adam", lr=0.01, epochs=60, batch_size=32,
+                                                   optimizer_params=options).fit(X, y)
+    ref, low = fit(None), fit({"state_dtype": state_dtype, "seed": 3})
+    assert not np.array_equal(low.coef_, ref.coef_)  # the option reached the optimizer
+    assert low.score(X, y) == pytest.approx(ref.score(X, y), rel=0.01)
+    with pytest.raises(ValueError, match="master_weights"):
+        fit({"master_weights": True})

@@ -101,8 +101,11 @@ TrainConfig config_from_dict(const py::dict& d) {
     else if (key == "lr") c.lr = number(v, key);
     else if (key == "lr_schedule") c.lr_schedule = schedule_from(v);
     else if (key == "optimizer_params") {
-      for (auto kv : v.cast<py::dict>()) {
+      const py::dict params = v.cast<py::dict>();
+      c.optimizer_storage = storage_options(params, "optimizer_params: ");
+      for (auto kv : params) {
         const std::string k = py::str(kv.first);
+        if (is_storage_key(k)) continue;
         c.optimizer_params[k] = py::isinstance<py::bool_>(kv.second) ? double(kv.second.cast<bool>())
                                                                     : number(kv.second, k);
       }

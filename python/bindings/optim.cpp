@@ -17,16 +17,15 @@
 
 #include "arrays.hpp"
 #include "device.hpp"
+#include "models.hpp"
 #include "dlopt/core/step.hpp"
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
 namespace dlopt::py_bindings {
+
 namespace {
-
-// ---- hyperparameters: dict <-> Config through Config::visit ----------------------------------
-
 bool bool_value(py::handle v, const std::string& what) {
   const bool numpy_bool = std::string(Py_TYPE(v.ptr())->tp_name).rfind("numpy.bool", 0) == 0;
   if (!py::isinstance<py::bool_>(v) && !numpy_bool)
@@ -34,32 +33,8 @@ bool bool_value(py::handle v, const std::string& what) {
   return v.cast<bool>();
 }
 
-template <class Config>
-Config config_from_dict(const py::dict& d, const std::string& where) {
-  Config c;
-  c.visit([&](const char* key, auto& field) {
-    using Field = std::decay_t<decltype(field)>;
-    if (!d.contains(key)) return;
-    py::handle v = d[key];
-    if constexpr (std::is_same_v<Field, bool>) {
-      field = bool_value(v, where + key);
-    } else {
-      if (py::isinstance<py::bool_>(v) || !PyNumber_Check(v.ptr()) || py::isinstance<py::str>(v))
-        throw py::type_error(where + key + ": expected a number, got " +
-                             py::repr(v).cast<std::string>());
-      field = v.cast<double>();
-    }
-  });
-  try {
-    c.validate();
-  } catch (const InvalidArgument& e) {
-    throw py::value_error(where + e.what());
-  }
-  return c;
-}
+}  // namespace
 
-/// The storage options of a param group (keys state_dtype, stochastic_rounding, master_weights,
-/// seed; absent ones take their defaults). The one parser of these keys.
 StorageOptions storage_options(const py::dict& d, const std::string& where) {
   StorageOptions o;
   if (d.contains("state_dtype")) {
@@ -91,9 +66,36 @@ StorageOptions storage_options(const py::dict& d, const std::string& where) {
   return o;
 }
 
-bool same_options(const StorageOptions& a, const StorageOptions& b) {
-  return a.state_dtype == b.state_dtype && a.stochastic_rounding == b.stochastic_rounding &&
-         a.master_weights == b.master_weights && a.seed == b.seed;
+bool is_storage_key(const std::string& key) {
+  return key == "state_dtype" || key == "stochastic_rounding" || key == "master_weights" || key == "seed";
+}
+
+namespace {
+
+// ---- hyperparameters: dict <-> Config through Config::visit ----------------------------------
+
+template <class Config>
+Config config_from_dict(const py::dict& d, const std::string& where) {
+  Config c;
+  c.visit([&](const char* key, auto& field) {
+    using Field = std::decay_t<decltype(field)>;
+    if (!d.contains(key)) return;
+    py::handle v = d[key];
+    if constexpr (std::is_same_v<Field, bool>) {
+      field = bool_value(v, where + key);
+    } else {
+      if (py::isinstance<py::bool_>(v) || !PyNumber_Check(v.ptr()) || py::isinstance<py::str>(v))
+        throw py::type_error(where + key + ": expected a number, got " +
+                             py::repr(v).cast<std::string>());
+      field = v.cast<double>();
+    }
+  });
+  try {
+    c.validate();
+  } catch (const InvalidArgument& e) {
+    throw py::value_error(where + e.what());
+  }
+  return c;
 }
 
 template <class Config>
@@ -399,7 +401,7 @@ class StepPlan final : public StepPlanBase {
     if (same) return false;
     const StorageOptions before = grp.storage;
     parse_group(gi);
-    return !same_options(before, grp.storage);
+    return before != grp.storage;
   }
 
   void parse_group(std::size_t gi) {

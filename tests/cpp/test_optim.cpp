@@ -2,6 +2,7 @@
 // Numerical parity with published algorithms is covered in depth by the Python tests, which
 // drive the same kernels; here each check has a hand-computed expected value.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -97,9 +98,75 @@ void any_optimizer_by_name() {
   check(dlopt::optimizer_names().size() == 11, "registry lists every optimizer");
 }
 
+void sixteen_bit_parameters_and_low_precision_state() {
+  // SGD on bf16 parameters: w = 1 - 0.5·g, with g = 1 exactly representable: no rounding at all.
+  std::vector<dlopt::bfloat16> w(1000, dlopt::bfloat16{0x3f80}), g(1000, dlopt::bfloat16{0x3f80});  // 1.0
+  dlopt::SGDConfig sgd;
+  sgd.lr = 0.5;
+  dlopt::SGD<dlopt::bfloat16> opt({{w.data(), 1000}}, sgd);
+  opt.step({g.data()});
+  check(w[0].bits == 0x3f00 && w[999].bits == 0x3f00, "bf16 SGD step: 1 - 0.5 = 0.5 exactly");
+
+  // Adam on float32 parameters with int8 state: codes and scales, close to the float32 result.
+  std::vector<float> a(600), b(600), grad(600);
+  for (int i = 0; i < 600; ++i) a[i] = b[i] = 0.01f * float(i % 17), grad[i] = std::sin(0.1f * float(i));
+  dlopt::StorageOptions int8;
+  int8.state_dtype = dlopt::StateDType::Int8;
+  dlopt::Adam<float> q({{a.data(), 600}}, dlopt::AdamConfig{0.01}, int8);
+  dlopt::Adam<float> f({{b.data(), 600}}, dlopt::AdamConfig{0.01});
+  for (int s = 0; s < 3; ++s) q.step({grad.data()}), f.step({grad.data()});
+  const dlopt::StateBuffer& m = q.state(0, 0);
+  const dlopt::StateBuffer& v = q.state(0, 1);
+  check(m.storage == dlopt::Storage::Int8 && v.storage == dlopt::Storage::UInt8, "int8 state: int8 m, uint8 v");
+  check(m.bytes.size() == 600 && m.scales.size() == 3, "int8 state: one byte per element, a scale per 256");
+  // Each step moves an element by at most ~lr; quantization perturbs the step of elements far
+  // below their block's maximum most, so the mean is the meaningful bound.
+  double worst = 0, mean = 0;
+  for (int i = 0; i < 600; ++i) {
+    const double d = std::abs(double(a[i]) - double(b[i]));
+    worst = std::max(worst, d), mean += d / 600;
+  }
+  std::printf("int8 vs float32 Adam after 3 steps: mean |diff| %.2e, max %.2e\n", mean, worst);
+  check(mean < 1e-3 && worst < 0.03, "int8-state Adam stays close to float32 Adam (3 steps of lr 0.01)");
+  std::vector<float> mf(600), mref(600);
+  dlopt::to_float(const_cast<dlopt::StateBuffer&>(m).view(), 600, mf.data());
+  for (int i = 0; i < 600; ++i) mref[i] = f.state(0, 0).data<float>()[i];
+  double merr = 0, mmax = 0;
+  for (int i = 0; i < 600; ++i) merr = std::max(merr, double(std::abs(mf[i] - mref[i]))), mmax = std::max(mmax, double(std::abs(mref[i])));
+  check(merr < 0.02 * mmax, "dequantized m is within 2% of the block maximum of float32 m");
+
+  // By name, with options; Adagrad's sum stays float32 whatever is asked.
+  std::vector<dlopt::bfloat16> p16(10, dlopt::bfloat16{0x3f80}), g16(10, dlopt::bfloat16{0x3f80});
+  dlopt::StorageOptions bf16;
+  bf16.state_dtype = dlopt::StateDType::BFloat16;
+  auto any = dlopt::make_optimizer<dlopt::bfloat16>("adagrad", {{p16.data(), 10}}, {{"lr", 0.1}}, bf16);
+  any->step({g16.data()});
+  check(p16[0].bits != 0x3f80, "make_optimizer<bfloat16> steps");
+
+  // A gradient stored unlike its parameter is a WrongType, before anything changes.
+  std::vector<float> p(8, 1.0f);
+  std::vector<dlopt::float16> h(8, dlopt::float16{0x3c00});
+  dlopt::SGDConfig config;
+  dlopt::TensorScalars scalars;
+  dlopt::TensorStep<dlopt::SGDRule, float> t;
+  t.param = p.data();
+  t.grad = h.data();
+  t.size = 8;
+  t.config = &config;
+  t.scalars = &scalars;
+  check(throws<dlopt::WrongType>([&] { dlopt::step(&t, 1); }) && scalars.step == 0 && p[0] == 1.0f,
+        "a float16 gradient for a float32 parameter is refused");
+  check(throws<dlopt::InvalidArgument>([&] {
+          dlopt::StorageOptions master;
+          master.master_weights = true;
+          dlopt::SGD<float>({{p.data(), 8}}, {}, master);
+        }), "master weights need 16-bit parameters");
+}
+
 }  // namespace
 
 int main() {
+  sixteen_bit_parameters_and_low_precision_state();
   sgd_momentum_by_hand();
   adam_first_step_is_lr_sign();
   null_gradient_skips();

@@ -364,12 +364,14 @@ template <class T>
 void LinearModel<T>::ensure_optimizer() {
   std::map<std::string, double> h = config_.optimizer_params;
   h["lr"] = config_.lr;
-  if (optimizer_ && lower(optimizer_->name()) == lower(config_.optimizer)) {
+  const StorageOptions& o = config_.optimizer_storage;
+  if (optimizer_ && o == storage_ && lower(optimizer_->name()) == lower(config_.optimizer)) {
     for (const auto& [key, value] : h) optimizer_->set(key, value);
     return;
   }
   const int64_t nc = n_outputs_ * n_features_;
-  optimizer_ = make_optimizer<T>(config_.optimizer, {{coef_, nc}, {intercept_, n_outputs_}}, h);
+  optimizer_ = make_optimizer<T>(config_.optimizer, {{coef_, nc}, {intercept_, n_outputs_}}, h, o);
+  storage_ = o;
   steps_ = 0;
 }
 

@@ -152,6 +152,10 @@ struct LinearTrainer<T>::State {
   }
 
   void ensure_optimizer() {
+    const StorageOptions& o = config.optimizer_storage;
+    if ((o.state_dtype != StateDType::Default && o.state_dtype != StateDType::Float32) || o.master_weights)
+      throw InvalidArgument("optimizer_params: state_dtype=" + std::string(state_dtype_name(o.state_dtype)) +
+                            " and master_weights are CPU-only for now");
     std::map<std::string, double> h = config.optimizer_params;
     h["lr"] = config.lr;
     if (optimizer && dlopt::detail::lower(optimizer->name()) == dlopt::detail::lower(config.optimizer)) {

@@ -151,6 +151,12 @@ struct StorageOptions {
   bool stochastic_rounding = true;
   bool master_weights = false;  ///< keep a float32 copy of 16-bit parameters in the state
   uint64_t seed = 0;
+
+  bool operator==(const StorageOptions& o) const {
+    return state_dtype == o.state_dtype && stochastic_rounding == o.stochastic_rounding &&
+           master_weights == o.master_weights && seed == o.seed;
+  }
+  bool operator!=(const StorageOptions& o) const { return !(*this == o); }
 };
 
 /// Elements [0, n) of `b` as float32 (dequantized for 8 bits): for inspection and checkpoints.

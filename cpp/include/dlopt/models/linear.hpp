@@ -69,6 +69,7 @@ struct TrainConfig {
   /// come from `epochs` (see make_schedule).
   ScheduleSpec lr_schedule;
   std::map<std::string, double> optimizer_params;  ///< other hyperparameters by Config field name
+  StorageOptions optimizer_storage;                ///< how the optimizer stores its state (CPU only)
   int64_t epochs = 1000;                           ///< passes over the training rows
   int64_t batch_size = 0;                          ///< 0: full batch; otherwise rows per step
   bool shuffle = true;                             ///< reshuffle the rows every epoch (mini-batch)
@@ -176,6 +177,7 @@ class LinearModel {
   T* intercept_;
   TrainConfig config_;
   std::unique_ptr<AnyOptimizer<T>> optimizer_;
+  StorageOptions storage_;  ///< the options optimizer_ was made with
   std::unique_ptr<Work> work_;
   std::vector<double> loss_curve_, validation_scores_, lr_curve_;
   int64_t schedule_length_ = 0;  ///< partial_fit: the configured epochs, for the schedule's defaults
