@@ -59,27 +59,16 @@ inline void load(const Buffer& b, int64_t begin, int64_t n, C* __restrict out) {
   }
 }
 
-/// Stores in[0..n) into `b` from `begin`: floats converted (16-bit formats to nearest even; bfloat16
-/// stochastically when `stochastic`, from the random bits of `key`), 8-bit formats quantized block by block with the block's new absolute maximum.
-/// The rounding dither of element i: 0.5 (to nearest, half up) or uniform from the hash.
-inline float dither(bool stochastic, uint64_t key, int64_t i) {
-  return stochastic ? formats::dither(formats::random_bits(key, i)) : 0.5f;
-}
-
+/// Stores in[0..n) into `b` from `begin`: floats converted; bfloat16 and 8-bit codes rounded to
+/// nearest, or stochastically from state slot `slot`'s byte of each element's `random` bits.
 template <class C>
 inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict in,
-                  bool stochastic = false, uint64_t key = 0) {
+                  const uint32_t* __restrict random = nullptr, int slot = 0) {
   switch (b.storage) {
     case Storage::Float64: {
       double* __restrict x = static_cast<double*>(b.data) + begin;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) x[i] = double(in[i]);
-      break;
-    }
-    case Storage::Float16: {
-      uint16_t* __restrict x = static_cast<uint16_t*>(b.data) + begin;
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_f16(float(in[i]));
       break;
     }
     case Storage::Float32: {
@@ -88,38 +77,61 @@ inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict
       for (int64_t i = 0; i < n; ++i) x[i] = float(in[i]);
       break;
     }
-    case Storage::BFloat16: {
+    case Storage::Float16: {
       uint16_t* __restrict x = static_cast<uint16_t*>(b.data) + begin;
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i)
-        x[i] = stochastic ? formats::float_to_bf16_sr(float(in[i]), formats::random_bits(key, begin + i))
-                          : formats::float_to_bf16(float(in[i]));
+      for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_f16(float(in[i]));
+      break;
+    }
+    case Storage::BFloat16: {
+      uint16_t* __restrict x = static_cast<uint16_t*>(b.data) + begin;
+      if (random) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i)
+          x[i] = formats::float_to_bf16_sr(float(in[i]), formats::slot_byte(random[i], slot) << 8 | 0x80U);
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16(float(in[i]));
+      }
       break;
     }
     case Storage::Int8:
     case Storage::UInt8:
       for (int64_t q = 0; q < n; q += kQuantBlock) {
         const int64_t m = std::min(kQuantBlock, n - q);
-        float absmax = 0.0f, nonfinite = 0.0f;  // nonfinite becomes NaN if any value is inf or NaN
-#pragma omp simd reduction(max : absmax) reduction(+ : nonfinite)
-        for (int64_t i = 0; i < m; ++i) {
-          const float v = float(in[q + i]);
-          absmax = std::max(absmax, std::fabs(v));
-          nonfinite += v * 0.0f;
-        }
-        const float scale = nonfinite == 0.0f ? absmax : std::numeric_limits<float>::quiet_NaN();
+        // The largest |x| as bits: non-negative floats order as their bit patterns, and inf / NaN
+        // patterns exceed every finite one, so one integer max finds both.
+        uint32_t absmax = 0;
+#pragma omp simd reduction(max : absmax)
+        for (int64_t i = 0; i < m; ++i) absmax = std::max(absmax, formats::bits_of(float(in[q + i])) & 0x7fffffffU);
+        const float scale = absmax < 0x7f800000U ? formats::float_of(absmax) : std::numeric_limits<float>::quiet_NaN();
         const float inv = formats::block_inverse(scale);
         b.scale[(begin + q) / kQuantBlock] = scale;
+        const uint32_t* __restrict r = random ? random + q : nullptr;
         if (b.storage == Storage::Int8) {
           int8_t* __restrict x = static_cast<int8_t*>(b.data) + begin + q;
+          if (r) {
 #pragma omp simd
-          for (int64_t i = 0; i < m; ++i)
-            x[i] = formats::encode_signed(float(in[q + i]), inv, dither(stochastic, key, begin + q + i));
+            for (int64_t i = 0; i < m; ++i)
+              x[i] = int8_t(formats::encode_signed(float(in[q + i]), inv,
+                                                   formats::dither_of_byte(formats::slot_byte(r[i], slot))));
+          } else {
+#pragma omp simd
+            for (int64_t i = 0; i < m; ++i)
+              x[i] = int8_t(formats::encode_signed(float(in[q + i]), inv, formats::kHalfDither));
+          }
         } else {
           uint8_t* __restrict x = static_cast<uint8_t*>(b.data) + begin + q;
+          if (r) {
 #pragma omp simd
-          for (int64_t i = 0; i < m; ++i)
-            x[i] = formats::encode_unsigned(float(in[q + i]), inv, dither(stochastic, key, begin + q + i));
+            for (int64_t i = 0; i < m; ++i)
+              x[i] = uint8_t(formats::encode_unsigned(float(in[q + i]), inv,
+                                                      formats::dither_of_byte(formats::slot_byte(r[i], slot))));
+          } else {
+#pragma omp simd
+            for (int64_t i = 0; i < m; ++i)
+              x[i] = uint8_t(formats::encode_unsigned(float(in[q + i]), inv, formats::kHalfDither));
+          }
         }
       }
       break;

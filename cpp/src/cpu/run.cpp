@@ -46,25 +46,19 @@ C* in_place(const Buffer& b, int64_t begin) {
   return b.storage == storage_of<C> ? static_cast<C*>(b.data) + begin : nullptr;
 }
 
-/// Stores the updated parameter (C = float): into the master copy, then the 16-bit parameter to
-/// nearest even from it; or straight into the 16-bit parameter, stochastically rounded or not.
-template <class Rule, class C>
-void store_param(const Segment<Rule, C>& seg, int64_t begin, int64_t n, const C* __restrict in) {
-  uint16_t* __restrict x = static_cast<uint16_t*>(seg.param.data) + begin;
-  const bool bf16 = seg.param.storage == Storage::BFloat16;
-  if (seg.stochastic) {  // (never with master weights: the master takes the update)
-    const uint64_t key = seg.rounding_key;
-    if (bf16) {
+/// Stores the updated 16-bit parameter (C = float): stochastically rounded from the low 16 of each
+/// element's `random` bits, or to nearest even when `random` is null.
+template <class C>
+void store_param(const Buffer& param, int64_t begin, int64_t n, const C* __restrict in,
+                 const uint32_t* __restrict random) {
+  uint16_t* __restrict x = static_cast<uint16_t*>(param.data) + begin;
+  const bool bf16 = param.storage == Storage::BFloat16;
+  if (random && bf16) {
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i)
-        x[i] = formats::float_to_bf16_sr(float(in[i]), formats::random_bits(key, begin + i));
-    } else {
-      for (int64_t i = 0; i < n; ++i)
-        x[i] = formats::float_to_f16_sr(float(in[i]), formats::random_bits(key, begin + i));
-    }
-    return;
-  }
-  if (bf16) {
+    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16_sr(float(in[i]), random[i] & 0xffffU);
+  } else if (random) {
+    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_f16_sr(float(in[i]), random[i] & 0xffffU);
+  } else if (bf16) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16(float(in[i]));
   } else {
@@ -74,11 +68,13 @@ void store_param(const Segment<Rule, C>& seg, int64_t begin, int64_t n, const C*
 }
 
 /// A block with buffers in other formats than C: chunk by chunk, each such buffer is loaded into
-/// C scratch, the rule runs on C arrays exactly as in run_native, and the results are stored back.
+/// C scratch, the rule runs on C arrays exactly as in run_native, and the results are stored back
+/// (rounded with one hash per element and step when stochastic rounding is on).
 template <class Rule, class C>
 void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
   constexpr std::size_t S = num_slots<Rule>;
   alignas(64) C pbuf[kStage], gbuf[kStage], sbuf[S + 1][kStage];
+  alignas(64) uint32_t rbuf[kStage];
   const auto c = seg.coeffs;
   for (int64_t off = begin; off < begin + len; off += kStage) {
     const int64_t n = std::min(kStage, begin + len - off);
@@ -101,18 +97,19 @@ void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) Rule::update(c, i, pp, gg, s);
     }
-    for (std::size_t k = 0; k < S; ++k)
-      if (s[k] == sbuf[k])
-        store(seg.slots[k], off, n, s[k], seg.stochastic, formats::slot_key(seg.rounding_key, int(k)));
-    if constexpr (std::is_same_v<C, float>) {
-      if (seg.master) {
-        uint16_t* x = static_cast<uint16_t*>(seg.param.data) + off;
-        const bool bf16 = seg.param.storage == Storage::BFloat16;
+    const uint32_t* random = nullptr;
+    if (seg.stochastic) {
+      const formats::BitsKey key = formats::bits_key(seg.rounding_key, off);
+      const uint32_t first = uint32_t(off);
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) x[i] = bf16 ? formats::float_to_bf16(p[i]) : formats::float_to_f16(p[i]);
-        continue;
-      }
-      if (staged_param) store_param(seg, off, n, p);
+      for (int64_t i = 0; i < n; ++i) rbuf[i] = formats::random_bits(key, first + uint32_t(i));
+      random = rbuf;
+    }
+    for (std::size_t k = 0; k < S; ++k)
+      if (s[k] == sbuf[k]) store(seg.slots[k], off, n, s[k], random, int(k));
+    if constexpr (std::is_same_v<C, float>) {
+      if (seg.master) store_param(seg.param, off, n, p, nullptr);  // to nearest from the master
+      else if (staged_param) store_param(seg.param, off, n, p, random);
     }
   }
 }

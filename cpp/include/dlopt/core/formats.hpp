@@ -34,6 +34,9 @@ DLOPT_HD float float_of(uint32_t b) {
 }
 
 // ---- random bits: a hash of (key, element index), no RNG state --------------------------------
+//
+// One 32-bit hash per element and step serves every rounding of that element: bits 0-15 round a
+// 16-bit parameter, byte 2 + k dithers state slot k (k = 0, 1; further slots hash again).
 
 /// A 32-bit integer hash with good avalanche (the "lowbias32" constants of Wellons' hash search).
 DLOPT_HD uint32_t mix32(uint32_t x) {
@@ -53,19 +56,28 @@ DLOPT_HD uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/// The key of one tensor at one step (its parameter's rounding).
+/// The key of one tensor at one step.
 DLOPT_HD uint64_t rounding_key(uint64_t seed, int64_t step, uint64_t tensor) {
   return mix64(mix64(mix64(seed) ^ uint64_t(step)) ^ tensor);
 }
 
-/// The key of state slot k of that tensor at that step.
-DLOPT_HD uint64_t slot_key(uint64_t tensor_key, int k) { return mix64(tensor_key ^ uint64_t(k + 1)); }
+/// The part of random_bits' key that is constant over any 2³² elements, so that loops compute it
+/// once and hash 32-bit indices only (which vectorizes).
+struct BitsKey {
+  uint32_t lo, hi;
+};
+DLOPT_HD BitsKey bits_key(uint64_t key, int64_t i) {
+  return {uint32_t(key) + 0x9e3779b9U * uint32_t(uint64_t(i) >> 32), uint32_t(key >> 32)};
+}
+DLOPT_HD uint32_t random_bits(BitsKey k, uint32_t i) { return mix32(i + k.lo) ^ k.hi; }
 
-/// 32 random bits for element `i` of a tensor whose step key is `key`: the same on every thread
-/// count and backend, since they depend on nothing else.
-DLOPT_HD uint32_t random_bits(uint64_t key, int64_t i) {
-  const uint32_t lo = uint32_t(key) + 0x9e3779b9U * uint32_t(uint64_t(i) >> 32);
-  return mix32(mix32(uint32_t(i) + lo) ^ uint32_t(key >> 32));
+/// The 32 random bits of element `i` of a tensor whose step key is `key`: the same for every
+/// thread count and backend, since they depend on nothing else.
+DLOPT_HD uint32_t random_bits(uint64_t key, int64_t i) { return random_bits(bits_key(key, i), uint32_t(i)); }
+
+/// The random byte of state slot k in an element's random bits.
+DLOPT_HD uint32_t slot_byte(uint32_t random, int k) {
+  return k < 2 ? (random >> (16 + 8 * k)) & 0xffU : mix32(random ^ uint32_t(k)) >> 24;
 }
 
 // ---- bfloat16 ------------------------------------------------------------------------------------
@@ -80,11 +92,11 @@ DLOPT_HD uint16_t float_to_bf16(float x) {
 }
 
 /// Stochastic rounding: up in magnitude with probability (distance to the lower neighbour) /
-/// (spacing), from the low 16 of `random`. Infinities and NaN round to nearest.
-DLOPT_HD uint16_t float_to_bf16_sr(float x, uint32_t random) {
+/// (spacing), from the 16 bits `dither` (< 2^16). Infinities and NaN round to nearest.
+DLOPT_HD uint16_t float_to_bf16_sr(float x, uint32_t dither) {
   const uint32_t b = bits_of(x);
-  if ((b & 0x7f800000U) == 0x7f800000U) return float_to_bf16(x);
-  return uint16_t((b + (random & 0xffffU)) >> 16);
+  const uint16_t rounded = uint16_t((b + dither) >> 16);
+  return (b & 0x7f800000U) == 0x7f800000U ? float_to_bf16(x) : rounded;  // a select: vectorizes
 }
 
 // ---- float16 (host; IEEE binary16 through the compiler's _Float16) -------------------------------
@@ -105,63 +117,77 @@ inline uint16_t float_to_f16(float x) {
 }
 
 /// Stochastic rounding: the neighbour beyond the nearest one (one ulp further towards x) is taken
-/// with probability |x − nearest| / |other − nearest|, compared with the top 24 of `random`.
-inline uint16_t float_to_f16_sr(float x, uint32_t random) {
+/// with probability |x − nearest| / |other − nearest|, compared with `dither`/2^16 (dither < 2^16).
+inline uint16_t float_to_f16_sr(float x, uint32_t dither) {
   const uint16_t h = float_to_f16(x);
   const float y = f16_to_float(h);
   if (y == x || !std::isfinite(y) || x != x) return h;
   const uint16_t other = std::fabs(y) < std::fabs(x) ? uint16_t(h + 1) : uint16_t(h - 1);
   const float z = f16_to_float(other);
   const float p = std::fabs(x - y) / std::fabs(z - y);
-  const float u = float(random >> 8) * 0x1p-24f;
+  const float u = float(dither) * 0x1p-16f;
   return u < p ? other : h;
 }
 #endif
 
 // ---- 8-bit blockwise codes -----------------------------------------------------------------------
 //
-// A block of kQuantBlock values is stored as its absolute maximum a (float32) and one code per
-// value, on a power-law (companded) scale that spends its codes near zero, where most moment
-// values lie; d is the dither, 0.5 (round half up) or uniform in [0, 1) (stochastic rounding):
-//   Int8  (signed values):       q = ±min(⌊127·√|x/a| + d⌋, 127),     x = a·(q/127)·|q/127|
-//   UInt8 (non-negative values): q = min(⌊255·(x/a)^(1/4) + d⌋, 255), x = a·((q/255)²)²
-// A non-finite value makes the block's scale NaN (so the NaN is not lost) and its codes 0.
+// A block of kQuantBlock values is stored as its absolute maximum a (float32) and one byte per
+// value: a tiny floating-point number for u = |x|/a ∈ [0, 1] with 3 mantissa bits, as FP8 optimizer
+// states (FP8-LM, Peng et al. 2023) and the dynamic exponent of 8-bit Adam (Dettmers et al. 2022)
+// spend codes evenly over orders of magnitude, where moments spread:
+//   magnitude code c = 0: zero;  c >= 8: 2^((c >> 3) − B) · (1 + (c & 7)/8)
+//   Int8  (signed values):       bit 7 the sign, bits 0-6 c, B = 15 (15 binades), c <= 120
+//   UInt8 (non-negative values): c,                          B = 31 (31 binades), c <= 248
+// Encoding adds the dither to the 20 bits of u's float32 mantissa that are dropped: 2^19 rounds to
+// nearest (half up); (D << 12) | 2^11 with a random byte D rounds stochastically. u below the
+// smallest code, 2^(1−B), is flushed to 0 (under 2^-14 of the block maximum for Int8, 2^-30 for
+// UInt8). Integer operations only: exact, and vectorizable. A non-finite value makes the block's
+// scale NaN (so the NaN is not lost) and its codes 0.
 
-constexpr float kInv127 = 1.0f / 127.0f;
-constexpr float kInv255 = 1.0f / 255.0f;
+constexpr int kSignedBias = 15;
+constexpr int kUnsignedBias = 31;
+constexpr uint32_t kHalfDither = 1U << 19;  ///< the dither of rounding to nearest
 
-DLOPT_HD float clamp01(float u) { return u < 0.0f ? 0.0f : (u > 1.0f ? 1.0f : u); }
+/// The 20-bit dither of a random byte.
+DLOPT_HD uint32_t dither_of_byte(uint32_t byte) { return byte << 12 | 1U << 11; }
 
-/// A dither in [0, 1) from the top 24 of 32 random bits.
-DLOPT_HD float dither(uint32_t random) { return float(random >> 8) * 0x1p-24f; }
+/// The magnitude code of u ∈ [0, 1] with exponent bias B and dither d (< 2^20). A negative or NaN
+/// u, or one below 2^(1−B), gives 0; u = |x|/a exceeds 1 by at most the rounding of 1/a, which
+/// leaves the code of 1.
+template <int B>
+DLOPT_HD uint32_t magnitude_code(float u, uint32_t d) {
+  const uint32_t b = bits_of(u) + d;
+  const uint32_t code = ((b >> 23) + uint32_t(B - 127)) << 3 | ((b >> 20) & 7U);
+  return u >= float_of(uint32_t(128 - B) << 23) ? code : 0U;  // 2^(1−B)
+}
 
-/// `inv` is 1/a for a finite a > 0, else 0.
-DLOPT_HD int8_t encode_signed(float x, float inv, float dither) {
-  const float u = clamp01(std::fabs(x * inv));
-  const float c = std::floor(std::sqrt(u) * 127.0f + dither);
-  const float q = c < 127.0f ? c : 127.0f;
-  return int8_t(x < 0.0f ? -q : q);
+template <int B>
+DLOPT_HD uint32_t magnitude_bits(uint32_t c) {
+  const uint32_t bits = ((c >> 3) + uint32_t(127 - B)) << 23 | (c & 7U) << 20;
+  return c == 0 ? 0U : bits;
+}
+
+/// The Int8 code (as an int32: loops narrow it separately); `inv` is 1/a for a finite a > 0, else 0.
+DLOPT_HD int32_t encode_signed(float x, float inv, uint32_t dither) {
+  return int32_t(magnitude_code<kSignedBias>(std::fabs(x * inv), dither) | (bits_of(x) >> 31) << 7);
 }
 
 DLOPT_HD float decode_signed(int8_t q, float scale) {
-  const float t = float(q) * kInv127;
-  return (t * std::fabs(t)) * scale;
+  const uint32_t c = uint32_t(uint8_t(q));
+  return float_of(magnitude_bits<kSignedBias>(c & 0x7fU) | (c >> 7) << 31) * scale;
 }
 
-DLOPT_HD uint8_t encode_unsigned(float x, float inv, float dither) {
-  const float u = clamp01(x * inv);
-  const float c = std::floor(std::sqrt(std::sqrt(u)) * 255.0f + dither);
-  return uint8_t(c < 255.0f ? c : 255.0f);
+/// The UInt8 code (as an int32, as encode_signed).
+DLOPT_HD int32_t encode_unsigned(float x, float inv, uint32_t dither) {
+  return int32_t(magnitude_code<kUnsignedBias>(x * inv, dither));
 }
 
 DLOPT_HD float decode_unsigned(uint8_t q, float scale) {
-  const float t = float(q) * kInv255;
-  const float t2 = t * t;
-  return (t2 * t2) * scale;
+  return float_of(magnitude_bits<kUnsignedBias>(q)) * scale;
 }
 
-/// The scale stored for a block with absolute maximum `absmax` (NaN if a value was not finite),
-/// and the factor that encode_* multiplies by.
+/// The factor encode_* multiplies by: 1/scale for a finite scale > 0, else 0.
 DLOPT_HD float block_inverse(float scale) {
   return scale > 0.0f && scale <= 3.4028234663852886e38f ? 1.0f / scale : 0.0f;
 }

@@ -53,7 +53,7 @@ struct Segment {
   int64_t size;
   typename Rule::template Coeffs<C> coeffs;
   uint64_t rounding_key;  ///< formats::rounding_key(seed, step, tensor); 0 without stochastic rounding
-  bool stochastic;        ///< 16-bit parameters (without master weights) and bf16 / 8-bit state
+  bool stochastic;        ///< rounding of 16-bit parameters (not from a master copy), bf16 and 8-bit state
   bool native;
 };
 
