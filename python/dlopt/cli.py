@@ -606,6 +606,7 @@ def main(argv=None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
+            warnings.simplefilter("always", UserWarning)  # e.g. ConvergenceWarning: shown, never fatal
             status = args.func(args)
             sys.stdout.flush()  # a closed pipe shows here, inside the handler below
             return status
