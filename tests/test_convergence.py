@@ -117,3 +117,25 @@ def test_convergence_warning_class():
     sklearn = pytest.importorskip("sklearn.exceptions")
     assert ConvergenceWarning is sklearn.ConvergenceWarning
     assert issubclass(linear_model.ConvergenceWarning, UserWarning)
+
+
+def test_without_scikit_learn_the_warning_is_dlopts_own_user_warning():
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, warnings
+        sys.modules["sklearn"] = None  # as if scikit-learn were not installed
+        import numpy as np
+        from dlopt.linear_model import ConvergenceWarning, LinearRegression
+        assert ConvergenceWarning.__module__ == "dlopt.linear_model", ConvergenceWarning.__module__
+        assert issubclass(ConvergenceWarning, UserWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            LinearRegression(optimizer="sgd", lr=1e-3, epochs=3).fit(np.ones((4, 1)), np.arange(4.0))
+        assert [w.category for w in caught] == [ConvergenceWarning], caught
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

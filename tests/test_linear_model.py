@@ -299,9 +299,9 @@ def test_softmax_regression_multiclass_and_partial_fit():
 
 # ---- scikit-learn's estimator checks ------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [LinearRegression, lambda: LinearRegression(solver="closed_form"),
+@pytest.mark.parametrize("make", [LinearRegression, lambda: LinearRegression(solver="gradient"),
                                   LogisticRegression, SoftmaxRegression],
-                         ids=["linear", "linear-closed-form", "logistic", "softmax"])
+                         ids=["linear-default", "linear-gradient", "logistic", "softmax"])
 def test_scikit_learn_estimator_checks(make):
     checks = pytest.importorskip("sklearn.utils.estimator_checks")
     with warnings.catch_warnings():
