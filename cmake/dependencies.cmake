@@ -29,8 +29,33 @@ if(NOT OpenMP_CXX_FOUND)
   message(WARNING "OpenMP not found: dlopt's CPU kernels will run on one thread")
 endif()
 
+# DLOPT_CUDA=ON: build the CUDA kernels (an error without nvcc); OFF: never; AUTO (the default): only when
+# nvcc is found AND `nvidia-smi -L` lists a GPU, so a machine with the toolkit but no GPU (a CI runner, a
+# container) gets the faster CPU-only build. CI passes ON to keep compiling the kernels.
+string(TOUPPER "${DLOPT_CUDA}" DLOPT_CUDA)
+if(NOT DLOPT_CUDA MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "DLOPT_CUDA must be AUTO, ON or OFF, got '${DLOPT_CUDA}'")
+endif()
+set(_dlopt_want_cuda ${DLOPT_CUDA})
+if(DLOPT_CUDA STREQUAL "AUTO")
+  find_program(DLOPT_NVIDIA_SMI nvidia-smi)
+  set(_dlopt_gpu_list "")
+  if(DLOPT_NVIDIA_SMI)
+    execute_process(COMMAND "${DLOPT_NVIDIA_SMI}" -L RESULT_VARIABLE _dlopt_smi_status
+                    OUTPUT_VARIABLE _dlopt_gpu_list ERROR_QUIET TIMEOUT 30)
+    if(NOT _dlopt_smi_status EQUAL 0)
+      set(_dlopt_gpu_list "")
+    endif()
+  endif()
+  if(NOT _dlopt_gpu_list MATCHES "GPU [0-9]+:")
+    set(_dlopt_want_cuda OFF)
+    message(STATUS "dlopt: DLOPT_CUDA=AUTO and no GPU visible (nvidia-smi -L): building without CUDA "
+                   "(-DDLOPT_CUDA=ON builds the kernels anyway)")
+  endif()
+endif()
+
 set(DLOPT_HAS_CUDA 0)
-if(NOT DLOPT_CUDA STREQUAL "OFF")
+if(NOT _dlopt_want_cuda STREQUAL "OFF")
   include(CheckLanguage)
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)

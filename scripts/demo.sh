@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine (scripts/setup.sh), then runs the optimizer demo.
+# Sets up a fresh machine (scripts/setup.sh: a virtual environment in .venv), then runs the optimizer demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-"${PYTHON:-python3}" -m dlopt demo   # the same as the `dlopt demo` console command
+VENV=${DLOPT_VENV:-.venv}
+echo "== $VENV/bin/dlopt demo"
+"$VENV/bin/dlopt" demo   # the same as `python -m dlopt demo` inside the environment

@@ -14,6 +14,10 @@ import pytest
 import dlopt
 from dlopt.linear_model import LinearRegression, LogisticRegression, SoftmaxRegression
 
+# These tests compare a few epochs on the GPU with the CPU; whether the fits converged is not their
+# subject (tests/test_convergence.py is), so the ConvergenceWarning of these short fits is expected.
+pytestmark = pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")
+
 GPU = dlopt.cuda.is_available()
 gpu = pytest.mark.skipif(not GPU, reason="needs a CUDA device and dlopt built with CUDA")
 MODELS = [LinearRegression, LogisticRegression, SoftmaxRegression]

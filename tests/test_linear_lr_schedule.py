@@ -12,6 +12,10 @@ import dlopt
 from dlopt import lr_scheduler as S
 from dlopt.linear_model import LinearRegression, LogisticRegression, SoftmaxRegression
 
+# These tests compare a few epochs with a reference trajectory; whether the fits converged is not
+# their subject (tests/test_convergence.py is), so the ConvergenceWarning of these short fits is expected.
+pytestmark = pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")
+
 E = 60
 BASE = 0.05
 

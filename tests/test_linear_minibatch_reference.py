@@ -13,6 +13,10 @@ import pytest
 import dlopt
 from dlopt.linear_model import LinearRegression, LogisticRegression
 
+# These tests compare a few epochs with a reference trajectory; whether the fits converged is not
+# their subject (tests/test_convergence.py is), so the ConvergenceWarning of these short fits is expected.
+pytestmark = pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")
+
 MASK64 = (1 << 64) - 1
 
 

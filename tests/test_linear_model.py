@@ -136,6 +136,7 @@ def test_every_optimizer_trains_minibatch_sgd(optimizer, lr, params):
     assert model.t_ == 30 * 32  # ceil(2000 / 64) steps per epoch
 
 
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")  # a few epochs on purpose
 def test_minibatch_is_reproducible_and_seed_dependent():
     X, y, _ = regression_data()
     kw = dict(optimizer="sgd", lr=0.01, epochs=3, batch_size=32)
@@ -146,6 +147,7 @@ def test_minibatch_is_reproducible_and_seed_dependent():
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")  # a few epochs on purpose
 def test_results_do_not_depend_on_the_thread_count():
     X, y, _ = regression_data(n=50_000, d=20, dtype=np.float32)
     before = dlopt.get_num_threads()
@@ -170,6 +172,7 @@ def test_tol_stops_on_a_plateau_and_early_stopping_keeps_the_best():
     assert max(e.validation_scores_) > 0.99
 
 
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")  # a few epochs on purpose
 def test_warm_start_and_partial_fit_continue_training():
     X, y, _ = regression_data()
     m = LinearRegression(optimizer="sgd", lr=0.01, epochs=2, warm_start=True)
@@ -193,6 +196,7 @@ def test_integer_sample_weights_equal_repeated_rows():
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")  # a few epochs on purpose
 def test_nan_in_X_is_named_and_leaves_a_warm_model_unchanged():
     X, y, _ = regression_data()
     m = LinearRegression(optimizer="sgd", lr=0.01, epochs=2, batch_size=50, warm_start=True).fit(X, y)
@@ -295,9 +299,9 @@ def test_softmax_regression_multiclass_and_partial_fit():
 
 # ---- scikit-learn's estimator checks ------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [LinearRegression, lambda: LinearRegression(solver="closed_form"),
+@pytest.mark.parametrize("make", [LinearRegression, lambda: LinearRegression(solver="gradient"),
                                   LogisticRegression, SoftmaxRegression],
-                         ids=["linear", "linear-closed-form", "logistic", "softmax"])
+                         ids=["linear-default", "linear-gradient", "logistic", "softmax"])
 def test_scikit_learn_estimator_checks(make):
     checks = pytest.importorskip("sklearn.utils.estimator_checks")
     with warnings.catch_warnings():
@@ -308,6 +312,7 @@ def test_scikit_learn_estimator_checks(make):
     assert sum(r["status"] == "passed" for r in results) > 40
 
 
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")  # a few epochs on purpose
 def test_block_shuffling_trains_and_visits_every_row_once_per_epoch():
     X, y, _ = regression_data(n=2003)
     kw = dict(optimizer="sgd", lr=0.02, epochs=20, batch_size=50, random_state=0)

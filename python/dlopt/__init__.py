@@ -12,7 +12,8 @@ from . import cuda, linear_model, lr_scheduler, metrics, optim
 from .averaging import EMA, GradientAccumulator, Lookahead
 from .checkpoint import CheckpointError, load, save
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
-from ._core import __version__, get_num_threads, set_num_threads
+from ._core import get_num_threads, set_num_threads
+from ._version import __version__
 from .optim import (
     SGD,
     Adadelta,

@@ -4,6 +4,11 @@
     dlopt fit DATA --target COL [--task ...] [--model ...] [--optimizer adam] [--lr ...] [--epochs N]
               [--batch-size B] [--test-size 0.2] [--save model.npz] [--plot loss.png]
     dlopt predict MODEL DATA [--out predictions.csv]
+    dlopt --version;  dlopt COMMAND --help  (every option with its default)
+
+Without ``--task`` the task is inferred from the target (see :func:`infer_task`) and printed; a target
+that could be either (3 to 20 distinct integers) stops with a request for ``--task``. Output paths are
+checked before training; user errors print one ``dlopt: error:`` line, never a traceback.
 
 DATA is a CSV file with a header row, a ``.npy`` 2-D array (``--target`` is then a column index) or a
 ``.npz`` file holding ``X`` and ``y`` (or one 2-D array). A bad file stops with a one-line message naming
@@ -15,7 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
+import warnings
+import zipfile
 import time
 from pathlib import Path
 
@@ -156,14 +164,28 @@ def read_table(path: str | Path, target: str | None, need_target: bool = True) -
 
 # ---- training -------------------------------------------------------------------------------------
 
-def _progress(total: int, quiet: bool):
-    """A per-epoch callback showing (epoch, loss): tqdm when installed, else a plain status line."""
+def _progress(total: int, quiet: bool, stream=None):
+    """A per-epoch callback showing (epoch, loss) on ``stream`` (standard error).
+
+    On a terminal: a tqdm bar when tqdm is installed, else one status line rewritten in place (``\\r``).
+    Otherwise (a log file, a pipe): a plain line about every 10% of the epochs, so logs stay readable.
+    """
+    stream = sys.stderr if stream is None else stream
     if quiet:
         return (lambda *a: None), (lambda: None)
+    if not _is_terminal(stream):
+        every = max(1, total // 10)
+
+        def update_plain(epoch, loss):
+            if epoch % every == 0 or epoch == total:
+                stream.write(f"epoch {epoch}/{total}  loss {loss:.5g}\n")
+                stream.flush()
+
+        return update_plain, lambda: None
     try:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc="training", unit="epoch", file=sys.stderr, leave=False)
+        bar = tqdm(total=total, desc="training", unit="epoch", file=stream, leave=False)
 
         def update(epoch, loss):
             bar.update(1)
@@ -173,14 +195,21 @@ def _progress(total: int, quiet: bool):
     except ImportError:
         last = [0.0]
 
-        def update(epoch, loss):
+        def update_line(epoch, loss):
             now = time.perf_counter()
             if now - last[0] > 0.1 or epoch == total:
                 last[0] = now
-                sys.stderr.write(f"\rEpoch {epoch}/{total}  loss {loss:.5g}")
-                sys.stderr.flush()
+                stream.write(f"\rEpoch {epoch}/{total}  loss {loss:.5g}")
+                stream.flush()
 
-        return update, lambda: sys.stderr.write("\n")
+        return update_line, lambda: stream.write("\n")
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _metric_rows(task, model, X, y, classes=None):
@@ -231,18 +260,85 @@ class _Scaled:
         return self.model.predict_proba(self._x(X))
 
 
+#: Integer targets with at most this many distinct values (and more than two) are ambiguous: class
+#: labels or counts? ``dlopt fit`` then asks for ``--task`` instead of guessing.
+MAX_AMBIGUOUS_CLASSES = 20
+
+
+def infer_task(y: np.ndarray, target_name, model: str | None) -> tuple[str, str]:
+    """The task for ``dlopt fit`` without ``--task``, and why; DataError when it cannot be told.
+
+    - ``--model logistic|softmax`` means classification, ``--model linear`` regression;
+    - a non-numeric target (labels) is classification;
+    - a numeric target with a non-integer value is regression;
+    - an integer target with two distinct values is classification;
+    - an integer target with more than MAX_AMBIGUOUS_CLASSES distinct values is regression;
+    - otherwise (3 to MAX_AMBIGUOUS_CLASSES distinct integers) it is ambiguous: pass ``--task``.
+    """
+    name = f"'{target_name}'" if target_name else "the target"
+    if model in ("logistic", "softmax"):
+        return "classification", f"--model {model}"
+    if model == "linear":
+        return "regression", "--model linear"
+    if y.dtype.kind not in "biuf":
+        return "classification", f"inferred: {name} holds labels; pass --task to choose"
+    if np.any(y != np.round(y)):
+        return "regression", f"inferred: {name} holds non-integer numbers; pass --task to choose"
+    distinct = len(np.unique(y))
+    if distinct <= 2:
+        return "classification", f"inferred: {name} holds {distinct} distinct values; pass --task to choose"
+    if distinct > MAX_AMBIGUOUS_CLASSES:
+        return "regression", (f"inferred: {name} holds {distinct} distinct integers; "
+                              "pass --task classification to treat them as classes")
+    raise DataError(f"{name} holds {distinct} distinct integer values: class labels or numbers to predict? "
+                    "Pass --task classification or --task regression")
+
+
+def split_rows(labels, n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices, a ``test_size`` fraction held out at random.
+
+    With class ``labels`` the split is stratified: every class keeps the same share in both parts and at
+    least one row in the training part, so no class is unknown to the model.
+    """
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        order = rng.permutation(n)
+        n_test = int(round(test_size * n))
+        return np.sort(order[n_test:]), np.sort(order[:n_test])
+    train, test = [], []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        n_test = min(int(round(test_size * len(rows))), len(rows) - 1)
+        test.append(rows[:n_test])
+        train.append(rows[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def check_writable(path, option: str) -> None:
+    """DataError unless ``path`` can be written as a file (checked before any work is done)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{option} {path}: is a directory, expected a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise DataError(f"{option} {path}: directory {parent} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{option} {path}: file is not writable")
+    if not path.exists() and not os.access(parent, os.W_OK):
+        raise DataError(f"{option} {path}: directory {parent} is not writable")
+
+
 def cmd_fit(args) -> int:
     from . import linear_model as lm
 
+    for option, path in (("--save", args.save), ("--plot", args.plot)):
+        if path:
+            check_writable(path, option)  # before training, so a bad path loses no work
     table = read_table(args.data, args.target)
     X, y = table.X, table.y
-    task = args.task
+    task, reason = args.task, "--task"
     if task is None:
-        if args.model in ("logistic", "softmax") or y.dtype.kind not in "f" or (
-                np.all(y == np.round(y)) and len(np.unique(y)) <= 20):
-            task = "classification"
-        else:
-            task = "regression"
+        task, reason = infer_task(y, table.target_name, args.model)
     if task == "regression" and y.dtype.kind != "f":
         raise DataError(f"{args.data}: column '{table.target_name}' is not numeric; use --task classification")
     model_name = args.model or ("linear" if task == "regression" else
@@ -252,12 +348,9 @@ def cmd_fit(args) -> int:
     if not 0 < args.test_size < 1:
         raise DataError(f"--test-size: expected a fraction in (0, 1), got {args.test_size}")
     n = X.shape[0]
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(n)
-    n_test = int(round(args.test_size * n))
-    if n_test < 1 or n - n_test < 2:
+    train, test = split_rows(y if task == "classification" else None, n, args.test_size, args.seed)
+    if len(test) < 1 or len(train) < 2:
         raise DataError(f"{args.data}: {n} rows are too few for --test-size {args.test_size}")
-    test, train = order[:n_test], order[n_test:]
     Xtr, ytr, Xte, yte = X[train], y[train], X[test], y[test]
 
     x_mean, x_scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
@@ -284,6 +377,7 @@ def cmd_fit(args) -> int:
         model.__dict__.pop("_epoch_callback", None)
     seconds = time.perf_counter() - start
     scaled = _Scaled(model, x_mean, x_scale, y_mean, y_scale)
+    print(f"task: {task} ({reason})")
     print(f"{cls.__name__}(optimizer={args.optimizer!r}, lr={args.lr}, epochs={args.epochs}, "
           f"batch_size={args.batch_size}) on {Path(args.data).name}: {len(train)} training rows, "
           f"{len(test)} held-out rows, {X.shape[1]} features; trained {model.n_iter_} epochs in {seconds:.3f} s")
@@ -324,15 +418,21 @@ def _load_model(path):
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a model file saved by 'dlopt fit --save'")
+    not_a_model = f"{path}: not a dlopt model file (expected a .npz file saved by 'dlopt fit --save')"
+    if not zipfile.is_zipfile(path):  # a CSV, a .npy, ...: np.load would talk about pickles
+        raise DataError(not_a_model)
     try:
         with np.load(path, allow_pickle=False) as z:
             m = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a dlopt model file ({str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+    except (OSError, ValueError, zipfile.BadZipFile):
+        raise DataError(not_a_model) from None
     required = {"format", "model", "coef", "intercept", "classes", "x_mean", "x_scale", "y_mean", "y_scale",
                 "feature_names"}
-    if not required <= set(m) or str(m["format"]) != "dlopt-linear-model-1":
-        raise DataError(f"{path}: not a dlopt model file (missing {sorted(required - set(m))})")
+    if not required <= set(m) or str(m["format"]) != "dlopt-linear-model-1" or str(m["model"]) not in (
+            "linear", "logistic", "softmax"):
+        raise DataError(not_a_model)
     name = str(m["model"])
     cls = {"linear": lm.LinearRegression, "logistic": lm.LogisticRegression, "softmax": lm.SoftmaxRegression}[name]
     model = cls()
@@ -347,6 +447,8 @@ def _load_model(path):
 
 
 def cmd_predict(args) -> int:
+    if args.out:
+        check_writable(args.out, "--out")
     scaled, m = _load_model(args.model)
     names = [str(s) for s in m["feature_names"]]
     target = str(m.get("target", "")) or None
@@ -421,53 +523,107 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dlopt", description="dlopt: linear models trained by dlopt's optimizers.")
-    sub = p.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to every option that has a default (None and off switches have none)."""
 
-    d = sub.add_parser("demo", help="train the seed example y = 2x + 1 (or a bundled dataset)")
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" not in text and action.option_strings
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    fmt = _HelpFormatter
+    p = argparse.ArgumentParser(prog="dlopt", formatter_class=fmt,
+                                description="dlopt: linear models trained by dlopt's optimizers.")
+    p.add_argument("--version", action="version", version=f"dlopt {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", formatter_class=fmt, help="train the seed example y = 2x + 1 (or a bundled dataset)",
+                       description="Train the seed example y = 2x + 1 + N(0, 0.1) by full-batch SGD, or a "
+                                   "bundled dataset with --dataset.")
     d.add_argument("--dataset", help="train on a bundled dataset instead: diabetes, breast_cancer")
-    d.add_argument("--optimizer", default=None)
-    d.add_argument("--lr", type=float, default=None)
-    d.add_argument("--epochs", type=int, default=None)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--optimizer", default=None,
+                   help="optimizer name (any dlopt.optim name); default: sgd, or adam with --dataset")
+    d.add_argument("--lr", type=float, default=None, help="learning rate; default: 0.1, or 0.05 with --dataset")
+    d.add_argument("--epochs", type=int, default=None, help="passes over the data; default: 1000, or 500 with --dataset")
+    d.add_argument("--seed", type=int, default=0, help="seed of the example's noise")
     d.set_defaults(func=cmd_demo)
 
-    f = sub.add_parser("fit", help="train on a CSV / .npy / .npz file and report held-out metrics")
-    f.add_argument("data")
-    f.add_argument("--target", help="target column name (CSV) or index (.npy)")
-    f.add_argument("--task", choices=["regression", "classification"])
-    f.add_argument("--model", choices=["linear", "logistic", "softmax"])
-    f.add_argument("--optimizer", default="adam")
-    f.add_argument("--lr", type=float, default=0.01)
-    f.add_argument("--epochs", type=int, default=200)
-    f.add_argument("--batch-size", type=int, default=None)
-    f.add_argument("--test-size", type=float, default=0.2)
-    f.add_argument("--seed", type=int, default=0)
+    f = sub.add_parser("fit", formatter_class=fmt,
+                       help="train on a CSV / .npy / .npz file and report held-out metrics",
+                       description="Train a linear model on DATA and report training and held-out metrics. "
+                                   "Without --task the task is inferred from the target: labels or an integer "
+                                   "target with 2 values mean classification; non-integer numbers, or more "
+                                   f"than {MAX_AMBIGUOUS_CLASSES} distinct integers, mean regression; 3 to "
+                                   f"{MAX_AMBIGUOUS_CLASSES} distinct integers are ambiguous and need --task. "
+                                   "--model logistic/softmax implies classification, --model linear "
+                                   "regression. The chosen task and why are printed.")
+    f.add_argument("data", help="a CSV file with a header row, a 2-D .npy array, or a .npz with X and y")
+    f.add_argument("--target", help="target column: a name (CSV) or an index (.npy); not needed for .npz")
+    f.add_argument("--task", choices=["regression", "classification"],
+                   help="what to predict; default: inferred from the target (see above)")
+    f.add_argument("--model", choices=["linear", "logistic", "softmax"],
+                   help="default: linear for regression, logistic for 2 classes, softmax for more")
+    f.add_argument("--optimizer", default="adam", help="optimizer name (any dlopt.optim name, e.g. sgd, adam)")
+    f.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    f.add_argument("--epochs", type=int, default=200, help="passes over the training rows")
+    f.add_argument("--batch-size", type=int, default=None,
+                   help="rows per optimizer step (mini-batch SGD); default: all rows (full-batch)")
+    f.add_argument("--test-size", type=float, default=0.2,
+                   help="fraction of rows held out for the reported metrics (stratified for classification)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split and the shuffling")
     f.add_argument("--no-standardize", action="store_true",
                    help="train on the raw features (default: standardize features and regression targets)")
-    f.add_argument("--save", help="save the model as .npz")
+    f.add_argument("--save", help="save the model as .npz (the path is checked before training)")
     f.add_argument("--plot", help="save the loss curve as an image (needs matplotlib)")
-    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.add_argument("--quiet", action="store_true",
+                   help="no progress (a progress bar on a terminal, a line every 10%% of the epochs otherwise)")
     f.set_defaults(func=cmd_fit)
 
-    r = sub.add_parser("predict", help="predict with a model saved by 'dlopt fit --save'")
-    r.add_argument("model")
-    r.add_argument("data")
-    r.add_argument("--out", help="write predictions to this CSV file (default: standard output)")
+    r = sub.add_parser("predict", formatter_class=fmt, help="predict with a model saved by 'dlopt fit --save'",
+                       description="Predict with a model saved by 'dlopt fit --save': one 'prediction' "
+                                   "column, in the order of DATA's rows.")
+    r.add_argument("model", help="a .npz model file saved by 'dlopt fit --save'")
+    r.add_argument("data", help="rows to predict: a CSV with the training feature columns, a .npy or a .npz")
+    r.add_argument("--out", help="write predictions to this CSV file; default: standard output")
     r.set_defaults(func=cmd_predict)
     return p
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings (ConvergenceWarning, ...) as one 'dlopt: warning:' line, without a source location."""
+    print(f"dlopt: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    """Runs the ``dlopt`` command; returns its exit status (user errors never show a traceback)."""
     args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _print_warning
+            warnings.simplefilter("always", UserWarning)  # e.g. ConvergenceWarning: shown, never fatal
+            status = args.func(args)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+            return status
     except DataError as e:
         print(f"dlopt: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader went away (`dlopt predict ... | head`): not an error. Point stdout at devnull so
+        # the interpreter's final flush cannot fail again (the recipe in Python's signal docs).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError) as e:  # invalid hyperparameters, a diverging fit, ...
         print(f"dlopt: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a disk full or a file that vanished mid-run
+        print(f"dlopt: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("dlopt: interrupted", file=sys.stderr)

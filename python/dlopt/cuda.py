@@ -47,8 +47,9 @@ def device_count() -> int:
 def _require() -> None:
     if not is_built():
         raise RuntimeError(
-            "dlopt was built without CUDA (no nvcc at build time): rebuild it where the CUDA "
-            "toolkit is installed (CMake option DLOPT_CUDA=ON makes a missing nvcc an error)")
+            "dlopt was built without CUDA kernels (DLOPT_CUDA=OFF, or AUTO with no nvcc or no GPU at "
+            "build time): rebuild with the CUDA toolkit installed and DLOPT_CUDA=ON, e.g. "
+            "DLOPT_CUDA=ON pip install .")
     if not is_available():
         raise RuntimeError("dlopt: no CUDA device is available (dlopt.cuda.is_available() is False)")
 

@@ -32,7 +32,23 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["LinearRegression", "LogisticRegression", "SoftmaxRegression", "NotFittedError"]
+__all__ = ["LinearRegression", "LogisticRegression", "SoftmaxRegression", "NotFittedError", "ConvergenceWarning"]
+
+try:  # scikit-learn's class when it is installed, so `warnings.filterwarnings(..., ConvergenceWarning)`
+    # written for scikit-learn also catches dlopt's; scikit-learn is not a dependency of dlopt
+    from sklearn.exceptions import ConvergenceWarning
+except ImportError:
+    class ConvergenceWarning(UserWarning):
+        """Warned when a fit stops on its epoch limit before the loss stopped improving (scikit-learn's
+        ``sklearn.exceptions.ConvergenceWarning`` is used instead when scikit-learn is installed)."""
+
+#: What gradient training uses when ``optimizer`` / ``lr`` are None (LinearRegression's defaults).
+DEFAULT_OPTIMIZER = "adam"
+DEFAULT_LR = 0.01
+
+#: The tolerance a fit with ``tol=None`` is judged by: it trains all ``epochs`` and then warns if the
+#: loss still improved by more than this (absolute, per epoch) within the last ``n_iter_no_change`` epochs.
+CONVERGENCE_TOL = 1e-4
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -107,6 +123,18 @@ def _as_1d(y, n: int, what: str = "y") -> np.ndarray:
         raise ValueError(f"Found input variables with inconsistent numbers of samples: X has {n}, "
                          f"{what} has {y.shape[0]}")
     return y
+
+
+def _plateau_reached(values, tol: float, patience: int, maximize: bool) -> bool:
+    """Whether the C++ trainer's plateau rule (``tol``, ``n_iter_no_change``) holds after the last value:
+    none of the last ``patience`` values improved on the best before it by more than ``tol``."""
+    best = -np.inf if maximize else np.inf
+    no_improvement = 0
+    for v in values:
+        worse = v < best + tol if maximize else v > best - tol
+        no_improvement = no_improvement + 1 if worse else 0
+        best = max(best, v) if maximize else min(best, v)
+    return no_improvement >= patience
 
 
 def _sample_weight(sample_weight, n: int, dtype) -> np.ndarray | None:
@@ -244,12 +272,14 @@ class _LinearModel:
         if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (numbers.Integral, np.integer))
                                   or batch < 1):
             raise ValueError(f"batch_size: expected None (full batch) or a positive int, got {batch!r}")
-        if not isinstance(self.optimizer, str):
-            raise TypeError(f"optimizer: expected a name such as 'adam', got {self.optimizer!r}")
+        optimizer = DEFAULT_OPTIMIZER if self.optimizer is None else self.optimizer
+        lr = DEFAULT_LR if self.lr is None else self.lr
+        if not isinstance(optimizer, str):
+            raise TypeError(f"optimizer: expected a name such as 'adam', got {optimizer!r}")
         epochs = self.epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
-        return dict(optimizer=self.optimizer, lr=self.lr, lr_schedule=self.lr_schedule,
+        return dict(optimizer=optimizer, lr=lr, lr_schedule=self.lr_schedule,
                     optimizer_params=_optimizer_params(self.optimizer_params),
                     epochs=int(epochs), batch_size=None if batch is None else int(batch),
                     shuffle=bool(self.shuffle), shuffle_block=int(self.shuffle_block), fit_intercept=bool(self.fit_intercept), penalty=self.penalty,
@@ -361,7 +391,31 @@ class _LinearModel:
         self.lr_curve_ = list(self._trainer.lr_curve)
         self.validation_scores_ = list(self._trainer.validation_scores) if self.early_stopping else None
         self.t_ = int(self._trainer.steps)
+        if not partial:
+            self._warn_if_not_converged()
         return self
+
+    def _warn_if_not_converged(self) -> None:
+        """ConvergenceWarning when the fit ran all ``epochs`` and the plateau rule (``tol``, or
+        CONVERGENCE_TOL when tol is None; the validation score with early_stopping) was not met."""
+        epochs = int(self.epochs)
+        if self.n_iter_ < epochs:
+            return  # stopped by the plateau rule, early stopping or a callback
+        patience = int(self.n_iter_no_change)
+        if self.early_stopping and self.validation_scores_ is not None:
+            tol = 0.0 if self.tol is None else float(self.tol)
+            if _plateau_reached(self.validation_scores_, tol, patience, maximize=True):
+                return
+            what = f"the validation score was still improving (tol={tol:g})"
+        else:
+            tol = CONVERGENCE_TOL if self.tol is None else float(self.tol)
+            if _plateau_reached(self.loss_curve_[-self.n_iter_:], tol, patience, maximize=False):
+                return
+            what = (f"the training loss was still improving by more than tol={tol:g} per epoch "
+                    f"within the last n_iter_no_change={patience} epochs")
+        warnings.warn(f"{type(self).__name__} stopped at the epoch limit (epochs={epochs}) but {what}; "
+                      "the model may not have converged. Increase epochs, adjust lr, standardize X "
+                      "(and y for regression), or set tol.", ConvergenceWarning, stacklevel=4)
 
     def _weights(self, y, sample_weight, n, dtype):
         return _sample_weight(sample_weight, n, dtype)
@@ -424,6 +478,8 @@ class _LinearModel:
         self.lr_curve_ = list(self._trainer.lr_curve)
         self.validation_scores_ = None
         self.t_ = int(self._trainer.steps)
+        if not partial:
+            self._warn_if_not_converged()
         return self
 
     def fit(self, X, y, sample_weight=None):
@@ -467,15 +523,30 @@ class _LinearModel:
 class LinearRegression(_LinearModel):
     """Least-squares linear regression trained by a dlopt optimizer, or solved in closed form.
 
-    Minimises ``mean((X @ coef_ + intercept_ - y) ** 2) + alpha * R(coef_)`` with the optimizer named by
-    ``optimizer`` (any :mod:`dlopt.optim` name, case-insensitive) for ``epochs`` passes over the data:
-    full-batch gradient descent when ``batch_size`` is None, mini-batch SGD with the rows reshuffled every
-    epoch otherwise. ``solver="closed_form"`` solves the normal equations instead (Cholesky of XᵀX in
-    double precision, minimum-norm solution for rank-deficient X; penalty None or "l2" only).
+    Minimises ``mean((X @ coef_ + intercept_ - y) ** 2) + alpha * R(coef_)``.
+
+    ``solver`` chooses how:
+
+    - ``"auto"`` (the default): the closed form, unless gradient training is asked for (any of
+      ``optimizer``, ``lr``, ``lr_schedule``, ``optimizer_params``, ``batch_size`` is given) or needed
+      (``penalty`` "l1" or "elasticnet", ``early_stopping=True``, ``device="cuda"``). So
+      ``LinearRegression()`` gives ordinary least squares with no tuning, and
+      ``LinearRegression(optimizer="sgd", lr=0.1)`` trains by SGD. The fitted ``solver_`` says which ran.
+    - ``"closed_form"``: solves the normal equations (Cholesky of XᵀX in double precision, minimum-norm
+      solution for rank-deficient X; penalty None or "l2" only; ``epochs`` and the optimizer keywords
+      are not used).
+    - ``"gradient"``: the optimizer named by ``optimizer`` (any :mod:`dlopt.optim` name,
+      case-insensitive; None means "adam") at learning rate ``lr`` (None means 0.01) for ``epochs``
+      passes over the data: full-batch gradient descent when ``batch_size`` is None, mini-batch SGD with
+      the rows reshuffled every epoch otherwise. Gradient training is sensitive to the scale of X and y:
+      standardize both (e.g. ``StandardScaler`` for X). A fit that runs all ``epochs`` while the loss is
+      still improving warns with ``ConvergenceWarning`` (see ``tol``).
 
     Parameters follow scikit-learn's SGD estimators: ``penalty`` (None, "l2", "l1", "elasticnet"),
     ``alpha``, ``l1_ratio``, ``tol`` and ``n_iter_no_change`` (stop when the epoch loss has not improved
-    by ``tol`` for that many epochs; ``tol=None``, the default, trains all ``epochs``),
+    by ``tol`` for that many epochs; ``tol=None``, the default, trains all ``epochs``; either way a fit
+    that ends on the epoch limit while the loss still improves by more than ``tol`` (or
+    ``CONVERGENCE_TOL`` = 1e-4 when tol is None) warns with ``ConvergenceWarning``),
     ``shuffle_block`` (1: shuffle single rows; t > 1: shuffle blocks of t consecutive rows, which reads
     memory sequentially and is faster on large data, at the price of rows of a block always sharing a batch),
     ``early_stopping`` with ``validation_fraction`` (stop on the validation R², keep the best
@@ -500,7 +571,7 @@ class LinearRegression(_LinearModel):
 
     Attributes: ``coef_`` (n_features,), ``intercept_`` (float), ``n_iter_`` (epochs run by the last fit),
     ``loss_curve_`` (training loss of every epoch), ``lr_curve_`` (the lr of every epoch), ``t_``
-    (optimizer steps), ``n_features_in_``.
+    (optimizer steps), ``n_features_in_``, ``solver_`` ("closed_form" or "gradient").
 
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(200, 3))
@@ -515,7 +586,7 @@ class LinearRegression(_LinearModel):
 
     _objective = "squared_error"
 
-    def __init__(self, *, solver="gradient", optimizer="adam", lr=0.01, lr_schedule=None, optimizer_params=None,
+    def __init__(self, *, solver="auto", optimizer=None, lr=None, lr_schedule=None, optimizer_params=None,
                  epochs=1000,
                  batch_size=None, shuffle=True, shuffle_block=1, random_state=None, fit_intercept=True, penalty=None,
                  alpha=1e-4, l1_ratio=0.15, tol=None, n_iter_no_change=5, early_stopping=False,
@@ -530,11 +601,30 @@ class LinearRegression(_LinearModel):
                          device=device)
         self.solver = solver
 
+    def _resolved_solver(self) -> str:
+        """The solver ``fit`` uses: ``solver``, or for "auto" the closed form unless gradient training
+        is asked for (optimizer, lr, lr_schedule, optimizer_params or batch_size given) or needed
+        (penalty "l1"/"elasticnet", early_stopping, device="cuda")."""
+        if self.solver in ("gradient", "closed_form"):
+            return self.solver
+        if self.solver != "auto":
+            raise ValueError(f"solver: expected 'auto', 'gradient' or 'closed_form', got {self.solver!r}")
+        asked = any(v is not None for v in (self.optimizer, self.lr, self.lr_schedule, self.optimizer_params,
+                                            self.batch_size))
+        needed = (self.penalty not in (None, "l2") or self.early_stopping
+                  or (isinstance(self.device, str) and self.device.lower() == "cuda"))
+        return "gradient" if asked or needed else "closed_form"
+
     def fit(self, X, y, sample_weight=None):
-        if self.solver == "gradient":
+        """Fits the model to ``X`` (n_samples × n_features) and ``y``; returns self.
+
+        The solver is ``solver`` ("auto": the closed form unless an optimizer setting is given, see the
+        class docstring); ``solver_`` says which one ran. Gradient training warns with ConvergenceWarning
+        when it stops on the epoch limit before the loss stopped improving.
+        """
+        self.solver_ = self._resolved_solver()
+        if self.solver_ == "gradient":
             return super().fit(X, y, sample_weight)
-        if self.solver != "closed_form":
-            raise ValueError(f"solver: expected 'gradient' or 'closed_form', got {self.solver!r}")
         if self._device() != "cpu":
             raise ValueError("solver='closed_form' runs on the CPU: use device='cpu' (or solver='gradient')")
         if self.penalty not in (None, "l2"):
@@ -545,6 +635,8 @@ class LinearRegression(_LinearModel):
         sw = _sample_weight(sample_weight, X.shape[0], X.dtype)
         coef = np.zeros(X.shape[1], dtype=X.dtype)
         intercept = np.zeros(1, dtype=X.dtype)
+        # Every keyword is checked, whichever solver runs: a bad value is an error, not silently unused.
+        _core.LinearModel(self._objective, coef[None, :], intercept, self._config())
         alpha = float(self.alpha) if self.penalty == "l2" else 0.0
         self.rank_deficient_ = bool(_core.solve_least_squares(X, y, sw, bool(self.fit_intercept), alpha,
                                                               coef, intercept))
@@ -557,8 +649,11 @@ class LinearRegression(_LinearModel):
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y), continuing from the current coefficients and optimizer state."""
-        return self._fit(X, y, sample_weight, partial=True)
+        """One epoch of gradient training over (X, y), continuing from the current coefficients and
+        optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01)."""
+        self._fit(X, y, sample_weight, partial=True)
+        self.solver_ = "gradient"
+        return self
 
     @property
     def intercept_(self):

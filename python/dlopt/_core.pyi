@@ -1,0 +1,252 @@
+"""
+dlopt's compiled core; use the dlopt package, not this module.
+"""
+from __future__ import annotations
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'total_norm', 'validate_config', 'write_checkpoint']
+class StepPlan:
+    """
+    An optimizer's bound step: caches its checked arguments between steps.
+    """
+    def __init__(self, name: str) -> None:
+        ...
+    def step(self, param_groups: typing.Any, state: typing.Any, grads: typing.Any) -> None:
+        """
+        One fused step over param_groups with `grads`, updating `state` in place.
+        """
+class CheckpointError(ValueError):
+    pass
+class NonFiniteNorm(RuntimeError):
+    pass
+class CudaEventTimer:
+    """
+    GPU time of the work enqueued on the legacy default stream (benchmarks).
+    """
+    def __init__(self) -> None:
+        ...
+    def start(self) -> None:
+        ...
+    def stop_ms(self) -> float:
+        """
+        Waits for the work enqueued since start(); returns its GPU time in milliseconds.
+        """
+class DeviceArray:
+    """
+    CUDA device memory owned by dlopt (optimizer state of device parameters). Exposes __cuda_array_interface__ (cupy.asarray / torch.as_tensor wrap it without a copy) and to_numpy().
+    """
+    @staticmethod
+    def from_numpy(array: typing.Any, device: typing.SupportsInt | typing.SupportsIndex = 0) -> DeviceArray:
+        """
+        A device copy of a C-contiguous float32/float64 NumPy array on `device`.
+        """
+    def __len__(self) -> int:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def to_numpy(self) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
+        """
+        A NumPy copy (waits for the steps enqueued before it).
+        """
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        ...
+    @property
+    def device(self) -> int:
+        ...
+    @property
+    def dtype(self) -> numpy.dtype[typing.Any]:
+        ...
+    @property
+    def nbytes(self) -> int:
+        ...
+    @property
+    def ndim(self) -> int:
+        ...
+    @property
+    def shape(self) -> tuple:
+        ...
+    @property
+    def size(self) -> int:
+        ...
+class LinearModel:
+    """
+    A linear model trained in C++ over caller-owned coef (K, d) and intercept (K,) arrays, updated in place. Use dlopt.linear_model instead.
+    """
+    def __init__(self, objective: str, coef: typing.Any, intercept: typing.Any, config: dict) -> None:
+        ...
+    def decision_function(self, X: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
+        ...
+    def fit(self, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None, callback: typing.Any = None) -> int:
+        """
+        Trains for up to config['epochs'] epochs; callback(epoch, loss, val_score) -> bool stops when it returns True. Returns the epochs run.
+        """
+    def loss(self, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None) -> float:
+        ...
+    def partial_fit(self, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None) -> None:
+        """
+        One epoch with the current optimizer state.
+        """
+    def reset_optimizer(self) -> None:
+        ...
+    def set_config(self, config: dict) -> None:
+        ...
+    @property
+    def loss_curve(self) -> list[float]:
+        ...
+    @property
+    def lr_curve(self) -> list[float]:
+        ...
+    @property
+    def steps(self) -> int:
+        ...
+    @property
+    def validation_scores(self) -> list[float]:
+        ...
+class CudaLinearModel:
+    """
+    A linear model trained on the GPU over device coef (K, d) and intercept (K,) arrays, updated in place. Use dlopt.linear_model with device='cuda' instead.
+    """
+    def __init__(self, objective: str, coef: typing.Any, intercept: typing.Any, config: dict) -> None:
+        ...
+    def fit(self, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None, callback: typing.Any = None) -> int:
+        ...
+    def loss(self, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None) -> float:
+        ...
+    def partial_fit(self, X: typing.Any, y: typing.Any, sample_weight: typing.Any = None) -> None:
+        ...
+    def reset_optimizer(self) -> None:
+        ...
+    def set_config(self, config: dict) -> None:
+        ...
+    @property
+    def loss_curve(self) -> list[float]:
+        ...
+    @property
+    def lr_curve(self) -> list[float]:
+        ...
+    @property
+    def steps(self) -> int:
+        ...
+    @property
+    def validation_scores(self) -> list[float]:
+        ...
+def accumulate(buffers: typing.Any, grads: typing.Any, overwrite: bool) -> None:
+    """
+    buffers[k] = grads[k] (overwrite) or buffers[k] += grads[k], in one fused pass.
+    """
+def accuracy_score(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_pred: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> float:
+    ...
+def clip_grad_norm(grads: typing.Any, max_norm: typing.SupportsFloat | typing.SupportsIndex, norm_type: typing.SupportsFloat | typing.SupportsIndex, error_if_nonfinite: bool) -> tuple[float, bool]:
+    ...
+def clip_grad_value(grads: typing.Any, clip_value: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+def clip_grads_with_norm(grads: typing.Any, max_norm: typing.SupportsFloat | typing.SupportsIndex, total_norm: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    ...
+def confusion_matrix(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_pred: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], n_classes: typing.SupportsInt | typing.SupportsIndex, sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
+    ...
+def cuda_array_info(array: typing.Any) -> tuple[tuple, numpy.dtype[typing.Any], int]:
+    """
+    (shape, dtype, device) of a CUDA device array; device is -1 when empty.
+    """
+def cuda_copy_async(dst: typing.Any, src: typing.Any) -> None:
+    """
+    Enqueues a device copy src -> dst (same byte size) on the legacy default stream (benchmarks).
+    """
+def cuda_device_count() -> int:
+    """
+    Number of visible CUDA devices (0 without CUDA).
+    """
+def cuda_device_name(device: typing.SupportsInt | typing.SupportsIndex) -> str:
+    """
+    The name of CUDA device `device`.
+    """
+def cuda_is_available() -> bool:
+    """
+    True when dlopt was built with CUDA and a CUDA device is visible.
+    """
+def cuda_synchronize() -> None:
+    """
+    Waits for all work on the current CUDA device.
+    """
+def cuda_to_numpy(array: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
+    """
+    A NumPy copy of any CUDA device array (__cuda_array_interface__).
+    """
+def defaults(arg0: str) -> dict:
+    """
+    The C++ Config defaults of optimizer `name`, as a dict.
+    """
+def ema_update(shadow: typing.Any, params: typing.Any, decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    shadow = decay * shadow + (1 - decay) * params, in one fused pass.
+    """
+def get_num_threads() -> int:
+    """
+    Threads used by the CPU kernels.
+    """
+def is_device_array(obj: typing.Any) -> bool:
+    """
+    True if obj is not a NumPy array and exposes __cuda_array_interface__.
+    """
+def log_loss(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_proba: typing.Any, sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> float:
+    ...
+def lookahead_update(slow: typing.Any, fast: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    slow += alpha * (fast - slow); fast = slow, in one fused pass.
+    """
+def mean_absolute_error(y_true: typing.Any, y_pred: typing.Any, sample_weight: typing.Any = None) -> float:
+    ...
+def mean_squared_error(y_true: typing.Any, y_pred: typing.Any, sample_weight: typing.Any = None) -> float:
+    ...
+def optimizers() -> list[str]:
+    """
+    Names of the optimizers in the registry.
+    """
+def precision_recall_f1(score: str, y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_pred: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], n_classes: typing.SupportsInt | typing.SupportsIndex, sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None, average: str | None, pos_label: typing.SupportsInt | typing.SupportsIndex, zero_division: typing.SupportsFloat | typing.SupportsIndex) -> list[float]:
+    ...
+def r2_score(y_true: typing.Any, y_pred: typing.Any, sample_weight: typing.Any = None) -> float:
+    ...
+def read_checkpoint(path: str) -> tuple[int, bytes, list]:
+    """
+    The C++ reader: (version, header JSON bytes, [(name, dtype, shape, bytes)]).
+    """
+def require_distinct(arg0: list) -> None:
+    """
+    Checks that every entry is an in-place-updatable array (all NumPy, or all CUDA device arrays) and that no two share memory.
+    """
+def scale(tensors: typing.Any, factor: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    x *= factor for every array, in one fused pass.
+    """
+def schedule_lrs(spec: typing.Any, base_lr: typing.SupportsFloat | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex) -> list[float]:
+    """
+    lr(t) for t = 0..steps-1 of the closed-form C++ schedule that lr_schedule=spec names (dlopt/schedule.hpp).
+    """
+def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Sets the threads used by the CPU kernels (OpenMP).
+    """
+def slot_names(arg0: str) -> list[str]:
+    """
+    Names of the per-element state buffers of optimizer `name`.
+    """
+def solve_least_squares(X: typing.Any, y: typing.Any, sample_weight: typing.Any, fit_intercept: bool, alpha: typing.SupportsFloat | typing.SupportsIndex, coef: typing.Any, intercept: typing.Any) -> bool:
+    """
+    Closed-form least squares (Cholesky of XᵀX in double, minimum-norm fallback) into coef, intercept. Returns True if X was rank deficient.
+    """
+def total_norm(grads: typing.Any, norm_type: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool]:
+    """
+    (total norm, result is float32) of a list of arrays, as torch.nn.utils.get_total_norm.
+    """
+def validate_config(arg0: str, arg1: dict) -> None:
+    """
+    Raises TypeError/ValueError if `d` is not a valid config for optimizer `name`.
+    """
+def write_checkpoint(path: str, params: dict) -> None:
+    """
+    The C++ writer (named float arrays only).
+    """
+__version__: str = '0.1.0'
+has_cuda: bool = False
