@@ -345,6 +345,7 @@ def test_bad_storage_input_is_refused_and_changes_nothing():
 
 
 @pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")  # 60 epochs on purpose
 def test_linear_models_take_the_storage_options(state_dtype):
     datasets = pytest.importorskip("sklearn.datasets")
     X, y = datasets.load_diabetes(return_X_y=True)

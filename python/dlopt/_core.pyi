@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
     """
     def __init__(self, name: str) -> None:
         ...
+    def check(self, param_groups: typing.Any, state: typing.Any) -> None:
+        """
+        The checks of a step on param_groups and state (dtypes, shapes, storage, aliasing), changing nothing.
+        """
     def step(self, param_groups: typing.Any, state: typing.Any, grads: typing.Any) -> None:
         """
         One fused step over param_groups with `grads`, updating `state` in place.
@@ -138,6 +142,10 @@ def accumulate(buffers: typing.Any, grads: typing.Any, overwrite: bool) -> None:
     """
 def accuracy_score(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_pred: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> float:
     ...
+def check_storage_options(arg0: dict) -> None:
+    """
+    Raises TypeError/ValueError unless the group's state_dtype, stochastic_rounding, master_weights and seed are valid.
+    """
 def clip_grad_norm(grads: typing.Any, max_norm: typing.SupportsFloat | typing.SupportsIndex, norm_type: typing.SupportsFloat | typing.SupportsIndex, error_if_nonfinite: bool) -> tuple[float, bool]:
     ...
 def clip_grad_value(grads: typing.Any, clip_value: typing.SupportsFloat | typing.SupportsIndex) -> None:
@@ -177,6 +185,10 @@ def cuda_to_numpy(array: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[ty
 def defaults(arg0: str) -> dict:
     """
     The C++ Config defaults of optimizer `name`, as a dict.
+    """
+def dequantize(codes: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scales: typing.Any = None) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    A float32 copy of a stored state buffer: 8-bit codes with their block scales, bfloat16, float16 or float32.
     """
 def ema_update(shadow: typing.Any, params: typing.Any, decay: typing.SupportsFloat | typing.SupportsIndex) -> None:
     """
@@ -235,6 +247,10 @@ def slot_names(arg0: str) -> list[str]:
 def solve_least_squares(X: typing.Any, y: typing.Any, sample_weight: typing.Any, fit_intercept: bool, alpha: typing.SupportsFloat | typing.SupportsIndex, coef: typing.Any, intercept: typing.Any) -> bool:
     """
     Closed-form least squares (Cholesky of XᵀX in double, minimum-norm fallback) into coef, intercept. Returns True if X was rank deficient.
+    """
+def state_layout(name: str, group: dict, param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]) -> dict:
+    """
+    The dtype of each state entry of a parameter like `param` under the group's storage options.
     """
 def total_norm(grads: typing.Any, norm_type: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool]:
     """
