@@ -14,20 +14,9 @@ from .checkpoint import CheckpointError, load, save
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from ._core import get_num_threads, set_num_threads
 from ._version import __version__
-from .optim import (
-    SGD,
-    Adadelta,
-    Adagrad,
-    Adam,
-    Adamax,
-    AdamW,
-    DynamicLR,
-    Lion,
-    NAdam,
-    Optimizer,
-    RAdam,
-    RMSprop,
-)
+from .optim import Optimizer
+from .optim.algorithms import *  # noqa: F401,F403 - the optimizer classes at the top level too
+from .optim import algorithms as _algorithms
 from .linear_model import LinearRegression, LogisticRegression, SoftmaxRegression
 
 __all__ = [
@@ -38,17 +27,7 @@ __all__ = [
     "lr_scheduler",
     "cuda",
     "Optimizer",
-    "SGD",
-    "Adam",
-    "AdamW",
-    "Adagrad",
-    "RMSprop",
-    "Adadelta",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "Lion",
-    "DynamicLR",
+    *_algorithms.__all__,
     "clip_grad_norm_",
     "clip_grad_value_",
     "clip_grads_with_norm_",

@@ -131,9 +131,11 @@ void sixteen_bit_parameters_and_low_precision_state() {
   std::vector<float> mf(600), mref(600);
   dlopt::to_float(const_cast<dlopt::StateBuffer&>(m).view(), 600, mf.data());
   for (int i = 0; i < 600; ++i) mref[i] = f.state(0, 0).data<float>()[i];
-  double merr = 0, mmax = 0;
-  for (int i = 0; i < 600; ++i) merr = std::max(merr, double(std::abs(mf[i] - mref[i]))), mmax = std::max(mmax, double(std::abs(mref[i])));
-  check(merr < 0.02 * mmax, "dequantized m is within 2% of the block maximum of float32 m");
+  // 3 mantissa bits, stochastically rounded: one code step is at most 1/8 of the value; over three
+  // steps the mean error stays a few percent of the mean magnitude.
+  double err = 0, mag = 0;
+  for (int i = 0; i < 600; ++i) err += std::abs(double(mf[i]) - double(mref[i])), mag += std::abs(double(mref[i]));
+  check(err < 0.05 * mag, "dequantized int8 m is within 5% (mean) of float32 Adam's m");
 
   // By name, with options; Adagrad's sum stays float32 whatever is asked.
   std::vector<dlopt::bfloat16> p16(10, dlopt::bfloat16{0x3f80}), g16(10, dlopt::bfloat16{0x3f80});

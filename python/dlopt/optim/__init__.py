@@ -9,21 +9,9 @@
 array([0.8, 0.8, 0.8, 0.8], dtype=float32)
 """
 
-from .algorithms import (
-    SGD,
-    Adadelta,
-    Adagrad,
-    Adam,
-    Adamax,
-    AdamW,
-    DynamicLR,
-    Lion,
-    NAdam,
-    RAdam,
-    RMSprop,
-)
+from . import algorithms
+from .algorithms import *  # noqa: F401,F403 - every optimizer class, listed once in algorithms.__all__
 from .optimizer import Optimizer
 from . import lr_scheduler
 
-__all__ = ["Optimizer", "lr_scheduler", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax",
-           "NAdam", "RAdam", "Lion", "DynamicLR"]
+__all__ = ["Optimizer", "lr_scheduler", *algorithms.__all__]
