@@ -240,7 +240,7 @@ class StepPlan final : public StepPlanBase {
     std::array<Storage, S> slot_storage{};
     ArrayRef master;        // float32 master copy of a 16-bit parameter (master_weights)
     py::object step_obj;    // state["step"] as last read or written
-    py::object mu_obj;      // state["mu_product"] (NAdam)
+    std::array<py::object, kMaxScalars> scalar_obj;  // state[Rule::scalars[k]] as last read or written
     TensorScalars scalars;
   };
 
@@ -254,9 +254,10 @@ class StepPlan final : public StepPlanBase {
   std::vector<TensorStep<Rule, double>> f64_;
   std::vector<std::size_t> active_;
   std::vector<Range> read_;
-  py::object step_key_ = py::str("step"), mu_key_ = py::str("mu_product"), params_key_ = py::str("params");
+  py::object step_key_ = py::str("step"), params_key_ = py::str("params");
   py::object master_key_ = py::str("master_param");
   std::array<py::object, S> slot_key_, scale_key_;
+  std::array<py::object, kMaxScalars> scalar_key_;
 
  public:
   StepPlan() {
@@ -264,6 +265,7 @@ class StepPlan final : public StepPlanBase {
       slot_key_[k] = py::str(Rule::slots[k]);
       scale_key_[k] = py::str(std::string(Rule::slots[k]) + "_scale");
     }
+    for (std::size_t k = 0; k < Rule::scalars.size(); ++k) scalar_key_[k] = py::str(Rule::scalars[k]);
   }
 
   void check(const py::object& groups, const py::object& state) override { rebuild(groups, state); }
@@ -325,9 +327,10 @@ class StepPlan final : public StepPlanBase {
       Tensor& t = tensor_[i];
       t.step_obj = py::reinterpret_steal<py::object>(PyLong_FromLongLong(t.scalars.step));
       if (PyDict_SetItem(t.state.ptr(), step_key_.ptr(), t.step_obj.ptr()) != 0) throw py::error_already_set();
-      if constexpr (Rule::tracks_mu_product) {
-        t.mu_obj = py::float_(t.scalars.mu_product);
-        if (PyDict_SetItem(t.state.ptr(), mu_key_.ptr(), t.mu_obj.ptr()) != 0) throw py::error_already_set();
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) {
+        t.scalar_obj[k] = py::float_(t.scalars.value[k]);
+        if (PyDict_SetItem(t.state.ptr(), scalar_key_[k].ptr(), t.scalar_obj[k].ptr()) != 0)
+          throw py::error_already_set();
       }
     }
   }
@@ -377,12 +380,12 @@ class StepPlan final : public StepPlanBase {
         t.step_obj = py::reinterpret_borrow<py::object>(st);
         t.scalars.step = t.step_obj.template cast<int64_t>();
       }
-      if constexpr (Rule::tracks_mu_product) {
-        PyObject* mu = PyDict_GetItemWithError(s, mu_key_.ptr());
-        if (mu != t.mu_obj.ptr()) {
-          if (!mu) return false;
-          t.mu_obj = py::reinterpret_borrow<py::object>(mu);
-          t.scalars.mu_product = t.mu_obj.template cast<double>();
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) {
+        PyObject* v = PyDict_GetItemWithError(s, scalar_key_[k].ptr());
+        if (v != t.scalar_obj[k].ptr()) {
+          if (!v) return false;
+          t.scalar_obj[k] = py::reinterpret_borrow<py::object>(v);
+          t.scalars.value[k] = t.scalar_obj[k].template cast<double>();
         }
       }
     }
@@ -463,9 +466,10 @@ class StepPlan final : public StepPlanBase {
     t.scalars = TensorScalars{};
     t.step_obj = py::int_(0);
     entry[step_key_] = t.step_obj;
-    if constexpr (Rule::tracks_mu_product) {
-      t.mu_obj = py::float_(1.0);
-      entry[mu_key_] = t.mu_obj;
+    for (std::size_t k = 0; k < Rule::scalars.size(); ++k) {
+      t.scalars.value[k] = Rule::scalar_init(int(k));
+      t.scalar_obj[k] = py::float_(t.scalars.value[k]);
+      entry[scalar_key_[k]] = t.scalar_obj[k];
     }
     if (PyDict_SetItem(state_.ptr(), t.key.ptr(), entry.ptr()) != 0) throw py::error_already_set();
     t.state = entry;
@@ -636,11 +640,10 @@ class StepPlan final : public StepPlanBase {
               t.step_obj = e[step_key_];
               t.scalars.step = t.step_obj.template cast<int64_t>();
             }
-            if constexpr (Rule::tracks_mu_product) {
-              if (e.contains(mu_key_)) {
-                t.mu_obj = e[mu_key_];
-                t.scalars.mu_product = t.mu_obj.template cast<double>();
-              }
+            for (std::size_t k = 0; k < Rule::scalars.size(); ++k) {
+              if (!e.contains(scalar_key_[k])) continue;
+              t.scalar_obj[k] = e[scalar_key_[k]];
+              t.scalars.value[k] = t.scalar_obj[k].template cast<double>();
             }
           }
           tensors.push_back(std::move(t));
@@ -698,7 +701,7 @@ class DeviceStepPlan final : public StepPlanBase {
   std::vector<Tensor> tensors_;
   std::vector<TensorStep<Rule, float>> f32_;
   std::vector<TensorStep<Rule, double>> f64_;
-  py::object params_key_ = py::str("params"), step_key_ = py::str("step"), mu_key_ = py::str("mu_product");
+  py::object params_key_ = py::str("params"), step_key_ = py::str("step");
 
   static std::string idx(std::size_t i) { return std::to_string(i); }
 
@@ -778,7 +781,8 @@ class DeviceStepPlan final : public StepPlanBase {
             located.emplace_back(std::move(v), what);
           }
           if (e.contains(step_key_)) t.scalars.step = e[step_key_].cast<int64_t>();
-          if (Rule::tracks_mu_product && e.contains(mu_key_)) t.scalars.mu_product = e[mu_key_].cast<double>();
+          for (std::size_t k = 0; k < Rule::scalars.size(); ++k)
+            if (e.contains(Rule::scalars[k])) t.scalars.value[k] = e[Rule::scalars[k]].template cast<double>();
         }
         tensors_.push_back(std::move(t));
       }
@@ -839,7 +843,7 @@ class DeviceStepPlan final : public StepPlanBase {
       if (!t.active || !t.state.is_none()) continue;
       py::dict entry;
       entry[step_key_] = py::int_(0);
-      if (Rule::tracks_mu_product) entry[mu_key_] = py::float_(1.0);
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) entry[Rule::scalars[k]] = py::float_(Rule::scalar_init(int(k)));
       sd[t.key] = entry;
       t.state = entry;
       t.scalars = TensorScalars{};
@@ -870,7 +874,7 @@ class DeviceStepPlan final : public StepPlanBase {
     for (Tensor& t : tensors_) {
       if (!t.active) continue;
       t.state[step_key_] = py::int_(t.scalars.step);
-      if (Rule::tracks_mu_product) t.state[mu_key_] = py::float_(t.scalars.mu_product);
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) t.state[Rule::scalars[k]] = py::float_(t.scalars.value[k]);
     }
   }
 };
@@ -928,6 +932,7 @@ struct RuleInfo {
   void (*validate)(const py::dict&);
   std::vector<std::string> slots;
   py::dict (*layout)(const py::dict&, Storage);
+  std::vector<std::string> scalars;
 };
 
 /// The dtype of every state entry a tensor stored as `param` may hold under the group's options
@@ -951,7 +956,8 @@ RuleInfo info() {
           [] { return config_to_dict(typename Rule::Config{}); },
           [](const py::dict& d) { config_from_dict<typename Rule::Config>(d, ""); },
           std::vector<std::string>(Rule::slots.begin(), Rule::slots.end()),
-          &state_layout<Rule>};
+          &state_layout<Rule>,
+          std::vector<std::string>(Rule::scalars.begin(), Rule::scalars.end())};
 }
 
 const std::map<std::string, RuleInfo>& registry() {
@@ -989,6 +995,8 @@ void bind_optim(py::module_& m) {
         "Raises TypeError/ValueError if `d` is not a valid config for optimizer `name`.");
   m.def("slot_names", [](const std::string& name) { return lookup(name).slots; },
         "Names of the per-element state buffers of optimizer `name`.");
+  m.def("scalar_names", [](const std::string& name) { return lookup(name).scalars; },
+        "Names of the per-tensor float scalars of optimizer `name` (state keys besides 'step').");
   m.def("state_layout", [](const std::string& name, const py::dict& group, const py::array& param) {
     const std::optional<Storage> s = storage_of(param);
     if (!s || is_8bit(*s)) throw py::type_error("param: not a parameter dtype");

@@ -196,7 +196,8 @@ class Optimizer:
             _core.validate_config(self._rule, self._config(new, gi))
             new_groups.append(new)
         slots = _core.slot_names(self._rule)
-        allowed = set(slots) | {f"{n}_scale" for n in slots} | {"master_param", "step", "mu_product"}
+        scalars = set(_core.scalar_names(self._rule))
+        allowed = set(slots) | {f"{n}_scale" for n in slots} | scalars | {"master_param", "step"}
         group_of = [g for g in new_groups for _ in g["params"]]
         new_state = {}
         for key, saved in saved_state.items():
@@ -208,7 +209,7 @@ class Optimizer:
             for name, value in saved.items():
                 if name not in allowed:
                     raise ValueError(f"state_dict: state[{i}] has unknown entry {name!r}")
-                if name in ("step", "mu_product"):
+                if name == "step" or name in scalars:
                     entry[name] = int(value) if name == "step" else float(value)
                     continue
                 value = _core.cuda_to_numpy(value) if _core.is_device_array(value) else np.asarray(value)

@@ -6,11 +6,16 @@
 ///   - `Config`: hyperparameters with PyTorch's defaults, `validate()`, and `visit(f)` over its fields;
 ///   - `slots`: the names of its per-element state buffers (PyTorch's state keys), and
 ///     `uses_slot(config, k)` / `slot_init(config, k)` saying which exist and how they start;
-///   - `Coeffs<T>` and `coeffs(config, scalars)`: the per-step scalars, computed once on the host in
-///     double precision after `scalars.step` has been advanced;
+///   - `scalars` / `scalar_init(k)`: the names (state keys) and initial values of the per-tensor host
+///     scalars it keeps besides the step count, and `advance(config, scalars)`, which moves them one
+///     step on (after `step` has been incremented);
+///   - `Coeffs<T>` and `coeffs(config, scalars)`: the per-step scalars, a pure function of the config
+///     and the advanced host scalars, computed once on the host in double precision;
 ///   - `update(coeffs, i, p, g, s)`: the elementwise maths, a DLOPT_HD function and the only place
 ///     the algorithm is written. The CPU loop and the CUDA kernel both call it.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 
 #include "dlopt/core/device.hpp"
@@ -19,15 +24,23 @@
 
 namespace dlopt {
 
-/// Host-side scalar state of one parameter tensor (serialized with the optimizer state).
+/// Most per-tensor host scalars a rule may declare (besides the step count).
+constexpr std::size_t kMaxScalars = 2;
+
+/// Host-side scalar state of one parameter tensor (serialized with the optimizer state). Before a
+/// tensor's first step (step == 0) `value` is reset to the rule's scalar_init, so a
+/// default-constructed TensorScalars is right for every rule.
 struct TensorScalars {
-  int64_t step = 0;         ///< steps taken by this tensor (PyTorch's state["step"])
-  double mu_product = 1.0;  ///< NAdam's running product of momentum coefficients
+  int64_t step = 0;  ///< steps taken by this tensor (PyTorch's state["step"])
+  std::array<double, kMaxScalars> value{};  ///< the rule's `scalars`, in order
 };
 
 /// Defaults shared by rules; a rule overrides what it needs.
 struct RuleDefaults {
-  static constexpr bool tracks_mu_product = false;
+  static constexpr std::array<const char*, 0> scalars = {};
+  static double scalar_init(int /*k*/) { return 0.0; }
+  template <class Config>
+  static void advance(const Config&, TensorScalars&) {}
   template <class Config>
   static double slot_init(const Config&, int /*slot*/) { return 0.0; }
   /// What slot k holds, which decides the storage it may take (core/storage.hpp).

@@ -117,7 +117,11 @@ std::vector<cpu::Segment<Rule, C>>& begin_step(const TensorStep<Rule, C>* tensor
   segments.clear();
   for (std::size_t i = 0; i < count; ++i) {
     const TensorStep<Rule, C>& t = tensors[i];
-    t.scalars->step += 1;
+    TensorScalars& s = *t.scalars;
+    if (s.step == 0)
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) s.value[k] = Rule::scalar_init(int(k));
+    s.step += 1;
+    Rule::advance(*t.config, s);
     cpu::Segment<Rule, C> seg{t.param, t.grad, {}, t.master, t.size,
                               Rule::template coeffs<C>(*t.config, *t.scalars), 0, false, true};
     bool native = t.param.storage == storage_of<C> && !t.master;

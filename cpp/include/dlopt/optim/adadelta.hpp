@@ -44,7 +44,7 @@ struct AdadeltaRule : RuleDefaults {
     T lr, rho, one_minus_rho, eps, weight_decay, sign;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr), T(c.rho), T(1 - c.rho), T(c.eps), T(c.weight_decay), T(c.maximize ? -1 : 1)};
   }
 

@@ -49,7 +49,7 @@ struct AdagradRule : RuleDefaults {
     T clr, eps, weight_decay, sign;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     return {T(c.lr / (1 + double(s.step - 1) * c.lr_decay)), T(c.eps), T(c.weight_decay),
             T(c.maximize ? -1 : 1)};
   }

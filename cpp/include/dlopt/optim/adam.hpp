@@ -60,7 +60,7 @@ struct AdamRule : RuleDefaults {
     bool amsgrad;
   };
   template <class T>
-  static Coeffs<T> coeffs(const AdamConfig& c, TensorScalars& s) {
+  static Coeffs<T> coeffs(const AdamConfig& c, const TensorScalars& s) {
     const double t = double(s.step);
     const bool decoupled = c.decoupled_weight_decay;
     return {T(c.lr / (1 - std::pow(c.beta1, t))),

@@ -44,7 +44,7 @@ struct AdamaxRule : RuleDefaults {
     T clr, one_minus_beta1, beta2, eps, weight_decay, sign;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     return {T(c.lr / (1 - std::pow(c.beta1, double(s.step)))),
             T(1 - c.beta1),
             T(c.beta2),

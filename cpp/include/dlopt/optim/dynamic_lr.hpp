@@ -39,7 +39,7 @@ struct DynamicLRRule : RuleDefaults {
     T lr, beta, sign;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr), T(c.beta), T(c.maximize ? -1 : 1)};
   }
 

@@ -43,7 +43,7 @@ struct LionRule : RuleDefaults {
     T lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, sign;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr),        T(c.beta1),           T(1 - c.beta1),         T(c.beta2),
             T(1 - c.beta2), T(1 - c.lr * c.weight_decay), T(c.maximize ? -1 : 1)};
   }

@@ -43,7 +43,8 @@ struct NAdamConfig {
 struct NAdamRule : RuleDefaults {
   using Config = NAdamConfig;
   static constexpr const char* name = "NAdam";
-  static constexpr bool tracks_mu_product = true;
+  static constexpr std::array<const char*, 1> scalars = {"mu_product"};  ///< Πₜ
+  static double scalar_init(int) { return 1.0; }
   static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
   static bool uses_slot(const Config&, int) { return true; }
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
@@ -53,15 +54,16 @@ struct NAdamRule : RuleDefaults {
     T grad_coeff, avg_coeff, one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps;
     T l2, decay, sign;
   };
+  static double mu(const Config& c, double t) { return c.beta1 * (1 - 0.5 * std::pow(0.96, t * c.momentum_decay)); }
+  static void advance(const Config& c, TensorScalars& s) { s.value[0] *= mu(c, double(s.step)); }
+
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double t = double(s.step);
-    const double mu = c.beta1 * (1 - 0.5 * std::pow(0.96, t * c.momentum_decay));
-    const double mu_next = c.beta1 * (1 - 0.5 * std::pow(0.96, (t + 1) * c.momentum_decay));
-    s.mu_product *= mu;
+    const double mu_t = mu(c, t), mu_next = mu(c, t + 1), mu_product = s.value[0];
     const bool decoupled = c.decoupled_weight_decay;
-    return {T(-c.lr * (1 - mu) / (1 - s.mu_product)),
-            T(-c.lr * mu_next / (1 - s.mu_product * mu_next)),
+    return {T(-c.lr * (1 - mu_t) / (1 - mu_product)),
+            T(-c.lr * mu_next / (1 - mu_product * mu_next)),
             T(1 - c.beta1),
             T(c.beta2),
             T(1 - c.beta2),

@@ -52,7 +52,7 @@ struct RAdamRule : RuleDefaults {
     bool rectified;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double t = double(s.step);
     const double bias_correction2 = 1 - std::pow(c.beta2, t);
     const double rho_inf = 2 / (1 - c.beta2) - 1;

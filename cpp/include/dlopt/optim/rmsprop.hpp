@@ -50,7 +50,7 @@ struct RMSpropRule : RuleDefaults {
     bool centered;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars&) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr),           T(c.alpha),    T(1 - c.alpha),         T(c.eps),
             T(c.weight_decay), T(c.momentum), T(c.maximize ? -1 : 1), c.centered};
   }

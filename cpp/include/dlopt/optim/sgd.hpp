@@ -51,7 +51,7 @@ struct SGDRule : RuleDefaults {
     bool nesterov, first_step;
   };
   template <class T>
-  static Coeffs<T> coeffs(const Config& c, TensorScalars& s) {
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     return {T(c.lr), T(c.momentum), T(1 - c.dampening), T(c.weight_decay),
             T(c.maximize ? -1 : 1), c.nesterov, s.step == 1};
   }
