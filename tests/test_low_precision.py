@@ -28,6 +28,7 @@ def test_stochastic_rounding_matches_the_reference_bit_for_bit(dtype, rounder):
     rng = np.random.default_rng(0)
     sizes = [70_001, 1000]  # > 16K elements: the parallel path; several blocks and a tail
     params = [rng.normal(size=n).astype(dtype) for n in sizes]
+    params[1][:3] = [np.inf, -np.inf, np.nan]  # stay inf, -inf and a NaN
     expected = [p.copy() for p in params]
     opt = dlopt.optim.SGD(params, lr=0.01, seed=1234)
     for step in range(1, 4):
@@ -38,6 +39,7 @@ def test_stochastic_rounding_matches_the_reference_bit_for_bit(dtype, rounder):
             e[:] = rounder(sgd_update(e, g, 0.01), bits & np.uint32(0xFFFF))
         for p, e in zip(params, expected):
             np.testing.assert_array_equal(p.view(np.uint16), e.view(np.uint16))
+    assert np.isposinf(params[1][0]) and np.isneginf(params[1][1]) and np.isnan(params[1][2])
 
 
 @pytest.mark.parametrize("dtype", [BF16, np.float16])

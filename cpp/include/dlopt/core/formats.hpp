@@ -95,8 +95,9 @@ DLOPT_HD uint16_t float_to_bf16(float x) {
 /// (spacing), from the 16 bits `dither` (< 2^16). Infinities and NaN round to nearest.
 DLOPT_HD uint16_t float_to_bf16_sr(float x, uint32_t dither) {
   const uint32_t b = bits_of(x);
+  // An infinity stays one (the dither never carries into the exponent); a NaN stays a quiet NaN.
   const uint16_t rounded = uint16_t((b + dither) >> 16);
-  return (b & 0x7f800000U) == 0x7f800000U ? float_to_bf16(x) : rounded;  // a select: vectorizes
+  return (b & 0x7fffffffU) > 0x7f800000U ? uint16_t((b >> 16) | 0x40U) : rounded;  // a select: vectorizes
 }
 
 // ---- float16 (host; IEEE binary16 through the compiler's _Float16) -------------------------------
