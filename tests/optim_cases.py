@@ -17,6 +17,7 @@ FULL_STATE_CONFIGS = {
     "NAdam": dict(lr=0.01),
     "RAdam": dict(lr=0.01),
     "Lion": dict(lr=0.001, weight_decay=0.1),
+    "LAMB": dict(lr=0.01, weight_decay=0.01),
     "DynamicLR": dict(lr=0.1, beta=0.5),
 }
 

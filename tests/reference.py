@@ -260,6 +260,26 @@ def lion_step(p, g, state, *, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maxi
 
 
 # ---------------------------------------------------------------------------------------------
+# LAMB (You et al. 2020, Algorithm 2, with Adam's bias correction): r = m̂/(√v̂ + eps) + wd p,
+# p <- p - lr ‖p‖/‖r‖ r (trust ratio 1 when either norm is 0); norms over the whole tensor
+# ---------------------------------------------------------------------------------------------
+def lamb_step(p, g, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, maximize=False):
+    beta1, beta2 = betas
+    g = _begin(p, g, state, maximize)
+    _zeros(state, p, "exp_avg", "exp_avg_sq")
+    t = state["step"]
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    _lerp_(m, g, 1 - beta1)
+    v *= beta2
+    v += (1 - beta2) * (g * g)
+    r = (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps) + weight_decay * p
+    p_norm = np.sqrt(np.sum(p.astype(np.float64) ** 2))
+    r_norm = np.sqrt(np.sum(r.astype(np.float64) ** 2))
+    trust = p_norm / r_norm if p_norm > 0 and r_norm > 0 else 1.0
+    p -= (lr * trust) * r
+
+
+# ---------------------------------------------------------------------------------------------
 # DynamicLR: p <- p - lr / (1 + beta g^2) g, element-wise; no state but the step counter
 # ---------------------------------------------------------------------------------------------
 def dynamic_lr_step(p, g, state, *, lr=1e-2, beta=1.0):
@@ -278,6 +298,7 @@ REFERENCES = {
     "NAdam": nadam_step,
     "RAdam": radam_step,
     "Lion": lion_step,
+    "LAMB": lamb_step,
     "DynamicLR": dynamic_lr_step,
 }
 

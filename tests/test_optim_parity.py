@@ -106,6 +106,10 @@ CASES = [
     ("Lion", {"lr": 0.01, "weight_decay": 0.5}),
     ("Lion", {"lr": 0.01, "maximize": True}),
     ("Lion", {"lr": 0.01, "weight_decay": 0.5, "maximize": True}),
+    ("LAMB", {}),
+    ("LAMB", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-8}),
+    ("LAMB", {"lr": 0.01, "weight_decay": 0.1}),
+    ("LAMB", {"lr": 0.01, "weight_decay": 0.1, "maximize": True}),
     ("DynamicLR", {}),
     ("DynamicLR", {"lr": 0.1}),
     ("DynamicLR", {"lr": 0.1, "beta": 0.25}),
@@ -335,6 +339,7 @@ GROUP_OVERRIDES = {
     "NAdam": {"lr": 0.05, "decoupled_weight_decay": False, "momentum_decay": 0.02},
     "RAdam": {"lr": 0.05, "decoupled_weight_decay": False, "betas": (0.9, 0.9)},
     "Lion": {"lr": 0.03, "betas": (0.5, 0.9), "maximize": False},
+    "LAMB": {"lr": 0.05, "betas": (0.5, 0.9), "weight_decay": 0.0},
     "DynamicLR": {"lr": 0.5, "beta": 3.0},
 }
 

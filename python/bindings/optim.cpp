@@ -732,6 +732,9 @@ class DeviceStepPlan final : public StepPlanBase {
  public:
   void step(const py::object& groups, const py::object& state, const py::object& grads) override {
     if (placement(groups) == Placement::Host) throw WrongPlan{};
+    if constexpr (Rule::reductions > 0)
+      throw py::value_error(std::string(Rule::name) + " runs on the CPU only for now (its per-tensor norms have "
+                            "no CUDA kernel yet): pass NumPy arrays");
     if (!PyDict_Check(state.ptr())) throw py::type_error("state: expected a dict");
     if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
       throw py::type_error("grads: expected a list with one array per parameter, got " +
@@ -933,6 +936,7 @@ struct RuleInfo {
   std::vector<std::string> slots;
   py::dict (*layout)(const py::dict&, Storage);
   std::vector<std::string> scalars;
+  bool on_device;  ///< the CUDA step supports it
 };
 
 /// The dtype of every state entry a tensor stored as `param` may hold under the group's options
@@ -957,7 +961,8 @@ RuleInfo info() {
           [](const py::dict& d) { config_from_dict<typename Rule::Config>(d, ""); },
           std::vector<std::string>(Rule::slots.begin(), Rule::slots.end()),
           &state_layout<Rule>,
-          std::vector<std::string>(Rule::scalars.begin(), Rule::scalars.end())};
+          std::vector<std::string>(Rule::scalars.begin(), Rule::scalars.end()),
+          Rule::reductions == 0};
 }
 
 const std::map<std::string, RuleInfo>& registry() {
@@ -995,6 +1000,8 @@ void bind_optim(py::module_& m) {
         "Raises TypeError/ValueError if `d` is not a valid config for optimizer `name`.");
   m.def("slot_names", [](const std::string& name) { return lookup(name).slots; },
         "Names of the per-element state buffers of optimizer `name`.");
+  m.def("runs_on_device", [](const std::string& name) { return lookup(name).on_device; },
+        "Whether optimizer `name` has a CUDA step (rules with per-tensor reductions are CPU-only for now).");
   m.def("scalar_names", [](const std::string& name) { return lookup(name).scalars; },
         "Names of the per-tensor float scalars of optimizer `name` (state keys besides 'step').");
   m.def("state_layout", [](const std::string& name, const py::dict& group, const py::array& param) {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -227,6 +227,10 @@ def read_checkpoint(path: str) -> tuple[int, bytes, list]:
 def require_distinct(arg0: list) -> None:
     """
     Checks that every entry is an in-place-updatable array (all NumPy, or all CUDA device arrays) and that no two share memory.
+    """
+def runs_on_device(arg0: str) -> bool:
+    """
+    Whether optimizer `name` has a CUDA step (rules with per-tensor reductions are CPU-only for now).
     """
 def scalar_names(arg0: str) -> list[str]:
     """

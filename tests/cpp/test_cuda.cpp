@@ -102,6 +102,9 @@ void emulated_launch_equals_cpu() {
     auto tb = steps(b, sb);
     dlopt::detail::check_step(tb.data(), n);
     auto& segments = dlopt::detail::begin_step(tb.data(), n);
+    // A rule's reduction phase runs on the host (the device step refuses such rules for now); the
+    // kernel body must then apply the finished coefficients exactly as the CPU loop does.
+    if constexpr (Rule::reductions > 0) dlopt::cpu::reduce(segments.data(), n);
     std::vector<int64_t> first_chunk(n + 1);
     const int64_t total = dlopt::cuda::detail::chunk_prefix(segments.data(), n, first_chunk.data());
     for (int64_t chunk = 0; chunk < total; ++chunk)
@@ -224,9 +227,11 @@ int main() {
     std::printf("no CUDA device (or a build without CUDA): device comparisons skipped\n");
   } else {
     std::printf("CUDA device: %s\n", dlopt::cuda::device_name(0).c_str());
-#define DLOPT_TEST_RULE(Rule)          \
-  device_equals_host<dlopt::Rule, float>(); \
-  device_equals_host<dlopt::Rule, double>();
+#define DLOPT_TEST_RULE(Rule)                  \
+  if constexpr (dlopt::Rule::reductions == 0) { \
+    device_equals_host<dlopt::Rule, float>();     \
+    device_equals_host<dlopt::Rule, double>();    \
+  }
     DLOPT_FOR_EACH_RULE(DLOPT_TEST_RULE)
 #undef DLOPT_TEST_RULE
   }

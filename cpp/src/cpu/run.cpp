@@ -67,33 +67,50 @@ void store_param(const Buffer& param, int64_t begin, int64_t n, const C* __restr
   }
 }
 
+/// L1 scratch for one chunk of a staged block, and the compute-type view of the chunk's buffers
+/// (each in place when stored in C, else loaded into the scratch).
+template <class Rule, class C>
+struct Staged {
+  static constexpr std::size_t S = num_slots<Rule>;
+  alignas(64) C pbuf[kStage], gbuf[kStage], sbuf[S + 1][kStage];
+  C* p = nullptr;
+  const C* g = nullptr;
+  C* s[S + 1] = {};
+  bool staged_param = false;
+
+  void load_chunk(const Segment<Rule, C>& seg, int64_t off, int64_t n) {
+    p = nullptr;
+    if constexpr (std::is_same_v<C, float>) p = seg.master ? seg.master + off : nullptr;
+    if (!p) p = in_place<C>(seg.param, off);
+    staged_param = !p;
+    if (staged_param) load(seg.param, off, n, p = pbuf);
+    g = in_place<C>(seg.grad, off);
+    if (!g) load(seg.grad, off, n, gbuf), g = gbuf;
+    for (std::size_t k = 0; k < S; ++k) {
+      s[k] = nullptr;
+      if (!seg.slots[k]) continue;
+      s[k] = in_place<C>(seg.slots[k], off);
+      if (!s[k]) load(seg.slots[k], off, n, s[k] = sbuf[k]);
+    }
+  }
+};
+
 /// A block with buffers in other formats than C: chunk by chunk, each such buffer is loaded into
 /// C scratch, the rule runs on C arrays exactly as in run_native, and the results are stored back
 /// (rounded with one hash per element and step when stochastic rounding is on).
 template <class Rule, class C>
 void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
   constexpr std::size_t S = num_slots<Rule>;
-  alignas(64) C pbuf[kStage], gbuf[kStage], sbuf[S + 1][kStage];
+  Staged<Rule, C> st;
   alignas(64) uint32_t rbuf[kStage];
   const auto c = seg.coeffs;
   for (int64_t off = begin; off < begin + len; off += kStage) {
     const int64_t n = std::min(kStage, begin + len - off);
-    C* p = nullptr;
-    if constexpr (std::is_same_v<C, float>) p = seg.master ? seg.master + off : nullptr;
-    if (!p) p = in_place<C>(seg.param, off);
-    const bool staged_param = !p;
-    if (staged_param) load(seg.param, off, n, p = pbuf);
-    const C* g = in_place<C>(seg.grad, off);
-    if (!g) load(seg.grad, off, n, gbuf), g = gbuf;
-    C* s[S + 1] = {};
-    for (std::size_t k = 0; k < S; ++k) {
-      if (!seg.slots[k]) continue;
-      s[k] = in_place<C>(seg.slots[k], off);
-      if (!s[k]) load(seg.slots[k], off, n, s[k] = sbuf[k]);
-    }
+    st.load_chunk(seg, off, n);
     {
-      C* __restrict pp = p;
-      const C* __restrict gg = g;
+      C* __restrict pp = st.p;
+      const C* __restrict gg = st.g;
+      C* const* s = st.s;
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) Rule::update(c, i, pp, gg, s);
     }
@@ -106,10 +123,10 @@ void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
       random = rbuf;
     }
     for (std::size_t k = 0; k < S; ++k)
-      if (s[k] == sbuf[k]) store(seg.slots[k], off, n, s[k], random, int(k));
+      if (st.s[k] == st.sbuf[k]) store(seg.slots[k], off, n, st.s[k], random, int(k));
     if constexpr (std::is_same_v<C, float>) {
-      if (seg.master) store_param(seg.param, off, n, p, nullptr);  // to nearest from the master
-      else if (staged_param) store_param(seg.param, off, n, p, random);
+      if (seg.master) store_param(seg.param, off, n, st.p, nullptr);  // to nearest from the master
+      else if (st.staged_param) store_param(seg.param, off, n, st.p, random);
     }
   }
 }
@@ -150,9 +167,88 @@ void run(const Segment<Rule, T>* segments, std::size_t count) {
   }
 }
 
-#define DLOPT_INSTANTIATE_RUN(Rule)                                          \
-  template void run<Rule, float>(const Segment<Rule, float>*, std::size_t); \
-  template void run<Rule, double>(const Segment<Rule, double>*, std::size_t);
+namespace {
+
+constexpr int kLanes = 16;
+
+/// The sums of Rule::reduce's terms over one block (lanes, then the pairwise combination).
+template <class Rule, class C>
+void reduce_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len, double* out) {
+  constexpr int R = Rule::reductions;
+  double acc[R][kLanes] = {};
+  auto lanes = [&](const C* p, const C* g, C* const* s, int64_t n) {  // n: a multiple of kLanes but the last
+    for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+      const int64_t m = std::min<int64_t>(kLanes, n - i0);
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) {
+        double terms[R];
+        Rule::reduce(seg.coeffs, i0 + j, p, g, s, terms);
+        for (int r = 0; r < R; ++r) acc[r][j] += terms[r];
+      }
+    }
+  };
+  if (seg.native) {
+    C* s[num_slots<Rule> + 1] = {};
+    for (std::size_t k = 0; k < num_slots<Rule>; ++k)
+      s[k] = seg.slots[k] ? static_cast<C*>(seg.slots[k].data) + begin : nullptr;
+    lanes(static_cast<const C*>(seg.param.data) + begin, static_cast<const C*>(seg.grad.data) + begin, s, len);
+  } else {
+    Staged<Rule, C> st;
+    for (int64_t off = begin; off < begin + len; off += kStage) {
+      const int64_t n = std::min(kStage, begin + len - off);
+      st.load_chunk(seg, off, n);
+      lanes(st.p, st.g, st.s, n);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int w = kLanes / 2; w >= 1; w /= 2)
+      for (int l = 0; l < w; ++l) acc[r][l] += acc[r][l + w];
+    out[r] = acc[r][0];
+  }
+}
+
+}  // namespace
+
+template <class Rule, class T>
+void reduce(Segment<Rule, T>* segments, std::size_t count) {
+  if constexpr (Rule::reductions > 0) {
+    constexpr int R = Rule::reductions;
+    std::vector<int64_t> first_block(count + 1, 0);
+    int64_t total = 0;
+    for (std::size_t k = 0; k < count; ++k) {
+      total += segments[k].size;
+      first_block[k + 1] = first_block[k] + (segments[k].size + kBlock - 1) / kBlock;
+    }
+    const int64_t blocks = first_block[count];
+    std::vector<double> partial(std::size_t(blocks) * R);
+    const int64_t* fb = first_block.data();
+    auto do_block = [&](int64_t b) {
+      const std::size_t k = std::size_t(std::upper_bound(fb, fb + count + 1, b) - fb - 1);
+      const int64_t begin = (b - fb[k]) * kBlock;
+      reduce_block(segments[k], begin, std::min(kBlock, segments[k].size - begin), &partial[std::size_t(b) * R]);
+    };
+    if (total < kParallelMin || get_num_threads() == 1) {
+      for (int64_t b = 0; b < blocks; ++b) do_block(b);
+    } else {
+#pragma omp parallel for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b) do_block(b);
+    }
+    for (std::size_t k = 0; k < count; ++k) {
+      double sums[R] = {};
+      for (int64_t b = fb[k]; b < fb[k + 1]; ++b)
+        for (int r = 0; r < R; ++r) sums[r] += partial[std::size_t(b) * R + r];
+      Rule::finish(segments[k].coeffs, sums);
+    }
+  } else {
+    (void)segments, (void)count;
+  }
+}
+
+#define DLOPT_INSTANTIATE_RUN(Rule)                                           \
+  template void run<Rule, float>(const Segment<Rule, float>*, std::size_t);  \
+  template void run<Rule, double>(const Segment<Rule, double>*, std::size_t); \
+  template void reduce<Rule, float>(Segment<Rule, float>*, std::size_t);     \
+  template void reduce<Rule, double>(Segment<Rule, double>*, std::size_t);
 DLOPT_FOR_EACH_RULE(DLOPT_INSTANTIATE_RUN)
 #undef DLOPT_INSTANTIATE_RUN
 

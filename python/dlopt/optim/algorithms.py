@@ -12,7 +12,7 @@ from typing import Any, Iterable
 from .optimizer import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam",
-           "Lion", "DynamicLR"]
+           "Lion", "LAMB", "DynamicLR"]
 
 
 def _hyperparameters(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -283,6 +283,37 @@ class Lion(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-4,
                  betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class LAMB(Optimizer):
+    r"""LAMB, layer-wise adaptive moments for large-batch training (You et al., 2020, Algorithm 2).
+
+    Adam's bias-corrected direction, scaled per tensor by the trust ratio
+    :math:`\tau = \lVert p\rVert / \lVert r\rVert` (1 when either norm is 0):
+
+    .. math::
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        r &\leftarrow \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon} + \lambda p \\
+        p &\leftarrow p - \gamma\,\frac{\lVert p\rVert}{\lVert r\rVert}\, r
+
+    torch.optim has no LAMB; the norms are per parameter tensor (a "layer"), summed in double in a
+    fixed order, so results do not depend on the thread count. CPU only for now.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.array([3.0, 4.0])                 # ‖w‖ = 5
+    >>> opt = dlopt.optim.LAMB([w], lr=0.1)
+    >>> opt.step([np.array([1.0, 1.0])])         # r = (1, 1): the step is 0.1 * 5 / √2 per element
+    >>> np.round(w, 6)
+    array([2.646447, 3.646447])
+    """
+
+    _rule = "LAMB"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0, *, maximize: bool = False,
                  state_dtype: str | None = None, stochastic_rounding: bool = True,
                  master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))

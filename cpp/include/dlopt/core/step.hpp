@@ -63,6 +63,14 @@ struct Segment {
 template <class Rule, class T>
 void run(const Segment<Rule, T>* segments, std::size_t count);
 
+/// The reduction phase of a rule with `reductions` > 0: for each segment, the sums of the terms of
+/// Rule::reduce over its elements, folded into its coefficients by Rule::finish. The order is fixed:
+/// within each 4096-element block, element j adds to lane j % 16 (in double), the 16 lanes combine
+/// pairwise (l += l + 8, then l + 4, l + 2, l + 1), and the blocks add up in order; so the sums do
+/// not depend on the thread count.
+template <class Rule, class T>
+void reduce(Segment<Rule, T>* segments, std::size_t count);
+
 }  // namespace cpu
 
 namespace detail {
@@ -148,6 +156,7 @@ template <class Rule, class C>
 void step(const TensorStep<Rule, C>* tensors, std::size_t count) {
   detail::check_step(tensors, count);
   std::vector<cpu::Segment<Rule, C>>& segments = detail::begin_step(tensors, count);
+  if constexpr (Rule::reductions > 0) cpu::reduce(segments.data(), segments.size());
   cpu::run(segments.data(), segments.size());
 }
 

@@ -152,6 +152,7 @@ template <class T = float> using Adamax = Optimizer<AdamaxRule, T>;
 template <class T = float> using NAdam = Optimizer<NAdamRule, T>;
 template <class T = float> using RAdam = Optimizer<RAdamRule, T>;
 template <class T = float> using Lion = Optimizer<LionRule, T>;
+template <class T = float> using LAMB = Optimizer<LAMBRule, T>;
 template <class T = float> using DynamicLR = Optimizer<DynamicLRRule, T>;
 
 }  // namespace dlopt

@@ -8,6 +8,7 @@
 #include "dlopt/optim/adam.hpp"
 #include "dlopt/optim/adamax.hpp"
 #include "dlopt/optim/dynamic_lr.hpp"
+#include "dlopt/optim/lamb.hpp"
 #include "dlopt/optim/lion.hpp"
 #include "dlopt/optim/nadam.hpp"
 #include "dlopt/optim/radam.hpp"
@@ -26,4 +27,5 @@
   X(NAdamRule)                 \
   X(RAdamRule)                 \
   X(LionRule)                  \
+  X(LAMBRule)                  \
   X(DynamicLRRule)
