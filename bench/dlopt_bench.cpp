@@ -430,7 +430,11 @@ int main(int argc, char** argv) {
     else usage("unknown option '" + a + "'");
   }
   if (specs.empty()) {
-    for (const std::string& n : dlopt::optimizer_names()) specs.push_back(parse_spec(lower(n)));
+    // Every elementwise rule (matrix rules such as Muon are GEMM-bound: not a bandwidth benchmark).
+#define DLOPT_ELEMENTWISE(Rule) \
+  if (!dlopt::Rule::matrix) specs.push_back(parse_spec(lower(dlopt::Rule::name)));
+    DLOPT_FOR_EACH_RULE(DLOPT_ELEMENTWISE)
+#undef DLOPT_ELEMENTWISE
     specs.insert(specs.begin() + 1, parse_spec("sgd:momentum=0.9"));
     specs.push_back(parse_spec("adam:amsgrad=1"));
     specs.push_back(parse_spec("rmsprop:momentum=0.9,centered=1"));

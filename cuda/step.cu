@@ -101,7 +101,20 @@ void require_device() {
 }
 
 template <class Rule, class T>
+void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr);
+
+template <class Rule, class T>
 void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
+  if constexpr (Rule::matrix) {  // no elementwise kernel (dlopt::cuda::step refuses matrix rules)
+    (void)segments, (void)count, (void)stream_ptr;
+    throw std::runtime_error(std::string(Rule::name) + ": no CUDA kernel");
+  } else {
+    run_elementwise(segments, count, stream_ptr);
+  }
+}
+
+template <class Rule, class T>
+void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
   using Seg = cpu::Segment<Rule, T>;
   if (count == 0) return;
   int64_t total_chunks = 0;

@@ -21,6 +21,12 @@ FULL_STATE_CONFIGS = {
     "DynamicLR": dict(lr=0.1, beta=0.5),
 }
 
+# Matrix rules: their parameters must be 2-D, so the elementwise table above leaves them out;
+# tests/test_muon.py covers them.
+MATRIX_CONFIGS = {
+    "Muon": dict(lr=0.02, weight_decay=0.01),
+}
+
 
 def make_optimizer(name, params, **overrides):
     cls = getattr(dlopt.optim, name)

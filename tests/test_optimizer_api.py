@@ -9,13 +9,13 @@ import pytest
 import dlopt
 from dlopt import _core
 from dlopt.optim.optimizer import STORAGE_KEYS
-from optim_cases import FULL_STATE_CONFIGS, make_optimizer, random_grads, random_params
+from optim_cases import FULL_STATE_CONFIGS, MATRIX_CONFIGS, make_optimizer, random_grads, random_params
 
 TORCH_ONLY_KEYWORDS = {"foreach", "fused", "capturable", "differentiable"}
 
 
 def test_every_registered_optimizer_has_a_python_class():
-    assert sorted(_core.optimizers()) == sorted(FULL_STATE_CONFIGS)
+    assert sorted(_core.optimizers()) == sorted([*FULL_STATE_CONFIGS, *MATRIX_CONFIGS])
     for name in _core.optimizers():
         assert getattr(dlopt.optim, name)._rule == name
         assert getattr(dlopt, name) is getattr(dlopt.optim, name)

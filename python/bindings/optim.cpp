@@ -115,13 +115,31 @@ py::dict group_fields(const py::dict& d, const std::string& where, const py::obj
     py::object value = py::reinterpret_borrow<py::object>(kv.second);
     if (key.equal(params_key)) continue;
     if (items) items->emplace_back(key, value);
-    if (py::isinstance<py::str>(key) && key.cast<std::string>() == "betas") {
-      if (!(py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) || py::len(value) != 2)
-        throw py::type_error(where + "betas: expected a pair of floats, got " +
-                             py::repr(value).cast<std::string>());
-      fields["beta1"] = value[py::int_(0)];
-      fields["beta2"] = value[py::int_(1)];
-    } else {
+    const std::string name = py::isinstance<py::str>(key) ? key.cast<std::string>() : "";
+    auto split = [&](std::initializer_list<const char*> parts, const char* what) {
+      if (!(py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) || py::len(value) != parts.size())
+        throw py::type_error(where + name + ": expected " + what + ", got " + py::repr(value).cast<std::string>());
+      int i = 0;
+      for (const char* part : parts) fields[part] = value[py::int_(i++)];
+    };
+    // torch's composite keywords as the Config's scalar fields (one place: Python asks here too)
+    if (name == "betas") {
+      split({"beta1", "beta2"}, "a pair of floats");
+    } else if (name == "ns_coefficients") {
+      split({"ns_a", "ns_b", "ns_c"}, "three floats (a, b, c)");
+    } else if (name == "adjust_lr_fn") {
+      const std::string fn = value.is_none() ? "original" : py::isinstance<py::str>(value) ? value.cast<std::string>() : "?";
+      if (fn != "original" && fn != "match_rms_adamw")
+        throw py::value_error(where + "adjust_lr_fn: expected None, 'original' or 'match_rms_adamw', got " +
+                              py::repr(value).cast<std::string>());
+      fields["adjust_lr"] = py::float_(fn == "original" ? 0.0 : 1.0);
+    } else if (name == "ns_dtype") {
+      const std::string dt = py::isinstance<py::str>(value) ? value.cast<std::string>() : "?";
+      if (dt != "float32" && dt != "bfloat16")
+        throw py::value_error(where + "ns_dtype: expected 'float32' or 'bfloat16', got " +
+                              py::repr(value).cast<std::string>());
+      fields["ns_bfloat16"] = py::bool_(dt == "bfloat16");
+    } else if (!is_storage_key(name)) {
       fields[key] = value;
     }
   }
@@ -290,6 +308,7 @@ class StepPlan final : public StepPlanBase {
     for (std::size_t i = 0; i < n; ++i) {
       if (g[i] == Py_None) continue;
       check_grad(i, g[i]);
+      if constexpr (Rule::matrix) check_matrix(i);
       active_.push_back(i);
       fresh_state |= tensor_[i].state.is_none();
     }
@@ -440,6 +459,22 @@ class StepPlan final : public StepPlanBase {
                             py::str(t.param.obj.attr("shape")).cast<std::string>());
   }
 
+  /// Matrix rules (Muon) take 2-D float32/float64 parameters with state in the same dtype, for now.
+  void check_matrix(std::size_t i) const {
+    const Tensor& t = tensor_[i];
+    const std::string what = "params[" + idx(i) + "]";
+    if (t.param.ndim != 2)
+      throw py::value_error(what + ": " + Rule::name + " updates 2-D parameters only, got " +
+                            std::to_string(t.param.ndim) + "-D");
+    if (is_16bit(t.storage))
+      throw py::type_error(what + ": " + Rule::name + " takes float32 or float64 parameters for now");
+    const StateDType requested = group_[t.group].storage.state_dtype;
+    for (std::size_t k = 0; k < S; ++k)
+      if (slot_storage(Rule::slot_kind(int(k)), requested, t.storage) != t.storage)
+        throw py::value_error(what + ": " + Rule::name + " keeps its state in the parameter's dtype for now (state_dtype=" +
+                              state_dtype_name(requested) + " is not supported)");
+  }
+
   void check_grad_aliasing(PyObject* const* g) {
     for (std::size_t i : active_) {
       auto* a = npy::proxy(g[i]);
@@ -519,6 +554,7 @@ class StepPlan final : public StepPlanBase {
     s.config = &grp.config;
     s.scalars = &t.scalars;
     s.rounding = {grp.storage.stochastic_rounding, grp.storage.seed, uint64_t(i)};
+    s.rows = t.param.ndim == 2 ? t.param.shape[0] : 0;  // matrix rules take 2-D parameters only
     py::dict entry = py::reinterpret_borrow<py::dict>(t.state);
     for (std::size_t k = 0; k < S; ++k) {
       if (!t.slots[k].obj && Rule::uses_slot(grp.config, int(k))) {
@@ -732,9 +768,9 @@ class DeviceStepPlan final : public StepPlanBase {
  public:
   void step(const py::object& groups, const py::object& state, const py::object& grads) override {
     if (placement(groups) == Placement::Host) throw WrongPlan{};
-    if constexpr (Rule::reductions > 0)
-      throw py::value_error(std::string(Rule::name) + " runs on the CPU only for now (its per-tensor norms have "
-                            "no CUDA kernel yet): pass NumPy arrays");
+    if constexpr (Rule::reductions > 0 || Rule::matrix)
+      throw py::value_error(std::string(Rule::name) + " runs on the CPU only for now (no CUDA kernel for its "
+                            "per-tensor norms or matrix products yet): pass NumPy arrays");
     if (!PyDict_Check(state.ptr())) throw py::type_error("state: expected a dict");
     if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
       throw py::type_error("grads: expected a list with one array per parameter, got " +
@@ -962,7 +998,7 @@ RuleInfo info() {
           std::vector<std::string>(Rule::slots.begin(), Rule::slots.end()),
           &state_layout<Rule>,
           std::vector<std::string>(Rule::scalars.begin(), Rule::scalars.end()),
-          Rule::reductions == 0};
+          Rule::reductions == 0 && !Rule::matrix};
 }
 
 const std::map<std::string, RuleInfo>& registry() {
@@ -996,6 +1032,11 @@ void bind_optim(py::module_& m) {
   }, "Names of the optimizers in the registry.");
   m.def("defaults", [](const std::string& name) { return lookup(name).defaults(); },
         "The C++ Config defaults of optimizer `name`, as a dict.");
+  m.def("config_fields", [](const py::dict& group, const std::string& where) {
+    return group_fields(group, where, py::str("params"), nullptr);
+  }, py::arg("group"), py::arg("where") = "",
+     "A param group's hyperparameters as the C++ Config's fields (betas -> beta1, beta2, ...), "
+     "without 'params' and the storage keys.");
   m.def("validate_config", [](const std::string& name, const py::dict& d) { lookup(name).validate(d); },
         "Raises TypeError/ValueError if `d` is not a valid config for optimizer `name`.");
   m.def("slot_names", [](const std::string& name) { return lookup(name).slots; },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -152,6 +152,10 @@ def clip_grad_value(grads: typing.Any, clip_value: typing.SupportsFloat | typing
     ...
 def clip_grads_with_norm(grads: typing.Any, max_norm: typing.SupportsFloat | typing.SupportsIndex, total_norm: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
+def config_fields(group: dict, where: str = '') -> dict:
+    """
+    A param group's hyperparameters as the C++ Config's fields (betas -> beta1, beta2, ...), without 'params' and the storage keys.
+    """
 def confusion_matrix(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_pred: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], n_classes: typing.SupportsInt | typing.SupportsIndex, sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
     ...
 def cuda_array_info(array: typing.Any) -> tuple[tuple, numpy.dtype[typing.Any], int]:

@@ -141,29 +141,41 @@ void run_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
 
 template <class Rule, class T>
 void run(const Segment<Rule, T>* segments, std::size_t count) {
-  // first_block[k]: index of segment k's first block; blocks are numbered across all segments.
-  thread_local std::vector<int64_t> first_block_storage;
-  std::vector<int64_t>& first_block = first_block_storage;
-  first_block.resize(count + 1);
-  int64_t total = 0;
-  first_block[0] = 0;
-  for (std::size_t k = 0; k < count; ++k) {
-    total += segments[k].size;
-    first_block[k + 1] = first_block[k] + (segments[k].size + kBlock - 1) / kBlock;
-  }
-  const int64_t blocks = first_block[count];
-  const int64_t* fb = first_block.data();
-
-  auto do_block = [segments, fb, count](int64_t b) {
-    const std::size_t k = std::size_t(std::upper_bound(fb, fb + count + 1, b) - fb - 1);
-    const int64_t begin = (b - fb[k]) * kBlock;
-    run_block(segments[k], begin, std::min(kBlock, segments[k].size - begin));
-  };
-  if (total < kParallelMin || get_num_threads() == 1) {
-    for (int64_t b = 0; b < blocks; ++b) do_block(b);
+  if constexpr (Rule::matrix) {
+    // One tensor after another; each product inside is a multi-threaded Eigen GEMM.
+    for (std::size_t k = 0; k < count; ++k) {
+      const Segment<Rule, T>& seg = segments[k];
+      if (seg.size == 0) continue;
+      T* s[num_slots<Rule> + 1] = {};
+      for (std::size_t j = 0; j < num_slots<Rule>; ++j) s[j] = static_cast<T*>(seg.slots[j].data);
+      Rule::update_matrix(seg.coeffs, seg.rows, seg.size / seg.rows, static_cast<T*>(seg.param.data),
+                          static_cast<const T*>(seg.grad.data), s);
+    }
   } else {
+    // first_block[k]: index of segment k's first block; blocks are numbered across all segments.
+    thread_local std::vector<int64_t> first_block_storage;
+    std::vector<int64_t>& first_block = first_block_storage;
+    first_block.resize(count + 1);
+    int64_t total = 0;
+    first_block[0] = 0;
+    for (std::size_t k = 0; k < count; ++k) {
+      total += segments[k].size;
+      first_block[k + 1] = first_block[k] + (segments[k].size + kBlock - 1) / kBlock;
+    }
+    const int64_t blocks = first_block[count];
+    const int64_t* fb = first_block.data();
+
+    auto do_block = [segments, fb, count](int64_t b) {
+      const std::size_t k = std::size_t(std::upper_bound(fb, fb + count + 1, b) - fb - 1);
+      const int64_t begin = (b - fb[k]) * kBlock;
+      run_block(segments[k], begin, std::min(kBlock, segments[k].size - begin));
+    };
+    if (total < kParallelMin || get_num_threads() == 1) {
+      for (int64_t b = 0; b < blocks; ++b) do_block(b);
+    } else {
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) do_block(b);
+      for (int64_t b = 0; b < blocks; ++b) do_block(b);
+    }
   }
 }
 
@@ -176,15 +188,21 @@ template <class Rule, class C>
 void reduce_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len, double* out) {
   constexpr int R = Rule::reductions;
   double acc[R][kLanes] = {};
-  auto lanes = [&](const C* p, const C* g, C* const* s, int64_t n) {  // n: a multiple of kLanes but the last
-    for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
-      const int64_t m = std::min<int64_t>(kLanes, n - i0);
+  const auto c = seg.coeffs;
+  auto lanes = [&](const C* __restrict p, const C* __restrict g, C* const* slots, int64_t n) {
+    C* s[num_slots<Rule> + 1] = {};  // a local copy: the loop then keeps the pointers in registers
+    for (std::size_t k = 0; k < num_slots<Rule>; ++k) s[k] = slots[k];
+    int64_t i0 = 0;
+    for (; i0 + kLanes <= n; i0 += kLanes) {  // whole groups of kLanes: a fixed-length simd loop
 #pragma omp simd
-      for (int64_t j = 0; j < m; ++j) {
-        double terms[R];
-        Rule::reduce(seg.coeffs, i0 + j, p, g, s, terms);
+      for (int j = 0; j < kLanes; ++j) {
+        const auto terms = Rule::reduce(c, i0 + j, p, g, s);
         for (int r = 0; r < R; ++r) acc[r][j] += terms[r];
       }
+    }
+    for (int j = 0; i0 + j < n; ++j) {  // the tail (n is a multiple of kLanes except at a tensor's end)
+      const auto terms = Rule::reduce(c, i0 + j, p, g, s);
+      for (int r = 0; r < R; ++r) acc[r][j] += terms[r];
     }
   };
   if (seg.native) {

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 from .optimizer import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam",
-           "Lion", "LAMB", "DynamicLR"]
+           "Lion", "LAMB", "Muon", "DynamicLR"]
 
 
 def _hyperparameters(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -317,6 +317,55 @@ class LAMB(Optimizer):
                  state_dtype: str | None = None, stochastic_rounding: bool = True,
                  master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
+
+
+class Muon(Optimizer):
+    r"""Muon: momentum orthogonalized by Newton–Schulz (Jordan et al., 2024), as ``torch.optim.Muon``.
+
+    For 2-D parameters only (hidden-layer weight matrices; give biases and embeddings to
+    :class:`AdamW`). As torch's code (its docstring writes the buffer as :math:`\mu B + g`):
+
+    .. math::
+        B &\leftarrow B + (1-\mu)(G - B), \qquad
+            U \leftarrow G + \mu (B - G) \ \text{(nesterov)} \ \text{or}\ B \\
+        X &\leftarrow U / \max(\lVert U\rVert_F, \epsilon) \ (U^\top \text{ if rows > cols}), \quad
+            k \text{ times: } A \leftarrow X X^\top,\ X \leftarrow aX + (bA + cA^2) X \\
+        P &\leftarrow P (1 - \gamma\lambda) - \gamma' X, \qquad
+            \gamma' = \gamma \sqrt{\max(1, \text{rows}/\text{cols})} \ \text{("original")}
+            \ \text{or}\ 0.2\,\gamma \sqrt{\max(\text{rows}, \text{cols})} \ \text{("match_rms_adamw")}
+
+    ``ns_dtype`` (dlopt's): ``"float32"`` (default) runs the Newton–Schulz products in the compute
+    type (float32; float64 for float64 parameters) with Eigen's GEMM; ``"bfloat16"`` rounds every
+    product to bfloat16 as torch does. On a CPU bfloat16 buys no speed, only error, hence the default.
+    Parameters and state are float32 or float64 (no 16-bit storage yet); CPU only for now.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.eye(2)
+    >>> opt = dlopt.optim.Muon([w], lr=0.1, weight_decay=0.0, ns_steps=0, nesterov=False)
+    >>> opt.step([np.array([[3.0, 0.0], [0.0, 4.0]])])   # B = 0.05 G; no NS step: X = B / ‖B‖_F
+    >>> np.round(w, 4)
+    array([[0.94, 0.  ],
+           [0.  , 0.92]])
+    """
+
+    _rule = "Muon"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, weight_decay: float = 0.1,
+                 momentum: float = 0.95, nesterov: bool = True,
+                 ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315), eps: float = 1e-07,
+                 ns_steps: int = 5, adjust_lr_fn: str | None = None, *, ns_dtype: str = "float32",
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """As :meth:`Optimizer.add_param_group`; every parameter must be 2-D (as torch requires)."""
+        params = param_group.get("params") if isinstance(param_group, dict) else None
+        for p in ([params] if hasattr(params, "ndim") else list(params or [])):
+            if getattr(p, "ndim", 2) != 2:
+                raise ValueError(f"Muon only supports 2D parameters whereas we found a parameter with size: "
+                                 f"{tuple(p.shape)}")
+        super().add_param_group(param_group)
 
 
 class DynamicLR(Optimizer):

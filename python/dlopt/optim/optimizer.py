@@ -122,14 +122,8 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _config(self, group: dict[str, Any], index: int) -> dict[str, Any]:
-        """The group's hyperparameters as the C++ Config fields (betas -> beta1, beta2)."""
-        config = {k: v for k, v in group.items() if k != "params" and k not in STORAGE_KEYS}
-        if "betas" in config:
-            betas = config.pop("betas")
-            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-                raise TypeError(f"param_groups[{index}]: betas: expected a pair of floats, got {betas!r}")
-            config["beta1"], config["beta2"] = betas
-        return config
+        """The group's hyperparameters as the C++ Config's fields (betas -> beta1, beta2, ...)."""
+        return dict(_core.config_fields(group, f"param_groups[{index}]: "))
 
     def _num_params(self) -> int:
         return sum(len(g["params"]) for g in self.param_groups)

@@ -11,8 +11,8 @@
 ///     step on (after `step` has been incremented);
 ///   - `Coeffs<T>` and `coeffs(config, scalars)`: the per-step scalars, a pure function of the config
 ///     and the advanced host scalars, computed once on the host in double precision;
-///   - optionally `reductions` (> 0), `reduce(coeffs, i, p, g, s, terms)` and `finish(coeffs, sums)`:
-///     per-tensor sums the update needs (LAMB's norms): a first pass writes each element's `terms`,
+///   - optionally `reductions` (> 0), `reduce(coeffs, i, p, g, s)` and `finish(coeffs, sums)`:
+///     per-tensor sums the update needs (LAMB's norms): a first pass returns each element's terms,
 ///     the backend sums them per tensor in double in a fixed order (core/step.hpp), and `finish`
 ///     folds the sums into the coefficients before the elementwise pass;
 ///   - `update(coeffs, i, p, g, s)`: the elementwise maths, a DLOPT_HD function and the only place
@@ -43,6 +43,9 @@ struct TensorScalars {
 struct RuleDefaults {
   static constexpr std::array<const char*, 0> scalars = {};
   static constexpr int reductions = 0;
+  /// A matrix rule (e.g. Muon) updates a whole 2-D tensor at once with `update_matrix(coeffs, rows,
+  /// cols, p, g, s)` (matrix algebra on the host) instead of the elementwise `update`.
+  static constexpr bool matrix = false;
   static double scalar_init(int /*k*/) { return 0.0; }
   template <class Config>
   static void advance(const Config&, TensorScalars&) {}

@@ -38,6 +38,7 @@ struct TensorStep {
   const typename Rule::Config* config = nullptr;
   TensorScalars* scalars = nullptr;
   Rounding rounding;
+  int64_t rows = 0;  ///< matrix rules: the tensor is rows × (size / rows), row-major
 };
 
 namespace cpu {
@@ -52,6 +53,7 @@ struct Segment {
   float* master;
   int64_t size;
   typename Rule::template Coeffs<C> coeffs;
+  int64_t rows;           ///< matrix rules: rows of the row-major rows × (size / rows) tensor
   uint64_t rounding_key;  ///< formats::rounding_key(seed, step, tensor); 0 without stochastic rounding
   bool stochastic;        ///< rounding of 16-bit parameters (not from a master copy), bf16 and 8-bit state
   bool native;
@@ -104,6 +106,16 @@ void check_step(const TensorStep<Rule, C>* tensors, std::size_t count) {
                       storage_name(t.param.storage) + " parameter");
     if (t.master && !is_16bit(t.param.storage))
       throw InvalidArgument(name + ": master weights are for 16-bit parameters only");
+    if constexpr (Rule::matrix) {
+      if (t.size > 0 && (t.rows <= 0 || t.size % t.rows != 0))
+        throw InvalidArgument(name + ": " + Rule::name + " updates 2-D parameters only (rows " +
+                              std::to_string(t.rows) + ", size " + std::to_string(t.size) + ")");
+      bool native = t.param.storage == storage_of<C> && !t.master;
+      for (std::size_t k = 0; k < num_slots<Rule>; ++k) native = native && t.slots[k].storage == storage_of<C>;
+      if (t.size > 0 && !native)
+        throw InvalidArgument(name + ": " + Rule::name +
+                              " takes float32/float64 parameters with state of the same dtype for now");
+    }
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
       if (t.size == 0 || !Rule::uses_slot(*t.config, int(k))) continue;
       const std::string what = name + " state '" + Rule::slots[k] + "'";
@@ -131,7 +143,7 @@ std::vector<cpu::Segment<Rule, C>>& begin_step(const TensorStep<Rule, C>* tensor
     s.step += 1;
     Rule::advance(*t.config, s);
     cpu::Segment<Rule, C> seg{t.param, t.grad, {}, t.master, t.size,
-                              Rule::template coeffs<C>(*t.config, *t.scalars), 0, false, true};
+                              Rule::template coeffs<C>(*t.config, *t.scalars), t.rows, 0, false, true};
     bool native = t.param.storage == storage_of<C> && !t.master;
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) {  // only the slots in use: no traffic for others
       if (!Rule::uses_slot(*t.config, int(k))) continue;

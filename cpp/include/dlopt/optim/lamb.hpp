@@ -70,11 +70,11 @@ struct LAMBRule : RuleDefaults {
   }
 
   template <class T>
-  DLOPT_HD static void reduce(const Coeffs<T>& c, int64_t i, const T* p, const T* g, T* const* s, double* terms) {
+  DLOPT_HD static std::array<double, reductions> reduce(const Coeffs<T>& c, int64_t i, const T* p, const T* g,
+                                                        T* const* s) {
     T m = s[0][i], v = s[1][i];
     const double r = double(direction(c, p[i], g[i], m, v));
-    terms[0] = double(p[i]) * double(p[i]);
-    terms[1] = r * r;
+    return {double(p[i]) * double(p[i]), r * r};
   }
 
   /// γ·τ from the tensor's sums (host).

@@ -18,11 +18,13 @@
 
 namespace dlopt {
 
-/// A parameter buffer owned by the caller.
+/// A parameter buffer owned by the caller; `rows` gives matrix rules (Muon) its rows × (size / rows)
+/// row-major shape.
 template <class T>
 struct ParamView {
   T* data;
   int64_t size;
+  int64_t rows = 0;
 };
 
 namespace detail {
@@ -48,6 +50,7 @@ void collect_steps(const std::vector<ParamView<T>>& params, const std::vector<co
     t.config = &config;
     t.scalars = &scalars[i];
     t.rounding = {options.stochastic_rounding, options.seed, uint64_t(i)};
+    t.rows = params[i].rows;
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) t.slots[k] = slot(i, k);
     t.master = master(i);
     out.push_back(t);
@@ -153,6 +156,7 @@ template <class T = float> using NAdam = Optimizer<NAdamRule, T>;
 template <class T = float> using RAdam = Optimizer<RAdamRule, T>;
 template <class T = float> using Lion = Optimizer<LionRule, T>;
 template <class T = float> using LAMB = Optimizer<LAMBRule, T>;
+template <class T = float> using Muon = Optimizer<MuonRule, T>;
 template <class T = float> using DynamicLR = Optimizer<DynamicLRRule, T>;
 
 }  // namespace dlopt

@@ -10,6 +10,7 @@
 #include "dlopt/optim/dynamic_lr.hpp"
 #include "dlopt/optim/lamb.hpp"
 #include "dlopt/optim/lion.hpp"
+#include "dlopt/optim/muon.hpp"
 #include "dlopt/optim/nadam.hpp"
 #include "dlopt/optim/radam.hpp"
 #include "dlopt/optim/rmsprop.hpp"
@@ -28,4 +29,5 @@
   X(RAdamRule)                 \
   X(LionRule)                  \
   X(LAMBRule)                  \
+  X(MuonRule)                  \
   X(DynamicLRRule)

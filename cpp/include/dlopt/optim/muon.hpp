@@ -1,0 +1,120 @@
+#pragma once
+/// @file muon.hpp
+/// Muon, momentum orthogonalized by Newton–Schulz (Jordan et al., 2024), as torch.optim.Muon's code
+/// (whose momentum buffer is an exponential average, unlike its docstring's B ← μB + g):
+///
+///   B ← B + (1−μ)·(G − B)                       U ← G + μ·(B − G)  (nesterov)  or  B
+///   X ← U (Uᵀ if rows > cols),  X ← X / max(‖X‖_F, ε)
+///   k times:  A ← X·Xᵀ,  X ← a·X + (b·A + c·A·A)·X
+///   P ← P·(1 − γλ) − γ'·X (transposed back),  γ' = γ·√max(1, rows/cols)  ("original")
+///                                               or γ·0.2·√max(rows, cols)  ("match_rms_adamw")
+///
+/// A *matrix rule*: its update is matrix algebra over a whole 2-D tensor (Eigen's GEMM), not an
+/// elementwise function; it shares the config, registry, state slots, checkpoints and bindings of
+/// the elementwise rules. The iteration runs in the compute type, or rounds every product to
+/// bfloat16 as torch does (`ns_bfloat16`).
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "dlopt/core/formats.hpp"
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct MuonConfig {
+  double lr = 1e-3;
+  double weight_decay = 0.1;  ///< λ, decoupled
+  double momentum = 0.95;     ///< μ
+  bool nesterov = true;
+  double ns_a = 3.4445, ns_b = -4.7750, ns_c = 2.0315;  ///< torch's ns_coefficients
+  double eps = 1e-7;
+  double ns_steps = 5;      ///< k, an integer in [0, 100)
+  double adjust_lr = 0;     ///< 0: "original", 1: "match_rms_adamw" (torch's adjust_lr_fn)
+  bool ns_bfloat16 = false; ///< round the iteration to bfloat16 as torch does (ns_dtype="bfloat16")
+
+  void validate() const {
+    detail::require(lr >= 0, "lr", lr, "must be >= 0");
+    detail::require(momentum >= 0, "momentum", momentum, "must be >= 0");
+    detail::require(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0");
+    detail::require(eps >= 0, "eps", eps, "must be >= 0");
+    detail::require(ns_steps >= 0 && ns_steps < 100 && ns_steps == std::floor(ns_steps), "ns_steps", ns_steps,
+                    "must be an integer in [0, 100)");
+    detail::require(adjust_lr == 0 || adjust_lr == 1, "adjust_lr_fn", adjust_lr,
+                    "must be None, 'original' or 'match_rms_adamw'");
+    detail::require(std::isfinite(ns_a) && std::isfinite(ns_b) && std::isfinite(ns_c), "ns_coefficients",
+                    ns_a + ns_b + ns_c, "must be finite");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("weight_decay", weight_decay), f("momentum", momentum), f("nesterov", nesterov);
+    f("ns_a", ns_a), f("ns_b", ns_b), f("ns_c", ns_c), f("eps", eps), f("ns_steps", ns_steps);
+    f("adjust_lr", adjust_lr), f("ns_bfloat16", ns_bfloat16);
+  }
+};
+
+struct MuonRule : RuleDefaults {
+  using Config = MuonConfig;
+  static constexpr const char* name = "Muon";
+  static constexpr bool matrix = true;
+  static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};
+  static bool uses_slot(const Config&, int) { return true; }
+
+  template <class T>
+  struct Coeffs {
+    T one_minus_momentum, momentum, a, b, c, eps, decay;
+    double lr, adjust_lr;
+    int steps;
+    bool nesterov, bf16;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
+    return {T(1 - c.momentum), T(c.momentum), T(c.ns_a), T(c.ns_b), T(c.ns_c), T(c.eps),
+            T(1 - c.lr * c.weight_decay), c.lr, c.adjust_lr, int(c.ns_steps), c.nesterov, c.ns_bfloat16};
+  }
+
+  /// torch's lerp: start + w·(end − start) for w < ½, else end − (end − start)·(1 − w).
+  template <class T>
+  static T lerp(T start, T end, T w) {
+    return w < T(0.5) ? start + w * (end - start) : end - (end - start) * (T(1) - w);
+  }
+
+  /// One step of a rows × cols parameter (row-major) with its gradient and momentum buffer.
+  template <class T>
+  static void update_matrix(const Coeffs<T>& c, int64_t rows, int64_t cols, T* p, const T* g, T* const* s) {
+    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    Eigen::Map<Mat> P(p, rows, cols), B(s[0], rows, cols);
+    Eigen::Map<const Mat> G(g, rows, cols);
+    B = B.binaryExpr(G, [&](T buf, T grad) { return lerp(buf, grad, c.one_minus_momentum); });
+    const Mat U = c.nesterov ? Mat(G.binaryExpr(B, [&](T grad, T buf) { return lerp(grad, buf, c.momentum); })) : Mat(B);
+    Mat X = rows > cols ? Mat(U.transpose()) : U;  // the wide orientation: the Gram matrix is the small one
+    const auto to_bf16 = [&](auto&& m) {
+      if (c.bf16) m = m.unaryExpr([](T x) { return T(formats::bf16_to_float(formats::float_to_bf16(float(x)))); });
+    };
+    to_bf16(X);
+    T norm = X.norm();
+    if (c.bf16) norm = T(formats::bf16_to_float(formats::float_to_bf16(float(norm))));
+    X /= std::max(norm, c.eps);
+    to_bf16(X);
+    Mat A, Bm;
+    for (int k = 0; k < c.steps; ++k) {
+      A.noalias() = X * X.transpose();
+      to_bf16(A);
+      Bm = c.b * A;
+      Bm.noalias() += c.c * (A * A);
+      to_bf16(Bm);
+      X = c.a * X + Bm * X;
+      to_bf16(X);
+    }
+    const double ratio = c.adjust_lr == 0 ? std::sqrt(std::max(1.0, double(rows) / double(cols)))
+                                          : 0.2 * std::sqrt(double(std::max(rows, cols)));
+    const T step = T(c.lr * ratio);
+    if (rows > cols) P = c.decay * P - step * X.transpose();
+    else P = c.decay * P - step * X;
+  }
+};
+
+}  // namespace dlopt
