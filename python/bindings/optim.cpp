@@ -10,6 +10,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <string>
@@ -74,6 +76,43 @@ namespace {
 
 // ---- hyperparameters: dict <-> Config through Config::visit ----------------------------------
 
+/// A hyperparameter as a double: TypeError for what is not a real number (str, bool, complex, an
+/// array of several elements), ValueError for what does not fit a double (10**400).
+double number_value(py::handle v, const std::string& what) {
+  if (py::isinstance<py::bool_>(v) || !PyNumber_Check(v.ptr()) || py::isinstance<py::str>(v) ||
+      PyComplex_Check(v.ptr()))
+    throw py::type_error(what + ": expected a number, got " + py::repr(v).cast<std::string>());
+  const double x = PyFloat_AsDouble(v.ptr());
+  if (x == -1.0 && PyErr_Occurred()) {
+    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+    PyErr_Clear();
+    if (overflow) throw py::value_error(what + ": " + py::repr(v).cast<std::string>() + " is out of range");
+    throw py::type_error(what + ": expected a number, got " + py::repr(v).cast<std::string>());
+  }
+  return x;
+}
+
+/// state["step"]: an int in [0, 2^53) (a count; past that the bias corrections lose their meaning
+/// and the counter could overflow). Checked before the plan caches anything.
+int64_t step_value(py::handle v, const std::string& what) {
+  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr()))
+    throw py::type_error(what + ": expected an int, got " + py::repr(v).cast<std::string>());
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  const long long n = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow != 0 || n < 0 || n >= (1LL << 53))
+    throw py::value_error(what + ": must be in [0, 2**53), got " + py::repr(v).cast<std::string>());
+  return int64_t(n);
+}
+
+/// A rule's float scalar (NaDam's mu_product): a finite number.
+double scalar_value(py::handle v, const std::string& what) {
+  const double x = number_value(v, what);
+  if (!std::isfinite(x)) throw py::value_error(what + ": must be finite, got " + py::repr(v).cast<std::string>());
+  return x;
+}
+
 template <class Config>
 Config config_from_dict(const py::dict& d, const std::string& where) {
   Config c;
@@ -84,10 +123,7 @@ Config config_from_dict(const py::dict& d, const std::string& where) {
     if constexpr (std::is_same_v<Field, bool>) {
       field = bool_value(v, where + key);
     } else {
-      if (py::isinstance<py::bool_>(v) || !PyNumber_Check(v.ptr()) || py::isinstance<py::str>(v))
-        throw py::type_error(where + key + ": expected a number, got " +
-                             py::repr(v).cast<std::string>());
-      field = v.cast<double>();
+      field = number_value(v, where + key);
     }
   });
   try {
@@ -271,6 +307,7 @@ class StepPlan final : public StepPlanBase {
   std::vector<TensorStep<Rule, float>> f32_;
   std::vector<TensorStep<Rule, double>> f64_;
   std::vector<std::size_t> active_;
+  std::vector<py::object> held_;  // the gradients of the running step
   std::vector<Range> read_;
   py::object step_key_ = py::str("step"), params_key_ = py::str("params");
   py::object master_key_ = py::str("master_param");
@@ -322,7 +359,10 @@ class StepPlan final : public StepPlanBase {
                 [](const Range& a, const Range& b) { return a.begin < b.begin; });
     }
 
-    // 3. The fused pass.
+    // 3. The fused pass. The gradients are borrowed from the caller's list, which another thread may
+    //    change while the kernel runs without the GIL: hold a reference to each until the step ends.
+    held_.clear();
+    for (std::size_t i : active_) held_.push_back(py::reinterpret_borrow<py::object>(g[i]));
     f32_.clear();
     f64_.clear();
     int64_t total = 0;
@@ -396,15 +436,16 @@ class StepPlan final : public StepPlanBase {
       PyObject* st = PyDict_GetItemWithError(s, step_key_.ptr());
       if (st != t.step_obj.ptr()) {
         if (!st) return false;  // removed: the full path decides
-        t.step_obj = py::reinterpret_borrow<py::object>(st);
-        t.scalars.step = t.step_obj.template cast<int64_t>();
+        t.scalars.step = step_value(st, "state[" + py::repr(t.key).template cast<std::string>() + "]['step']");
+        t.step_obj = py::reinterpret_borrow<py::object>(st);  // cached only once it is valid
       }
       for (std::size_t k = 0; k < Rule::scalars.size(); ++k) {
         PyObject* v = PyDict_GetItemWithError(s, scalar_key_[k].ptr());
         if (v != t.scalar_obj[k].ptr()) {
           if (!v) return false;
+          t.scalars.value[k] = scalar_value(v, "state[" + py::repr(t.key).template cast<std::string>() + "]['" +
+                                                   Rule::scalars[k] + "']");
           t.scalar_obj[k] = py::reinterpret_borrow<py::object>(v);
-          t.scalars.value[k] = t.scalar_obj[k].template cast<double>();
         }
       }
     }
@@ -673,13 +714,13 @@ class StepPlan final : public StepPlanBase {
             }
             // Absent scalars start at their defaults (null cached object = "absent").
             if (e.contains(step_key_)) {
+              t.scalars.step = step_value(e[step_key_], "state[" + idx(i) + "]['step']");
               t.step_obj = e[step_key_];
-              t.scalars.step = t.step_obj.template cast<int64_t>();
             }
             for (std::size_t k = 0; k < Rule::scalars.size(); ++k) {
               if (!e.contains(scalar_key_[k])) continue;
+              t.scalars.value[k] = scalar_value(e[scalar_key_[k]], "state[" + idx(i) + "]['" + Rule::scalars[k] + "']");
               t.scalar_obj[k] = e[scalar_key_[k]];
-              t.scalars.value[k] = t.scalar_obj[k].template cast<double>();
             }
           }
           tensors.push_back(std::move(t));
@@ -819,9 +860,10 @@ class DeviceStepPlan final : public StepPlanBase {
             streams.push_back(v.stream);
             located.emplace_back(std::move(v), what);
           }
-          if (e.contains(step_key_)) t.scalars.step = e[step_key_].cast<int64_t>();
+          if (e.contains(step_key_)) t.scalars.step = step_value(e[step_key_], "state[" + idx(i) + "]['step']");
           for (std::size_t k = 0; k < Rule::scalars.size(); ++k)
-            if (e.contains(Rule::scalars[k])) t.scalars.value[k] = e[Rule::scalars[k]].template cast<double>();
+            if (e.contains(Rule::scalars[k]))
+              t.scalars.value[k] = scalar_value(e[Rule::scalars[k]], "state[" + idx(i) + "]['" + Rule::scalars[k] + "']");
         }
         tensors_.push_back(std::move(t));
       }
@@ -829,9 +871,11 @@ class DeviceStepPlan final : public StepPlanBase {
     if (std::size_t(py::len(gs)) != tensors_.size())
       throw py::value_error("grads: expected " + idx(tensors_.size()) +
                             " gradients (one per parameter), got " + idx(py::len(gs)));
+    std::vector<py::object> held;  // the gradients stay alive while the step runs without the GIL
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
       py::object g = gs[i];
       if (g.is_none()) continue;
+      held.push_back(g);
       const std::string what = "grads[" + idx(i) + "]";
       DeviceView v = device_view(g, what, false);
       require_like(v, tensors_[i].param, what, "params[" + idx(i) + "]");
@@ -925,6 +969,7 @@ class PlanSwitch final : public StepPlanBase {
   StepPlan<Rule> host_;
   std::unique_ptr<DeviceStepPlan<Rule>> device_;
   bool on_device_ = false;
+  std::atomic<bool> busy_{false};
 
   DeviceStepPlan<Rule>& device() {
     if (!device_) device_ = std::make_unique<DeviceStepPlan<Rule>>();
@@ -940,6 +985,15 @@ class PlanSwitch final : public StepPlanBase {
   }
 
   void step(const py::object& groups, const py::object& state, const py::object& grads) override {
+    // One step at a time: a second thread entering while the first runs without the GIL would
+    // race on the cached plan and the state arrays.
+    if (busy_.exchange(true))
+      throw std::runtime_error("step(): this optimizer is already stepping in another thread; call step() from "
+                               "one thread at a time (or hold a lock around it)");
+    struct Release {
+      std::atomic<bool>& busy;
+      ~Release() { busy = false; }
+    } release{busy_};
     if (!on_device_) {
       try {
         host_.step(groups, state, grads);

@@ -98,6 +98,9 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+        # The bound step, made here rather than at the first step so that two threads cannot make
+        # two; it refuses a second thread while a step runs.
+        self._plan = _core.StepPlan(self._rule)
 
     # -- parameter groups -------------------------------------------------------------------
 

@@ -98,6 +98,8 @@ void check_step(const TensorStep<Rule, C>* tensors, std::size_t count) {
     const std::string name = "tensor " + std::to_string(i);
     if (!t.config || !t.scalars || t.size < 0 || (t.size > 0 && (!t.param || !t.grad)))
       throw InvalidArgument(name + ": missing buffer or config");
+    if (t.scalars->step < 0 || t.scalars->step >= (int64_t(1) << 53))
+      throw InvalidArgument(name + ": step count " + std::to_string(t.scalars->step) + " is outside [0, 2^53)");
     t.config->validate();
     if (wide == Storage::Float64) check_buffer(t.param, {Storage::Float64}, name + " param");
     else check_buffer(t.param, {Storage::Float32, Storage::BFloat16, Storage::Float16}, name + " param");

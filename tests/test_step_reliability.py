@@ -1,0 +1,127 @@
+"""Issue 15's optimizer-step findings: threads, scalar state and hyperparameter types. Each bad call
+raises TypeError/ValueError (or a clear RuntimeError for a concurrent step), twice in a row, and
+changes nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import dlopt
+
+
+def _trained_adam():
+    w = np.zeros(3)
+    opt = dlopt.optim.NAdam([w])
+    opt.step([np.ones(3)])
+    return w, opt
+
+
+@pytest.mark.parametrize("bad, error", [
+    ("x", TypeError), (True, TypeError), (1.5, TypeError), (-1, ValueError), (2**63 - 1, ValueError),
+    (2**53, ValueError),
+])
+def test_bad_step_count_is_refused_every_time_and_changes_nothing(bad, error):
+    w, opt = _trained_adam()
+    opt.state[0]["step"] = bad
+    before = w.copy(), {k: np.copy(v) for k, v in opt.state[0].items() if k != "step"}
+    for _ in range(2):  # the retry must fail too (the plan must not cache the bad value)
+        with pytest.raises(error, match=r"state\[0\]\['step'\]"):
+            opt.step([np.ones(3)])
+    np.testing.assert_array_equal(w, before[0])
+    assert opt.state[0]["step"] is bad
+    for k, v in before[1].items():
+        np.testing.assert_array_equal(opt.state[0][k], v)
+
+
+@pytest.mark.parametrize("bad, error", [("x", TypeError), (float("nan"), ValueError), (float("inf"), ValueError)])
+def test_bad_scalar_state_is_refused(bad, error):
+    w, opt = _trained_adam()
+    opt.state[0]["mu_product"] = bad
+    for _ in range(2):
+        with pytest.raises(error, match="mu_product"):
+            opt.step([np.ones(3)])
+    sd = opt.state_dict()
+    fresh = dlopt.optim.NAdam([np.zeros(3)])
+    with pytest.raises(error if error is ValueError else ValueError):
+        fresh.load_state_dict(sd)
+    assert not fresh.state
+
+
+def test_load_state_dict_refuses_step_counts_out_of_range():
+    w, opt = _trained_adam()
+    sd = opt.state_dict()
+    sd["state"][0]["step"] = -1
+    with pytest.raises(ValueError, match="step"):
+        opt.load_state_dict(sd)
+    assert opt.state[0]["step"] == 1
+
+
+@pytest.mark.parametrize("value, error", [
+    (1j, TypeError), (np.ones(2), TypeError), (10**400, ValueError), ("0.1", TypeError), (None, TypeError),
+])
+def test_hyperparameters_of_the_wrong_kind_raise_type_or_value_errors(value, error):
+    w = np.zeros(3)
+    with pytest.raises(error, match="lr"):
+        dlopt.optim.SGD([w], lr=value)
+    opt = dlopt.optim.SGD([w], lr=0.1)
+    opt.param_groups[0]["lr"] = value
+    with pytest.raises(error, match="lr"):
+        opt.step([np.ones(3)])
+    assert np.all(w == 0)
+
+
+def test_a_concurrent_step_raises_instead_of_racing():
+    n = 1 << 22
+    w = np.zeros(n, np.float32)
+    g = np.ones(n, np.float32)
+    opt = dlopt.optim.SGD([w], lr=1e-3, momentum=0.9)
+    stop = threading.Event()
+    errors, successes = [], [0]
+
+    def other():
+        while not stop.is_set():
+            try:
+                opt.step([g])
+                successes[0] += 1
+            except RuntimeError as e:
+                errors.append(str(e))
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        for _ in range(40):
+            try:
+                opt.step([g])
+            except RuntimeError as e:
+                errors.append(str(e))
+    finally:
+        stop.set()
+        t.join()
+    assert errors, "two threads never overlapped in 40 steps of 4M elements"
+    assert all("already stepping in another thread" in e for e in errors)
+    assert np.all(np.isfinite(w))
+
+
+def test_changing_the_gradient_list_during_a_step_is_safe():
+    """The step reads the gradients without the GIL; another thread dropping them must not free them
+    under it (before: a use-after-free segfault)."""
+    n = 1 << 23
+    for _ in range(5):
+        w = np.zeros(n, np.float32)
+        grads = [np.ones(n, np.float32)]
+        opt = dlopt.optim.SGD([w], lr=0.5)
+        started = threading.Event()
+
+        def drop():
+            started.wait()
+            grads[0] = None  # the only other reference to the array
+
+        t = threading.Thread(target=drop)
+        t.start()
+        started.set()
+        opt.step(grads if grads[0] is not None else [np.ones(n, np.float32)])
+        t.join()
+        assert w[0] == -0.5 and w[-1] == -0.5
