@@ -370,3 +370,23 @@ def test_defaults_match_torch(name):
         torch = pytest.importorskip("torch")
         theirs = getattr(torch.optim, name)([torch.zeros(3)]).defaults
         assert {k: theirs[k] for k in DEFAULTS[name]} == DEFAULTS[name]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_tensors_over_several_blocks_match_the_reference(name, dtype):
+    """Tensors of 4097 and 10001 elements (and a 70 x 150 matrix) cross the CPU loop's 4096-element
+    blocks and the 16K-element threshold of the parallel pass: every block and every tail must be
+    updated as the reference says (the small SHAPES above fit in one block)."""
+    rng = np.random.default_rng(11)
+    shapes = [(4097,), (10001,), (70, 150)]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    groups = [{"params": [0, 1, 2]}]
+    mine = DloptSide(name, groups, RICHEST[name], init)
+    other = ReferenceSide(name, groups, RICHEST[name], init)
+    for step in range(5):
+        grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        mine.step(grads)
+        other.step(grads)
+        _assert_params_close(mine, other, dtype, step, "reference")
+    _assert_state_close(mine, other, len(shapes), dtype, "reference")

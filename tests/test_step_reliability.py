@@ -125,3 +125,62 @@ def test_changing_the_gradient_list_during_a_step_is_safe():
         opt.step(grads if grads[0] is not None else [np.ones(n, np.float32)])
         t.join()
         assert w[0] == -0.5 and w[-1] == -0.5
+
+
+def _snapshot(obj):
+    import copy
+    return copy.deepcopy(obj.state_dict())
+
+
+def _same(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("drop", ["averaged", "count", "steps"])
+def test_gradient_accumulator_load_is_all_or_nothing(drop):
+    w = np.zeros(3)
+    acc = dlopt.GradientAccumulator([w], steps=2)
+    acc.add([np.ones(3)])
+    sd, before = _snapshot(acc), _snapshot(acc)
+    sd["buffers"] = [np.full(3, 7.0)]
+    del sd[drop]
+    with pytest.raises(ValueError, match="state_dict"):
+        acc.load_state_dict(sd)
+    _same(acc.state_dict(), before)
+
+
+@pytest.mark.parametrize("drop", ["num_updates", "decay"])
+def test_ema_load_is_all_or_nothing(drop):
+    w = np.ones(3)
+    ema = dlopt.EMA([w], decay=0.9)
+    ema.update()
+    sd, before = _snapshot(ema), _snapshot(ema)
+    sd["shadow"] = [np.full(3, 7.0)]
+    del sd[drop]
+    with pytest.raises(ValueError, match="state_dict"):
+        ema.load_state_dict(sd)
+    _same(ema.state_dict(), before)
+
+
+def test_lookahead_load_is_all_or_nothing():
+    w = np.ones(3)
+    la = dlopt.Lookahead(dlopt.optim.SGD([w], lr=0.1), k=2)
+    la.step([np.ones(3)])
+    sd, before = _snapshot(la), _snapshot(la)
+    sd["state"][0]["slow_param"] = np.full(3, 7.0)
+    sd["param_groups"][0]["lr"] = 0.5
+    del sd["lookahead"]["step_counter"]
+    with pytest.raises(ValueError, match="lookahead"):
+        la.load_state_dict(sd)
+    _same(la.state_dict(), before)

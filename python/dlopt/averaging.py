@@ -139,11 +139,17 @@ class GradientAccumulator:
                 "buffers": [b.copy() for b in self.buffers]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        buffers = _load_arrays(state_dict["buffers"], self.buffers, "buffers")
-        count, steps = int(state_dict["count"]), int(state_dict["steps"])
+        """Restores a :meth:`state_dict`; checks everything before changing anything."""
+        try:
+            buffers = _load_arrays(state_dict["buffers"], self.buffers, "buffers")
+            count, steps, averaged = int(state_dict["count"]), int(state_dict["steps"]), bool(state_dict["averaged"])
+        except (TypeError, KeyError) as e:
+            raise ValueError(f"state_dict: not a GradientAccumulator state_dict ({e!r})") from e
+        if count < 0 or steps < 1:
+            raise ValueError(f"state_dict: bad counters count={count}, steps={steps}")
         for dst, src in zip(self.buffers, buffers):
             np.copyto(dst, src)
-        self.steps, self.count, self._averaged = steps, count, bool(state_dict["averaged"])
+        self.steps, self.count, self._averaged = steps, count, averaged
 
 
 class EMA:
@@ -229,15 +235,21 @@ class EMA:
                 "num_updates": self.num_updates, "shadow": [s.copy() for s in self.shadow]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        shadow = _load_arrays(state_dict["shadow"], self.shadow, "shadow")
-        decay = float(state_dict["decay"])
+        """Restores a :meth:`state_dict`; checks everything before changing anything."""
+        try:
+            shadow = _load_arrays(state_dict["shadow"], self.shadow, "shadow")
+            decay = float(state_dict["decay"])
+            use_num_updates = bool(state_dict.get("use_num_updates", False))
+            num_updates = int(state_dict["num_updates"])
+        except (TypeError, KeyError, OverflowError) as e:
+            raise ValueError(f"state_dict: not an EMA state_dict ({e!r})") from e
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"state_dict: decay: expected a value in [0, 1], got {decay}")
+        if num_updates < 0:
+            raise ValueError(f"state_dict: num_updates: expected >= 0, got {num_updates}")
         for dst, src in zip(self.shadow, shadow):
             np.copyto(dst, src)
-        self.decay = decay
-        self.use_num_updates = bool(state_dict.get("use_num_updates", False))
-        self.num_updates = int(state_dict["num_updates"])
+        self.decay, self.use_num_updates, self.num_updates = decay, use_num_updates, num_updates
 
 
 class Lookahead:
@@ -330,14 +342,19 @@ class Lookahead:
             raise ValueError("state_dict: slow weights missing for parameter(s) "
                              f"{[i for i, s in enumerate(slow) if s is None]}")
         slow = _load_arrays(slow, params, "slow_param")
-        k, alpha = int(la["k"]), float(la["alpha"])
-        if k < 1 or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"state_dict: bad lookahead settings k={k}, alpha={alpha}")
-        self.optimizer.load_state_dict({"state": inner_state,
-                                        "param_groups": state_dict["param_groups"]})
+        try:
+            k, alpha, step_counter = int(la["k"]), float(la["alpha"]), int(la["step_counter"])
+            groups = state_dict["param_groups"]
+        except (TypeError, KeyError, OverflowError) as e:
+            raise ValueError(f"state_dict: bad lookahead entry ({e!r})") from e
+        if k < 1 or not 0.0 <= alpha <= 1.0 or step_counter < 0:
+            raise ValueError(f"state_dict: bad lookahead settings k={k}, alpha={alpha}, step_counter={step_counter}")
+        # The wrapped optimizer checks its part completely before changing anything; it is the last
+        # step that can fail.
+        self.optimizer.load_state_dict({"state": inner_state, "param_groups": groups})
         for dst, src in zip(self.slow, slow):
             np.copyto(dst, src)
-        self.k, self.alpha, self.step_counter = k, alpha, int(la["step_counter"])
+        self.k, self.alpha, self.step_counter = k, alpha, step_counter
 
     def __repr__(self) -> str:
         return f"Lookahead(k={self.k}, alpha={self.alpha}, optimizer={self.optimizer!r})"
