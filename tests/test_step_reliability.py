@@ -184,3 +184,59 @@ def test_lookahead_load_is_all_or_nothing():
     with pytest.raises(ValueError, match="lookahead"):
         la.load_state_dict(sd)
     _same(la.state_dict(), before)
+
+
+# -- estimators: a rejected or failed fit changes nothing ---------------------------------------------
+# (short fits on purpose: their ConvergenceWarning is not the subject here)
+
+def _xy(n=60, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, X @ np.arange(1.0, d + 1) + 0.5
+
+
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")
+def test_rejected_refit_keeps_the_fitted_coefficients():
+    X, y = _xy()
+    m = dlopt.linear_model.LinearRegression(optimizer="sgd", lr=0.1, epochs=50, tol=None).fit(X, y)
+    coef, intercept = np.copy(m.coef_), np.copy(m.intercept_)
+    m.set_params(lr=-1.0)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="lr"):
+            m.fit(X, y)
+    np.testing.assert_array_equal(m.coef_, coef)
+    np.testing.assert_array_equal(m.intercept_, intercept)
+
+
+def test_rejected_first_fit_leaves_the_estimator_unfitted():
+    X, y = _xy()
+    m = dlopt.linear_model.LogisticRegression(lr=-1.0)
+    with pytest.raises(ValueError, match="lr"):
+        m.fit(X, (y > y.mean()).astype(int))
+    assert not hasattr(m, "classes_") and not hasattr(m, "n_features_in_")
+    with pytest.raises(Exception, match="not fitted"):
+        m.predict(X)
+
+
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")
+def test_rejected_refit_keeps_the_classes():
+    X, y = _xy(seed=1)
+    labels = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))  # 3 classes
+    m = dlopt.linear_model.SoftmaxRegression(optimizer="adam", lr=0.05, epochs=20, tol=None).fit(X, labels)
+    before = m.predict(X)
+    m.set_params(lr=-1.0)
+    with pytest.raises(ValueError):
+        m.fit(X, (labels + np.arange(len(labels))) % 4)  # 4 classes, rejected
+    np.testing.assert_array_equal(m.classes_, [0, 1, 2])
+    np.testing.assert_array_equal(m.predict(X), before)
+
+
+@pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")
+def test_divergent_refit_restores_the_previous_coefficients():
+    X, y = _xy(seed=2)
+    m = dlopt.linear_model.LinearRegression(optimizer="sgd", lr=0.05, epochs=50, tol=None).fit(X, y)
+    coef = m.coef_.copy()
+    m.set_params(lr=1e100, warm_start=False)
+    with pytest.raises(ValueError):
+        m.fit(X, y)
+    np.testing.assert_array_equal(m.coef_, coef)

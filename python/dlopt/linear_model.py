@@ -22,6 +22,7 @@ The seed example, gradient descent on ``y = 2x + 1 + noise``:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 import sys
@@ -176,6 +177,24 @@ def _optimizer_params(params: dict | None) -> dict:
             raise TypeError(f"optimizer_params['betas']: expected a pair of floats, got {betas!r}")
         out["beta1"], out["beta2"] = float(betas[0]), float(betas[1])
     return out
+
+
+def _all_or_nothing(method):
+    """A fit that raises leaves the estimator exactly as it was: attributes (coef_, classes_,
+    feature_names_in_, the trainer, ...) and the contents of the coefficient arrays."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        arrays = {k: saved[k].copy() for k in ("_coef", "_intercept") if isinstance(saved.get(k), np.ndarray)}
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            for k, values in arrays.items():
+                np.copyto(saved[k], values)
+            raise
+    return wrapper
 
 
 # ---- the estimators -----------------------------------------------------------------------------
@@ -482,6 +501,7 @@ class _LinearModel:
             self._warn_if_not_converged()
         return self
 
+    @_all_or_nothing
     def fit(self, X, y, sample_weight=None):
         """Trains on ``X`` (n_samples × n_features) and ``y``; returns self.
 
@@ -615,6 +635,7 @@ class LinearRegression(_LinearModel):
                   or (isinstance(self.device, str) and self.device.lower() == "cuda"))
         return "gradient" if asked or needed else "closed_form"
 
+    @_all_or_nothing
     def fit(self, X, y, sample_weight=None):
         """Fits the model to ``X`` (n_samples × n_features) and ``y``; returns self.
 
@@ -648,6 +669,7 @@ class LinearRegression(_LinearModel):
         self.lr_curve_ = []
         return self
 
+    @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of gradient training over (X, y), continuing from the current coefficients and
         optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01)."""
@@ -786,6 +808,7 @@ class LogisticRegression(_Classifier):
         p[~pos] = e / (1 + e)
         return np.stack([1 - p, p], axis=1)
 
+    @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted."""
         return _partial_fit_classifier(self, X, y, sample_weight, classes)
@@ -828,6 +851,7 @@ class SoftmaxRegression(_Classifier):
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
+    @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted."""
         return _partial_fit_classifier(self, X, y, sample_weight, classes)
