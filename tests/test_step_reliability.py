@@ -240,3 +240,18 @@ def test_divergent_refit_restores_the_previous_coefficients():
     with pytest.raises(ValueError):
         m.fit(X, y)
     np.testing.assert_array_equal(m.coef_, coef)
+
+
+def test_a_deleted_hyperparameter_raises_key_error_as_in_torch():
+    w = np.zeros(3)
+    opt = dlopt.optim.Adam([w], lr=0.1)
+    opt.step([np.ones(3)])
+    before = w.copy()
+    del opt.param_groups[0]["lr"]
+    for _ in range(2):
+        with pytest.raises(KeyError, match="lr"):
+            opt.step([np.ones(3)])
+    np.testing.assert_array_equal(w, before)
+    opt.param_groups[0]["lr"] = 0.1  # put back: steps again
+    opt.step([np.ones(3)])
+    assert not np.array_equal(w, before)

@@ -471,10 +471,17 @@ class StepPlan final : public StepPlanBase {
     Group& grp = group_[gi];
     const std::string where = "param_groups[" + idx(gi) + "]: ";
     py::dict d = py::reinterpret_borrow<py::dict>(grp.dict);
+    // A hyperparameter deleted from a group is an error, as in torch (not a silent default).
+    for (const auto& [key, value] : grp.items)
+      if (!d.contains(key))
+        throw py::key_error(where + py::repr(key).template cast<std::string>() +
+                            " was removed from the param group (set it to a value instead)");
     std::vector<std::pair<py::object, py::object>> items;
     py::dict fields = group_fields(d, where, params_key_, &items);
-    grp.config = config_from_dict<Config>(fields, where);
-    grp.storage = storage_options(d, where);
+    Config config = config_from_dict<Config>(fields, where);
+    const StorageOptions storage = storage_options(d, where);
+    grp.config = config;
+    grp.storage = storage;
     grp.items = std::move(items);
   }
 
