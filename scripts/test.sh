@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${DLOPT_VENV:-.venv}
-bash scripts/setup.sh "pytest>=7" "scikit-learn>=1.3" "threadpoolctl>=3" "torch==2.13.0"
+bash scripts/setup.sh "pytest>=7" "scikit-learn>=1.3" "threadpoolctl>=3" "hypothesis>=6" "torch==2.13.0"
 VPY="$VENV/bin/python"
 
 echo "== C++ tests (build/cpp-tests, DLOPT_CUDA=${DLOPT_CPP_TESTS_CUDA:-AUTO})"

@@ -10,6 +10,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -68,8 +69,11 @@ StorageOptions storage_options(const py::dict& d, const std::string& where) {
   return o;
 }
 
+/// The param-group keys of StorageOptions (Python's dlopt.optim.optimizer.STORAGE_KEYS reads them here).
+constexpr std::array<const char*, 4> kStorageKeys = {"state_dtype", "stochastic_rounding", "master_weights", "seed"};
+
 bool is_storage_key(const std::string& key) {
-  return key == "state_dtype" || key == "stochastic_rounding" || key == "master_weights" || key == "seed";
+  return std::find(kStorageKeys.begin(), kStorageKeys.end(), key) != kStorageKeys.end();
 }
 
 namespace {
@@ -1112,6 +1116,8 @@ void bind_optim(py::module_& m) {
     return lookup(name).layout(group, *s);
   }, py::arg("name"), py::arg("group"), py::arg("param"),
      "The dtype of each state entry of a parameter like `param` under the group's storage options.");
+  m.def("storage_keys", [] { return std::vector<std::string>(kStorageKeys.begin(), kStorageKeys.end()); },
+        "The param-group keys that choose how parameters are rounded and state is stored.");
   m.def("check_storage_options", [](const py::dict& group) { storage_options(group, ""); },
         "Raises TypeError/ValueError unless the group's state_dtype, stochastic_rounding, "
         "master_weights and seed are valid.");

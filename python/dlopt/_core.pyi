@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -263,6 +263,10 @@ def solve_least_squares(X: typing.Any, y: typing.Any, sample_weight: typing.Any,
 def state_layout(name: str, group: dict, param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]) -> dict:
     """
     The dtype of each state entry of a parameter like `param` under the group's storage options.
+    """
+def storage_keys() -> list[str]:
+    """
+    The param-group keys that choose how parameters are rounded and state is stored.
     """
 def total_norm(grads: typing.Any, norm_type: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, bool]:
     """

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "dlopt/core/formats.hpp"
 #include "dlopt/core/storage.hpp"
@@ -108,31 +109,24 @@ inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict
         const float inv = formats::block_inverse(scale);
         b.scale[(begin + q) / kQuantBlock] = scale;
         const uint32_t* __restrict r = random ? random + q : nullptr;
-        if (b.storage == Storage::Int8) {
-          int8_t* __restrict x = static_cast<int8_t*>(b.data) + begin + q;
+        // The codes of one block, to nearest or with each element's dither, into bytes of type Byte.
+        auto codes = [&](auto* __restrict x, auto encode) {
+          using Byte = std::remove_reference_t<decltype(x[0])>;
           if (r) {
 #pragma omp simd
             for (int64_t i = 0; i < m; ++i)
-              x[i] = int8_t(formats::encode_signed(float(in[q + i]), inv,
-                                                   formats::dither_of_byte(formats::slot_byte(r[i], slot))));
+              x[i] = Byte(encode(float(in[q + i]), inv, formats::dither_of_byte(formats::slot_byte(r[i], slot))));
           } else {
 #pragma omp simd
-            for (int64_t i = 0; i < m; ++i)
-              x[i] = int8_t(formats::encode_signed(float(in[q + i]), inv, formats::kHalfDither));
+            for (int64_t i = 0; i < m; ++i) x[i] = Byte(encode(float(in[q + i]), inv, formats::kHalfDither));
           }
-        } else {
-          uint8_t* __restrict x = static_cast<uint8_t*>(b.data) + begin + q;
-          if (r) {
-#pragma omp simd
-            for (int64_t i = 0; i < m; ++i)
-              x[i] = uint8_t(formats::encode_unsigned(float(in[q + i]), inv,
-                                                      formats::dither_of_byte(formats::slot_byte(r[i], slot))));
-          } else {
-#pragma omp simd
-            for (int64_t i = 0; i < m; ++i)
-              x[i] = uint8_t(formats::encode_unsigned(float(in[q + i]), inv, formats::kHalfDither));
-          }
-        }
+        };
+        if (b.storage == Storage::Int8)
+          codes(static_cast<int8_t*>(b.data) + begin + q,
+                [](float v, float iv, uint32_t d) { return formats::encode_signed(v, iv, d); });
+        else
+          codes(static_cast<uint8_t*>(b.data) + begin + q,
+                [](float v, float iv, uint32_t d) { return formats::encode_unsigned(v, iv, d); });
       }
       break;
   }

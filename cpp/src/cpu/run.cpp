@@ -137,6 +137,36 @@ void run_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
   else run_staged(seg, begin, len);
 }
 
+/// Numbers the 4K blocks of every segment (first_block[k]: segment k's first block; the vector is
+/// thread-local scratch, returned for the caller's own use) and calls f(b, k, begin, len) for each
+/// block: by one OpenMP `parallel for`, or on the calling thread for small steps. Block boundaries
+/// depend only on the sizes, never on the thread count.
+template <class Seg, class F>
+const std::vector<int64_t>& for_each_block(const Seg* segments, std::size_t count, const F& f) {
+  thread_local std::vector<int64_t> first_block;
+  first_block.resize(count + 1);
+  int64_t total = 0;
+  first_block[0] = 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    total += segments[k].size;
+    first_block[k + 1] = first_block[k] + (segments[k].size + kBlock - 1) / kBlock;
+  }
+  const int64_t blocks = first_block[count];
+  const int64_t* fb = first_block.data();
+  auto do_block = [&](int64_t b) {
+    const std::size_t k = std::size_t(std::upper_bound(fb, fb + count + 1, b) - fb - 1);
+    const int64_t begin = (b - fb[k]) * kBlock;
+    f(b, k, begin, std::min(kBlock, segments[k].size - begin));
+  };
+  if (total < kParallelMin || get_num_threads() == 1) {
+    for (int64_t b = 0; b < blocks; ++b) do_block(b);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) do_block(b);
+  }
+  return first_block;
+}
+
 }  // namespace
 
 template <class Rule, class T>
@@ -152,30 +182,9 @@ void run(const Segment<Rule, T>* segments, std::size_t count) {
                           static_cast<const T*>(seg.grad.data), s);
     }
   } else {
-    // first_block[k]: index of segment k's first block; blocks are numbered across all segments.
-    thread_local std::vector<int64_t> first_block_storage;
-    std::vector<int64_t>& first_block = first_block_storage;
-    first_block.resize(count + 1);
-    int64_t total = 0;
-    first_block[0] = 0;
-    for (std::size_t k = 0; k < count; ++k) {
-      total += segments[k].size;
-      first_block[k + 1] = first_block[k] + (segments[k].size + kBlock - 1) / kBlock;
-    }
-    const int64_t blocks = first_block[count];
-    const int64_t* fb = first_block.data();
-
-    auto do_block = [segments, fb, count](int64_t b) {
-      const std::size_t k = std::size_t(std::upper_bound(fb, fb + count + 1, b) - fb - 1);
-      const int64_t begin = (b - fb[k]) * kBlock;
-      run_block(segments[k], begin, std::min(kBlock, segments[k].size - begin));
-    };
-    if (total < kParallelMin || get_num_threads() == 1) {
-      for (int64_t b = 0; b < blocks; ++b) do_block(b);
-    } else {
-#pragma omp parallel for schedule(static)
-      for (int64_t b = 0; b < blocks; ++b) do_block(b);
-    }
+    for_each_block(segments, count, [segments](int64_t, std::size_t k, int64_t begin, int64_t len) {
+      run_block(segments[k], begin, len);
+    });
   }
 }
 
@@ -231,26 +240,16 @@ template <class Rule, class T>
 void reduce(Segment<Rule, T>* segments, std::size_t count) {
   if constexpr (Rule::reductions > 0) {
     constexpr int R = Rule::reductions;
-    std::vector<int64_t> first_block(count + 1, 0);
-    int64_t total = 0;
-    for (std::size_t k = 0; k < count; ++k) {
-      total += segments[k].size;
-      first_block[k + 1] = first_block[k] + (segments[k].size + kBlock - 1) / kBlock;
-    }
-    const int64_t blocks = first_block[count];
-    std::vector<double> partial(std::size_t(blocks) * R);
+    int64_t blocks = 0;
+    for (std::size_t k = 0; k < count; ++k) blocks += (segments[k].size + kBlock - 1) / kBlock;
+    thread_local std::vector<double> partial;  // per block, reused: no allocation per step once warm
+    partial.resize(std::size_t(blocks) * R);
+    double* out = partial.data();  // (the workers see their own thread_local, not this one)
+    const std::vector<int64_t>& first_block =
+        for_each_block(segments, count, [segments, out](int64_t b, std::size_t k, int64_t begin, int64_t len) {
+          reduce_block(segments[k], begin, len, out + std::size_t(b) * R);
+        });
     const int64_t* fb = first_block.data();
-    auto do_block = [&](int64_t b) {
-      const std::size_t k = std::size_t(std::upper_bound(fb, fb + count + 1, b) - fb - 1);
-      const int64_t begin = (b - fb[k]) * kBlock;
-      reduce_block(segments[k], begin, std::min(kBlock, segments[k].size - begin), &partial[std::size_t(b) * R]);
-    };
-    if (total < kParallelMin || get_num_threads() == 1) {
-      for (int64_t b = 0; b < blocks; ++b) do_block(b);
-    } else {
-#pragma omp parallel for schedule(static)
-      for (int64_t b = 0; b < blocks; ++b) do_block(b);
-    }
     for (std::size_t k = 0; k < count; ++k) {
       double sums[R] = {};
       for (int64_t b = fb[k]; b < fb[k + 1]; ++b)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+import ml_dtypes
 import numpy as np
 
 from .. import _core
+
+_BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 __all__ = ["Optimizer"]
 
 #: Param-group keys that choose how parameters are rounded and state is stored (docs/formats.md),
 #: not hyperparameters of the update.
-STORAGE_KEYS = ("state_dtype", "stochastic_rounding", "master_weights", "seed")
+STORAGE_KEYS = tuple(_core.storage_keys())
 
 
 def _host_copy(value: Any) -> Any:
@@ -27,9 +30,12 @@ def _host_copy(value: Any) -> Any:
 def _stored_copy(value: np.ndarray, dtype: np.dtype | None, what: str) -> np.ndarray:
     """A C-contiguous copy of a saved state array in the dtype this optimizer stores it in.
 
-    Floating-point state is converted, as torch does when loading; 8-bit codes and their scales
-    are never converted (that would need their scales, and silently change the state's format).
+    Floating-point state is converted, as torch does when loading, if its values fit; 8-bit codes and
+    their scales are never converted (that would need their scales, and silently change the state's
+    format); anything but real numbers is refused.
     """
+    if value.dtype.kind not in "fiu" and value.dtype != _BFLOAT16:
+        raise TypeError(f"{what}: expected an array of real numbers, got dtype {value.dtype}")
     if dtype is None or value.dtype == dtype:
         return np.array(value, order="C", copy=True)
     if value.dtype.kind in "iu" or np.dtype(dtype).kind in "iu":
@@ -37,7 +43,11 @@ def _stored_copy(value: np.ndarray, dtype: np.dtype | None, what: str) -> np.nda
             f"{what} is stored as {value.dtype}, but this optimizer stores it as {np.dtype(dtype)}: "
             "load state saved with the same state_dtype"
         )
-    return np.array(value, dtype=dtype, order="C", copy=True)
+    with np.errstate(over="raise", invalid="raise"):
+        try:
+            return np.array(value, dtype=dtype, order="C", copy=True)
+        except FloatingPointError as e:
+            raise ValueError(f"{what}: its values do not fit {np.dtype(dtype)}") from e
 
 
 class Optimizer:
