@@ -561,6 +561,9 @@ class _ScheduleFree(Optimizer):
 
     def step(self, grads: Sequence[Any]) -> None:
         """As :meth:`Optimizer.step`; the optimizer must be in train mode (call :meth:`train`)."""
+        for i, group in enumerate(self.param_groups):
+            if not isinstance(group["train_mode"], bool):
+                raise TypeError(f"param_groups[{i}]['train_mode']: expected a bool, got {group['train_mode']!r}")
         if not all(group["train_mode"] for group in self.param_groups):
             raise RuntimeError(f"{type(self).__name__}: not in train mode; call opt.train() before step() "
                                "(and opt.eval() before evaluating or saving the model)")
