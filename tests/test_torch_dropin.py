@@ -296,3 +296,20 @@ def test_cuda_tensors_step_on_the_device_and_mixed_devices_are_refused():
     q = torch.nn.Parameter(torch.ones(3))
     with pytest.raises(ValueError, match="CUDA"):
         dlopt.torch.Adam([p, q])
+
+
+def test_example_script_matches_torch(monkeypatch, capsys):
+    import runpy
+    from pathlib import Path
+
+    pytest.importorskip("sklearn")
+    script = Path(__file__).resolve().parents[1] / "examples" / "python" / "torch_mlp.py"
+    results = {}
+    for flag in ([], ["--torch"]):
+        monkeypatch.setattr(sys, "argv", [str(script), *flag])
+        namespace = runpy.run_path(str(script))
+        results[bool(flag)] = namespace["main"]()
+    (ours, acc_ours), (theirs, acc_theirs) = results[False], results[True]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)
+    assert abs(acc_ours - acc_theirs) <= 0.01 and acc_ours > 0.9
+    assert "dlopt.torch.AdamW" in capsys.readouterr().out

@@ -106,7 +106,7 @@ def host_view(obj: Any, what: str) -> Any:
 def _fingerprint(obj: Any) -> Any:
     """What identifies a foreign parameter's memory now, cheaply; None: view it again to know."""
     if is_torch_tensor(obj):
-        return obj.data_ptr(), obj.shape, obj.dtype, obj.stride(), obj.device
+        return obj.data_ptr(), obj.shape, obj.dtype, obj.stride(), obj.is_cuda
     return None
 
 

@@ -116,7 +116,6 @@ class Optimizer(torch.optim.Optimizer):
 
     # -- the step ------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One fused step of every parameter with a ``.grad`` (``None`` skips it, as in torch)."""
         loss = None
