@@ -313,3 +313,18 @@ def test_example_script_matches_torch(monkeypatch, capsys):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
     assert abs(acc_ours - acc_theirs) <= 0.01 and acc_ours > 0.9
     assert "dlopt.torch.AdamW" in capsys.readouterr().out
+
+
+def test_deepcopy_steps_like_the_original():
+    import copy
+
+    model = mlp()
+    opt = dlopt.torch.Adam(model.parameters(), lr=0.01)
+    train(model, opt, batches(2))
+    twin_model = copy.deepcopy(model)
+    twin = dlopt.torch.Adam(twin_model.parameters(), lr=0.01)
+    twin.load_state_dict(copy.deepcopy(opt.state_dict()))
+    clone = copy.deepcopy(opt)  # its own state arrays, not the original's
+    assert clone._core_state[0]["exp_avg"] is not opt._core_state[0]["exp_avg"]
+    data = batches(3, seed=7)
+    assert train(model, opt, data) == train(twin_model, twin, data)
