@@ -328,3 +328,36 @@ def test_deepcopy_steps_like_the_original():
     assert clone._core_state[0]["exp_avg"] is not opt._core_state[0]["exp_avg"]
     data = batches(3, seed=7)
     assert train(model, opt, data) == train(twin_model, twin, data)
+
+
+def test_state_dict_hooks_run_as_in_torch():
+    model = mlp()
+    opt = dlopt.torch.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    train(model, opt, batches(1))
+    calls = []
+    opt.register_state_dict_pre_hook(lambda o: calls.append("sd pre"))
+    opt.register_state_dict_post_hook(lambda o, sd: {**sd, "extra": 1})
+    opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append("load pre"))
+    opt.register_load_state_dict_post_hook(lambda o: calls.append("load post"))
+    saved = opt.state_dict()
+    assert saved["extra"] == 1 and calls == ["sd pre"]
+    opt.load_state_dict(saved)
+    assert calls == ["sd pre", "load pre", "load post"]
+
+
+def test_bad_state_dict_is_refused_and_changes_nothing():
+    model = mlp()
+    opt = dlopt.torch.Adam(model.parameters(), lr=0.01)
+    train(model, opt, batches(1))
+    saved = opt.state_dict()
+    before = _snapshot(model, opt)
+    groups = opt.param_groups
+    bad = {"state": {**saved["state"], 0: {**saved["state"][0], "exp_avg": torch.zeros(3)}},
+           "param_groups": saved["param_groups"]}
+    with pytest.raises(ValueError, match="shape"):
+        opt.load_state_dict(bad)
+    bad = {"state": saved["state"], "param_groups": [{**saved["param_groups"][0], "lr": -1.0}]}
+    with pytest.raises(ValueError, match="lr"):
+        opt.load_state_dict(bad)
+    _assert_unchanged(before, model, opt)
+    assert opt.param_groups is groups and opt.param_groups[0]["lr"] == 0.01
