@@ -9,9 +9,9 @@
    GB/s counts the bytes a step must move (parameter read + write, gradient read, each state buffer
    read + write; int8: + its scales).
 2. The whole training step (zero_grad, forward, backward, step) of the digits MLP (64-128-10, batches of
-   64) with dlopt.torch.AdamW and torch.optim.AdamW(fused=True), interleaved in one process, both on
-   one thread (the model is far too small for threads; on a busy machine torch's thread pool then
-   waits for descheduled workers at every operation, which measures the machine, not the optimizer).
+   64) with dlopt.torch.AdamW and torch.optim.AdamW(fused=True), interleaved in one process: both on one
+   thread (the model is far too small for threads), then with each library's default threads (what a
+   user gets; on a busy machine torch's pool then waits for descheduled workers at every operation).
 
 Ratios are peer time / dlopt time (> 1: dlopt is faster).
 
@@ -67,9 +67,10 @@ def worker(name, size, steps):
 
     torch.manual_seed(0)
     n_layers = max(1, round(size / LAYER))
-    params = [torch.nn.Parameter(torch.randn(2048, 2048) * 0.02) for _ in range(n_layers)]
+    # filled in place: a freed temporary would be reused by the optimizer and hide part of its memory
+    params = [torch.nn.Parameter(torch.empty(2048, 2048).normal_(0, 0.02)) for _ in range(n_layers)]
     for p in params:
-        p.grad = torch.randn_like(p) * 1e-3
+        p.grad = torch.empty_like(p).normal_(0, 1e-3)
     import_contender(name)
     before = _rss_mb()  # parameters, gradients and modules resident: what the optimizer adds is measured
     try:
@@ -121,7 +122,8 @@ def offload(sizes, rounds, steps):
                   f"{ratios[0]:>15} {ratios[1]:>13}")
 
 
-def mlp(min_time):
+def mlp(min_time, threads):
+    """The digits MLP's training step, both optimizers on `threads` threads (0: each library's default)."""
     import torch
     from sklearn.datasets import load_digits
 
@@ -130,8 +132,9 @@ def mlp(min_time):
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
     from compare import interleaved  # noqa: PLC0415
 
-    torch.set_num_threads(1)
-    dlopt.set_num_threads(1)
+    if threads:
+        torch.set_num_threads(threads)
+        dlopt.set_num_threads(threads)
     x, y = load_digits(return_X_y=True)
     x, y = torch.tensor(x / 16, dtype=torch.float32), torch.tensor(y)
     runs = {}
@@ -151,7 +154,9 @@ def mlp(min_time):
         runs[name] = (train_step, opt.step)
     whole = interleaved({k: v[0] for k, v in runs.items()}, min_time)
     step = interleaved({k: v[1] for k, v in runs.items()}, min_time)
-    print("\n== Digits MLP (64-128-10, batch 64), one thread")
+    label = f"{threads} thread(s)" if threads else f"default threads (torch {torch.get_num_threads()}, " \
+        f"dlopt {dlopt.get_num_threads()})"
+    print(f"\n== Digits MLP (64-128-10, batch 64), {label}")
     print(f"{'':14} {'train step us':>14} {'opt.step us':>12}")
     for k in runs:
         print(f"{k:14} {whole[k] * 1e6:14.1f} {step[k] * 1e6:12.1f}")
@@ -165,13 +170,22 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds per MLP measurement")
+    parser.add_argument("--mlp-threads", nargs="*", type=int, default=[1, 0],
+                        help="thread counts for the MLP (0: each library's default)")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--mlp-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], float(args.worker[1]), int(args.worker[2]))
         return
-    offload(args.sizes, args.rounds, args.steps)
-    mlp(args.min_time)
+    if args.mlp_only:
+        mlp(args.min_time, args.mlp_threads[0])
+        return
+    if args.sizes:
+        offload(args.sizes, args.rounds, args.steps)
+    for threads in args.mlp_threads:  # each in a fresh process: thread pools keep their first size
+        subprocess.run([sys.executable, __file__, "--sizes", "--mlp-threads", str(threads), "--min-time",
+                        str(args.min_time), "--mlp-only"], check=True)
 
 
 if __name__ == "__main__":

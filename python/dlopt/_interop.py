@@ -52,6 +52,7 @@ def is_array_like(obj: Any) -> bool:
             or hasattr(obj, "__array_interface__") or hasattr(obj, "__dlpack__"))
 
 
+_NUMPY_2_1 = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
 _TORCH_16BIT = {"torch.bfloat16": np.dtype(ml_dtypes.bfloat16), "torch.float16": np.dtype(np.float16)}
 
 
@@ -95,8 +96,8 @@ def host_view(obj: Any, what: str) -> Any:
             raise ValueError(f"{what}: its __array_interface__ could not be viewed in place")
         return view
     if hasattr(obj, "__dlpack__"):
-        try:
-            return np.from_dlpack(obj, copy=False)
+        try:  # NumPy < 2.1 has no copy= and never copies
+            return np.from_dlpack(obj, copy=False) if _NUMPY_2_1 else np.from_dlpack(obj)
         except (BufferError, TypeError, ValueError, RuntimeError) as e:
             raise TypeError(f"{what}: cannot view its __dlpack__ memory in place: {e}") from e
     raise TypeError(f"{what}: expected a numpy.ndarray, a torch tensor, or an array exporting "
