@@ -220,6 +220,8 @@ class Optimizer(torch.optim.Optimizer):
         entry: dict[str, Any] = {}
         for name, value in saved.items():
             what = f"{where}[{name!r}]"
+            if value is None:  # torch's way of saying "not made yet"
+                continue
             if name == "step":
                 entry[name] = _count(value, what)
             elif name in scalars:
