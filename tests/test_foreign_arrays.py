@@ -178,3 +178,24 @@ def test_unknown_group_keys_are_kept(optimizer_name):
     fresh = make_optimizer(optimizer_name, [p.copy() for p in a])
     fresh.load_state_dict(saved)
     assert fresh.param_groups[0]["name"] == "layer"
+
+
+def test_state_dict_round_trip_with_torch_parameters():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    init = random_params(rng)
+    a = [torch.from_numpy(p.copy()) for p in init]
+    b = [torch.from_numpy(p.copy()) for p in init]
+    opt_a = dlopt.optim.AdamW(a, lr=0.01)
+    grads = [random_grads(rng, init) for _ in range(4)]
+    for g in grads[:2]:
+        opt_a.step([torch.from_numpy(x) for x in g])
+    for x, y in zip(a, b):
+        y.copy_(x)
+    opt_b = dlopt.optim.AdamW(b, lr=0.01)
+    opt_b.load_state_dict(opt_a.state_dict())
+    for g in grads[2:]:
+        opt_a.step([torch.from_numpy(x) for x in g])
+        opt_b.step([torch.from_numpy(x) for x in g])
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
