@@ -361,3 +361,31 @@ def test_bad_state_dict_is_refused_and_changes_nothing():
         opt.load_state_dict(bad)
     _assert_unchanged(before, model, opt)
     assert opt.param_groups is groups and opt.param_groups[0]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("name", [n for n in algorithms.__all__ if hasattr(getattr(dlopt.optim, n), "eval")])
+def test_train_eval_modes_run_as_in_dlopt_optim(name):
+    # Methods a dlopt.optim class adds (Schedule-Free's train/eval) run on the torch class's tensors.
+    rng = np.random.default_rng(8)
+    init = [rng.standard_normal(s).astype(np.float32) for s in [(4, 3), (5,)]]
+    ref = [p.copy() for p in init]
+    params = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in init]
+    ours, theirs = getattr(dlopt.torch, name)(params, lr=0.01), getattr(dlopt.optim, name)(ref, lr=0.01)
+    for _ in range(3):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in init]
+        for p, g in zip(params, grads):
+            p.grad = torch.from_numpy(g)
+        ours.step()
+        theirs.step(grads)
+    ours.eval()
+    theirs.eval()
+    assert ours.param_groups[0]["train_mode"] is False
+    for p, r in zip(params, ref):
+        np.testing.assert_array_equal(p.detach().numpy(), r)
+    with pytest.raises(RuntimeError, match="train mode"):
+        ours.step()
+    ours.train()
+    theirs.train()
+    for p, r in zip(params, ref):
+        np.testing.assert_array_equal(p.detach().numpy(), r)
+    assert ours.state_dict()["param_groups"][0]["train_mode"] is True

@@ -520,25 +520,26 @@ class StepPlan final : public StepPlanBase {
     const StorageOptions storage = storage_options(d, where);
     grp.config = config;
     grp.storage = storage;
-    grp.mutable_values = std::any_of(items.begin(), items.end(), [](const auto& kv) {
-      return is_read_key(kv.first) && !is_immutable_value(kv.second);
+    grp.mutable_values = std::any_of(items.begin(), items.end(), [&](const auto& kv) {
+      return is_read_key(kv.first, fields) && !is_immutable_value(kv.second);
     });
     grp.items = std::move(items);
   }
 
-  /// A key the step reads (a Config field, a composite torch keyword, a storage option); other keys
-  /// (torch's "name", "foreach", ...) are kept in the group and never read.
-  static bool is_read_key(const py::object& key) {
-    static const std::vector<std::string> names = [] {
-      std::vector<std::string> n = {"betas", "ns_coefficients", "adjust_lr_fn", "ns_dtype"};
+  /// Whether the step reads a group key: a Config field, a storage option, or a composite keyword that
+  /// group_fields turned into fields (betas -> beta1, beta2). A key it passed through unchanged that is
+  /// no Config field (torch's "name", "foreach", a scheduler's "initial_lr") is kept and never read.
+  static bool is_read_key(const py::object& key, const py::dict& fields) {
+    static const std::vector<std::string> config_names = [] {
+      std::vector<std::string> n;
       Config c;
       c.visit([&](const char* k, auto&) { n.emplace_back(k); });
-      n.insert(n.end(), kStorageKeys.begin(), kStorageKeys.end());
       return n;
     }();
     if (!py::isinstance<py::str>(key)) return false;
     const std::string k = key.cast<std::string>();
-    return std::find(names.begin(), names.end(), k) != names.end();
+    if (is_storage_key(k) || !fields.contains(key)) return true;
+    return std::find(config_names.begin(), config_names.end(), k) != config_names.end();
   }
 
   void check_grad(std::size_t i, PyObject* g) {

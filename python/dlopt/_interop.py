@@ -111,6 +111,18 @@ def _fingerprint(obj: Any) -> Any:
     return None
 
 
+class _Mirror(dict):
+    """A shadow group: what the step reads. A write by dlopt's own Python (Schedule-Free's train/eval
+    setting ``"train_mode"``) also goes to the user's group, the one that counts."""
+
+    __slots__ = ("source",)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        if key != "params" and self.source is not None:
+            self.source[key] = value
+
+
 class Shadow:
     """The param groups with every foreign parameter replaced by its view (what the step takes).
 
@@ -129,16 +141,18 @@ class Shadow:
         index = 0
         for gi, group in enumerate(param_groups):
             if gi == len(self.groups):
-                self.groups.append({"params": []})
+                mirror = _Mirror(params=[])
+                self.groups.append(mirror)
                 self._keys.append([])
             shadow, keys = self.groups[gi], self._keys[gi]
+            shadow.source = group
             if len(shadow) != len(group) or any(k not in group for k in shadow):
                 params = shadow["params"]
                 shadow.clear()
-                shadow["params"] = params
+                dict.__setitem__(shadow, "params", params)
             for key, value in group.items():
                 if key != "params" and shadow.get(key, shadow) is not value:
-                    shadow[key] = value
+                    dict.__setitem__(shadow, key, value)
             params, views = group["params"], shadow["params"]
             if len(views) != len(params):
                 del views[len(params):], keys[len(params):]

@@ -43,6 +43,7 @@ import torch
 from . import _core, _interop
 from .optim import algorithms as _algorithms
 from .optim.optimizer import TORCH_SWITCHES, _stored_copy, check_torch_switches
+from .optim.optimizer import Optimizer as _NumpyOptimizer
 
 __all__ = ["Optimizer", *_algorithms.__all__]
 
@@ -86,6 +87,7 @@ class Optimizer(torch.optim.Optimizer):
     """Base of the ``dlopt.torch`` classes: a ``torch.optim.Optimizer`` stepping through dlopt's core."""
 
     _rule: str = ""
+    _numpy_class: type = _NumpyOptimizer  # the dlopt.optim class whose step and extra methods run here
     _core_state: dict[int, dict[str, Any]]  # global parameter index -> the core's state entry
 
     def __init__(self, params: Any, defaults: dict[str, Any]):
@@ -122,17 +124,27 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        plan = getattr(self, "_plan", None)
-        if plan is None:
-            plan = self._plan = _core.StepPlan(self._rule)
-            self._shadow = _interop.Shadow()
         params = self._params()
         grads = [_grad_view(p.grad, i) for i, p in enumerate(params)]
-        plan.step(self._shadow.sync(self.param_groups), self._core_state, grads)
+        # dlopt.optim's step (the optimizer's own, e.g. Schedule-Free's mode check) on the views
+        self._numpy_class.step(self._numpy_view(), grads)
         if len(self.state) != len(self._core_state):  # state made at this step: torch's view of it
             for i, entry in self._core_state.items():
                 self.state[params[i]] = entry
         return loss
+
+    def _numpy_view(self) -> Any:
+        """This optimizer as its dlopt.optim class sees itself: the views of the parameters (synced
+        now), the core's state, the bound step. Methods of that class run on it unchanged."""
+        view = getattr(self, "_view", None)
+        if view is None:
+            view = self._view = _NumpyView.of(self._numpy_class)
+            view._plan = _core.StepPlan(self._rule)
+            view._shadow_of = _interop.Shadow()
+            view.defaults = self.defaults
+        view.param_groups = view._shadow_of.sync(self.param_groups)
+        view.state = self._core_state
+        return view
 
     # -- state_dict in torch's format ------------------------------------------------------------
 
@@ -243,8 +255,41 @@ class Optimizer(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_core_state"] = self._core_state
+        state["_core_state"] = self._core_state  # the view (plan, shadow) is a cache, rebuilt on use
         return state
+
+
+class _NumpyView:
+    """Base of the objects :meth:`Optimizer._numpy_view` returns (one subclass per dlopt.optim class)."""
+
+    _classes: dict[type, type] = {}
+
+    @classmethod
+    def of(cls, numpy_class: type) -> Any:
+        sub = cls._classes.get(numpy_class)
+        if sub is None:
+            sub = cls._classes[numpy_class] = type(f"{numpy_class.__name__}View", (numpy_class,), {})
+        view = object.__new__(sub)  # no __init__: its attributes are the torch optimizer's, viewed
+        view._foreign = False
+        return view
+
+
+def _delegated(numpy_class: type, name: str) -> Callable[..., Any]:
+    """A method of the dlopt.optim class (Schedule-Free's train/eval) run on the torch optimizer's view."""
+    method = getattr(numpy_class, name)
+
+    def call(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        return method(self._numpy_view(), *args, **kwargs)
+
+    call.__name__, call.__doc__ = name, method.__doc__
+    return call
+
+
+def _extra_methods(numpy_class: type) -> list[str]:
+    """Public methods a dlopt.optim class adds to its base (train, eval), which torch's class lacks."""
+    base = set(dir(_NumpyOptimizer))
+    return sorted(n for n in dir(numpy_class) if not n.startswith("_") and n not in base
+                  and callable(getattr(numpy_class, n)) and not hasattr(torch.optim.Optimizer, n))
 
 
 def _grad_view(g: Any, i: int) -> Any:
@@ -275,8 +320,10 @@ def _torch_class(numpy_class: type) -> type:
     name = numpy_class.__name__
     doc = (f"``torch.optim``-compatible :class:`dlopt.optim.{name}` (see :mod:`dlopt.torch`).\n\n"
            + (numpy_class.__doc__ or ""))
-    return type(name, (Optimizer,), {"__init__": __init__, "_rule": numpy_class._rule, "__doc__": doc,
-                                     "__module__": __name__, "__qualname__": name})
+    namespace = {"__init__": __init__, "_rule": numpy_class._rule, "_numpy_class": numpy_class, "__doc__": doc,
+                 "__module__": __name__, "__qualname__": name}
+    namespace.update({m: _delegated(numpy_class, m) for m in _extra_methods(numpy_class)})
+    return type(name, (Optimizer,), namespace)
 
 
 for _name in _algorithms.__all__:
