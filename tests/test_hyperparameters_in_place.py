@@ -83,29 +83,44 @@ def test_scalar_hyperparameter_changed_in_place(name, key, kind):
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("kind", ["ndarray0d", "tensor0d", "list"])
-def test_betas_changed_in_place(kind):
+def _tuple_cases():
+    for name in sorted(FULL_STATE_CONFIGS):
+        group = make_optimizer(name, [np.zeros(1)]).param_groups[0]
+        for key, value in sorted(group.items()):
+            if isinstance(value, tuple) and value and all(isinstance(v, float) for v in value):
+                for kind in ("ndarray0d", "tensor0d", "list"):
+                    yield name, key, kind
+
+
+@pytest.mark.parametrize("name,key,kind", list(_tuple_cases()))
+def test_tuple_hyperparameter_changed_in_place(name, key, kind):
+    # betas, etas, step_sizes: the first element held in a 0-d array or tensor, or the tuple as a list
     rng = np.random.default_rng(1)
     params = random_params(rng)
     ours, plain = [p.copy() for p in params], [p.copy() for p in params]
+    old = make_optimizer(name, [np.zeros(1)]).param_groups[0][key]
+    base = make_optimizer(name, [np.zeros(1)]).param_groups[0]
+    first = next((c for c in _candidates(old[0]) if _valid(name, {**base, key: (c, *old[1:])})), None)
+    if first is None:
+        pytest.skip(f"no valid second value for {key}[0]")
     if kind == "list":
-        betas = [0.9, 0.999]
+        value = list(old)
 
         def change():
-            betas[0] = 0.5
+            value[0] = first
     else:
-        first, set_first = _holder(kind, 0.9)
-        betas = (first, 0.999)
+        holder, set_first = _holder(kind, old[0])
+        value = (holder, *old[1:])
 
         def change():
-            set_first(0.5)
-    a = dlopt.optim.Adam(ours, lr=0.01, betas=betas)
-    b = dlopt.optim.Adam(plain, lr=0.01)
+            set_first(first)
+    a = make_optimizer(name, ours, **{key: value})
+    b = make_optimizer(name, plain)
     grads = [random_grads(rng, params) for _ in range(3)]
     a.step(grads[0])
     b.step(grads[0])
     change()
-    b.param_groups[0]["betas"] = (0.5, 0.999)
+    b.param_groups[0][key] = (first, *old[1:])
     for g in grads[1:]:
         a.step(g)
         b.step(g)
