@@ -153,6 +153,22 @@ py::dict config_to_dict(Config c) {
   return d;
 }
 
+/// True for values that cannot change without being replaced: Python numbers, bools, None, str,
+/// NumPy scalars, and tuples of these. Anything else (0-d arrays, tensors, lists) may be changed
+/// in place between steps.
+bool is_immutable_value(const py::handle& v) {
+  static const py::object* numpy_scalar = new py::object(py::module_::import("numpy").attr("generic"));  // never freed: outlives the interpreter
+  if (v.is_none() || PyFloat_CheckExact(v.ptr()) || PyLong_CheckExact(v.ptr()) || PyBool_Check(v.ptr()) ||
+      PyUnicode_CheckExact(v.ptr()))
+    return true;
+  if (PyTuple_CheckExact(v.ptr())) {
+    for (py::handle x : py::reinterpret_borrow<py::tuple>(v))
+      if (!is_immutable_value(x)) return false;
+    return true;
+  }
+  return py::isinstance(v, *numpy_scalar);
+}
+
 /// A param group's hyperparameters as Config fields (betas -> beta1, beta2); the (key, value)
 /// pairs read go to `items` when given (the plan's cache of what it parsed).
 py::dict group_fields(const py::dict& d, const std::string& where, const py::object& params_key,
@@ -315,6 +331,9 @@ class StepPlan final : public StepPlanBase {
     py::object dict;                                      // the param group
     py::object params;                                    // its "params" list
     std::vector<std::pair<py::object, py::object>> items; // (key, value) parsed into config
+    // A value that can change in place (a 0-d array or tensor, a list): the group is parsed again
+    // at every step, since an unchanged identity proves nothing (torch's schedulers fill_ tensor lrs).
+    bool mutable_values = false;
     Config config;
     StorageOptions storage;
   };
@@ -498,7 +517,7 @@ class StepPlan final : public StepPlanBase {
     bool same = std::size_t(PyDict_Size(d)) == grp.items.size() + 1;  // + "params"
     for (std::size_t k = 0; same && k < grp.items.size(); ++k)
       same = PyDict_GetItemWithError(d, grp.items[k].first.ptr()) == grp.items[k].second.ptr();
-    if (same) return false;
+    if (same && !grp.mutable_values) return false;
     const StorageOptions before = grp.storage;
     parse_group(gi);
     return before != grp.storage;
@@ -519,7 +538,26 @@ class StepPlan final : public StepPlanBase {
     const StorageOptions storage = storage_options(d, where);
     grp.config = config;
     grp.storage = storage;
+    grp.mutable_values = std::any_of(items.begin(), items.end(), [&](const auto& kv) {
+      return is_read_key(kv.first, fields) && !is_immutable_value(kv.second);
+    });
     grp.items = std::move(items);
+  }
+
+  /// Whether the step reads a group key: a Config field, a storage option, or a composite keyword that
+  /// group_fields turned into fields (betas -> beta1, beta2). A key it passed through unchanged that is
+  /// no Config field (torch's "name", "foreach", a scheduler's "initial_lr") is kept and never read.
+  static bool is_read_key(const py::object& key, const py::dict& fields) {
+    static const std::vector<std::string> config_names = [] {
+      std::vector<std::string> n;
+      Config c;
+      c.visit([&](const char* k, auto&) { n.emplace_back(k); });
+      return n;
+    }();
+    if (!py::isinstance<py::str>(key)) return false;
+    const std::string k = key.cast<std::string>();
+    if (is_storage_key(k) || !fields.contains(key)) return true;
+    return std::find(config_names.begin(), config_names.end(), k) != config_names.end();
   }
 
   void check_grad(std::size_t i, PyObject* g) {
