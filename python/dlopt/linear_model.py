@@ -292,9 +292,10 @@ class _LinearModel:
                                   or batch < 1):
             raise ValueError(f"batch_size: expected None (full batch) or a positive int, got {batch!r}")
         optimizer = DEFAULT_OPTIMIZER if self.optimizer is None else self.optimizer
-        lr = DEFAULT_LR if self.lr is None else self.lr
         if not isinstance(optimizer, str):
             raise TypeError(f"optimizer: expected a name such as 'adam', got {optimizer!r}")
+        lbfgs = optimizer.lower() == "lbfgs"  # full-batch L-BFGS: lr is its first trial step, torch's 1
+        lr = (1.0 if lbfgs else DEFAULT_LR) if self.lr is None else self.lr
         epochs = self.epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")

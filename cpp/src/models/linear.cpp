@@ -534,6 +534,7 @@ double LinearModel<T>::score(const DataView<T>& data, const std::vector<uint32_t
 
 template <class T>
 int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callback) {
+  if (lower(config_.optimizer) == "lbfgs") return fit_lbfgs(data, callback);  // not a rule: its own loop
   check_data(data, "fit");
   config_.validate();
   const int64_t n = data.n_samples, K = n_outputs_, d = n_features_, np = K * d + K;
@@ -641,6 +642,8 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
 
 template <class T>
 void LinearModel<T>::partial_fit(const DataView<T>& data) {
+  if (lower(config_.optimizer) == "lbfgs")
+    throw InvalidArgument("partial_fit: optimizer 'lbfgs' is a full-batch method; use fit");
   TrainConfig saved = config_;
   schedule_length_ = config_.epochs;
   config_.epochs = 1;
@@ -679,6 +682,46 @@ double LinearModel<T>::loss(const DataView<T>& data) const {
   double l1 = 0, l2 = 0;
   for (int64_t k = 0; k < K * d; ++k) l1 += std::abs(double(coef_[k])), l2 += double(coef_[k]) * coef_[k];
   return l / wsum + penalty_value(config_.penalty, config_.alpha, config_.l1_ratio, l1, l2);
+}
+
+template <class T>
+double LinearModel<T>::loss_and_gradient(const DataView<T>& data, T* grad_coef, T* grad_intercept) const {
+  check_data(data, "loss_and_gradient");
+  const int64_t d = n_features_, K = n_outputs_, n = data.n_samples, np = K * d + K;
+  const int64_t parts = std::clamp<int64_t>(n / kMinPartRows, 1, kMaxParts);
+  Work& w = *work_;
+  w.partials.assign(std::size_t(parts * np), T(0));
+  w.part_loss.assign(std::size_t(parts), 0.0);
+  w.part_weight.assign(std::size_t(parts), 0.0);
+  auto part = [&](int64_t p) {
+    const int64_t lo = n * p / parts, hi = n * (p + 1) / parts;
+    T* g = w.partials.data() + p * np;
+    rows_pass<T>(objective_, d, K, coef_, intercept_, data, RowSet{nullptr, lo, hi - lo}, g, g + K * d,
+                 w.part_loss[p], w.part_weight[p]);
+  };
+  if (parts > 1 && parallel_ok(n * d * K)) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  } else {
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  }
+  T* grad = w.partials.data();  // partition 0 accumulates the others, in order
+  for (int64_t p = 1; p < parts; ++p) {
+    const T* g = w.partials.data() + p * np;
+    for (int64_t k = 0; k < np; ++k) grad[k] += g[k];
+  }
+  double l = 0, wsum = 0;
+  for (int64_t p = 0; p < parts; ++p) l += w.part_loss[p], wsum += w.part_weight[p];
+  const T inv = T(1.0 / wsum);
+  const auto [l2, l1] = detail::penalty_coeffs<T>(config_);
+  double pen1 = 0, pen2 = 0;
+  for (int64_t k = 0; k < K * d; ++k) {
+    grad_coef[k] = grad[k] * inv + objective::penalty_grad(coef_[k], l2, l1);
+    pen1 += std::abs(double(coef_[k])), pen2 += double(coef_[k]) * coef_[k];
+  }
+  if (grad_intercept)
+    for (int64_t k = 0; k < K; ++k) grad_intercept[k] = grad[K * d + k] * inv;
+  return l / wsum + penalty_value(config_.penalty, config_.alpha, config_.l1_ratio, pen1, pen2);
 }
 
 template <class T>
