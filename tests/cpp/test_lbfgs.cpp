@@ -1,7 +1,8 @@
 // C++ tests of dlopt::LBFGS (dlopt/optim/lbfgs.hpp) on the Rosenbrock function: convergence with
 // both line searches, torch 2.13's iterates (numbers below printed by torch.optim.LBFGS), the first
-// step by hand, parameters split over buffers, bit-for-bit resume from a copied state, and the
-// error rules (a throwing or non-finite closure and bad options change nothing).
+// step by hand, parameters split over buffers, bit-for-bit resume from a copied state, the error
+// rules (a throwing or non-finite closure and bad options change nothing), and LinearModel's
+// optimizer "lbfgs".
 // Prints "N passed, M failed".
 
 #include <cmath>
@@ -224,6 +225,29 @@ void errors_change_nothing() {
         "a state of the wrong size is refused");
 }
 
+void linear_model_with_lbfgs() {
+  // y = 2x + 1 at 100 points: LinearModel with optimizer "lbfgs" (full-batch L-BFGS) finds it.
+  std::vector<double> x, y;
+  for (int i = 0; i < 100; ++i) {
+    x.push_back(-1.0 + 2.0 * i / 99);
+    y.push_back(2 * x.back() + 1);
+  }
+  std::vector<double> w(1), b(1);
+  dlopt::TrainConfig cfg;
+  cfg.optimizer = "lbfgs";
+  cfg.lr = 1;
+  dlopt::LinearModel<double> model(dlopt::Objective::SquaredError, 1, 1, w.data(), b.data(), cfg);
+  const int64_t iterations = model.fit({x.data(), 100, 1, y.data()});
+  // (stopped by torch's tolerance_change = 1e-9 on the loss, which is 0 at the solution)
+  check(std::abs(w[0] - 2) < 1e-5 && std::abs(b[0] - 1) < 1e-5 && iterations > 0 &&
+            int64_t(model.loss_curve().size()) == iterations,
+        "LinearModel with optimizer 'lbfgs' fits y = 2x + 1");
+  model.config().batch_size = 10;
+  check(throws<dlopt::InvalidArgument>([&] { model.fit({x.data(), 100, 1, y.data()}); }, "batch_size") &&
+            int64_t(model.loss_curve().size()) == iterations,
+        "L-BFGS refuses mini-batches, changing nothing");
+}
+
 }  // namespace
 
 int main() {
@@ -234,6 +258,7 @@ int main() {
   split_buffers_match_one_buffer();
   resume_is_bit_for_bit();
   errors_change_nothing();
+  linear_model_with_lbfgs();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
