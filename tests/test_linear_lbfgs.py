@@ -78,7 +78,26 @@ def test_softmax_regression_reaches_sklearn_objective_on_digits(C):
     ours = cross_entropy_objective(X, y, model.coef_, model.intercept_, 1 / (C * n))
     best = cross_entropy_objective(X, y, sk.coef_, sk.intercept_, 1 / (C * n))
     assert abs(ours - best) / best <= 1e-6
+    assert model.loss_curve_[-1] == pytest.approx(ours, rel=1e-12)  # the C++ objective is this one
     assert model.score(X, y) == pytest.approx(sk.score(X, y), abs=2 / n)
+
+
+def test_softmax_sample_weight_is_the_weighted_objective():
+    # The weighted mean Σ sᵢ lᵢ / Σ sᵢ + penalty: at the fit, its NumPy gradient vanishes.
+    X, y = standardized(load_digits)
+    s = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    alpha = 1e-3
+    model = SoftmaxRegression(optimizer="lbfgs", lr=1.0, penalty="l2", alpha=alpha,
+                              optimizer_params={"tolerance_change": 1e-14}).fit(X, y, sample_weight=s)
+    W, b = model.coef_, model.intercept_
+    Z = X @ W.T + b
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    lse = np.log(np.exp(Z - Z.max(axis=1, keepdims=True)).sum(axis=1)) + Z.max(axis=1)
+    objective = (s * (lse - Z[np.arange(len(y)), y])).sum() / s.sum() + 0.5 * alpha * (W ** 2).sum()
+    assert model.loss_curve_[-1] == pytest.approx(objective, rel=1e-12)
+    R = (P - np.eye(10)[y]) * (s / s.sum())[:, None]
+    assert np.abs(R.T @ X + alpha * W).max() < 1e-5 and np.abs(R.sum(axis=0)).max() < 1e-5
 
 
 def test_no_penalty_fits_the_separable_data_less_and_less():

@@ -274,6 +274,51 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
   }
 }
 
+/// The softmax cross-entropy sums of `block` over m contiguous rows, with the exponentials and
+/// logarithms of the whole block vectorised (Eigen's exp / log, the logits column-major so that
+/// every step runs down the rows) instead of objective::softmax row by row: the same formula,
+/// rounded differently. Only the full-batch evaluations of L-BFGS (loss_and_gradient) use it; the
+/// epochs keep objective::softmax, which the CUDA kernels share.
+template <class T>
+void softmax_block(int64_t d, int64_t K, const T* W, const T* b, const T* X, int64_t m, const T* y,
+                   const T* sw, T* Z, T* gW, T* gb, double& loss, double& weight) {
+  using ColMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  Eigen::Map<const RowMat<T>> Xm(X, m, d);
+  Eigen::Map<ColMat> Zm(Z, m, K);
+  Zm.noalias() = Xm * Eigen::Map<const RowMat<T>>(W, K, d).transpose();
+  Vec<T> top = Zm.col(0).array() + b[0];
+  Zm.col(0) = top;
+  for (int64_t k = 1; k < K; ++k) {
+    Zm.col(k).array() += b[k];
+    top = top.cwiseMax(Zm.col(k));
+  }
+  Vec<T> zc(m);  // the true class's logit, shifted
+  for (int64_t i = 0; i < m; ++i) zc[i] = Zm(i, int64_t(y[i])) - top[i];
+  Vec<T> sum = Vec<T>::Zero(m);
+  for (int64_t k = 0; k < K; ++k) {
+    Zm.col(k) = (Zm.col(k) - top).array().exp();
+    sum += Zm.col(k);
+  }
+  Vec<T> scale = sum.cwiseInverse();  // dl/dz = s·(softmax − onehot(c))
+  const Vec<T> terms = sum.array().log() - zc.array();
+  double l = 0, ws = 0;
+  if (sw) {
+    const Eigen::Map<const Vec<T>> s(sw, m);
+    scale.array() *= s.array();
+    l = double(s.dot(terms));
+    ws = double(s.sum());
+  } else {
+    l = double(terms.sum());
+    ws = double(m);
+  }
+  for (int64_t k = 0; k < K; ++k) Zm.col(k).array() *= scale.array();
+  for (int64_t i = 0; i < m; ++i) Zm(i, int64_t(y[i])) -= sw ? sw[i] : T(1);
+  Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(gb, K) += Zm.colwise().sum();
+  loss += l;
+  weight += ws;
+}
+
 /// Raised inside fit when a loss is not finite; fit rolls back and explains.
 struct NonFinite {};
 
@@ -696,8 +741,19 @@ double LinearModel<T>::loss_and_gradient(const DataView<T>& data, T* grad_coef, 
   auto part = [&](int64_t p) {
     const int64_t lo = n * p / parts, hi = n * (p + 1) / parts;
     T* g = w.partials.data() + p * np;
-    rows_pass<T>(objective_, d, K, coef_, intercept_, data, RowSet{nullptr, lo, hi - lo}, g, g + K * d,
-                 w.part_loss[p], w.part_weight[p]);
+    if (objective_ != Objective::Softmax) {
+      rows_pass<T>(objective_, d, K, coef_, intercept_, data, RowSet{nullptr, lo, hi - lo}, g, g + K * d,
+                   w.part_loss[p], w.part_weight[p]);
+      return;
+    }
+    Scratch<T>& s = scratch<T>();
+    s.z.resize(std::size_t(kSub * K));
+    for (int64_t r = lo; r < hi; r += kSub) {
+      const int64_t m = std::min(kSub, hi - r);
+      softmax_block(d, K, coef_, intercept_, data.X + r * d, m, data.y + r,
+                    data.sample_weight ? data.sample_weight + r : nullptr, s.z.data(), g, g + K * d,
+                    w.part_loss[p], w.part_weight[p]);
+    }
   };
   if (parts > 1 && parallel_ok(n * d * K)) {
 #pragma omp parallel for schedule(static)
