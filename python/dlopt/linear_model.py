@@ -9,6 +9,17 @@ mean in PyTorch and TensorFlow:
 - :class:`LogisticRegression`: mean binary cross-entropy;
 - :class:`SoftmaxRegression`: mean multiclass cross-entropy.
 
+``optimizer="lbfgs"`` trains by full-batch L-BFGS instead (torch.optim.LBFGS's algorithm with its
+strong-Wolfe line search, :class:`dlopt.optim.LBFGS`; not a registry rule), as scikit-learn's
+``solver="lbfgs"``: with ``penalty="l2"`` and ``alpha = 1/(C·n_samples)`` the objective is scikit-learn's
+``LogisticRegression(C=C)``'s. One epoch is one iteration (``epochs`` caps them; ``loss_curve_`` holds the
+objective after each); ``lr`` is the first trial step of each line search (use 1, torch's default;
+``LinearRegression``'s ``lr=None`` means 1 here); ``tol`` is torch's ``tolerance_change``;
+``optimizer_params`` may set ``history_size`` (100), ``max_eval`` (epochs * 5 // 4), ``tolerance_grad``
+(1e-7) and ``tolerance_change`` (1e-9). It is full-batch and smooth only: ``batch_size``,
+``early_stopping``, ``lr_schedule``, penalty "l1"/"elasticnet", ``partial_fit`` and ``device="cuda"``
+are refused.
+
 The seed example, gradient descent on ``y = 2x + 1 + noise``:
 
 >>> import numpy as np
@@ -290,13 +301,14 @@ class _LinearModel:
                                   or batch < 1):
             raise ValueError(f"batch_size: expected None (full batch) or a positive int, got {batch!r}")
         optimizer = DEFAULT_OPTIMIZER if self.optimizer is None else self.optimizer
-        lr = DEFAULT_LR if self.lr is None else self.lr
         if not isinstance(optimizer, str):
             raise TypeError(f"optimizer: expected a name such as 'adam', got {optimizer!r}")
         if optimizer.lower().startswith("schedulefree"):
             # the fitted coefficients would be Schedule-Free's y, not its average x (train/eval)
             raise ValueError(f"optimizer: {optimizer!r} is not supported by the linear models yet; use "
                              "dlopt.optim.ScheduleFreeSGD / ScheduleFreeAdamW in your own loop")
+        lbfgs = optimizer.lower() == "lbfgs"  # full-batch L-BFGS: lr is its first trial step, torch's 1
+        lr = (1.0 if lbfgs else DEFAULT_LR) if self.lr is None else self.lr
         epochs = self.epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
@@ -449,6 +461,8 @@ class _LinearModel:
         """fit / partial_fit on the GPU: NumPy X is copied to the device once per call, a device X
         (__cuda_array_interface__) is read in place; y and sample_weight are checked (and labels
         encoded) on the host, then copied to the device. coef_ / intercept_ come back as NumPy."""
+        if isinstance(self.optimizer, str) and self.optimizer.lower() == "lbfgs":
+            raise ValueError("optimizer='lbfgs' runs on the CPU only: use device='cpu'")
         fitted = hasattr(self, "_coef")
         first = not fitted or not (partial or self.warm_start)
         if _core.is_device_array(X):

@@ -45,7 +45,10 @@ from .optim import algorithms as _algorithms
 from .optim.optimizer import TORCH_SWITCHES, _stored_copy, check_torch_switches
 from .optim.optimizer import Optimizer as _NumpyOptimizer
 
-__all__ = ["Optimizer", *_algorithms.__all__]
+# Every optimizer built on the fused step; LBFGS (a closure returning NumPy gradients) is not here:
+# with torch tensors, torch.optim.LBFGS is the one to use.
+_FUSED = [name for name in _algorithms.__all__ if issubclass(getattr(_algorithms, name), _NumpyOptimizer)]
+__all__ = ["Optimizer", *_FUSED]
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -326,6 +329,6 @@ def _torch_class(numpy_class: type) -> type:
     return type(name, (Optimizer,), namespace)
 
 
-for _name in _algorithms.__all__:
+for _name in _FUSED:
     globals()[_name] = _torch_class(getattr(_algorithms, _name))
 del _name

@@ -11,6 +11,7 @@
 #include "dlopt/metrics.hpp"
 #include "dlopt/models/linear.hpp"
 #include "dlopt/optim/any_optimizer.hpp"
+#include "dlopt/optim/lbfgs.hpp"
 #include "dlopt/optim/optimizer.hpp"
 #include "dlopt/optim/registry.hpp"
 #include "dlopt/schedule.hpp"

@@ -274,6 +274,51 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
   }
 }
 
+/// The softmax cross-entropy sums of `block` over m contiguous rows, with the exponentials and
+/// logarithms of the whole block vectorised (Eigen's exp / log, the logits column-major so that
+/// every step runs down the rows) instead of objective::softmax row by row: the same formula,
+/// rounded differently. Only the full-batch evaluations of L-BFGS (loss_and_gradient) use it; the
+/// epochs keep objective::softmax, which the CUDA kernels share.
+template <class T>
+void softmax_block(int64_t d, int64_t K, const T* W, const T* b, const T* X, int64_t m, const T* y,
+                   const T* sw, T* Z, T* gW, T* gb, double& loss, double& weight) {
+  using ColMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  Eigen::Map<const RowMat<T>> Xm(X, m, d);
+  Eigen::Map<ColMat> Zm(Z, m, K);
+  Zm.noalias() = Xm * Eigen::Map<const RowMat<T>>(W, K, d).transpose();
+  Vec<T> top = Zm.col(0).array() + b[0];
+  Zm.col(0) = top;
+  for (int64_t k = 1; k < K; ++k) {
+    Zm.col(k).array() += b[k];
+    top = top.cwiseMax(Zm.col(k));
+  }
+  Vec<T> zc(m);  // the true class's logit, shifted
+  for (int64_t i = 0; i < m; ++i) zc[i] = Zm(i, int64_t(y[i])) - top[i];
+  Vec<T> sum = Vec<T>::Zero(m);
+  for (int64_t k = 0; k < K; ++k) {
+    Zm.col(k) = (Zm.col(k) - top).array().exp();
+    sum += Zm.col(k);
+  }
+  Vec<T> scale = sum.cwiseInverse();  // dl/dz = s·(softmax − onehot(c))
+  const Vec<T> terms = sum.array().log() - zc.array();
+  double l = 0, ws = 0;
+  if (sw) {
+    const Eigen::Map<const Vec<T>> s(sw, m);
+    scale.array() *= s.array();
+    l = double(s.dot(terms));
+    ws = double(s.sum());
+  } else {
+    l = double(terms.sum());
+    ws = double(m);
+  }
+  for (int64_t k = 0; k < K; ++k) Zm.col(k).array() *= scale.array();
+  for (int64_t i = 0; i < m; ++i) Zm(i, int64_t(y[i])) -= sw ? sw[i] : T(1);
+  Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(gb, K) += Zm.colwise().sum();
+  loss += l;
+  weight += ws;
+}
+
 /// Raised inside fit when a loss is not finite; fit rolls back and explains.
 struct NonFinite {};
 
@@ -534,6 +579,7 @@ double LinearModel<T>::score(const DataView<T>& data, const std::vector<uint32_t
 
 template <class T>
 int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callback) {
+  if (lower(config_.optimizer) == "lbfgs") return fit_lbfgs(data, callback);  // not a rule: its own loop
   check_data(data, "fit");
   config_.validate();
   const int64_t n = data.n_samples, K = n_outputs_, d = n_features_, np = K * d + K;
@@ -641,6 +687,8 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
 
 template <class T>
 void LinearModel<T>::partial_fit(const DataView<T>& data) {
+  if (lower(config_.optimizer) == "lbfgs")
+    throw InvalidArgument("partial_fit: optimizer 'lbfgs' is a full-batch method; use fit");
   TrainConfig saved = config_;
   schedule_length_ = config_.epochs;
   config_.epochs = 1;
@@ -679,6 +727,57 @@ double LinearModel<T>::loss(const DataView<T>& data) const {
   double l1 = 0, l2 = 0;
   for (int64_t k = 0; k < K * d; ++k) l1 += std::abs(double(coef_[k])), l2 += double(coef_[k]) * coef_[k];
   return l / wsum + penalty_value(config_.penalty, config_.alpha, config_.l1_ratio, l1, l2);
+}
+
+template <class T>
+double LinearModel<T>::loss_and_gradient(const DataView<T>& data, T* grad_coef, T* grad_intercept) const {
+  check_data(data, "loss_and_gradient");
+  const int64_t d = n_features_, K = n_outputs_, n = data.n_samples, np = K * d + K;
+  const int64_t parts = std::clamp<int64_t>(n / kMinPartRows, 1, kMaxParts);
+  Work& w = *work_;
+  w.partials.assign(std::size_t(parts * np), T(0));
+  w.part_loss.assign(std::size_t(parts), 0.0);
+  w.part_weight.assign(std::size_t(parts), 0.0);
+  auto part = [&](int64_t p) {
+    const int64_t lo = n * p / parts, hi = n * (p + 1) / parts;
+    T* g = w.partials.data() + p * np;
+    if (objective_ != Objective::Softmax) {
+      rows_pass<T>(objective_, d, K, coef_, intercept_, data, RowSet{nullptr, lo, hi - lo}, g, g + K * d,
+                   w.part_loss[p], w.part_weight[p]);
+      return;
+    }
+    Scratch<T>& s = scratch<T>();
+    s.z.resize(std::size_t(kSub * K));
+    for (int64_t r = lo; r < hi; r += kSub) {
+      const int64_t m = std::min(kSub, hi - r);
+      softmax_block(d, K, coef_, intercept_, data.X + r * d, m, data.y + r,
+                    data.sample_weight ? data.sample_weight + r : nullptr, s.z.data(), g, g + K * d,
+                    w.part_loss[p], w.part_weight[p]);
+    }
+  };
+  if (parts > 1 && parallel_ok(n * d * K)) {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  } else {
+    for (int64_t p = 0; p < parts; ++p) part(p);
+  }
+  T* grad = w.partials.data();  // partition 0 accumulates the others, in order
+  for (int64_t p = 1; p < parts; ++p) {
+    const T* g = w.partials.data() + p * np;
+    for (int64_t k = 0; k < np; ++k) grad[k] += g[k];
+  }
+  double l = 0, wsum = 0;
+  for (int64_t p = 0; p < parts; ++p) l += w.part_loss[p], wsum += w.part_weight[p];
+  const T inv = T(1.0 / wsum);
+  const auto [l2, l1] = detail::penalty_coeffs<T>(config_);
+  double pen1 = 0, pen2 = 0;
+  for (int64_t k = 0; k < K * d; ++k) {
+    grad_coef[k] = grad[k] * inv + objective::penalty_grad(coef_[k], l2, l1);
+    pen1 += std::abs(double(coef_[k])), pen2 += double(coef_[k]) * coef_[k];
+  }
+  if (grad_intercept)
+    for (int64_t k = 0; k < K; ++k) grad_intercept[k] = grad[K * d + k] * inv;
+  return l / wsum + penalty_value(config_.penalty, config_.alpha, config_.l1_ratio, pen1, pen2);
 }
 
 template <class T>

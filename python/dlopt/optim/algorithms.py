@@ -715,3 +715,10 @@ class Adafactor(Optimizer):
                  state_dtype: str | None = None, stochastic_rounding: bool = True,
                  master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))
+
+
+# L-BFGS is not an elementwise rule (a step calls a closure several times and works on one flat
+# vector): it has its own module, re-exported here with the other torch.optim names.
+from .lbfgs import LBFGS  # noqa: E402
+
+__all__ += ["LBFGS"]

@@ -14,6 +14,8 @@
 /// plus the penalty α·R(W) of scikit-learn's SGD estimators (the intercept is not penalised):
 ///   R = ½‖W‖² (L2), ‖W‖₁ (L1, by subgradient), ρ‖W‖₁ + (1−ρ)·½‖W‖² (elastic net, ρ = l1_ratio).
 ///
+/// Training with `optimizer = "lbfgs"` is full-batch L-BFGS (dlopt/optim/lbfgs.hpp, strong-Wolfe line
+/// search): one epoch is one L-BFGS iteration (see LinearModel::fit_lbfgs in linear_lbfgs.cpp).
 /// Training: `batch_size == 0` is full-batch gradient descent, one optimizer step per epoch. Otherwise
 /// each epoch visits the training rows in a fresh random order (a Fisher–Yates shuffle of an index
 /// array, never of X, driven by splitmix64 seeded from TrainConfig::seed; each epoch permutes the
@@ -142,6 +144,11 @@ class LinearModel {
   /// Mean loss of the objective on `data` plus the penalty (what training minimises).
   double loss(const DataView<T>& data) const;
 
+  /// loss(data) and its gradient over all rows: n_outputs·n_features coefficients into grad_coef,
+  /// n_outputs intercepts into grad_intercept (skipped when null). Summed over fixed row
+  /// partitions in a fixed order, as the epochs are.
+  double loss_and_gradient(const DataView<T>& data, T* grad_coef, T* grad_intercept) const;
+
   /// Writes the n × n_outputs decision values X Wᵀ + b (row-major) to `out`.
   void decision_function(const T* X, int64_t n, T* out) const;
 
@@ -169,6 +176,8 @@ class LinearModel {
   void check_data(const DataView<T>& data, const char* what) const;
   void ensure_optimizer();
   double epoch(const DataView<T>& data, std::vector<uint32_t>& rows, bool shuffle);
+  /// fit with optimizer "lbfgs": full-batch L-BFGS (linear_lbfgs.cpp).
+  int64_t fit_lbfgs(const DataView<T>& data, const EpochCallback& callback);
   double score(const DataView<T>& data, const std::vector<uint32_t>& rows) const;
 
   Objective objective_;
