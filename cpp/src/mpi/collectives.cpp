@@ -41,7 +41,7 @@ void agree(MPI_Comm comm, const std::string& error, uint64_t signature, const st
   std::strncpy(mine.text, error.c_str(), kText - 1);
   int n = 1;
   MPI_Comm_size(comm, &n);
-  std::vector<Record> all(std::size_t(n));
+  std::vector<Record> all(static_cast<std::size_t>(n));
   check(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, comm), "MPI_Allgather");
   for (int r = 0; r < n; ++r)
     if (all[std::size_t(r)].failed) {
@@ -65,7 +65,7 @@ void reduce_scatter_mean(MPI_Comm comm, const T* send, const std::vector<int64_t
     std::copy(send, send + mine, out);
     return;
   }
-  std::vector<int> scount(std::size_t(n)), sdispl(std::size_t(n)), rcount(std::size_t(n)), rdispl(std::size_t(n));
+  std::vector<int> scount(static_cast<std::size_t>(n)), sdispl(static_cast<std::size_t>(n)), rcount(static_cast<std::size_t>(n)), rdispl(static_cast<std::size_t>(n));
   int64_t displ = 0;
   for (int r = 0; r < n; ++r) {
     scount[std::size_t(r)] = as_int(counts[std::size_t(r)] * int64_t(sizeof(T)));
@@ -82,18 +82,16 @@ void reduce_scatter_mean(MPI_Comm comm, const T* send, const std::vector<int64_t
   std::copy(c, c + mine, out);
   for (int r = 1; r < n; ++r) {
     const T* x = c + int64_t(r) * mine;
-#pragma omp simd
     for (int64_t i = 0; i < mine; ++i) out[i] = out[i] + x[i];
   }
   const T count = T(n);
-#pragma omp simd
   for (int64_t i = 0; i < mine; ++i) out[i] = out[i] / count;
 }
 
 template <class T>
 void allgather_inplace(MPI_Comm comm, T* buf, const std::vector<int64_t>& counts) {
   const int n = int(counts.size());
-  std::vector<int> count(std::size_t(n)), displ(std::size_t(n));
+  std::vector<int> count(static_cast<std::size_t>(n)), displ(static_cast<std::size_t>(n));
   int64_t d = 0;
   for (int r = 0; r < n; ++r) {
     count[std::size_t(r)] = as_int(counts[std::size_t(r)] * int64_t(sizeof(T)));
@@ -139,7 +137,7 @@ void allreduce_mean(MPI_Comm comm, const std::vector<Span<T>>& tensors, std::siz
       std::copy(space.data[i] + s, space.data[i] + e, dst);
       dst += e - s;
     });
-    std::vector<int64_t> counts(std::size_t(n));
+    std::vector<int64_t> counts(static_cast<std::size_t>(n));
     int64_t start = 0;
     for (int r = 0; r < n; ++r) {
       counts[std::size_t(r)] = (b - a) / n + (r < (b - a) % n ? 1 : 0);  // as Python's even_counts

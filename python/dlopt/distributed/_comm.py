@@ -104,7 +104,7 @@ def ordered_mean(contributions: np.ndarray, out: np.ndarray) -> None:
 
 
 def reduce_scatter_mean(comm: Any, flat: np.ndarray, counts: Sequence[int], out: np.ndarray,
-                        scratch: np.ndarray) -> None:
+                        scratch: np.ndarray, mean: bool = True) -> None:
     """Rank r receives the mean over ranks of ``flat[displ[r]:displ[r]+counts[r]]`` into ``out``.
 
     ``flat`` is this rank's contribution (1-D), cut into consecutive parts of ``counts`` elements
@@ -123,7 +123,27 @@ def reduce_scatter_mean(comm: Any, flat: np.ndarray, counts: Sequence[int], out:
         send = [flat.view(np.uint8), ([c * item for c in counts], [int(d) * item for d in displs]), MPI.BYTE]
         rcv = [recv.view(np.uint8), ([mine * item] * size, [r * mine * item for r in range(size)]), MPI.BYTE]
         comm.Alltoallv(send, rcv)
-    ordered_mean(recv.reshape(size, mine), out)
+    if mean:
+        ordered_mean(recv.reshape(size, mine), out)
+    else:  # the sum in rank order, in out's dtype
+        contributions = recv.reshape(size, mine)
+        np.copyto(out, contributions[0])
+        for r in range(1, size):
+            np.add(out, contributions[r], out=out)
+
+
+def allreduce_sum_(comm: Any, buf: np.ndarray) -> None:
+    """buf (1-D) = the sum over ranks of buf, added elementwise in rank order (small buffers)."""
+    from ._flat import even_counts
+
+    size, rank = comm.Get_size(), comm.Get_rank()
+    if size == 1:
+        return
+    counts = even_counts(buf.size, size)
+    start = sum(counts[:rank])
+    scratch = np.empty(size * max(counts), buf.dtype)
+    reduce_scatter_mean(comm, buf, counts, buf[start: start + counts[rank]], scratch, mean=False)
+    allgather_inplace(comm, buf, counts)
 
 
 def allgather_inplace(comm: Any, flat: np.ndarray, counts: Sequence[int]) -> None:

@@ -32,7 +32,7 @@ std::vector<std::vector<T>> random_tensors(const std::vector<int64_t>& sizes, un
   std::normal_distribution<double> d;
   std::vector<std::vector<T>> out;
   for (int64_t n : sizes) {
-    std::vector<T> v(std::size_t(n));
+    std::vector<T> v(static_cast<std::size_t>(n));
     for (auto& x : v) x = T(d(gen));
     out.push_back(v);
   }

@@ -199,7 +199,7 @@ class ShardedOptimizer {
     const int64_t per_rank = std::max<int64_t>(1, int64_t(bucket_bytes_ / sizeof(T)) / nranks_);
     int64_t longest = 0;
     for (int r = 0; r < nranks_; ++r) longest = std::max(longest, bounds_[std::size_t(r) + 1] - bounds_[std::size_t(r)]);
-    std::vector<std::pair<int64_t, int64_t>> ranges(std::size_t(nranks_));
+    std::vector<std::pair<int64_t, int64_t>> ranges(static_cast<std::size_t>(nranks_));
     for (int64_t k = 0; k < std::max<int64_t>(longest, 1); k += per_rank) {
       for (int r = 0; r < nranks_; ++r) {
         const int64_t end = bounds_[std::size_t(r) + 1];
