@@ -8,6 +8,9 @@ import pytest
 import dlopt
 from mpi_helpers import assert_all, same, sub_comms, world
 
+# short fits on purpose: the ConvergenceWarning they give is beside the point here
+pytestmark = pytest.mark.filterwarnings("ignore:.*stopped at the epoch limit")
+
 
 def data(n=600, d=6, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)

@@ -21,13 +21,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _core
-from ._comm import MEAN_DTYPES, agree, allgather_inplace, get_comm, mpi, reduce_scatter_mean
+from ._comm import MEAN_DTYPES, agree, allgather_pieces, get_comm, mpi, reduce_scatter_pieces
 from ._flat import FlatSpace, even_counts
 from .zero import ZeroRedundancyOptimizer
 
 __all__ = ["allreduce_mean_", "ZeroRedundancyOptimizer", "DEFAULT_BUCKET_BYTES", "get_comm"]
 
-#: Bytes per fused bucket: one MPI_Alltoallv and one MPI_Allgatherv each (torch DDP uses 25 MiB).
+#: Bytes per fused bucket: one reduce-scatter and one all-gather each (torch DDP uses 25 MiB).
 DEFAULT_BUCKET_BYTES = 25 << 20
 
 
@@ -75,8 +75,8 @@ def allreduce_mean_(grads: Sequence[np.ndarray], comm: Any = None, *,
     r"""Replaces each gradient by its mean over the ranks of ``comm`` (the world by default), in place.
 
     The arrays (float32, float64, bfloat16, float16; C-contiguous, writeable) are packed by dtype into
-    buckets of ``bucket_bytes``; each bucket is one reduce-scatter (MPI_Alltoallv) and one all-gather
-    (MPI_Allgatherv), not one collective per tensor. The mean is
+    buckets of ``bucket_bytes``; each bucket is one reduce-scatter and one all-gather (MPI_Alltoallw
+    reading and writing the arrays in place), not one collective per tensor. The mean is
 
     .. math:: \bar g = (g_0 + g_1 + \dots + g_{N-1}) / N
 
@@ -98,20 +98,20 @@ def allreduce_mean_(grads: Sequence[np.ndarray], comm: Any = None, *,
     size = comm.Get_size()
     if size == 1:
         return  # the mean of one rank's values is those values
+    rank = comm.Get_rank()
     for indices in by_dtype(arrays):
         space = FlatSpace([arrays[i] for i in indices])
         dtype = arrays[indices[0]].dtype
         per_bucket = max(size, int(bucket_bytes) // dtype.itemsize)
-        buf = np.empty(min(per_bucket, space.size), dtype)
         scratch = np.empty(min(per_bucket, space.size) + size, dtype)  # N * ceil(n / N) <= n + N
+        mean = np.empty(min(per_bucket, space.size) // size + 1, dtype)
         for a in range(0, space.size, per_bucket):
             b = min(space.size, a + per_bucket)
-            bucket = buf[: b - a]
-            space.pack(a, b, bucket)
             counts = even_counts(b - a, size)
-            start = sum(counts[: comm.Get_rank()])
-            mine = counts[comm.Get_rank()]
-            # the contributions land in `scratch`, the mean in this rank's part of the bucket
-            reduce_scatter_mean(comm, bucket, counts, bucket[start: start + mine], scratch)
-            allgather_inplace(comm, bucket, counts)
-            space.unpack(a, b, bucket)
+            starts = [a + sum(counts[:r]) for r in range(size)]
+            parts = [space.views(s, s + c) for s, c in zip(starts, counts)]
+            # MPI reads every rank's part in place; this rank's mean is written back, then all-gathered
+            mine = mean[: counts[rank]]
+            reduce_scatter_pieces(comm, parts, mine, scratch)
+            space.unpack(starts[rank], starts[rank] + counts[rank], mine)
+            allgather_pieces(comm, parts)

@@ -4,9 +4,10 @@ the deterministic bucketed reduce-scatter / all-gather.
 Why not MPI_Allreduce: MPI leaves the order in which ranks' values are added to the library (it
 changes with the algorithm Open MPI picks for a message size), so a float sum could differ between
 an all-reduce and a reduce-scatter of the same data, or between bucket sizes. Here MPI only moves
-bytes (MPI_Alltoallv, MPI_Allgatherv: the two halves of a ring all-reduce, same traffic), and the
-sum is made locally, elementwise, in rank order 0, 1, ..., N-1: the result is a function of the
-ranks' values alone, whatever the bucket size or the layout of the shards.
+bytes (MPI_Alltoallw / MPI_Alltoallv for the reduce-scatter, MPI_Alltoallw / MPI_Allgatherv for the
+all-gather: the two halves of a ring all-reduce, the same traffic), and the sum is made locally,
+elementwise, in rank order 0, 1, ..., N-1: the result is a function of the ranks' values alone,
+whatever the bucket size or the layout of the shards.
 """
 
 from __future__ import annotations
@@ -155,3 +156,61 @@ def allgather_inplace(comm: Any, flat: np.ndarray, counts: Sequence[int]) -> Non
     displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
     comm.Allgatherv(MPI.IN_PLACE, [flat.view(np.uint8), ([c * item for c in counts],
                                                         [int(d) * item for d in displs]), MPI.BYTE])
+
+
+# -- zero-copy exchanges: MPI reads and writes the arrays' pieces in place --------------------------
+#
+# A rank's part of a bucket is scattered over several arrays (gradients, parameters). Describing the
+# pieces to MPI as one derived datatype (MPI_Type_create_hindexed over absolute addresses, used with
+# MPI_BOTTOM) lets MPI_Alltoallw send from and receive into them directly: no packing copy in Python.
+
+
+def _pieces_type(pieces: Sequence[np.ndarray]):
+    """(datatype, count) describing the byte ranges of `pieces` (contiguous views) at their addresses."""
+    MPI = mpi()
+    pieces = [p for p in pieces if p.size]
+    if not pieces:
+        return MPI.BYTE, 0
+    t = MPI.BYTE.Create_hindexed([p.nbytes for p in pieces], [p.ctypes.data for p in pieces]).Commit()
+    return t, 1
+
+
+def _free(types) -> None:
+    MPI = mpi()
+    for t in types:
+        if t != MPI.BYTE:
+            t.Free()
+
+
+def reduce_scatter_pieces(comm: Any, parts: Sequence[Sequence[np.ndarray]], out: np.ndarray,
+                          scratch: np.ndarray) -> None:
+    """Rank r sends ``parts[q]`` (pieces of its arrays) to rank q; ``out`` = the rank-order mean of what
+    this rank receives (every rank's ``parts[rank]``, out.size elements). ``scratch``: N * out.size."""
+    MPI = mpi()
+    size, rank, mine = comm.Get_size(), comm.Get_rank(), out.size
+    recv = scratch[: size * mine]
+    item = out.dtype.itemsize
+    sends = [_pieces_type(p) for p in parts]
+    try:
+        comm.Alltoallw([MPI.BOTTOM, ([c for _, c in sends], [0] * size), [t for t, _ in sends]],
+                       [recv.view(np.uint8), ([mine * item] * size, [r * mine * item for r in range(size)]),
+                        [MPI.BYTE] * size])
+    finally:
+        _free(t for t, _ in sends)
+    ordered_mean(recv.reshape(size, mine), out)
+
+
+def allgather_pieces(comm: Any, parts: Sequence[Sequence[np.ndarray]]) -> None:
+    """Every rank's ``parts[rank]`` (pieces of its arrays) is copied into ``parts[rank]`` of every other rank."""
+    MPI = mpi()
+    size, rank = comm.Get_size(), comm.Get_rank()
+    if size == 1:
+        return
+    own, own_count = _pieces_type(parts[rank])
+    recvs = [(MPI.BYTE, 0) if r == rank else _pieces_type(parts[r]) for r in range(size)]
+    try:
+        send_counts = [0 if r == rank else own_count for r in range(size)]
+        comm.Alltoallw([MPI.BOTTOM, (send_counts, [0] * size), [own] * size],
+                       [MPI.BOTTOM, ([c for _, c in recvs], [0] * size), [t for t, _ in recvs]])
+    finally:
+        _free([own] + [t for t, _ in recvs])

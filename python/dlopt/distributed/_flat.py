@@ -32,6 +32,10 @@ class FlatSpace:
                 a = min(b, hi)
             i += 1
 
+    def views(self, a: int, b: int) -> list[np.ndarray]:
+        """The range [a, b) as views of the arrays' flat pieces, in order."""
+        return [self.flat[i][s:e] for i, s, e in self.pieces(a, b)]
+
     def pack(self, a: int, b: int, out: np.ndarray) -> None:
         """out[:b - a] = the range [a, b)."""
         pos = 0

@@ -259,42 +259,31 @@ class ZeroRedundancyOptimizer:
             yield [(min(bounds[r] + k, bounds[r + 1]), min(bounds[r] + k + per_rank, bounds[r + 1]))
                    for r in range(n)], k
 
+    def _scratch(self, n: int, dtype: np.dtype) -> np.ndarray:
+        """A receive buffer of at least n elements, kept between steps (no page faults per step)."""
+        buf = self.__dict__.setdefault("_scratch_bufs", {}).get(dtype)
+        if buf is None or buf.size < n:
+            buf = self._scratch_bufs[dtype] = np.empty(n, dtype)
+        return buf
+
     def _reduce_scatter(self, grads: list[np.ndarray], params: FlatSpace, bounds: list[int],
                         shard: np.ndarray) -> None:
+        """shard = the rank-order mean of every rank's gradients over this rank's range, bucket by
+        bucket; MPI reads the gradients in place (_comm.reduce_scatter_pieces)."""
         space = FlatSpace(grads)
-        dtype = shard.dtype
-        buf = scratch = None
-        for ranges, k in self._chunks(bounds, dtype.itemsize):
+        for ranges, k in self._chunks(bounds, shard.dtype.itemsize):
             counts = [b - a for a, b in ranges]
-            total = sum(counts)
-            if buf is None:
-                buf = np.empty(total, dtype)
-                scratch = np.empty(self.world_size * max(counts), dtype)
-            pos = 0
-            for a, b in ranges:
-                space.pack(a, b, buf[pos: pos + b - a])
-                pos += b - a
+            scratch = self._scratch(self.world_size * max(counts), shard.dtype)
             mine = counts[self.rank]
-            _comm.reduce_scatter_mean(self.comm, buf[:total], counts, shard[k: k + mine], scratch)
+            _comm.reduce_scatter_pieces(self.comm, [space.views(a, b) for a, b in ranges],
+                                        shard[k: k + mine], scratch)
 
     def _allgather_params(self, space: FlatSpace, bounds: list[int]) -> None:
+        """Every rank's updated range of the parameters to every rank, written in place."""
         if self.world_size == 1:
             return
-        buf = None
         for ranges, _ in self._chunks(bounds, space.flat[0].dtype.itemsize if space.flat else 1):
-            counts = [b - a for a, b in ranges]
-            total = sum(counts)
-            if buf is None:
-                buf = np.empty(total, space.flat[0].dtype)
-            start = sum(counts[: self.rank])
-            a, b = ranges[self.rank]
-            space.pack(a, b, buf[start: start + b - a])
-            _comm.allgather_inplace(self.comm, buf[:total], counts)
-            pos = 0
-            for r, (a, b) in enumerate(ranges):
-                if r != self.rank:
-                    space.unpack(a, b, buf[pos: pos + b - a])
-                pos += b - a
+            _comm.allgather_pieces(self.comm, [space.views(a, b) for a, b in ranges])
 
     def _clip(self, max_norm: float, norm_type: float) -> Any:
         """clip_grad_norm_ on the full averaged gradients; this rank's shard gets the clipped values."""
