@@ -159,7 +159,9 @@ def worker_torch(args) -> dict:
 
 
 def launch(n: int, args, kind: str) -> dict:
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    # each rank its share of the cores (dlopt's kernels use OpenMP)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n)))
     cmd = ["mpirun", "-n", str(n), "--oversubscribe", sys.executable, HERE, "--worker", kind,
            "--params", str(args.params), "--tensors", str(args.tensors), "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--optimizer", args.optimizer, "--port", str(29500 + n)]
