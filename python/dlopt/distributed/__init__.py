@@ -92,7 +92,7 @@ def allreduce_mean_(grads: Sequence[np.ndarray], comm: Any = None, *,
             raise ValueError(f"bucket_bytes: expected a positive int, got {bucket_bytes!r}")
         arrays = check_arrays(grads, "grads", writeable=True)
         sig = signature(arrays)
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
         error = e
     agree(comm, error, (sig, int(bucket_bytes) if error is None else None), "allreduce_mean_")
     size = comm.Get_size()

@@ -69,7 +69,8 @@ def agree(comm: Any, error: BaseException | None, signature: Any = None, what: s
     if error is not None:
         raise error
     rank, (kind, message) = bad[0]
-    exc = {"TypeError": TypeError, "ValueError": ValueError, "KeyError": KeyError}.get(kind, RuntimeError)
+    exc = {"TypeError": TypeError, "ValueError": ValueError, "KeyError": KeyError, "IndexError": IndexError,
+           "AttributeError": AttributeError, "ImportError": ImportError}.get(kind, RuntimeError)
     raise exc(f"rank {rank}: {message}")
 
 

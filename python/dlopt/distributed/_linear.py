@@ -59,7 +59,7 @@ def fit(model: Any, X, y, sample_weight, partial: bool, comm: Any, classes=None)
         X = model._validate_X(X, reset=first)
         config = model._config()
         labels = _labels(y) if isinstance(model, _Classifier) else None
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
         error = e
     agree(comm, error, None, "fit(comm=...)")
     if labels is not None:  # the classes of every rank's rows (a rank may miss some)
@@ -70,7 +70,7 @@ def fit(model: Any, X, y, sample_weight, partial: bool, comm: Any, classes=None)
                 every = np.unique(np.asarray(classes)) if classes is not None else np.unique(np.concatenate(found))
                 model._check_classes(every)
                 model.classes_ = every
-        except (TypeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
             error = e
         agree(comm, error, None, "fit(comm=...)")
     n_total = sum(comm.allgather(int(X.shape[0])))
@@ -82,7 +82,7 @@ def fit(model: Any, X, y, sample_weight, partial: bool, comm: Any, classes=None)
         sw = model._weights(y, sample_weight, X.shape[0], dtype)
         sig = (X.shape[1], dtype.str, repr(sorted(config.items(), key=lambda kv: kv[0])),
                None if labels is None else repr(model.classes_.tolist()))
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
         error = e
     agree(comm, error, sig, "fit(comm=...): features, dtype, classes and hyperparameters")
     if first:
@@ -130,7 +130,7 @@ def score(model: Any, X, y, sample_weight, comm: Any) -> float:
             raise ValueError(f"y: {y.shape[0]} labels for {pred.shape[0]} rows")
         w = _sample_weight(sample_weight, pred.shape[0], np.float64)
         w = np.ones(pred.shape[0]) if w is None else w.astype(np.float64)
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
         error = e
     agree(comm, error, None, "score(comm=...)")
     if isinstance(model, _Classifier):

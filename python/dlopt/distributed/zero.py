@@ -101,7 +101,7 @@ class ZeroRedundancyOptimizer:
             check_arrays(self._params, "params", writeable=True)
             sig = (self._cls._rule, _digest([(self._hyper(g), [(p.dtype.str, p.shape) for p in g["params"]])
                                              for g in self._full.param_groups]))
-        except (TypeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
             error = e
         agree(comm, error, sig, "ZeroRedundancyOptimizer: parameters, groups and hyperparameters")
         self._build()
@@ -232,7 +232,7 @@ class ZeroRedundancyOptimizer:
             if max_norm is not None and any(p.dtype.itemsize == 2 for p in self._params):
                 raise TypeError("max_norm: clipping takes float32/float64 gradients only")
             sig = _digest([self._hyper(g) for g in self._local.param_groups] + [max_norm, norm_type])
-        except (TypeError, ValueError, KeyError) as e:
+        except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
             error, sig = e, None
         agree(self.comm, error, sig, "ZeroRedundancyOptimizer.step: hyperparameters")
         for indices, space, bounds, shard in self._spaces:
@@ -362,7 +362,7 @@ class ZeroRedundancyOptimizer:
             local_sd, groups = self._slice(state_dict)
             fresh = self._make_local()
             fresh.load_state_dict(local_sd)
-        except (TypeError, ValueError, KeyError) as e:
+        except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
             error = e
         agree(self.comm, error, None, "load_state_dict")
         for full, saved in zip(self._full.param_groups, groups):
