@@ -330,7 +330,7 @@ def check_writable(path, option: str) -> None:
 
 
 def cmd_fit(args) -> int:
-    if not args.distributed:
+    if not getattr(args, "distributed", False):  # dlopt demo calls this with its own arguments
         return _fit(args, None)
     # mpirun -n N dlopt fit ... --distributed: every rank reads the file and trains on its share of the
     # training rows (dlopt.distributed); only rank 0 prints, saves and plots.
