@@ -11,7 +11,8 @@ and prints, per step (median over --steps after --warmup):
 - comm: bytes each rank sends (reduce-scatter of the gradients + all-gather of the parameters) and the
   time in MPI calls plus the rank-order sum (the reduction MPI_Reduce_scatter would do inside);
 - step: this rank's optimizer step on its shard (the fused C++ kernel);
-- overhead: the rest of the sharded step (packing gradients into buckets, unpacking parameters);
+- overhead: the rest of the sharded step (argument checks, the ranks' agreement, describing the
+  buckets' pieces to MPI: MPI reads and writes the arrays in place, so there is no packing copy);
 - state: optimizer state bytes per rank, and its fraction of the unsharded state;
 - the unsharded dlopt step on all parameters (one rank, measured in the same run) and torch's
   ZeroRedundancyOptimizer (gloo) step plus its gradient all-reduce (what DDP does before it).
@@ -56,6 +57,9 @@ def worker_dlopt(args) -> dict:
 
         def Alltoallv(self, *a):
             self._timed("Alltoallv", *a)
+
+        def Alltoallw(self, *a):
+            self._timed("Alltoallw", *a)
 
         def Allgatherv(self, *a):
             self._timed("Allgatherv", *a)
