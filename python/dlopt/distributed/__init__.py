@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _core
 from ._comm import MEAN_DTYPES, agree, allgather_pieces, get_comm, mpi, reduce_scatter_pieces
-from ._flat import FlatSpace, even_counts
+from ._flat import FlatSpace, even_counts, part_array, plan_buckets
 from .zero import ZeroRedundancyOptimizer
 
 __all__ = ["allreduce_mean_", "ZeroRedundancyOptimizer", "DEFAULT_BUCKET_BYTES", "get_comm"]
@@ -102,16 +102,24 @@ def allreduce_mean_(grads: Sequence[np.ndarray], comm: Any = None, *,
     for indices in by_dtype(arrays):
         space = FlatSpace([arrays[i] for i in indices])
         dtype = arrays[indices[0]].dtype
-        per_bucket = max(size, int(bucket_bytes) // dtype.itemsize)
-        scratch = np.empty(min(per_bucket, space.size) + size, dtype)  # N * ceil(n / N) <= n + N
-        mean = np.empty(min(per_bucket, space.size) // size + 1, dtype)
-        for a in range(0, space.size, per_bucket):
-            b = min(space.size, a + per_bucket)
-            counts = even_counts(b - a, size)
-            starts = [a + sum(counts[:r]) for r in range(size)]
-            parts = [space.views(s, s + c) for s, c in zip(starts, counts)]
-            # MPI reads every rank's part in place; this rank's mean is written back, then all-gathered
-            mine = mean[: counts[rank]]
-            reduce_scatter_pieces(comm, parts, mine, scratch)
-            space.unpack(starts[rank], starts[rank] + counts[rank], mine)
+        counts = even_counts(space.size, size)
+        bounds = [sum(counts[:r]) for r in range(size + 1)]
+        plan = plan_buckets(space, bounds, max(1, int(bucket_bytes) // dtype.itemsize // size))
+        longest = max([sum(sum(e - s for _, s, e in part) for part in bucket) for bucket in plan] + [0])
+        stage = np.empty(longest, dtype)
+        scratch = np.empty(longest * size, dtype)
+        mean_buf = np.empty(longest, dtype)
+        for bucket in plan:
+            sizes = [sum(e - s for _, s, e in part) for part in bucket]
+            offsets = [sum(sizes[:q]) for q in range(size)]
+            parts = [[part_array(space.flat, part, stage[offsets[q]:], pack=True)] for q, part in enumerate(bucket)]
+            # this rank's mean goes back into its pieces, then every rank's mean to every rank
+            mean = mean_buf[: sizes[rank]]
+            reduce_scatter_pieces(comm, parts, mean, scratch)
+            space.unpack_pieces(bucket[rank], mean)
+            if len(bucket[rank]) > 1:
+                parts[rank][0][...] = mean
             allgather_pieces(comm, parts)
+            for q, part in enumerate(bucket):
+                if q != rank and len(part) > 1:
+                    space.unpack_pieces(part, parts[q][0])

@@ -27,7 +27,7 @@ from ..optim import Optimizer
 from ..optim import algorithms as _algorithms
 from . import _comm
 from ._comm import MEAN_DTYPES, agree, get_comm
-from ._flat import FlatSpace
+from ._flat import FlatSpace, part_array, plan_buckets
 
 __all__ = ["ZeroRedundancyOptimizer"]
 
@@ -250,40 +250,53 @@ class ZeroRedundancyOptimizer:
             self._allgather_params(space, bounds)
         return total
 
-    def _chunks(self, bounds: list[int], itemsize: int):
-        """Buckets over the ranks' ranges: bucket k holds the k-th chunk of every rank's range."""
-        n = self.world_size
-        per_rank = max(1, self.bucket_bytes // itemsize // n)
-        longest = max(bounds[r + 1] - bounds[r] for r in range(n))
-        for k in range(0, max(longest, 1), per_rank):
-            yield [(min(bounds[r] + k, bounds[r + 1]), min(bounds[r] + k + per_rank, bounds[r + 1]))
-                   for r in range(n)], k
+    def _buckets(self, space: FlatSpace, bounds: list[int]) -> list[list[list[tuple[int, int, int]]]]:
+        """The buckets of a dtype's space (_flat.plan_buckets), made once: the layout does not change."""
+        plans = self.__dict__.setdefault("_bucket_plans", {})
+        if id(space) not in plans:
+            itemsize = space.flat[0].dtype.itemsize if space.flat else 1
+            plans[id(space)] = plan_buckets(space, bounds, max(1, self.bucket_bytes // itemsize // self.world_size))
+        return plans[id(space)]
 
-    def _scratch(self, n: int, dtype: np.dtype) -> np.ndarray:
-        """A receive buffer of at least n elements, kept between steps (no page faults per step)."""
-        buf = self.__dict__.setdefault("_scratch_bufs", {}).get(dtype)
+    def _staging(self, n: int, dtype: np.dtype, which: str) -> np.ndarray:
+        """A buffer of at least n elements, kept between steps (no page faults per step)."""
+        bufs = self.__dict__.setdefault("_stage_bufs", {})
+        buf = bufs.get((which, dtype))
         if buf is None or buf.size < n:
-            buf = self._scratch_bufs[dtype] = np.empty(n, dtype)
+            buf = bufs[(which, dtype)] = np.empty(n, dtype)
         return buf
 
     def _reduce_scatter(self, grads: list[np.ndarray], params: FlatSpace, bounds: list[int],
                         shard: np.ndarray) -> None:
-        """shard = the rank-order mean of every rank's gradients over this rank's range, bucket by
-        bucket; MPI reads the gradients in place (_comm.reduce_scatter_pieces)."""
-        space = FlatSpace(grads)
-        for ranges, k in self._chunks(bounds, shard.dtype.itemsize):
-            counts = [b - a for a, b in ranges]
-            scratch = self._scratch(self.world_size * max(counts), shard.dtype)
-            mine = counts[self.rank]
-            _comm.reduce_scatter_pieces(self.comm, [space.views(a, b) for a, b in ranges],
-                                        shard[k: k + mine], scratch)
+        """shard = the rank-order mean of every rank's gradients over this rank's range, bucket by bucket
+        (_comm.reduce_scatter_pieces: MPI reads large gradient pieces in place)."""
+        flat = [g.reshape(-1) for g in grads]
+        dtype, n, pos = shard.dtype, self.world_size, 0
+        for bucket in self._buckets(params, bounds):
+            sizes = [sum(e - s for _, s, e in part) for part in bucket]
+            stage = self._staging(sum(sizes), dtype, "send")
+            offsets = np.concatenate(([0], np.cumsum(sizes)))
+            parts = [[part_array(flat, part, stage[offsets[q]:], pack=True)] for q, part in enumerate(bucket)]
+            mine = sizes[self.rank]
+            scratch = self._staging(n * max(sizes), dtype, "recv")
+            _comm.reduce_scatter_pieces(self.comm, parts, shard[pos: pos + mine], scratch)
+            pos += mine
 
     def _allgather_params(self, space: FlatSpace, bounds: list[int]) -> None:
-        """Every rank's updated range of the parameters to every rank, written in place."""
+        """Every rank's updated range of the parameters to every rank, large pieces written in place."""
         if self.world_size == 1:
             return
-        for ranges, _ in self._chunks(bounds, space.flat[0].dtype.itemsize if space.flat else 1):
-            _comm.allgather_pieces(self.comm, [space.views(a, b) for a, b in ranges])
+        dtype = space.flat[0].dtype
+        for bucket in self._buckets(space, bounds):
+            sizes = [sum(e - s for _, s, e in part) for part in bucket]
+            stage = self._staging(sum(sizes), dtype, "send")
+            offsets = np.concatenate(([0], np.cumsum(sizes)))
+            parts = [[part_array(space.flat, part, stage[offsets[q]:], pack=q == self.rank)]
+                     for q, part in enumerate(bucket)]
+            _comm.allgather_pieces(self.comm, parts)
+            for q, part in enumerate(bucket):  # staged parts of the other ranks: unpack
+                if q != self.rank and len(part) > 1:
+                    space.unpack_pieces(part, parts[q][0])
 
     def _clip(self, max_norm: float, norm_type: float) -> Any:
         """clip_grad_norm_ on the full averaged gradients; this rank's shard gets the clipped values."""
