@@ -235,14 +235,18 @@ class ZeroRedundancyOptimizer:
         except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
             error, sig = e, None
         agree(self.comm, error, sig, "ZeroRedundancyOptimizer.step: hyperparameters")
-        for indices, space, bounds, shard in self._spaces:
-            self._reduce_scatter([grads[i] for i in indices], space, bounds, shard)
+        # One rank owns every tensor whole and the mean of one rank is its gradients: step on them
+        # directly (the optimizer only reads them), no copy.
+        direct = self.world_size == 1 and max_norm is None
+        if not direct:
+            for indices, space, bounds, shard in self._spaces:
+                self._reduce_scatter([grads[i] for i in indices], space, bounds, shard)
         total = None
         if max_norm is not None:
             total = self._clip(max_norm, norm_type)
         error = None
         try:
-            self._local.step(self._local_grads)
+            self._local.step(list(grads) if direct else self._local_grads)
         except Exception as e:  # every argument was checked: this is not expected
             error = e
         agree(self.comm, error, None, "ZeroRedundancyOptimizer.step")
