@@ -9,7 +9,9 @@ each N (and the torch peer the same way, its gloo group initialised from Open MP
 and prints, per step (median over --steps after --warmup):
 
 - comm: bytes each rank sends (reduce-scatter of the gradients + all-gather of the parameters) and the
-  time in MPI calls plus the rank-order sum (the reduction MPI_Reduce_scatter would do inside);
+  time in MPI calls (the data's, and the two small all-gathers by which the ranks agree on the
+  arguments, which also absorb any skew between ranks) plus the rank-order sum (the reduction
+  MPI_Reduce_scatter would do inside);
 - step: this rank's optimizer step on its shard (the fused C++ kernel);
 - overhead: the rest of the sharded step (argument checks, the ranks' agreement, describing the
   buckets' pieces to MPI: MPI reads and writes the arrays in place, so there is no packing copy);
@@ -60,6 +62,12 @@ def worker_dlopt(args) -> dict:
 
         def Alltoallw(self, *a):
             self._timed("Alltoallw", *a)
+
+        def allgather(self, obj):  # the ranks' agreement on arguments: two small collectives per step
+            t = time.perf_counter()
+            out = super().allgather(obj)
+            TimedComm.seconds += time.perf_counter() - t
+            return out
 
         def Allgatherv(self, *a):
             self._timed("Allgatherv", *a)
