@@ -408,18 +408,18 @@ class ZeroRedundancyOptimizer:
             p = self._params[i]
             if not isinstance(entry, dict):
                 raise ValueError(f"state_dict: state[{i}] is not a dict")
-            for name, value in entry.items():
+            if i not in owned:
+                continue
+            s, e = owned[i]
+            if s == 0 and e == p.size:  # a whole tensor: the rank's optimizer checks it all
+                state[i] = entry
+                continue
+            for name, value in entry.items():  # a slice: its sizes must be the parameter's
                 if isinstance(value, np.ndarray):
                     want = -(-p.size // _SCALE_BLOCK) if name.endswith("_scale") else p.size
                     if value.size != want or (not name.endswith("_scale") and value.shape != p.shape):
                         raise ValueError(f"state_dict: state[{i}][{name!r}] has shape {value.shape}, "
                                          f"parameter {i} has shape {p.shape}")
-            if i not in owned:
-                continue
-            s, e = owned[i]
-            if s == 0 and e == p.size:
-                state[i] = entry
-                continue
             sliced = {}
             for name, value in entry.items():
                 if not isinstance(value, np.ndarray):
