@@ -178,7 +178,7 @@ void run(const Segment<Rule, T>* segments, std::size_t count) {
       if (seg.size == 0) continue;
       T* s[num_slots<Rule> + 1] = {};
       for (std::size_t j = 0; j < num_slots<Rule>; ++j) s[j] = static_cast<T*>(seg.slots[j].data);
-      Rule::update_matrix(seg.coeffs, seg.rows, seg.size / seg.rows, static_cast<T*>(seg.param.data),
+      Rule::update_matrix(seg.coeffs, TensorShape{seg.size, seg.rows, seg.batch}, static_cast<T*>(seg.param.data),
                           static_cast<const T*>(seg.grad.data), s);
     }
   } else {
@@ -254,7 +254,7 @@ void reduce(Segment<Rule, T>* segments, std::size_t count) {
       double sums[R] = {};
       for (int64_t b = fb[k]; b < fb[k + 1]; ++b)
         for (int r = 0; r < R; ++r) sums[r] += partial[std::size_t(b) * R + r];
-      Rule::finish(segments[k].coeffs, sums);
+      Rule::finish(segments[k].coeffs, sums, segments[k].rows);
     }
   } else {
     (void)segments, (void)count;
