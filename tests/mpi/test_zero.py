@@ -216,3 +216,29 @@ def test_bad_input_raises_on_every_rank_and_changes_nothing():
     assert_all(w, ok, "nothing changed")
     # and it still steps in agreement with the ranks
     zero.step(rank_grads(params, 0, rank, 1))
+
+
+def test_schedule_free_train_eval_switch():
+    """Schedule-Free's eval()/train() move the parameters with the (sharded) state: equal to unsharded."""
+    from dlopt.distributed import ZeroRedundancyOptimizer, allreduce_mean_
+
+    for size, comm in sub_comms():
+        if comm is None:
+            continue
+        params = make_params()
+        mine, ref = [p.copy() for p in params], [p.copy() for p in params]
+        zero = ZeroRedundancyOptimizer(mine, dlopt.optim.ScheduleFreeAdamW, comm, lr=0.01)
+        opt = dlopt.optim.ScheduleFreeAdamW(ref, lr=0.01)
+        for t in range(3):
+            grads = rank_grads(params, 4, comm.Get_rank(), t)
+            averaged = [g.copy() for g in grads]
+            allreduce_mean_(averaged, comm)
+            zero.step(grads)
+            opt.step(averaged)
+            if t == 1:
+                zero.eval()
+                opt.eval()
+                check_equal(comm, zero, opt, mine, ref, f"Schedule-Free eval() on {size} ranks")
+                zero.train()
+                opt.train()
+        check_equal(comm, zero, opt, mine, ref, f"Schedule-Free on {size} ranks")

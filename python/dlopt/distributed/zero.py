@@ -319,6 +319,32 @@ class ZeroRedundancyOptimizer:
             FlatSpace([full[i] for i in indices]).pack(bounds[self.rank], bounds[self.rank + 1], shard)
         return total
 
+    # -- Schedule-Free's train / eval switch ------------------------------------------------------------
+
+    def train(self) -> None:
+        """For optimizers with a train/eval switch (Schedule-Free): each rank moves its shard, then the
+        parameters are all-gathered. Collective."""
+        self._switch_mode(True)
+
+    def eval(self) -> None:
+        """See :meth:`train`."""
+        self._switch_mode(False)
+
+    def _switch_mode(self, train: bool) -> None:
+        if not callable(getattr(self._local, "train", None)):
+            raise AttributeError(f"{self._cls.__name__} has no train/eval mode")
+        error = None
+        try:
+            self._sync_groups()
+            (self._local.train if train else self._local.eval)()
+        except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
+            error = e
+        agree(self.comm, error, None, "ZeroRedundancyOptimizer.train/eval")
+        for full, mine in zip(self._full.param_groups, self._local.param_groups):
+            full["train_mode"] = mine["train_mode"]
+        for _, space, bounds, _ in self._spaces:
+            self._allgather_params(space, bounds)
+
     # -- checkpoints -------------------------------------------------------------------------------
 
     def _saved_groups(self) -> list[dict[str, Any]]:

@@ -136,7 +136,8 @@ class ShardedOptimizer {
     int64_t pos = 0;
     space_.for_pieces(lo, hi, [&](std::size_t i, int64_t s, int64_t e) {
       const bool whole = s == 0 && e == params_[i].size;
-      local[i] = {params_[i].data + s, e - s, whole ? params_[i].rows : 0};
+      // a whole tensor keeps its shape (matrix rules); a piece of one is a flat run of elements
+      local[i] = whole ? params_[i] : ParamView<T>{params_[i].data + s, e - s, 0};
       local_grads_[i] = shard_.data() + pos;
       pos += e - s;
     });
