@@ -122,6 +122,7 @@ TrainConfig config_from_dict(const py::dict& d) {
     else if (key == "n_iter_no_change") c.n_iter_no_change = v.cast<int64_t>();
     else if (key == "early_stopping") c.early_stopping = v.cast<bool>();
     else if (key == "validation_fraction") c.validation_fraction = number(v, key);
+    else if (key == "batches") c.batches = v.is_none() ? 0 : v.cast<int64_t>();
     else throw py::type_error("config: unknown key '" + key + "'");
   }
   c.validate();
@@ -250,6 +251,28 @@ class PyLinearModel {
     visit([&](auto& m) { m.config() = cfg; return 0; });
   }
   void reset_optimizer() { visit([](auto& m) { m.reset_optimizer(); return 0; }); }
+  /// Data-parallel training (dlopt.distributed): fn(grad, sums) is called before every step with
+  /// NumPy views of the batch's summed gradient and [loss, weight] sums, and replaces them in place by
+  /// the sums over every worker. None removes it.
+  void set_batch_reducer(const py::object& fn) {
+    reducer_ = fn;
+    visit([&](auto& m) {
+      using T = typename std::remove_reference_t<decltype(m)>::Scalar;
+      if (fn.is_none()) {
+        m.set_batch_reducer({});
+        return 0;
+      }
+      const py::object* f = &reducer_;  // owned by this object, which owns the model
+      m.set_batch_reducer([f](T* grad, int64_t n, double* sums) {
+        py::gil_scoped_acquire gil;
+        // views, no copy: the callable writes the global sums into the C++ buffers
+        py::array_t<T> g({n}, {py::ssize_t(sizeof(T))}, grad, py::none());
+        py::array_t<double> s({int64_t(2)}, {py::ssize_t(sizeof(double))}, sums, py::none());
+        (*f)(g, s);
+      });
+      return 0;
+    });
+  }
   std::vector<double> loss_curve() { return visit([](auto& m) { return m.loss_curve(); }); }
   std::vector<double> lr_curve() { return visit([](auto& m) { return m.lr_curve(); }); }
   std::vector<double> validation_scores() { return visit([](auto& m) { return m.validation_scores(); }); }
@@ -257,6 +280,7 @@ class PyLinearModel {
 
  private:
   py::array coef_, intercept_;  // keep the parameter buffers alive as long as the model
+  py::object reducer_ = py::none();
   std::variant<std::unique_ptr<LinearModel<float>>, std::unique_ptr<LinearModel<double>>> model_;
 };
 
@@ -298,6 +322,9 @@ void bind_models(py::module_& m) {
       .def("loss", &PyLinearModel::loss, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none())
       .def("decision_function", &PyLinearModel::decision_function, py::arg("X"))
       .def("set_config", &PyLinearModel::set_config, py::arg("config"))
+      .def("set_batch_reducer", &PyLinearModel::set_batch_reducer, py::arg("fn"),
+           "Data-parallel training: fn(grad, sums) replaces a batch's summed gradient and [loss, weight] "
+           "by their sums over every worker, in place (dlopt.distributed); None removes it.")
       .def("reset_optimizer", &PyLinearModel::reset_optimizer)
       .def_property_readonly("loss_curve", &PyLinearModel::loss_curve)
       .def_property_readonly("lr_curve", &PyLinearModel::lr_curve)

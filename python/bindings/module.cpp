@@ -14,6 +14,7 @@ void bind_models(py::module_& m);
 void bind_models_cuda(py::module_& m);
 void bind_metrics(py::module_& m);
 void bind_lbfgs(py::module_& m);
+void bind_distributed(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -43,4 +44,5 @@ PYBIND11_MODULE(_core, m) {
   dlopt::py_bindings::bind_models_cuda(m);
   dlopt::py_bindings::bind_metrics(m);
   dlopt::py_bindings::bind_lbfgs(m);
+  dlopt::py_bindings::bind_distributed(m);
 }

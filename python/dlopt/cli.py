@@ -18,6 +18,7 @@ the file, line and column, and exit status 2. Models are saved as plain ``.npz``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import os
@@ -329,8 +330,23 @@ def check_writable(path, option: str) -> None:
 
 
 def cmd_fit(args) -> int:
+    if not getattr(args, "distributed", False):  # dlopt demo calls this with its own arguments
+        return _fit(args, None)
+    # mpirun -n N dlopt fit ... --distributed: every rank reads the file and trains on its share of the
+    # training rows (dlopt.distributed); only rank 0 prints, saves and plots.
+    from .distributed import get_comm
+
+    comm = get_comm(None)
+    if comm.Get_rank() == 0:
+        return _fit(args, comm)
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        return _fit(args, comm)
+
+
+def _fit(args, comm) -> int:
     from . import linear_model as lm
 
+    root = comm is None or comm.Get_rank() == 0
     for option, path in (("--save", args.save), ("--plot", args.plot)):
         if path:
             check_writable(path, option)  # before training, so a bad path loses no work
@@ -367,11 +383,16 @@ def cmd_fit(args) -> int:
     model = cls(**params)
     Xs = np.ascontiguousarray((Xtr - x_mean) / x_scale)
     ys = (ytr - y_mean) / y_scale if task == "regression" else ytr
-    update, close = _progress(args.epochs, args.quiet)
+    update, close = _progress(args.epochs, args.quiet or not root)
     start = time.perf_counter()
     try:
         model._epoch_callback = update
-        model.fit(Xs, ys)
+        if comm is None:
+            model.fit(Xs, ys)
+        else:  # this rank's share of the training rows
+            share = slice(len(Xs) * comm.Get_rank() // comm.Get_size(),
+                          len(Xs) * (comm.Get_rank() + 1) // comm.Get_size())
+            model.fit(Xs[share], ys[share], comm=comm)
     finally:
         close()
         model.__dict__.pop("_epoch_callback", None)
@@ -380,18 +401,19 @@ def cmd_fit(args) -> int:
     print(f"task: {task} ({reason})")
     print(f"{cls.__name__}(optimizer={args.optimizer!r}, lr={args.lr}, epochs={args.epochs}, "
           f"batch_size={args.batch_size}) on {Path(args.data).name}: {len(train)} training rows, "
-          f"{len(test)} held-out rows, {X.shape[1]} features; trained {model.n_iter_} epochs in {seconds:.3f} s")
+          f"{len(test)} held-out rows, {X.shape[1]} features; trained {model.n_iter_} epochs in {seconds:.3f} s"
+          + (f" on {comm.Get_size()} MPI ranks" if comm is not None else ""))
     tr_rows = _metric_rows(task, scaled, Xtr, ytr)
     te_rows = _metric_rows(task, scaled, Xte, yte)
     _print_table(["metric", "train", "held-out"], [(a[0], a[1], b[1]) for a, b in zip(tr_rows, te_rows)])
-    if args.save:
+    if args.save and root:
         classes = getattr(model, "classes_", np.array([]))
         np.savez(args.save, format=np.array("dlopt-linear-model-1"), model=np.array(model_name),
                  task=np.array(task), coef=np.atleast_2d(model.coef_), intercept=np.atleast_1d(model.intercept_),
                  classes=classes, x_mean=x_mean, x_scale=x_scale, y_mean=np.array(y_mean), y_scale=np.array(y_scale),
                  feature_names=np.array(table.feature_names), target=np.array(table.target_name or ""))
         print(f"saved the model to {args.save}")
-    if args.plot:
+    if args.plot and root:
         try:
             import matplotlib
 
@@ -581,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on the raw features (default: standardize features and regression targets)")
     f.add_argument("--save", help="save the model as .npz (the path is checked before training)")
     f.add_argument("--plot", help="save the loss curve as an image (needs matplotlib)")
+    f.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run as 'mpirun -n N dlopt fit ... --distributed'; each rank "
+                        "trains on its share of the rows, rank 0 prints and saves (needs mpi4py)")
     f.add_argument("--quiet", action="store_true",
                    help="no progress (a progress bar on a terminal, a line every 10%% of the epochs otherwise)")
     f.set_defaults(func=cmd_fit)

@@ -522,14 +522,21 @@ class _LinearModel:
         return self
 
     @_all_or_nothing
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, comm=None):
         """Trains on ``X`` (n_samples × n_features) and ``y``; returns self.
+
+        With ``comm`` (an mpi4py communicator), data-parallel: each rank passes its own rows and every
+        batch's gradient is summed across ranks, so all ranks end with the same coefficients
+        (docs/distributed.md).
 
         With ``warm_start=True`` a second ``fit`` continues from the current coefficients and optimizer
         state; otherwise it starts from zeros. If the loss becomes inf or NaN (NaN/inf in ``X``, or a
         learning rate too large), fit raises ValueError and the coefficients are left as they were before
         the call (the optimizer's moments are reset).
         """
+        if comm is not None:
+            from .distributed import _linear
+            return _linear.fit(self, X, y, sample_weight, False, comm)
         return self._fit(X, y, sample_weight, partial=False)
 
     def _decision(self, X) -> np.ndarray:
@@ -656,13 +663,18 @@ class LinearRegression(_LinearModel):
         return "gradient" if asked or needed else "closed_form"
 
     @_all_or_nothing
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, comm=None):
         """Fits the model to ``X`` (n_samples × n_features) and ``y``; returns self.
 
         The solver is ``solver`` ("auto": the closed form unless an optimizer setting is given, see the
         class docstring); ``solver_`` says which one ran. Gradient training warns with ConvergenceWarning
         when it stops on the epoch limit before the loss stopped improving.
         """
+        if comm is not None:  # data-parallel: gradient training ("auto" included)
+            if self.solver == "closed_form":
+                raise ValueError("comm: data-parallel training uses solver='gradient' (or 'auto')")
+            self.solver_ = "gradient"
+            return super().fit(X, y, sample_weight, comm=comm)
         self.solver_ = self._resolved_solver()
         if self.solver_ == "gradient":
             return super().fit(X, y, sample_weight)
@@ -690,10 +702,14 @@ class LinearRegression(_LinearModel):
         return self
 
     @_all_or_nothing
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X, y, sample_weight=None, comm=None):
         """One epoch of gradient training over (X, y), continuing from the current coefficients and
-        optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01)."""
-        self._fit(X, y, sample_weight, partial=True)
+        optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01); ``comm``: as in ``fit``."""
+        if comm is not None:
+            from .distributed import _linear
+            _linear.fit(self, X, y, sample_weight, True, comm)
+        else:
+            self._fit(X, y, sample_weight, partial=True)
         self.solver_ = "gradient"
         return self
 
@@ -707,9 +723,13 @@ class LinearRegression(_LinearModel):
         """``X @ coef_ + intercept_``."""
         return self._decision(X)[:, 0]
 
-    def score(self, X, y, sample_weight=None) -> float:
-        """R² of the predictions (scikit-learn's RegressorMixin.score)."""
+    def score(self, X, y, sample_weight=None, comm=None) -> float:
+        """R² of the predictions (scikit-learn's RegressorMixin.score); with ``comm``, over every rank's rows."""
         from .metrics import r2_score
+
+        if comm is not None:
+            from .distributed import _linear
+            return _linear.score(self, X, y, sample_weight, comm)
 
         return r2_score(y, self.predict(X), sample_weight=sample_weight)
 
@@ -781,9 +801,13 @@ class _Classifier(_LinearModel):
         idx = (scores[:, 0] > 0).astype(np.int64) if scores.shape[1] == 1 else scores.argmax(axis=1)
         return self.classes_[idx]
 
-    def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy of the predictions (scikit-learn's ClassifierMixin.score)."""
+    def score(self, X, y, sample_weight=None, comm=None) -> float:
+        """Accuracy of the predictions (scikit-learn's ClassifierMixin.score); with ``comm``, over every rank's rows."""
         from .metrics import accuracy_score
+
+        if comm is not None:
+            from .distributed import _linear
+            return _linear.score(self, X, y, sample_weight, comm)
 
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
@@ -829,8 +853,12 @@ class LogisticRegression(_Classifier):
         return np.stack([1 - p, p], axis=1)
 
     @_all_or_nothing
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None, comm=None):
+        """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted (with
+        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default)."""
+        if comm is not None:
+            from .distributed import _linear
+            return _linear.fit(self, X, y, sample_weight, True, comm, classes)
         return _partial_fit_classifier(self, X, y, sample_weight, classes)
 
 
@@ -872,8 +900,12 @@ class SoftmaxRegression(_Classifier):
         return e / e.sum(axis=1, keepdims=True)
 
     @_all_or_nothing
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None, comm=None):
+        """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted (with
+        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default)."""
+        if comm is not None:
+            from .distributed import _linear
+            return _linear.fit(self, X, y, sample_weight, True, comm, classes)
         return _partial_fit_classifier(self, X, y, sample_weight, classes)
 
 

@@ -356,6 +356,7 @@ void TrainConfig::validate() const {
   detail::require(lr >= 0 && std::isfinite(lr), "lr", lr, "must be a finite number >= 0");
   detail::require(epochs >= 1, "epochs", double(epochs), "must be >= 1");
   detail::require(batch_size >= 0, "batch_size", double(batch_size), "must be >= 1, or 0 for full batch");
+  detail::require(batches >= 0, "batches", double(batches), "must be >= 0 (0: batches of batch_size rows)");
   detail::require(alpha >= 0 && std::isfinite(alpha), "alpha", alpha, "must be a finite number >= 0");
   detail::require(l1_ratio >= 0 && l1_ratio <= 1, "l1_ratio", l1_ratio, "must be in [0, 1]");
   detail::require(std::isnan(tol) || (tol >= 0 && std::isfinite(tol)), "tol", tol,
@@ -437,10 +438,17 @@ template <class T>
 double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& rows, bool shuffle) {
   const int64_t d = n_features_, K = n_outputs_, np = K * d + K;
   const int64_t m = rows.empty() ? data.n_samples : int64_t(rows.size());
-  const int64_t B = (config_.batch_size == 0 || config_.batch_size >= m) ? m : config_.batch_size;
+  // Batch j is [first(j), first(j + 1)): fixed-size batches, or a fixed count of them (data-parallel).
+  const int64_t nb = config_.batches > 0 ? config_.batches
+                                         : (config_.batch_size == 0 || config_.batch_size >= m)
+                                               ? 1
+                                               : (m + config_.batch_size - 1) / config_.batch_size;
+  const int64_t B = config_.batches > 0 ? (m + nb - 1) / nb
+                                        : (config_.batch_size == 0 || config_.batch_size >= m) ? m : config_.batch_size;
+  auto first = [&](int64_t j) { return config_.batches > 0 ? m * j / nb : std::min(m, j * B); };
   Work& w = *work_;
   const uint32_t* idx = rows.empty() ? nullptr : rows.data();
-  if (shuffle && B < m && !rows.empty()) {
+  if (shuffle && nb > 1 && !rows.empty()) {
     idx = detail::shuffle_epoch(rows, config_.shuffle_block, rng_state_, w.tiles, w.order);
   }
   T* grad = w.grad.data();
@@ -456,7 +464,7 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   // batch: its rows continue (for the prefetcher) with the same partitions of the next batch.
   auto part = [&](int64_t start, int64_t count, int64_t p, int64_t n_parts, int64_t p0, int64_t p1) {
     const int64_t lo = count * p / n_parts, hi = count * (p + 1) / n_parts;
-    const int64_t stream_end = start + count * p1 / n_parts, next = start + B + count * p0 / n_parts;
+    const int64_t stream_end = start + count * p1 / n_parts, next = start + count + count * p0 / n_parts;
     T* g = w.partials.data() + p * np;
     std::fill(g, g + np, T(0));
     w.part_loss[p] = w.part_weight[p] = 0;
@@ -473,6 +481,11 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
       for (int64_t k = 0; k < np; ++k) grad[k] += g[k];
     }
     for (int64_t p = 0; p < n_parts; ++p) loss += w.part_loss[p], weight += w.part_weight[p];
+    if (reducer_) {  // data-parallel: the sums over every worker's rows
+      double sums[2] = {loss, weight};
+      reducer_(grad, np, sums);
+      loss = sums[0], weight = sums[1];
+    }
     if (!std::isfinite(loss)) throw NonFinite{};
     if (!(weight > 0)) return;  // a batch of zero-weight rows: nothing to learn from
     const T inv = T(1.0 / weight);
@@ -491,15 +504,15 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   auto batch_parts = [&](int64_t count) { return std::clamp<int64_t>(count / kMinPartRows, 1, kMaxParts); };
 
   const bool parallel = parts > 1 && parallel_ok(B * d * K);
-  if (parallel && B < m) {
+  if (parallel && nb > 1) {
     // One parallel region for the whole epoch (not one per batch): the threads split each batch's
     // partitions, then the last one done steps the optimizer while the others wait.
     std::exception_ptr error;
     bool stop = false;
     std::atomic<int64_t> arrived{0};
 #pragma omp parallel num_threads(get_num_threads())
-    for (int64_t start = 0; start < m && !stop; start += B) {
-      const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
+    for (int64_t j = 0; j < nb && !stop; ++j) {
+      const int64_t start = first(j), count = first(j + 1) - start, n_parts = batch_parts(count);
       const int64_t t = thread_index(), threads = team_size();
       const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
       for (int64_t p = p0; p < p1; ++p) part(start, count, p, n_parts, p0, p1);
@@ -518,8 +531,8 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
     }
     if (error) std::rethrow_exception(error);
   } else {  // one batch (its optimizer step may use every thread), or too little work to share
-    for (int64_t start = 0; start < m; start += B) {
-      const int64_t count = std::min(B, m - start), n_parts = batch_parts(count);
+    for (int64_t j = 0; j < nb; ++j) {
+      const int64_t start = first(j), count = first(j + 1) - start, n_parts = batch_parts(count);
       if (parallel) {
 #pragma omp parallel for schedule(static) num_threads(get_num_threads())
         for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts, p, p + 1);
@@ -618,7 +631,7 @@ int64_t LinearModel<T>::fit(const DataView<T>& data, const EpochCallback& callba
     for (uint32_t r : w.val) wv += data.sample_weight ? double(data.sample_weight[r]) : 1.0;
     if (!(wt > 0) || !(wv > 0))
       throw InvalidArgument("Invalid sample_weight: zero total weight in the training or validation split");
-  } else if (config_.shuffle && config_.batch_size > 0 && config_.batch_size < n) {
+  } else if (config_.shuffle && ((config_.batch_size > 0 && config_.batch_size < n) || config_.batches > 1)) {
     w.train.resize(std::size_t(n));
     for (int64_t i = 0; i < n; ++i) w.train[i] = uint32_t(i);
   }

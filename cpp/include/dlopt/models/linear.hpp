@@ -90,6 +90,11 @@ struct TrainConfig {
   int64_t n_iter_no_change = 5;
   bool early_stopping = false;       ///< monitor R² / accuracy on a held-out validation split
   double validation_fraction = 0.1;  ///< size of that split
+  /// Data-parallel training (dlopt.distributed): > 0 cuts each epoch's rows into exactly this many
+  /// batches, batch j being rows [m·j/n, m·(j+1)/n) of the epoch's order (m rows; a batch may be
+  /// empty), so every worker takes the same number of steps whatever its row count. 0: batches of
+  /// batch_size rows.
+  int64_t batches = 0;
 
   /// Throws InvalidArgument naming the first invalid field.
   void validate() const;
@@ -117,6 +122,14 @@ struct EpochInfo {
 /// Called after every epoch; returning true stops training (ensmallen's convention).
 using EpochCallback = std::function<bool(const EpochInfo&)>;
 
+/// Data-parallel training: called before every optimizer step with `grad`, the batch's gradient
+/// summed over this worker's rows (`size` values: n_outputs·n_features coefficients, then the
+/// intercepts), and sums[0], sums[1] = the batch's loss and weight summed over its rows; it replaces
+/// all three by their sums over every worker (dlopt.distributed adds them in rank order), so every
+/// worker takes the same step.
+template <class T>
+using BatchReducer = std::function<void(T* grad, int64_t size, double* sums)>;
+
 template <class T>
 class LinearModel {
  public:
@@ -140,6 +153,9 @@ class LinearModel {
 
   /// Forgets the optimizer state (moments, step counts); the next fit starts it afresh.
   void reset_optimizer();
+
+  /// Sets (or, with an empty function, clears) the data-parallel batch reducer.
+  void set_batch_reducer(BatchReducer<T> reducer) { reducer_ = std::move(reducer); }
 
   /// Mean loss of the objective on `data` plus the penalty (what training minimises).
   double loss(const DataView<T>& data) const;
@@ -192,6 +208,7 @@ class LinearModel {
   int64_t schedule_length_ = 0;  ///< partial_fit: the configured epochs, for the schedule's defaults
   int64_t steps_ = 0;
   uint64_t rng_state_ = 0;
+  BatchReducer<T> reducer_;
 };
 
 /// Options of the closed-form least-squares solver.
