@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -141,6 +141,29 @@ class CudaLinearModel:
     @property
     def validation_scores(self) -> list[float]:
         ...
+class LBFGS:
+    """
+    dlopt::LBFGS over NumPy parameter arrays (float32 or float64, updated in place). Use dlopt.optim.LBFGS instead.
+    """
+    @staticmethod
+    def check_options(options: dict) -> None:
+        """
+        Raises TypeError / ValueError for invalid LBFGS options.
+        """
+    def __init__(self, params: list) -> None:
+        ...
+    def load_state(self, options: dict, func_evals: typing.SupportsInt | typing.SupportsIndex, n_iter: typing.SupportsInt | typing.SupportsIndex, history: typing.Any, al: typing.Any) -> None:
+        """
+        Replaces the state (the tuple state() returns); checked first.
+        """
+    def state(self) -> tuple:
+        """
+        (func_evals, n_iter, history | None, al | None) with history = (d, t, t_is_tensor, old_dirs, old_stps, ro, H_diag, H_diag_is_tensor, prev_flat_grad, prev_loss); copies.
+        """
+    def step(self, closure: typing.Any, options: dict) -> typing.Any:
+        """
+        One torch LBFGS step; closure() returns (loss, grads). Returns the first loss object.
+        """
 def accumulate(buffers: typing.Any, grads: typing.Any, overwrite: bool) -> None:
     """
     buffers[k] = grads[k] (overwrite) or buffers[k] += grads[k], in one fused pass.
