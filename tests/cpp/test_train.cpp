@@ -11,28 +11,11 @@
 #include <vector>
 
 #include "dlopt/dlopt.hpp"
+#include "harness.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  (ok ? passed : failed) += 1;
-  if (!ok) std::printf("FAILED: %s\n", what.c_str());
-}
-
-bool near(double a, double b, double tol = 1e-12) { return std::abs(a - b) <= tol * (1 + std::abs(b)); }
-
-template <class E>
-bool throws(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using namespace dlopt_test;
 
 void clipping() {
   std::vector<double> a = {3.0, 0.0}, b = {4.0};
@@ -159,6 +142,7 @@ void checkpoints() {
   rejects("XXXXXXXX" + bytes.substr(8), "not a dlopt checkpoint");
   std::remove(path.c_str());
   check(throws<dlopt::CheckpointError>([&] { dlopt::read_checkpoint(path); }), "missing file");
+  std::remove(path.c_str());
 }
 
 }  // namespace
@@ -168,6 +152,5 @@ int main() {
   averaging();
   schedules();
   checkpoints();
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return summary();
 }
