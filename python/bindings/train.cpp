@@ -8,6 +8,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -135,6 +137,20 @@ auto pairs(const py::handle& dst_obj, const py::handle& src_obj, const char* dst
 
 void bind_train(py::module_& m) {
   py::register_exception<CheckpointError>(m, "CheckpointError", PyExc_ValueError);
+  // Registered after CheckpointError, so tried first: a failed system call is Python's OSError of
+  // its errno (FileNotFoundError, PermissionError, ...), as open() and os.write raise it.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const CheckpointIOError& e) {
+      py::object err = py::reinterpret_borrow<py::object>(PyExc_OSError)(
+          e.code, std::strerror(e.code), e.path);
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
+    }
+  });
+  m.def("checkpoint_itemsize", &checkpoint_itemsize, py::arg("dtype"),
+        "Item size of a dtype token of the checkpoint array table ('<f4', '|b1', 'bfloat16', ...); "
+        "0 for a dtype the format does not store.");
   py::register_exception<NonFiniteNorm>(m, "NonFiniteNorm", PyExc_RuntimeError);
 
   m.def("total_norm", [](const py::handle& grads, double norm_type) {
@@ -196,15 +212,24 @@ void bind_train(py::module_& m) {
   "slow += alpha * (fast - slow); fast = slow, in one fused pass.");
 
   m.def("read_checkpoint", [](const std::string& path) {
-    Checkpoint c = read_checkpoint(path);
+    Checkpoint c;
+    {
+      py::gil_scoped_release release;
+      c = read_checkpoint(path);
+    }
     py::list arrays;
-    for (const CheckpointArray& a : c.arrays) {
-      py::array_t<unsigned char> bytes(py::ssize_t(a.data.size()));
-      std::copy(a.data.begin(), a.data.end(), bytes.mutable_data());
+    for (CheckpointArray& a : c.arrays) {
+      // The bytes are handed over, not copied: the array owns the 64-byte-aligned buffer.
+      auto* owner = new AlignedVector<unsigned char>(std::move(a.data));
+      py::capsule base(owner, [](void* p) { delete static_cast<AlignedVector<unsigned char>*>(p); });
+      py::array_t<unsigned char> bytes({py::ssize_t(owner->size())}, {py::ssize_t(1)},
+                                       owner->data(), base);
       arrays.append(py::make_tuple(a.name, a.dtype, a.shape, bytes));
     }
     return py::make_tuple(c.version, py::bytes(c.header_json), arrays);
-  }, py::arg("path"), "The C++ reader: (version, header JSON bytes, [(name, dtype, shape, bytes)]).");
+  }, py::arg("path"),
+  "The checkpoint reader (every check of docs/checkpoint-format.md): (version, header JSON "
+  "bytes, [(name, dtype, shape, uint8 array of the data)]).");
 
   m.def("write_checkpoint", [](const std::string& path, const py::dict& params) {
     std::vector<CheckpointArrayRef> refs;
@@ -216,7 +241,36 @@ void bind_train(py::module_& m) {
                       std::size_t(a.nbytes())});
     }
     write_checkpoint(path, refs);
-  }, py::arg("path"), py::arg("params"), "The C++ writer (named float arrays only).");
+  }, py::arg("path"), py::arg("params"), "The C++ writer of named float arrays.");
+
+  m.def("write_checkpoint", [](const std::string& path, const py::bytes& header,
+                               const py::list& arrays) {
+    std::vector<CheckpointArrayRef> refs;
+    std::vector<py::array> keep;
+    for (const py::handle& entry : arrays) {
+      auto [name, dtype, obj] = entry.cast<std::tuple<std::string, std::string, py::object>>();
+      if (!py::isinstance<py::array>(obj) ||
+          !(py::reinterpret_borrow<py::array>(obj).flags() & py::array::c_style))
+        throw py::type_error("write_checkpoint: '" + name + "' is not a C-contiguous array");
+      py::array a = py::reinterpret_borrow<py::array>(obj);
+      if (std::size_t(a.itemsize()) != checkpoint_itemsize(dtype))
+        throw py::type_error("write_checkpoint: '" + name + "' has item size " +
+                             std::to_string(a.itemsize()) + ", dtype '" + dtype + "' says otherwise");
+      refs.push_back({name, dtype, std::vector<int64_t>(a.shape(), a.shape() + a.ndim()), a.data(),
+                      std::size_t(a.nbytes())});
+      keep.push_back(std::move(a));
+    }
+    const std::string head = header;
+    // The file's fsync goes through os.fsync, so Python's view of the system call is kept.
+    py::object fsync = py::module_::import("os").attr("fsync");
+    py::gil_scoped_release release;
+    write_checkpoint(path, head, refs, [&](int fd) {
+      py::gil_scoped_acquire acquire;
+      fsync(fd);
+    });
+  }, py::arg("path"), py::arg("header"), py::arg("arrays"),
+  "The checkpoint writer: the JSON header and [(table name, dtype token, C-contiguous array)], "
+  "written atomically (temporary file, os.fsync, rename, fsync of the directory).");
 }
 
 }  // namespace dlopt::py_bindings
