@@ -13,6 +13,7 @@ void bind_cuda(py::module_& m);
 void bind_models(py::module_& m);
 void bind_models_cuda(py::module_& m);
 void bind_metrics(py::module_& m);
+void bind_schedule(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -41,4 +42,5 @@ PYBIND11_MODULE(_core, m) {
   dlopt::py_bindings::bind_models(m);
   dlopt::py_bindings::bind_models_cuda(m);
   dlopt::py_bindings::bind_metrics(m);
+  dlopt::py_bindings::bind_schedule(m);
 }

@@ -2,10 +2,11 @@
 dlopt's compiled core; use the dlopt package, not this module.
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -146,6 +147,10 @@ def check_storage_options(arg0: dict) -> None:
     """
     Raises TypeError/ValueError unless the group's state_dtype, stochastic_rounding, master_weights and seed are valid.
     """
+def checkpoint_itemsize(dtype: str) -> int:
+    """
+    Item size of a dtype token of the checkpoint array table ('<f4', '|b1', 'bfloat16', ...); 0 for a dtype the format does not store.
+    """
 def clip_grad_norm(grads: typing.Any, max_norm: typing.SupportsFloat | typing.SupportsIndex, norm_type: typing.SupportsFloat | typing.SupportsIndex, error_if_nonfinite: bool) -> tuple[float, bool]:
     ...
 def clip_grad_value(grads: typing.Any, clip_value: typing.SupportsFloat | typing.SupportsIndex) -> None:
@@ -216,6 +221,18 @@ def mean_absolute_error(y_true: typing.Any, y_pred: typing.Any, sample_weight: t
     ...
 def mean_squared_error(y_true: typing.Any, y_pred: typing.Any, sample_weight: typing.Any = None) -> float:
     ...
+def one_cycle_anneal(cosine: bool, start: typing.SupportsFloat | typing.SupportsIndex, end: typing.SupportsFloat | typing.SupportsIndex, pct: typing.SupportsFloat | typing.SupportsIndex) -> float:
+    """
+    OneCycle's anneal from start to end at fraction pct (cosine or linear).
+    """
+def one_cycle_locate(t: typing.SupportsInt | typing.SupportsIndex, ends: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> tuple[int, float]:
+    """
+    (phase, fraction of it done) at step t: the first phase ending at or after t, else the last.
+    """
+def one_cycle_phases(total_steps: typing.SupportsInt | typing.SupportsIndex, pct_start: typing.SupportsFloat | typing.SupportsIndex, three_phase: bool) -> list[float]:
+    """
+    The step at which each phase of OneCycle ends (2 phases, or 3 with three_phase).
+    """
 def optimizers() -> list[str]:
     """
     Names of the optimizers in the registry.
@@ -226,7 +243,7 @@ def r2_score(y_true: typing.Any, y_pred: typing.Any, sample_weight: typing.Any =
     ...
 def read_checkpoint(path: str) -> tuple[int, bytes, list]:
     """
-    The C++ reader: (version, header JSON bytes, [(name, dtype, shape, bytes)]).
+    The checkpoint reader (every check of docs/checkpoint-format.md): (version, header JSON bytes, [(name, dtype, shape, uint8 array of the data)]).
     """
 def require_distinct(arg0: list) -> None:
     """
@@ -243,6 +260,10 @@ def scalar_names(arg0: str) -> list[str]:
 def scale(tensors: typing.Any, factor: typing.SupportsFloat | typing.SupportsIndex) -> None:
     """
     x *= factor for every array, in one fused pass.
+    """
+def schedule_lr(kind: str, base_lr: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsInt | typing.SupportsIndex, **kwargs) -> float:
+    """
+    lr at step t of a closed-form schedule of dlopt/schedule.hpp, its fields as keywords: 'constant_factor' (ConstantFactor), 'step', 'multistep', 'exponential', 'linear', 'polynomial', 'cosine', 'wsd' (WarmupStableDecay).
     """
 def schedule_lrs(spec: typing.Any, base_lr: typing.SupportsFloat | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex) -> list[float]:
     """
@@ -276,9 +297,15 @@ def validate_config(arg0: str, arg1: dict) -> None:
     """
     Raises TypeError/ValueError if `d` is not a valid config for optimizer `name`.
     """
+@typing.overload
 def write_checkpoint(path: str, params: dict) -> None:
     """
-    The C++ writer (named float arrays only).
+    The C++ writer of named float arrays.
+    """
+@typing.overload
+def write_checkpoint(path: str, header: bytes, arrays: list) -> None:
+    """
+    The checkpoint writer: the JSON header and [(table name, dtype token, C-contiguous array)], written atomically (temporary file, os.fsync, rename, fsync of the directory).
     """
 __version__: str = '0.1.0'
 has_cuda: bool = False
