@@ -5,7 +5,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dlopt/schedule.hpp"
@@ -20,7 +22,17 @@ namespace {
 template <class T>
 T arg(const py::kwargs& kw, const char* key) {
   if (!kw.contains(key)) throw py::type_error(std::string("schedule_lr: missing keyword '") + key + "'");
-  return kw[key].cast<T>();
+  py::object v = kw[key];
+  if constexpr (std::is_same_v<T, int64_t>) {
+    // torch accepts a whole float where it documents an int (T_max=10.0): so does the closed form
+    if (py::isinstance<py::float_>(v)) {
+      const double d = v.cast<double>();
+      if (d != std::floor(d) || !std::isfinite(d))
+        throw py::value_error(std::string(key) + ": expected a whole number, got " + py::repr(v).cast<std::string>());
+      return int64_t(d);
+    }
+  }
+  return v.cast<T>();
 }
 
 WarmupStableDecay::Decay decay_of(const std::string& name) {
