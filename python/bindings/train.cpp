@@ -168,6 +168,9 @@ void bind_train(py::module_& m) {
     return std::make_pair(total, f32);
   }, py::arg("grads"), py::arg("max_norm"), py::arg("norm_type"), py::arg("error_if_nonfinite"));
 
+  m.def("require_finite_norm", &require_finite_norm, py::arg("total"), py::arg("norm_type"),
+        "Raises NonFiniteNorm (a RuntimeError) with torch's message when total is NaN or infinite.");
+
   m.def("clip_grads_with_norm", [](const py::handle& grads, double max_norm, double total) {
     Split s = split(as_list(grads, "grads"), "grads", true);
     scale_all(s, max_norm, total);
