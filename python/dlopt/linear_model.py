@@ -167,16 +167,14 @@ def _seed(random_state) -> int:
 
 
 def _optimizer_params(params: dict | None) -> dict:
-    """optimizer_params in the C++ Config's field names (``betas`` -> ``beta1``, ``beta2``)."""
+    """optimizer_params in the C++ Config's field names: ``_core.config_fields`` splits torch's
+    composite keywords (``betas`` -> ``beta1``, ``beta2``, ...) as for the optimizers; the storage
+    keys pass through."""
     out = dict(params or {})
     if "lr" in out:
         raise ValueError("optimizer_params: pass the learning rate as lr=..., not in optimizer_params")
-    if "betas" in out:
-        betas = out.pop("betas")
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"optimizer_params['betas']: expected a pair of floats, got {betas!r}")
-        out["beta1"], out["beta2"] = float(betas[0]), float(betas[1])
-    return out
+    storage = {k: out[k] for k in _core.storage_keys() if k in out}
+    return {**_core.config_fields(out, "optimizer_params: "), **storage}
 
 
 def _all_or_nothing(method):
