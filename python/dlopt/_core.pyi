@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'slot_names', 'solve_least_squares', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -248,6 +248,10 @@ def read_checkpoint(path: str) -> tuple[int, bytes, list]:
 def require_distinct(arg0: list) -> None:
     """
     Checks that every entry is an in-place-updatable array (all NumPy, or all CUDA device arrays) and that no two share memory.
+    """
+def require_finite_norm(total: typing.SupportsFloat | typing.SupportsIndex, norm_type: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    Raises NonFiniteNorm (a RuntimeError) with torch's message when total is NaN or infinite.
     """
 def runs_on_device(arg0: str) -> bool:
     """
