@@ -27,6 +27,12 @@ struct Split {
   std::vector<Span<float>> f32;
   std::vector<Span<double>> f64;
   std::vector<std::pair<bool, std::size_t>> where;  // (is_f64, index in f32/f64)
+  /// f(spans, count) for the float32 list, then the float64 one.
+  template <class F>
+  void each_dtype(const F& f) {
+    f(f32.data(), f32.size());
+    f(f64.data(), f64.size());
+  }
 };
 
 py::list as_list(const py::handle& obj, const char* what) {
@@ -87,11 +93,16 @@ std::pair<double, bool> total_norm_of(const Split& s, double norm_type) {
   return {total, f32};
 }
 
+// scale() with the factor in the tensors' dtype (float32 tensors: the factor rounded to float).
+template <class T>
+void scale_as_dtype(Span<T>* tensors, std::size_t count, double factor) {
+  scale(tensors, count, T(factor));
+}
+
 void scale_all(Split& s, double max_norm, double total) {
   const double coef = clip_coefficient(max_norm, total);
   py::gil_scoped_release release;
-  scale(s.f32.data(), s.f32.size(), float(coef));
-  scale(s.f64.data(), s.f64.size(), coef);
+  s.each_dtype([&](auto* t, std::size_t n) { scale_as_dtype(t, n, coef); });
 }
 
 // Pairs (dst[k], src[k]) of equal dtype and shape; dst writeable, nothing overlapping a dst.
@@ -101,6 +112,12 @@ struct Pairs {
   std::vector<Span<double>> d64;
   std::vector<Span<std::conditional_t<std::is_const_v<Src>, const float, float>>> s32;
   std::vector<Span<std::conditional_t<std::is_const_v<Src>, const double, double>>> s64;
+  /// f(dst spans, src spans, count) for the float32 pairs, then the float64 ones.
+  template <class F>
+  void each_dtype(const F& f) {
+    f(d32.data(), s32.data(), d32.size());
+    f(d64.data(), s64.data(), d64.size());
+  }
 };
 
 template <bool SrcWritten>
@@ -179,38 +196,33 @@ void bind_train(py::module_& m) {
   m.def("clip_grad_value", [](const py::handle& grads, double clip_value) {
     Split s = split(as_list(grads, "grads"), "grads", true);
     py::gil_scoped_release release;
-    clip_grad_value(s.f32.data(), s.f32.size(), clip_value);
-    clip_grad_value(s.f64.data(), s.f64.size(), clip_value);
+    s.each_dtype([&](auto* t, std::size_t n) { clip_grad_value(t, n, clip_value); });
   }, py::arg("grads"), py::arg("clip_value"));
 
   m.def("scale", [](const py::handle& tensors, double factor) {
     Split s = split(as_list(tensors, "tensors"), "tensors", true);
     py::gil_scoped_release release;
-    scale(s.f32.data(), s.f32.size(), float(factor));
-    scale(s.f64.data(), s.f64.size(), factor);
+    s.each_dtype([&](auto* t, std::size_t n) { scale_as_dtype(t, n, factor); });
   }, py::arg("tensors"), py::arg("factor"), "x *= factor for every array, in one fused pass.");
 
   m.def("accumulate", [](const py::handle& buffers, const py::handle& grads, bool overwrite) {
     auto p = pairs<false>(buffers, grads, "buffers", "grads");
     py::gil_scoped_release release;
-    accumulate(p.d32.data(), p.s32.data(), p.d32.size(), overwrite);
-    accumulate(p.d64.data(), p.s64.data(), p.d64.size(), overwrite);
+    p.each_dtype([&](auto* d, auto* s, std::size_t n) { accumulate(d, s, n, overwrite); });
   }, py::arg("buffers"), py::arg("grads"), py::arg("overwrite"),
   "buffers[k] = grads[k] (overwrite) or buffers[k] += grads[k], in one fused pass.");
 
   m.def("ema_update", [](const py::handle& shadow, const py::handle& params, double decay) {
     auto p = pairs<false>(shadow, params, "shadow", "params");
     py::gil_scoped_release release;
-    ema_update(p.d32.data(), p.s32.data(), p.d32.size(), decay);
-    ema_update(p.d64.data(), p.s64.data(), p.d64.size(), decay);
+    p.each_dtype([&](auto* d, auto* s, std::size_t n) { ema_update(d, s, n, decay); });
   }, py::arg("shadow"), py::arg("params"), py::arg("decay"),
   "shadow = decay * shadow + (1 - decay) * params, in one fused pass.");
 
   m.def("lookahead_update", [](const py::handle& slow, const py::handle& fast, double alpha) {
     auto p = pairs<true>(slow, fast, "slow", "params");
     py::gil_scoped_release release;
-    lookahead_update(p.d32.data(), p.s32.data(), p.d32.size(), alpha);
-    lookahead_update(p.d64.data(), p.s64.data(), p.d64.size(), alpha);
+    p.each_dtype([&](auto* d, auto* s, std::size_t n) { lookahead_update(d, s, n, alpha); });
   }, py::arg("slow"), py::arg("fast"), py::arg("alpha"),
   "slow += alpha * (fast - slow); fast = slow, in one fused pass.");
 
