@@ -19,6 +19,13 @@ FULL_STATE_CONFIGS = {
     "Lion": dict(lr=0.001, weight_decay=0.1),
     "LAMB": dict(lr=0.01, weight_decay=0.01),
     "DynamicLR": dict(lr=0.1, beta=0.5),
+    "Rprop": dict(lr=0.01),
+    "ASGD": dict(lr=0.01, t0=1),
+    "LARS": dict(lr=0.1, weight_decay=0.01),
+    "ADOPT": dict(lr=0.01, weight_decay=0.01),
+    "AdEMAMix": dict(lr=0.01, alpha_warmup=5, beta3_warmup=5),
+    "ScheduleFreeSGD": dict(lr=0.1),
+    "ScheduleFreeAdamW": dict(lr=0.01, weight_decay=0.01),
 }
 
 # Matrix rules: their parameters must be 2-D, so the elementwise table above leaves them out;

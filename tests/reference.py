@@ -10,7 +10,10 @@ NAdam's ``mu_product``) is done in Python floats (double), as in torch's non-cap
 The formulas and their order follow the pseudo-algorithms documented in ``torch/optim/*.py``
 (torch 2.13) and its ``_single_tensor_*`` functions; Lion follows Chen et al. 2023
 ("Symbolic Discovery of Optimization Algorithms", Algorithm 2) and DynamicLR is dlopt's own
-element-wise rule ``p -= lr / (1 + beta g^2) * g``. This file deliberately shares no code with
+element-wise rule ``p -= lr / (1 + beta g^2) * g``. The optimizers torch lacks follow their
+authors' reference code: ADOPT (iShohei220/adopt), AdEMAMix (apple/ml-ademamix), Schedule-Free
+(facebookresearch/schedule_free, the ``schedulefree`` package), LARS as pytorch-optimizer (the
+learning rate outside the momentum, as torch's SGD). This file deliberately shares no code with
 dlopt: it is the independent oracle of ``tests/test_optim_parity.py``.
 
 Every function increments ``state["step"]`` (a Python int), including SGD's, whose torch state
@@ -287,6 +290,180 @@ def dynamic_lr_step(p, g, state, *, lr=1e-2, beta=1.0):
     p -= lr / (1 + beta * (g * g)) * g
 
 
+# ---------------------------------------------------------------------------------------------
+# Rprop (torch): per-element step sizes grown/shrunk by the sign of g * g_prev
+# ---------------------------------------------------------------------------------------------
+def rprop_step(p, g, state, *, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=False):
+    etaminus, etaplus = etas
+    g = _begin(p, g, state, maximize)
+    if "prev" not in state:
+        state["prev"] = np.zeros_like(p)
+        state["step_size"] = np.full_like(p, lr)
+    prev, step_size = state["prev"], state["step_size"]
+    sign = np.sign(g * prev)
+    factor = np.where(sign > 0, etaplus, np.where(sign < 0, etaminus, np.where(sign == 0, 1.0, sign)))
+    step_size *= factor.astype(p.dtype)
+    np.clip(step_size, step_sizes[0], step_sizes[1], out=step_size)
+    g[factor == etaminus] = 0
+    p -= np.sign(g) * step_size
+    prev[...] = g
+
+
+# ---------------------------------------------------------------------------------------------
+# ASGD (torch): p <- p (1 - lambd eta) - eta g; ax averages p once step > t0; eta, mu for the next step
+# ---------------------------------------------------------------------------------------------
+def asgd_step(p, g, state, *, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False):
+    g = _begin(p, g, state, maximize)
+    if "ax" not in state:
+        state["ax"] = np.zeros_like(p)
+        state["eta"], state["mu"] = float(lr), 1.0
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    eta, mu = state["eta"], state["mu"]
+    p *= 1 - lambd * eta
+    p -= eta * g
+    ax = state["ax"]
+    if mu != 1:
+        ax += (p - ax) * mu
+    else:
+        ax[...] = p
+    t = state["step"]
+    state["eta"] = lr / ((1 + lambd * lr * t) ** alpha)
+    state["mu"] = 1 / max(1, t - t0)
+
+
+# ---------------------------------------------------------------------------------------------
+# LARS (You et al. 2017, as pytorch-optimizer): trust = tc ‖p‖ / (‖g‖ + wd ‖p‖) on "layers"
+# ---------------------------------------------------------------------------------------------
+def lars_step(p, g, state, *, lr=1e-3, momentum=0.9, dampening=0.0, weight_decay=0.0,
+              trust_coefficient=1e-3, nesterov=False, exclude_1d=False, maximize=False):
+    g = _begin(p, g, state, maximize)
+    if not (exclude_1d and p.ndim < 2):
+        p_norm = np.sqrt(np.sum(p.astype(np.float64) ** 2))
+        g_norm = np.sqrt(np.sum(g.astype(np.float64) ** 2))
+        denom = g_norm + weight_decay * p_norm
+        trust = trust_coefficient * p_norm / denom if p_norm > 0 and denom > 0 else 1.0
+        g = (g + weight_decay * p) * trust
+    if momentum != 0:
+        _zeros(state, p, "momentum_buffer")
+        buf = state["momentum_buffer"]
+        buf *= momentum
+        buf += (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
+
+
+# ---------------------------------------------------------------------------------------------
+# ADOPT (Taniguchi et al. 2024, reference code): v <- g² first; then clip(g / max(√v, eps)) into m
+# ---------------------------------------------------------------------------------------------
+def adopt_step(p, g, state, *, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0, decouple=False,
+               clip_exponent=0.25, maximize=False):
+    beta1, beta2 = betas
+    g = _begin(p, g, state, maximize)
+    _zeros(state, p, "exp_avg", "exp_avg_sq")
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    if weight_decay != 0 and not decouple:
+        g = g + weight_decay * p
+    if state["step"] == 1:
+        v += g * g
+        return
+    if weight_decay != 0 and decouple:
+        p += (-lr * weight_decay) * p
+    normed = g / np.maximum(np.sqrt(v), eps)
+    if clip_exponent is not None:
+        bound = (state["step"] - 1) ** clip_exponent
+        normed = np.clip(normed, -bound, bound)
+    _lerp_(m, normed, 1 - beta1)
+    p -= lr * m
+    v *= beta2
+    v += (1 - beta2) * (g * g)
+
+
+# ---------------------------------------------------------------------------------------------
+# AdEMAMix (Pagliardini et al. 2024, apple/ml-ademamix), with its alpha / beta3 warmups
+# ---------------------------------------------------------------------------------------------
+def ademamix_step(p, g, state, *, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=2.0, beta3_warmup=None,
+                  alpha_warmup=None, eps=1e-8, weight_decay=0.0, maximize=False):
+    import math
+
+    beta1, beta2, beta3_final = betas
+    g = _begin(p, g, state, maximize)
+    _zeros(state, p, "exp_avg_slow", "exp_avg_sq")
+    if beta1 != 0:
+        _zeros(state, p, "exp_avg_fast")
+    t = state["step"]
+    a = alpha if alpha_warmup is None or t >= alpha_warmup else t / alpha_warmup * alpha
+    if beta3_warmup is None or t >= beta3_warmup:
+        beta3 = beta3_final
+    else:
+        def half_life(beta):
+            return math.log(0.5) / math.log(beta + 1e-8) - 1
+        w = t / beta3_warmup
+        beta3 = math.pow(0.5, 1 / ((1 - w) * half_life(beta1) + w * half_life(beta3_final) + 1))
+    if beta1 != 0:
+        fast = state["exp_avg_fast"]
+        fast *= beta1
+        fast += (1 - beta1) * g
+    else:
+        fast = g
+    slow, v = state["exp_avg_slow"], state["exp_avg_sq"]
+    slow *= beta3
+    slow += (1 - beta3) * g
+    v *= beta2
+    v += (1 - beta2) * (g * g)
+    denom = np.sqrt(v) / math.sqrt(1 - beta2**t) + eps
+    update = (fast / (1 - beta1**t) + a * slow) / denom + weight_decay * p
+    p -= lr * update
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule-Free SGD / AdamW (Defazio et al. 2024, the schedulefree package), weighting per tensor
+# ---------------------------------------------------------------------------------------------
+def _schedule_free(p, d, state, lr, beta, warmup_steps, r, weight_lr_power):
+    t = state["step"]
+    lr_t = lr * (t / warmup_steps if t - 1 < warmup_steps else 1.0)
+    lr_max = state["lr_max"] = max(lr_t, state["lr_max"])
+    weight = t**r * lr_max**weight_lr_power
+    weight_sum = state["weight_sum"] = state["weight_sum"] + weight
+    ckp1 = weight / weight_sum if weight_sum != 0 else 0.0
+    z = state["z"]
+    if ckp1 < 0.5:
+        p += ckp1 * (z - p)
+    else:
+        p[...] = z - (z - p) * (1 - ckp1)
+    p += lr_t * (beta * (1 - ckp1) - 1) * d
+    z -= lr_t * d
+
+
+def _schedule_free_state(p, state):
+    if "z" not in state:
+        state["z"] = p.copy()
+        state["weight_sum"], state["lr_max"] = 0.0, -1.0
+
+
+def schedule_free_sgd_step(p, g, state, *, lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0,
+                           weight_lr_power=2.0):
+    g = _begin(p, g, state, False)
+    _schedule_free_state(p, state)
+    d = g + weight_decay * p if weight_decay != 0 else g
+    _schedule_free(p, d, state, lr, momentum, warmup_steps, r, weight_lr_power)
+
+
+def schedule_free_adamw_step(p, g, state, *, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                             warmup_steps=0, r=0.0, weight_lr_power=2.0):
+    beta1, beta2 = betas
+    g = _begin(p, g, state, False)
+    _schedule_free_state(p, state)
+    _zeros(state, p, "exp_avg_sq")
+    v = state["exp_avg_sq"]
+    v *= beta2
+    v += (1 - beta2) * g * g
+    d = g / (np.sqrt(v / (1 - beta2 ** state["step"])) + eps)
+    if weight_decay != 0:
+        d = d + weight_decay * p
+    _schedule_free(p, d, state, lr, beta1, warmup_steps, r, weight_lr_power)
+
+
 REFERENCES = {
     "SGD": sgd_step,
     "Adam": adam_step,
@@ -300,6 +477,13 @@ REFERENCES = {
     "Lion": lion_step,
     "LAMB": lamb_step,
     "DynamicLR": dynamic_lr_step,
+    "Rprop": rprop_step,
+    "ASGD": asgd_step,
+    "LARS": lars_step,
+    "ADOPT": adopt_step,
+    "AdEMAMix": ademamix_step,
+    "ScheduleFreeSGD": schedule_free_sgd_step,
+    "ScheduleFreeAdamW": schedule_free_adamw_step,
 }
 
 

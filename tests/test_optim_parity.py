@@ -24,7 +24,7 @@ STEPS = 30
 LR_CHANGE_STEP = 15  # before this (0-based) step, group 0's lr is set to LR_CHANGE_FACTOR * lr
 LR_CHANGE_FACTOR = 0.3
 SHAPES = [(7,), (3, 5), (2, 3, 4), (1,)]
-TORCH_HAS = {"SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam"}
+TORCH_HAS = {"SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"}
 
 # float32: rtol 1e-5 as required. Elements that pass near zero have no meaningful relative
 # error, so a small atol is added: 1e-6 is ~8 float32 ulps at magnitude 1 (our parameters are
@@ -114,6 +114,36 @@ CASES = [
     ("DynamicLR", {"lr": 0.1}),
     ("DynamicLR", {"lr": 0.1, "beta": 0.25}),
     ("DynamicLR", {"lr": 0.1, "beta": 0.0}),
+    ("Rprop", {}),
+    ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5)}),
+    ("Rprop", {"lr": 0.05, "step_sizes": (1e-3, 0.2)}),
+    ("Rprop", {"lr": 0.05, "etas": (0.4, 1.1), "step_sizes": (1e-4, 1.0), "maximize": True}),
+    ("ASGD", {}),
+    ("ASGD", {"lr": 0.05, "lambd": 0.01, "alpha": 0.5}),
+    ("ASGD", {"lr": 0.05, "t0": 10}),              # averaging starts mid-run (mu < 1)
+    ("ASGD", {"lr": 0.05, "weight_decay": 0.1}),
+    ("ASGD", {"lr": 0.05, "lambd": 0.01, "t0": 5, "weight_decay": 0.1, "maximize": True}),
+    ("LARS", {}),
+    ("LARS", {"lr": 0.1, "momentum": 0.0, "trust_coefficient": 0.02}),
+    ("LARS", {"lr": 0.1, "weight_decay": 0.1, "dampening": 0.2}),
+    ("LARS", {"lr": 0.1, "nesterov": True, "exclude_1d": True}),
+    ("LARS", {"lr": 0.1, "weight_decay": 0.05, "nesterov": True, "exclude_1d": True, "maximize": True}),
+    ("ADOPT", {}),
+    ("ADOPT", {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-4}),
+    ("ADOPT", {"lr": 0.01, "clip_exponent": None}),
+    ("ADOPT", {"lr": 0.01, "weight_decay": 0.1}),
+    ("ADOPT", {"lr": 0.01, "weight_decay": 0.1, "decouple": True, "clip_exponent": 0.5, "maximize": True}),
+    ("AdEMAMix", {}),
+    ("AdEMAMix", {"lr": 0.01, "betas": (0.8, 0.95, 0.999), "alpha": 5.0}),
+    ("AdEMAMix", {"lr": 0.01, "betas": (0.0, 0.99, 0.999)}),   # beta1 = 0: no fast EMA state
+    ("AdEMAMix", {"lr": 0.01, "alpha_warmup": 20, "beta3_warmup": 12}),
+    ("AdEMAMix", {"lr": 0.01, "weight_decay": 0.1, "alpha_warmup": 10, "beta3_warmup": 40, "maximize": True}),
+    ("ScheduleFreeSGD", {}),
+    ("ScheduleFreeSGD", {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.1}),
+    ("ScheduleFreeSGD", {"lr": 0.1, "warmup_steps": 10, "r": 0.5, "weight_lr_power": 1.0}),
+    ("ScheduleFreeAdamW", {}),
+    ("ScheduleFreeAdamW", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1}),
+    ("ScheduleFreeAdamW", {"lr": 0.01, "warmup_steps": 20, "r": 1.0, "weight_lr_power": 0.0}),
 ]
 
 # The None-gradient and param-group tests use, per optimizer, its case with the most options
@@ -204,8 +234,10 @@ class TorchSide:
     def state(self, i):
         out = {}
         for key, value in self.opt.state.get(self.tensors[i], {}).items():
-            if key in ("step", "mu_product"):
-                out[key] = int(value.item()) if key == "step" else float(value.item())
+            if key == "step":
+                out[key] = int(value.item())
+            elif value is not None and value.ndim == 0:  # NAdam's mu_product, ASGD's eta and mu
+                out[key] = float(value.item())
             elif value is not None:
                 out[key] = value.numpy()
         return out
@@ -216,8 +248,8 @@ SIDES = {"reference": ReferenceSide, "torch": TorchSide}
 
 @pytest.fixture
 def torch_scalars_in_double():
-    """torch keeps "step" and NAdam's "mu_product" as 0-d tensors of the *default* dtype, so with
-    the stock float32 default its mu_product is a float32 running product. dlopt (and the
+    """torch keeps "step", NAdam's "mu_product" and ASGD's "eta" and "mu" as 0-d tensors of the
+    *default* dtype, so with the stock float32 default its mu_product is a float32 running product. dlopt (and the
     reference) keep it as a Python float; a float64 default dtype makes torch do the same."""
     torch = pytest.importorskip("torch")
     previous = torch.get_default_dtype()
@@ -258,7 +290,7 @@ def _assert_state_close(mine, other, n, dtype, against):
             assert key in got, f"state[{i}] lacks {key!r}"
             if key == "step":
                 assert got[key] == value and isinstance(got[key], int), f"state[{i}]['step']"
-            elif key == "mu_product":
+            elif isinstance(value, float):  # a rule's host scalar (NAdam's mu_product, ASGD's eta)
                 assert isinstance(got[key], float)
                 np.testing.assert_allclose(got[key], value, rtol=1e-12, err_msg=f"state[{i}][{key!r}]")
             else:
@@ -338,6 +370,13 @@ GROUP_OVERRIDES = {
     "Adamax": {"lr": 0.05, "betas": (0.5, 0.9), "weight_decay": 0.0},
     "NAdam": {"lr": 0.05, "decoupled_weight_decay": False, "momentum_decay": 0.02},
     "RAdam": {"lr": 0.05, "decoupled_weight_decay": False, "betas": (0.9, 0.9)},
+    "Rprop": {"lr": 0.2, "etas": (0.6, 1.3)},
+    "ASGD": {"lr": 0.2, "t0": 3.0},
+    "LARS": {"lr": 0.5, "nesterov": False, "trust_coefficient": 0.01},
+    "ADOPT": {"lr": 0.05, "decouple": False, "clip_exponent": None},
+    "AdEMAMix": {"lr": 0.05, "betas": (0.5, 0.9, 0.99), "alpha_warmup": None},
+    "ScheduleFreeSGD": {"lr": 0.5, "momentum": 0.8, "warmup_steps": 0},
+    "ScheduleFreeAdamW": {"lr": 0.05, "betas": (0.7, 0.9), "warmup_steps": 3},
     "Lion": {"lr": 0.03, "betas": (0.5, 0.9), "maximize": False},
     "LAMB": {"lr": 0.05, "betas": (0.5, 0.9), "weight_decay": 0.0},
     "DynamicLR": {"lr": 0.5, "beta": 3.0},

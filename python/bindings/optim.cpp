@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "arrays.hpp"
@@ -120,8 +121,10 @@ double scalar_value(py::handle v, const std::string& what) {
 template <class Config>
 Config config_from_dict(const py::dict& d, const std::string& where) {
   Config c;
+  bool has_beta3 = false;
   c.visit([&](const char* key, auto& field) {
     using Field = std::decay_t<decltype(field)>;
+    has_beta3 |= std::string_view(key) == "beta3";
     if (!d.contains(key)) return;
     py::handle v = d[key];
     if constexpr (std::is_same_v<Field, bool>) {
@@ -130,6 +133,8 @@ Config config_from_dict(const py::dict& d, const std::string& where) {
       field = number_value(v, where + key);
     }
   });
+  if (d.contains("beta1") && has_beta3 != d.contains("beta3"))
+    throw py::type_error(where + "betas: expected " + (has_beta3 ? "three floats" : "a pair of floats"));
   try {
     c.validate();
   } catch (const InvalidArgument& e) {
@@ -164,7 +169,17 @@ py::dict group_fields(const py::dict& d, const std::string& where, const py::obj
     };
     // torch's composite keywords as the Config's scalar fields (one place: Python asks here too)
     if (name == "betas") {
-      split({"beta1", "beta2"}, "a pair of floats");
+      const bool triple = (py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) && py::len(value) == 3;
+      if (triple) split({"beta1", "beta2", "beta3"}, "three floats");  // AdEMAMix; config_from_dict checks
+      else split({"beta1", "beta2"}, "a pair of floats");
+    } else if (name == "etas") {
+      split({"etaminus", "etaplus"}, "a pair of floats (etaminus, etaplus)");
+    } else if (name == "step_sizes") {
+      split({"step_size_min", "step_size_max"}, "a pair of floats (min, max)");
+    } else if ((name == "alpha_warmup" || name == "beta3_warmup") && value.is_none()) {
+      fields[key] = py::int_(0);  // no warmup: the Config's 0
+    } else if (name == "clip_exponent" && value.is_none()) {
+      fields["clip"] = py::bool_(false);
     } else if (name == "ns_coefficients") {
       split({"ns_a", "ns_b", "ns_c"}, "three floats (a, b, c)");
     } else if (name == "adjust_lr_fn") {
@@ -554,7 +569,7 @@ class StepPlan final : public StepPlanBase {
     t.step_obj = py::int_(0);
     entry[step_key_] = t.step_obj;
     for (std::size_t k = 0; k < Rule::scalars.size(); ++k) {
-      t.scalars.value[k] = Rule::scalar_init(int(k));
+      t.scalars.value[k] = Rule::scalar_init(config, int(k));
       t.scalar_obj[k] = py::float_(t.scalars.value[k]);
       entry[scalar_key_[k]] = t.scalar_obj[k];
     }
@@ -606,7 +621,7 @@ class StepPlan final : public StepPlanBase {
     s.config = &grp.config;
     s.scalars = &t.scalars;
     s.rounding = {grp.storage.stochastic_rounding, grp.storage.seed, uint64_t(i)};
-    s.rows = t.param.ndim == 2 ? t.param.shape[0] : 0;  // matrix rules take 2-D parameters only
+    s.rows = t.param.ndim >= 2 ? t.param.shape[0] : 0;  // check_matrix: matrix rules take 2-D only
     py::dict entry = py::reinterpret_borrow<py::dict>(t.state);
     for (std::size_t k = 0; k < S; ++k) {
       if (!t.slots[k].obj && Rule::uses_slot(grp.config, int(k))) {
@@ -937,7 +952,7 @@ class DeviceStepPlan final : public StepPlanBase {
       if (!t.active || !t.state.is_none()) continue;
       py::dict entry;
       entry[step_key_] = py::int_(0);
-      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) entry[Rule::scalars[k]] = py::float_(Rule::scalar_init(int(k)));
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) entry[Rule::scalars[k]] = py::float_(Rule::scalar_init(configs_[t.group], int(k)));
       sd[t.key] = entry;
       t.state = entry;
       t.scalars = TensorScalars{};

@@ -78,7 +78,7 @@ void any_optimizer_by_name() {
         "unknown optimizer name");
   check(throws<dlopt::InvalidArgument>([&] { dlopt::make_optimizer<double>("adam", {}, {{"momentum", 0.9}}); }),
         "unknown hyperparameter");
-  check(dlopt::optimizer_names().size() == 13, "registry lists every optimizer");
+  check(dlopt::optimizer_names().size() == 20, "registry lists every optimizer");
 }
 
 void sixteen_bit_parameters_and_low_precision_state() {
@@ -148,6 +148,41 @@ void sixteen_bit_parameters_and_low_precision_state() {
         }), "master weights need 16-bit parameters");
 }
 
+/// The newer rules by hand, through their C++ aliases (Python checks them against the references).
+void newer_rules_by_hand() {
+  std::vector<double> w = {0.0, 0.0};
+  dlopt::Rprop<double> rprop({{w.data(), 2}}, {0.1});
+  std::vector<double> g1 = {1.0, -1.0}, g2 = {1.0, 1.0};
+  rprop.step({g1.data()});
+  rprop.step({g2.data()});  // element 0 keeps its sign: step 0.12; element 1 flips: no move
+  check(near(w[0], -0.22) && near(w[1], 0.1), "Rprop grows the step and skips a sign flip");
+
+  std::vector<double> a = {1.0};
+  dlopt::ASGDConfig asgd;
+  asgd.lr = 0.1, asgd.lambd = 0.5;
+  dlopt::ASGD<double> avg({{a.data(), 1}}, asgd);
+  std::vector<double> ga = {1.0};
+  avg.step({ga.data()});  // p (1 - 0.5 * 0.1) - 0.1 = 0.85; eta and mu then move on for step 2
+  check(near(a[0], 0.85) && near(avg.scalars(0).value[0], 0.1 / std::pow(1.05, 0.75)) &&
+            near(avg.scalars(0).value[1], 1.0),
+        "ASGD uses eta = lr on its first step and updates it afterwards");
+
+  std::vector<float> y = {1.0f};
+  dlopt::ScheduleFreeSGDConfig sf;
+  sf.lr = 0.1;
+  dlopt::ScheduleFreeSGD<float> sgd({{y.data(), 1}}, sf);
+  std::vector<float> gy = {1.0f};
+  sgd.step({gy.data()});  // c = 1: y = z + 0.1 (0.9 * 0 - 1) g, z = 1 - 0.1
+  check(near(y[0], 0.9, 1e-7) && near(sgd.state(0, 0).data<float>()[0], 0.9, 1e-7), "Schedule-Free SGD's first step from z = y");
+
+  std::vector<double> m = {3.0, 4.0}, v = {3.0, 4.0}, gm = {1.0, 0.0};
+  dlopt::LARSConfig lars;
+  lars.lr = 1.0, lars.momentum = 0.0, lars.trust_coefficient = 0.1, lars.exclude_1d = true;
+  dlopt::LARS<double> layer({{m.data(), 2, 1}, {v.data(), 2}}, lars);
+  layer.step({gm.data(), gm.data()});  // the 1 x 2 matrix: trust 0.1 * 5 / 1; the vector: plain SGD
+  check(near(m[0], 2.5) && near(v[0], 2.0), "LARS scales matrices by the trust ratio, not excluded vectors");
+}
+
 }  // namespace
 
 int main() {
@@ -157,5 +192,6 @@ int main() {
   null_gradient_skips();
   invalid_config_changes_nothing();
   any_optimizer_by_name();
+  newer_rules_by_hand();
   return summary();
 }

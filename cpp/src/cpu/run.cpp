@@ -235,7 +235,7 @@ void reduce(Segment<Rule, T>* segments, std::size_t count) {
       double sums[R] = {};
       for (int64_t b = fb[k]; b < fb[k + 1]; ++b)
         for (int r = 0; r < R; ++r) sums[r] += partial[std::size_t(b) * R + r];
-      Rule::finish(segments[k].coeffs, sums);
+      Rule::finish(segments[k].coeffs, sums, segments[k].rows);
     }
   } else {
     (void)segments, (void)count;

@@ -7,12 +7,16 @@ it is written.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
+import numpy as np
+
+from .. import _core
 from .optimizer import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam",
-           "Lion", "LAMB", "Muon", "DynamicLR"]
+           "Rprop", "ASGD", "Lion", "LAMB", "LARS", "ADOPT", "AdEMAMix", "ScheduleFreeSGD",
+           "ScheduleFreeAdamW", "Muon", "DynamicLR"]
 
 
 def _hyperparameters(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -386,6 +390,289 @@ class DynamicLR(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, beta: float = 1.0, *,
                  maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class Rprop(Optimizer):
+    r"""Rprop, resilient backpropagation (Riedmiller & Braun, 1993), as ``torch.optim.Rprop``.
+
+    Every element has its own step size :math:`\Delta`, which grows by :math:`\eta_+` while its
+    gradient keeps its sign and shrinks by :math:`\eta_-` when the sign flips (that step is then
+    skipped); only the gradient's sign moves the parameter:
+
+    .. math::
+        \eta &\leftarrow \eta_+ \text{ if } g\,g_{prev} > 0,\ \eta_- \text{ if } < 0,\ 1 \text{ otherwise} \\
+        \Delta &\leftarrow \operatorname{clamp}(\Delta\eta, \Delta_{min}, \Delta_{max}), \qquad
+            g \leftarrow 0 \text{ where } \eta = \eta_- \\
+        p &\leftarrow p - \operatorname{sign}(g)\,\Delta, \qquad g_{prev} \leftarrow g
+
+    ``lr`` is the initial step size. Meant for full-batch gradients. The step sizes stay in the
+    compute type under ``state_dtype`` (they span 1e-6..50); ``prev`` takes the low-precision format.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(2)
+    >>> opt = dlopt.optim.Rprop([w], lr=0.1)
+    >>> opt.step([np.array([1.0, -1.0])]); opt.step([np.array([1.0, 1.0])]); w   # grows, then flips
+    array([-0.22,  0.1 ])
+    """
+
+    _rule = "Rprop"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50), *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class ASGD(Optimizer):
+    r"""Averaged SGD (Polyak & Juditsky, 1992; step decay of Bottou, 2012), as ``torch.optim.ASGD``.
+
+    .. math::
+        g &\leftarrow \pm g + \lambda_{wd} p, \qquad p \leftarrow p(1 - \lambda\eta) - \eta g \\
+        a &\leftarrow a + \mu (p - a) \quad (a \leftarrow p \text{ while } \mu = 1) \\
+        \eta &\leftarrow \gamma / (1 + \lambda\gamma t)^\alpha, \qquad \mu \leftarrow 1 / \max(1, t - t_0)
+
+    ``state[i]["ax"]`` is the averaged parameter; ``eta`` and ``mu`` (per tensor, as torch) are
+    updated after each step for the next one.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.ones(2)
+    >>> opt = dlopt.optim.ASGD([w], lr=0.1, lambd=0.0)
+    >>> opt.step([np.array([1.0, -1.0])]); w, opt.state[0]["ax"]
+    (array([0.9, 1.1]), array([0.9, 1.1]))
+    """
+
+    _rule = "ASGD"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75,
+                 t0: float = 1e6, weight_decay: float = 0.0, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class LARS(Optimizer):
+    r"""LARS, layer-wise adaptive rate scaling (You et al., 2017), as pytorch-optimizer's ``LARS``.
+
+    SGD with momentum whose gradient is scaled per tensor by the trust ratio
+    :math:`\tau = \eta\lVert p\rVert / (\lVert g\rVert + \lambda\lVert p\rVert)` (1 when a norm is 0):
+
+    .. math::
+        g &\leftarrow (\pm g + \lambda p)\,\tau, \qquad b \leftarrow \mu b + (1-\delta) g \\
+        g &\leftarrow g + \mu b \ \text{(nesterov)} \quad\text{or}\quad g \leftarrow b, \qquad
+            p \leftarrow p - \gamma g
+
+    ``exclude_1d=True`` gives vectors (biases, normalization weights) plain momentum SGD without
+    decay, as pytorch-optimizer always does; the paper scales every layer (the default). The norms
+    are summed in double in a fixed order: results do not depend on the thread count. CPU only.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.array([[3.0, 4.0]])                          # ‖w‖ = 5
+    >>> opt = dlopt.optim.LARS([w], lr=1.0, momentum=0.0, trust_coefficient=0.1)
+    >>> opt.step([np.array([[1.0, 0.0]])]); w               # τ = 0.1 * 5 / 1
+    array([[2.5, 4. ]])
+    """
+
+    _rule = "LARS"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0,
+                 weight_decay: float = 0.0, trust_coefficient: float = 1e-3, nesterov: bool = False, *,
+                 exclude_1d: bool = False, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class ADOPT(Optimizer):
+    r"""ADOPT (Taniguchi et al., 2024): Adam that converges for any :math:`\beta_2`, as its reference code.
+
+    The gradient is normalized by the *previous* second moment and clipped before it enters the
+    momentum; the first step only initializes :math:`v`:
+
+    .. math::
+        t = 1:&\quad v \leftarrow g^2 \\
+        t > 1:&\quad n \leftarrow \operatorname{clamp}(g / \max(\sqrt v, \epsilon), \pm (t-1)^{c}), \quad
+            m \leftarrow m + (1-\beta_1)(n - m) \\
+        &\quad p \leftarrow p - \gamma m, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2
+
+    ``clip_exponent`` is ``c`` (the reference's ``clip_lambda=lambda step: step**0.25``; ``None``
+    turns clipping off). ``weight_decay`` is added to the gradient, or with ``decouple=True``
+    applied as :math:`p \leftarrow p - \gamma\lambda p` from the second step on (as the reference).
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(2)
+    >>> opt = dlopt.optim.ADOPT([w], lr=0.1)
+    >>> opt.step([np.array([2.0, -2.0])]); w                # the first step only sets v = g²
+    array([0., 0.])
+    >>> opt.step([np.array([2.0, -2.0])]); w                # n = ±1 (clip 1): m = ±0.1
+    array([-0.01,  0.01])
+    """
+
+    _rule = "ADOPT"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.9999),
+                 eps: float = 1e-6, weight_decay: float = 0.0, decouple: bool = False, *,
+                 clip_exponent: float | None = 0.25, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class AdEMAMix(Optimizer):
+    r"""AdEMAMix (Pagliardini et al., 2024): Adam with a second, slow gradient EMA mixed in.
+
+    As the paper's reference code (``apple/ml-ademamix``), with its warmups of α and β3:
+
+    .. math::
+        m_1 &\leftarrow \beta_1 m_1 + (1-\beta_1) g, \quad
+            m_2 \leftarrow \beta_3(t) m_2 + (1-\beta_3(t)) g, \quad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        p &\leftarrow p - \gamma\Big(\frac{m_1/(1-\beta_1^t) + \alpha(t)\,m_2}{\sqrt{v}/\sqrt{1-\beta_2^t}
+            + \epsilon} + \lambda p\Big)
+
+    :math:`\alpha(t)` rises linearly over ``alpha_warmup`` steps; :math:`\beta_3(t)` rises from
+    :math:`\beta_1` over ``beta3_warmup`` steps linearly in half-life (``None``: no warmup).
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(2)
+    >>> opt = dlopt.optim.AdEMAMix([w], lr=0.1, alpha=0.0)   # α = 0: Adam
+    >>> opt.step([np.array([1.0, -2.0])]); w.round(6)
+    array([-0.1,  0.1])
+    """
+
+    _rule = "AdEMAMix"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 2.0,
+                 beta3_warmup: int | None = None, alpha_warmup: int | None = None, eps: float = 1e-8,
+                 weight_decay: float = 0.0, *, maximize: bool = False,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class _ScheduleFree(Optimizer):
+    """Schedule-Free's train/eval switch, shared by :class:`ScheduleFreeSGD` and
+    :class:`ScheduleFreeAdamW` (``cpp/include/dlopt/optim/schedule_free.hpp`` has the step)."""
+
+    _beta_key = ""
+
+    def step(self, grads: Sequence[Any]) -> None:
+        """As :meth:`Optimizer.step`; the optimizer must be in train mode (call :meth:`train`)."""
+        for i, group in enumerate(self.param_groups):
+            if not isinstance(group["train_mode"], bool):
+                raise TypeError(f"param_groups[{i}]['train_mode']: expected a bool, got {group['train_mode']!r}")
+        if not all(group["train_mode"] for group in self.param_groups):
+            raise RuntimeError(f"{type(self).__name__}: not in train mode; call opt.train() before step() "
+                               "(and opt.eval() before evaluating or saving the model)")
+        super().step(grads)
+
+    def train(self) -> None:
+        """Moves the parameters from the average x to the point y where gradients are taken."""
+        self._switch(True)
+
+    def eval(self) -> None:
+        """Moves the parameters to the average x: the weights to evaluate, save or export."""
+        self._switch(False)
+
+    def _beta(self, group: dict[str, Any]) -> float:
+        return group["betas"][0] if self._beta_key == "betas" else group[self._beta_key]
+
+    def _switch(self, train: bool) -> None:
+        index = 0
+        for group in self.param_groups:
+            if group["train_mode"] != train:
+                beta = self._beta(group)
+                weight = 1 - beta if train else 1 - 1 / beta
+                for i, p in enumerate(group["params"], start=index):
+                    state = self.state.get(i, {})
+                    if "z" in state:
+                        _lerp_in_place(p, state.get("master_param"), state["z"], weight)
+                group["train_mode"] = train
+            index += len(group["params"])
+
+
+def _lerp_in_place(p: Any, master: np.ndarray | None, z: np.ndarray, weight: float) -> None:
+    """p ← lerp(p, z, weight) as torch.lerp, in z's dtype (the compute type); a 16-bit parameter
+    with a float32 master copy moves the master and takes it rounded to nearest."""
+    if _core.is_device_array(p):
+        raise NotImplementedError("Schedule-Free train()/eval() on device arrays is not implemented yet")
+    start = master if master is not None else np.asarray(p, dtype=z.dtype)
+    w = z.dtype.type(weight)
+    moved = start + w * (z - start) if weight < 0.5 else z - (z - start) * (1 - w)
+    if master is not None:
+        master[...] = moved
+    p[...] = moved.astype(p.dtype)
+
+
+class ScheduleFreeSGD(_ScheduleFree):
+    r"""Schedule-Free SGD (Defazio et al., 2024), as ``schedulefree.SGDScheduleFree``.
+
+    No learning-rate schedule: gradients are taken at :math:`y`, between the SGD iterate :math:`z`
+    and the weighted average :math:`x` of the :math:`z`'s,
+    :math:`c_t = w_t / \sum_{s \le t} w_s`, :math:`w_t = t^r \gamma_{max}^{p}`:
+
+    .. math::
+        d &\leftarrow g + \lambda y, \qquad
+        y \leftarrow \operatorname{lerp}(y, z, c_t) + \gamma_t(\mu(1-c_t) - 1)\,d, \qquad
+        z \leftarrow z - \gamma_t d
+
+    (:math:`\gamma_t` warms up linearly over ``warmup_steps``.) Call :meth:`eval` before evaluating
+    or saving the model and :meth:`train` before stepping again; the mode is the param group's
+    ``"train_mode"`` (saved in ``state_dict``). Unlike the package, a new optimizer starts in train
+    mode (before the first step both modes hold the same point, so ``train()`` first is optional). ``z`` stays in the
+    compute type (float32 for 16-bit parameters). dlopt keeps the weighting per tensor (with the
+    step count), the package per group: the same unless a parameter skips steps (``None`` gradient).
+
+    >>> import numpy as np, dlopt
+    >>> w = np.ones(2)
+    >>> opt = dlopt.optim.ScheduleFreeSGD([w], lr=0.1)
+    >>> opt.train(); opt.step([np.array([1.0, -1.0])]); w      # c = 1: y = z − 0.1·g
+    array([0.9, 1.1])
+    >>> opt.eval(); w                                          # x, the average (here z itself)
+    array([0.9, 1.1])
+    """
+
+    _rule = "ScheduleFreeSGD"
+    _beta_key = "momentum"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
+                 warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0, *,
+                 train_mode: bool = True,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class ScheduleFreeAdamW(_ScheduleFree):
+    r"""Schedule-Free AdamW (Defazio et al., 2024), as ``schedulefree.AdamWScheduleFree``.
+
+    :class:`ScheduleFreeSGD` with Adam's normalized direction (no first moment: the
+    interpolation is the momentum):
+
+    .. math::
+        v &\leftarrow \beta_2 v + (1-\beta_2) g^2, \qquad
+            d \leftarrow \frac{g}{\sqrt{v / (1-\beta_2^t)} + \epsilon} + \lambda y \\
+        y &\leftarrow \operatorname{lerp}(y, z, c_t) + \gamma_t(\beta_1(1-c_t) - 1)\,d, \qquad
+            z \leftarrow z - \gamma_t d
+
+    Train/eval modes, warmup and weighting as :class:`ScheduleFreeSGD`.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.zeros(2)
+    >>> opt = dlopt.optim.ScheduleFreeAdamW([w], lr=0.1)
+    >>> opt.train(); opt.step([np.array([1.0, -2.0])]); w.round(6)
+    array([-0.1,  0.1])
+    """
+
+    _rule = "ScheduleFreeAdamW"
+    _beta_key = "betas"
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.0025, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, warmup_steps: int = 0, r: float = 0.0,
+                 weight_lr_power: float = 2.0, *, train_mode: bool = True,
                  state_dtype: str | None = None, stochastic_rounding: bool = True,
                  master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))

@@ -6,15 +6,17 @@
 ///   - `Config`: hyperparameters with PyTorch's defaults, `validate()`, and `visit(f)` over its fields;
 ///   - `slots`: the names of its per-element state buffers (PyTorch's state keys), and
 ///     `uses_slot(config, k)` / `slot_init(config, k)` saying which exist and how they start;
-///   - `scalars` / `scalar_init(k)`: the names (state keys) and initial values of the per-tensor host
-///     scalars it keeps besides the step count, and `advance(config, scalars)`, which moves them one
-///     step on (after `step` has been incremented);
+///   - `scalars` / `scalar_init(config, k)`: the names (state keys) and initial values of the
+///     per-tensor host scalars it keeps besides the step count, and `advance(config, scalars)`, which
+///     moves them one step on (after `step` has been incremented, and before `coeffs` — or after it
+///     when `advance_after_coeffs`: scalars that hold what the *next* step uses, as ASGD's eta);
 ///   - `Coeffs<T>` and `coeffs(config, scalars)`: the per-step scalars, a pure function of the config
 ///     and the advanced host scalars, computed once on the host in double precision;
-///   - optionally `reductions` (> 0), `reduce(coeffs, i, p, g, s)` and `finish(coeffs, sums)`:
+///   - optionally `reductions` (> 0), `reduce(coeffs, i, p, g, s)` and `finish(coeffs, sums, rows)`:
 ///     per-tensor sums the update needs (LAMB's norms): a first pass returns each element's terms,
 ///     the backend sums them per tensor in double in a fixed order (core/step.hpp), and `finish`
-///     folds the sums into the coefficients before the elementwise pass;
+///     folds the sums into the coefficients before the elementwise pass (`rows` is the tensor's
+///     leading extent when it has two or more dimensions, 0 for a vector: LARS may skip vectors);
 ///   - `update(coeffs, i, p, g, s)`: the elementwise maths, a DLOPT_HD function and the only place
 ///     the algorithm is written. The CPU loop and the CUDA kernel both call it.
 
@@ -46,7 +48,10 @@ struct RuleDefaults {
   /// A matrix rule (e.g. Muon) updates a whole 2-D tensor at once with `update_matrix(coeffs, rows,
   /// cols, p, g, s)` (matrix algebra on the host) instead of the elementwise `update`.
   static constexpr bool matrix = false;
-  static double scalar_init(int /*k*/) { return 0.0; }
+  /// True when `advance` runs after `coeffs`: the scalars then hold what the next step uses.
+  static constexpr bool advance_after_coeffs = false;
+  template <class Config>
+  static double scalar_init(const Config&, int /*k*/) { return 0.0; }
   template <class Config>
   static void advance(const Config&, TensorScalars&) {}
   template <class Config>

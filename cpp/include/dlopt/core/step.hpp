@@ -38,7 +38,7 @@ struct TensorStep {
   const typename Rule::Config* config = nullptr;
   TensorScalars* scalars = nullptr;
   Rounding rounding;
-  int64_t rows = 0;  ///< matrix rules: the tensor is rows × (size / rows), row-major
+  int64_t rows = 0;  ///< leading extent of a tensor of ≥ 2 dims (matrix rules: rows × (size / rows)), 0 for a vector
 };
 
 namespace cpu {
@@ -53,7 +53,7 @@ struct Segment {
   float* master;
   int64_t size;
   typename Rule::template Coeffs<C> coeffs;
-  int64_t rows;           ///< matrix rules: rows of the row-major rows × (size / rows) tensor
+  int64_t rows;           ///< TensorStep::rows
   uint64_t rounding_key;  ///< formats::rounding_key(seed, step, tensor); 0 without stochastic rounding
   bool stochastic;        ///< rounding of 16-bit parameters (not from a master copy), bf16 and 8-bit state
   bool native;
@@ -141,11 +141,12 @@ std::vector<cpu::Segment<Rule, C>>& begin_step(const TensorStep<Rule, C>* tensor
     const TensorStep<Rule, C>& t = tensors[i];
     TensorScalars& s = *t.scalars;
     if (s.step == 0)
-      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) s.value[k] = Rule::scalar_init(int(k));
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) s.value[k] = Rule::scalar_init(*t.config, int(k));
     s.step += 1;
-    Rule::advance(*t.config, s);
+    if constexpr (!Rule::advance_after_coeffs) Rule::advance(*t.config, s);
     cpu::Segment<Rule, C> seg{t.param, t.grad, {}, t.master, t.size,
-                              Rule::template coeffs<C>(*t.config, *t.scalars), t.rows, 0, false, true};
+                              Rule::template coeffs<C>(*t.config, s), t.rows, 0, false, true};
+    if constexpr (Rule::advance_after_coeffs) Rule::advance(*t.config, s);
     bool native = t.param.storage == storage_of<C> && !t.master;
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) {  // only the slots in use: no traffic for others
       if (!Rule::uses_slot(*t.config, int(k))) continue;

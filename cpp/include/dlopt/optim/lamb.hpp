@@ -79,7 +79,7 @@ struct LAMBRule : RuleDefaults {
 
   /// γ·τ from the tensor's sums (host).
   template <class T>
-  static void finish(Coeffs<T>& c, const double* sums) {
+  static void finish(Coeffs<T>& c, const double* sums, int64_t /*rows*/) {
     const double trust = sums[0] > 0 && sums[1] > 0 ? std::sqrt(sums[0]) / std::sqrt(sums[1]) : 1.0;
     c.step_size = T(c.lr * trust);
   }

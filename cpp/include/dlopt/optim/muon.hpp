@@ -76,20 +76,14 @@ struct MuonRule : RuleDefaults {
             T(1 - c.lr * c.weight_decay), c.lr, c.adjust_lr, int(c.ns_steps), c.nesterov, c.ns_bfloat16};
   }
 
-  /// torch's lerp: start + w·(end − start) for w < ½, else end − (end − start)·(1 − w).
-  template <class T>
-  static T lerp(T start, T end, T w) {
-    return w < T(0.5) ? start + w * (end - start) : end - (end - start) * (T(1) - w);
-  }
-
   /// One step of a rows × cols parameter (row-major) with its gradient and momentum buffer.
   template <class T>
   static void update_matrix(const Coeffs<T>& c, int64_t rows, int64_t cols, T* p, const T* g, T* const* s) {
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     Eigen::Map<Mat> P(p, rows, cols), B(s[0], rows, cols);
     Eigen::Map<const Mat> G(g, rows, cols);
-    B = B.binaryExpr(G, [&](T buf, T grad) { return lerp(buf, grad, c.one_minus_momentum); });
-    const Mat U = c.nesterov ? Mat(G.binaryExpr(B, [&](T grad, T buf) { return lerp(grad, buf, c.momentum); })) : Mat(B);
+    B = B.binaryExpr(G, [&](T buf, T grad) { return detail::lerp(buf, grad, c.one_minus_momentum); });
+    const Mat U = c.nesterov ? Mat(G.binaryExpr(B, [&](T grad, T buf) { return detail::lerp(grad, buf, c.momentum); })) : Mat(B);
     Mat X = rows > cols ? Mat(U.transpose()) : U;  // the wide orientation: the Gram matrix is the small one
     const auto to_bf16 = [&](auto&& m) {
       if (c.bf16) m = m.unaryExpr([](T x) { return T(formats::bf16_to_float(formats::float_to_bf16(float(x)))); });

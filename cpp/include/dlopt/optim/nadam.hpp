@@ -44,7 +44,7 @@ struct NAdamRule : RuleDefaults {
   using Config = NAdamConfig;
   static constexpr const char* name = "NAdam";
   static constexpr std::array<const char*, 1> scalars = {"mu_product"};  ///< Πₜ
-  static double scalar_init(int) { return 1.0; }
+  static double scalar_init(const Config&, int) { return 1.0; }
   static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
   static bool uses_slot(const Config&, int) { return true; }
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }

@@ -18,8 +18,8 @@
 
 namespace dlopt {
 
-/// A parameter buffer owned by the caller; `rows` gives matrix rules (Muon) its rows × (size / rows)
-/// row-major shape.
+/// A parameter buffer owned by the caller; `rows` is its leading extent when it is a matrix (or has
+/// more dimensions): matrix rules (Muon) see rows × (size / rows), LARS may skip vectors (rows 0).
 template <class T>
 struct ParamView {
   T* data;
@@ -158,5 +158,12 @@ template <class T = float> using Lion = Optimizer<LionRule, T>;
 template <class T = float> using LAMB = Optimizer<LAMBRule, T>;
 template <class T = float> using Muon = Optimizer<MuonRule, T>;
 template <class T = float> using DynamicLR = Optimizer<DynamicLRRule, T>;
+template <class T = float> using Rprop = Optimizer<RpropRule, T>;
+template <class T = float> using ASGD = Optimizer<ASGDRule, T>;
+template <class T = float> using ADOPT = Optimizer<ADOPTRule, T>;
+template <class T = float> using AdEMAMix = Optimizer<AdEMAMixRule, T>;
+template <class T = float> using LARS = Optimizer<LARSRule, T>;
+template <class T = float> using ScheduleFreeSGD = Optimizer<ScheduleFreeSGDRule, T>;
+template <class T = float> using ScheduleFreeAdamW = Optimizer<ScheduleFreeAdamWRule, T>;
 
 }  // namespace dlopt

@@ -6,14 +6,20 @@
 #include "dlopt/optim/adadelta.hpp"
 #include "dlopt/optim/adagrad.hpp"
 #include "dlopt/optim/adam.hpp"
+#include "dlopt/optim/ademamix.hpp"
+#include "dlopt/optim/adopt.hpp"
+#include "dlopt/optim/asgd.hpp"
 #include "dlopt/optim/adamax.hpp"
 #include "dlopt/optim/dynamic_lr.hpp"
 #include "dlopt/optim/lamb.hpp"
+#include "dlopt/optim/lars.hpp"
 #include "dlopt/optim/lion.hpp"
 #include "dlopt/optim/muon.hpp"
 #include "dlopt/optim/nadam.hpp"
 #include "dlopt/optim/radam.hpp"
 #include "dlopt/optim/rmsprop.hpp"
+#include "dlopt/optim/rprop.hpp"
+#include "dlopt/optim/schedule_free.hpp"
 #include "dlopt/optim/sgd.hpp"
 
 /// X-macro over every optimizer rule: DLOPT_FOR_EACH_RULE(X) expands X(Rule) once per rule.
@@ -30,4 +36,11 @@
   X(LionRule)                  \
   X(LAMBRule)                  \
   X(MuonRule)                  \
-  X(DynamicLRRule)
+  X(DynamicLRRule)             \
+  X(RpropRule)                 \
+  X(ASGDRule)                  \
+  X(ADOPTRule)                 \
+  X(AdEMAMixRule)              \
+  X(LARSRule)                  \
+  X(ScheduleFreeSGDRule)       \
+  X(ScheduleFreeAdamWRule)

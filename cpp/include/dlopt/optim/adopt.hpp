@@ -1,0 +1,93 @@
+#pragma once
+/// @file adopt.hpp
+/// ADOPT, Adam that converges with any β2 (Taniguchi et al., 2024, Algorithm 2 with clipping), as
+/// its reference code (iShohei220/adopt): the gradient is normalized by the *previous* second
+/// moment, clipped, and only then enters the momentum.
+///
+///   t = 1:   v ← g²                                     (no parameter update)
+///   t > 1:   n ← clamp(g / max(√v, ε), ±(t−1)^c)        (c = clip_exponent; no clamp when off)
+///            m ← m + (1−β1)·(n − m)
+///            p ← p − γλ·p (decouple)     p ← p − γ·m
+///            v ← β2·v + (1−β2)·g²
+///   g ← ±g + λ·p beforehand unless `decouple`.
+///
+/// The clip bound follows the reference code's step count (it starts at 1 on the first update);
+/// pytorch-optimizer's ADOPT uses t, one step later.
+
+#include <array>
+#include <cmath>
+
+#include "dlopt/core/rule.hpp"
+#include "dlopt/optim/betas.hpp"
+
+namespace dlopt {
+
+struct ADOPTConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.9999;
+  double eps = 1e-6;
+  double weight_decay = 0.0;
+  double clip_exponent = 0.25;  ///< the clip bound is step^clip_exponent (the reference's clip_lambda)
+  bool clip = true;             ///< false: no clipping (clip_lambda=None)
+  bool decouple = false;        ///< decoupled weight decay (AdamW-style)
+  bool maximize = false;
+
+  void validate() const {
+    detail::require_common(lr, eps, weight_decay);
+    detail::require_betas(beta1, beta2);
+    detail::require(std::isfinite(clip_exponent), "clip_exponent", clip_exponent, "must be finite");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps), f("weight_decay", weight_decay);
+    f("clip_exponent", clip_exponent), f("clip", clip), f("decouple", decouple), f("maximize", maximize);
+  }
+};
+
+struct ADOPTRule : RuleDefaults {
+  using Config = ADOPTConfig;
+  static constexpr const char* name = "ADOPT";
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
+  static bool uses_slot(const Config&, int) { return true; }
+  static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
+
+  template <class T>
+  struct Coeffs {
+    T lr, one_minus_beta1, beta2, one_minus_beta2, eps, l2, neg_decay, clip, sign;
+    bool first;
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
+    const bool first = s.step == 1;
+    const double bound = c.clip ? std::pow(double(s.step - 1), c.clip_exponent) : INFINITY;
+    return {T(c.lr),
+            T(1 - c.beta1),
+            T(c.beta2),
+            T(1 - c.beta2),
+            T(c.eps),
+            T(c.decouple ? 0.0 : c.weight_decay),
+            T(c.decouple ? -c.lr * c.weight_decay : 0.0),
+            T(bound),
+            T(c.maximize ? -1 : 1),
+            first};
+  }
+
+  template <class T>
+  DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    T grad = c.sign * g[i];
+    if (c.l2 != T(0)) grad += c.l2 * p[i];
+    const T v = s[1][i];
+    if (c.first) {
+      s[1][i] = v + grad * grad;
+      return;
+    }
+    const T normed = detail::clamp(grad / detail::max(std::sqrt(v), c.eps), -c.clip, c.clip);
+    const T m = detail::lerp(s[0][i], normed, c.one_minus_beta1);
+    s[0][i] = m;
+    p[i] = (p[i] + c.neg_decay * p[i]) - c.lr * m;
+    s[1][i] = v * c.beta2 + c.one_minus_beta2 * grad * grad;
+  }
+};
+
+}  // namespace dlopt
