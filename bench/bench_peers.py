@@ -54,7 +54,11 @@ PAIRS = {
     "ADOPT": ("pytorch_optimizer.ADOPT", _peer("pytorch_optimizer", "ADOPT"), dict(foreach=True), {}, 0, 4.0),
     "AdEMAMix": ("pytorch_optimizer.AdEMAMix", _peer("pytorch_optimizer", "AdEMAMix"), dict(foreach=True),
                  dict(alpha=5.0), 0, 4.0),
+    # whole-tensor rule: the issue's case is one 4096 x 4096 matrix (--adafactor-shape); bytes are
+    # its three passes' (read p and g; read g; read g and p, write p)
+    "Adafactor": ("torch.optim.Adafactor", lambda ps, **kw: torch.optim.Adafactor(ps, **kw), {}, {}, 8, 10.0),
 }
+PASSES_BYTES = {"Adafactor": 4 + 4 + 4 + 4 + 8}  # instead of 12 + 8 * slots: its state is per row/column
 
 
 def main():
@@ -63,28 +67,36 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated dlopt names (default: all)")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timing per pair")
     ap.add_argument("--threads", type=int, default=0, help="threads for both sides (default: all)")
+    ap.add_argument("--adafactor-shape", default="4096x4096", help="Adafactor's matrix (default 4096x4096)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
         dlopt.set_num_threads(args.threads)
-    n = int(args.size)
-    shapes = [(n // 2 // 1000, 1000), (n - n // 2 // 1000 * 1000,)]  # a matrix and a vector
     rng = np.random.default_rng(0)
-    init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-    grads = [(1e-2 * rng.standard_normal(s)).astype(np.float32) for s in shapes]
+
+    def case(shapes):
+        init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        return init, [(1e-2 * rng.standard_normal(s)).astype(np.float32) for s in shapes], sum(p.size for p in init)
+
+    n = int(args.size)
+    init0, grads0, n0 = case([(n // 2 // 1000, 1000), (n - n // 2 // 1000 * 1000,)])  # a matrix and a vector
+    names = [x for x in args.only.split(",") if x] or list(PAIRS)
+    cases = {}
+    if "Adafactor" in names:
+        cases["Adafactor"] = case([tuple(int(x) for x in args.adafactor_shape.split("x"))])
     roof = roofline_from_bench([n], args.threads)
     roof_gbps = roof.get(n) if roof else None
     print(f"{n:.0e} float32 parameters, {torch.get_num_threads()} threads; ratio = peer / dlopt"
           + (f"; roof {roof_gbps:.1f} GB/s (dlopt-bench update)" if roof_gbps else ""))
     print(f"{'optimizer':<18} {'dlopt ms':>9} {'GB/s':>6} {'%roof':>6}  {'peer':<32} {'peer ms':>9} {'ratio':>6} {'target':>6}")
-    names = [x for x in args.only.split(",") if x] or list(PAIRS)
     for name in names:
         label, make_peer, peer_kw, mine_kw, reduce_bytes, target = PAIRS[name]
+        init, grads, n = cases.get(name, (init0, grads0, n0))
         params = [p.copy() for p in init]
         opt = getattr(dlopt.optim, name)(params, **mine_kw)
         opt.step(grads)
         slots = sum(1 for k, v in opt.state[0].items() if isinstance(v, np.ndarray))
-        per_element = 12 + 8 * slots + reduce_bytes
+        per_element = PASSES_BYTES.get(name, 12 + 8 * slots + reduce_bytes)
         funcs = {"dlopt": lambda: opt.step(grads)}
         try:
             tensors = [torch.from_numpy(p.copy()) for p in init]
@@ -103,6 +115,8 @@ def main():
         ratio = best["peer"] / best["dlopt"]
         print(f"{name:<18} {1e3 * best['dlopt']:9.1f} {gbps:6.1f} {pct:>6}  {label:<32} {1e3 * best['peer']:9.1f} "
               f"{ratio:6.2f} {('≥' + format(target, 'g')) if target else '':>6}")
+        if name in cases:
+            print(f"{'':<18} ({n:.3g} parameters: {args.adafactor_shape})")
         del opt, params, funcs, peer, tensors
 
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine (scripts/setup.sh: a virtual environment in .venv), then runs every test:
 # C++ (ctest, and the find_package / add_subdirectory consumers) and Python (pytest).
-# torch 2.13.0 (CPU), scikit-learn and threadpoolctl are installed as test references only.
+# torch 2.13.0 (CPU), scikit-learn and threadpoolctl are installed as test references only (expecttest:
+# torch.testing._internal, whose optimizer inputs tests/test_torch_optim_db.py reuses).
 # Environment: PYTHON, DLOPT_VENV, DLOPT_CUDA as for scripts/setup.sh; DLOPT_CPP_TESTS_CUDA=AUTO|ON|OFF for
 # the C++ test build (default AUTO; CI passes ON so the CUDA kernels are compiled even without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${DLOPT_VENV:-.venv}
-bash scripts/setup.sh "pytest>=7" "scikit-learn>=1.3" "threadpoolctl>=3" "hypothesis>=6" "torch==2.13.0"
+bash scripts/setup.sh "pytest>=7" "scikit-learn>=1.3" "threadpoolctl>=3" "hypothesis>=6" "torch==2.13.0" "expecttest"
 VPY="$VENV/bin/python"
 
 echo "== C++ tests (build/cpp-tests, DLOPT_CUDA=${DLOPT_CPP_TESTS_CUDA:-AUTO})"

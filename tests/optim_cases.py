@@ -26,6 +26,7 @@ FULL_STATE_CONFIGS = {
     "AdEMAMix": dict(lr=0.01, alpha_warmup=5, beta3_warmup=5),
     "ScheduleFreeSGD": dict(lr=0.1),
     "ScheduleFreeAdamW": dict(lr=0.01, weight_decay=0.01),
+    "Adafactor": dict(lr=0.01, weight_decay=0.01),
 }
 
 # Matrix rules: their parameters must be 2-D, so the elementwise table above leaves them out;

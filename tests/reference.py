@@ -464,6 +464,40 @@ def schedule_free_adamw_step(p, g, state, *, lr=0.0025, betas=(0.9, 0.999), eps=
     _schedule_free(p, d, state, lr, beta1, warmup_steps, r, weight_lr_power)
 
 
+# ---------------------------------------------------------------------------------------------
+# Adafactor (torch): factored second moments over the last two dims, relative step, update clipping
+# ---------------------------------------------------------------------------------------------
+def adafactor_step(p, g, state, *, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0,
+                   maximize=False):
+    g = _begin(p, g, state, maximize)
+    eps1 = np.finfo(p.dtype).eps if eps[0] is None else eps[0]
+    t = state["step"]
+    factored = p.ndim > 1
+    if factored and "row_var" not in state:
+        state["row_var"] = np.zeros(p.shape[:-1] + (1,), p.dtype)
+        state["col_var"] = np.zeros(p.shape[:-2] + (1, p.shape[-1]), p.dtype)
+    if not factored:
+        _zeros(state, p, "variance")
+    w = t ** beta2_decay
+    rho = min(lr, 1 / t**0.5)
+    alpha = max(eps[1], np.sqrt(np.sum(p.astype(np.float64) ** 2)) / p.size**0.5) * rho
+    if weight_decay != 0:
+        p *= 1 - lr * weight_decay
+    g64 = g.astype(np.float64) ** 2
+    if factored:
+        row, col = state["row_var"], state["col_var"]
+        row += w * ((g64.mean(axis=-1, keepdims=True)).astype(p.dtype) - row)
+        col += w * ((g64.mean(axis=-2, keepdims=True)).astype(p.dtype) - col)
+        var = row * col / np.maximum(row.mean(axis=-2, keepdims=True), eps1)
+    else:
+        v = state["variance"]
+        v += w * (g * g - v)
+        var = v.copy()
+    u = g / np.sqrt(np.maximum(var, eps1 * eps1))
+    denom = max(1.0, np.sqrt(np.sum(u.astype(np.float64) ** 2)) / (u.size**0.5 * d))
+    p -= (alpha / denom) * u
+
+
 REFERENCES = {
     "SGD": sgd_step,
     "Adam": adam_step,
@@ -484,6 +518,7 @@ REFERENCES = {
     "AdEMAMix": ademamix_step,
     "ScheduleFreeSGD": schedule_free_sgd_step,
     "ScheduleFreeAdamW": schedule_free_adamw_step,
+    "Adafactor": adafactor_step,
 }
 
 

@@ -193,9 +193,10 @@ def test_bad_hyperparameter_set_later_changes_nothing(name, kwargs, error, words
     assert_same_snapshot(before, snapshot(opt))
 
 
-def test_unknown_hyperparameter_in_group():
-    with pytest.raises(TypeError, match="unexpected hyperparameter"):
-        dlopt.optim.SGD([{"params": [np.zeros(2)], "momentun": 0.9}], lr=0.1)
+def test_unknown_group_key_is_kept_not_read():
+    # As torch.optim (issue 14): a key the optimizer does not read ("name", or a typo) is kept, unread.
+    opt = dlopt.optim.SGD([{"params": [np.zeros(2)], "momentun": 0.9}], lr=0.1)
+    assert opt.param_groups[0]["momentun"] == 0.9 and opt.param_groups[0]["momentum"] == 0.0
 
 
 # -- bad state ----------------------------------------------------------------------------------------

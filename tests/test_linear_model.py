@@ -127,6 +127,8 @@ def regression_data(n=2000, d=10, seed=5, dtype=np.float64):
     ("sgd", 0.05, {"momentum": 0.9}), ("Adam", 0.05, {"betas": (0.9, 0.99)}), ("adamw", 0.05, {}),
     ("rmsprop", 0.01, {}), ("adagrad", 0.5, {}), ("nadam", 0.05, {}), ("radam", 0.05, {}),
     ("dynamiclr", 0.1, {"beta": 0.1}), ("adamax", 0.05, {}), ("lion", 0.005, {}), ("adadelta", 1.0, {}),
+    ("asgd", 0.05, {"t0": 300}), ("adopt", 0.05, {}), ("ademamix", 0.05, {"betas": (0.9, 0.999, 0.999)}),
+    ("lamb", 0.05, {}), ("adafactor", 0.05, {}),
 ])
 def test_every_optimizer_trains_minibatch_sgd(optimizer, lr, params):
     X, y, w = regression_data()
@@ -134,6 +136,16 @@ def test_every_optimizer_trains_minibatch_sgd(optimizer, lr, params):
                              random_state=0).fit(X, y)
     assert model.score(X, y) > 0.99, optimizer
     assert model.t_ == 30 * 32  # ceil(2000 / 64) steps per epoch
+
+
+def test_rprop_trains_full_batch_and_schedule_free_is_refused():
+    X, y, _ = regression_data()
+    model = LinearRegression(optimizer="rprop", lr=0.01, epochs=200, tol=None).fit(X, y)
+    assert model.score(X, y) > 0.99
+    with pytest.raises(ValueError, match="ScheduleFree"):
+        LinearRegression(optimizer="schedulefreeadamw", lr=0.01).fit(X, y)
+    with pytest.raises(TypeError, match="betas: expected three floats"):
+        LinearRegression(optimizer="ademamix", lr=0.01, optimizer_params={"betas": (0.9, 0.99)}).fit(X, y)
 
 
 @pytest.mark.filterwarnings("ignore::dlopt.linear_model.ConvergenceWarning")  # a few epochs on purpose

@@ -24,7 +24,7 @@ STEPS = 30
 LR_CHANGE_STEP = 15  # before this (0-based) step, group 0's lr is set to LR_CHANGE_FACTOR * lr
 LR_CHANGE_FACTOR = 0.3
 SHAPES = [(7,), (3, 5), (2, 3, 4), (1,)]
-TORCH_HAS = {"SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"}
+TORCH_HAS = {"SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam", "Rprop", "ASGD", "Adafactor"}
 
 # float32: rtol 1e-5 as required. Elements that pass near zero have no meaningful relative
 # error, so a small atol is added: 1e-6 is ~8 float32 ulps at magnitude 1 (our parameters are
@@ -144,6 +144,11 @@ CASES = [
     ("ScheduleFreeAdamW", {}),
     ("ScheduleFreeAdamW", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1}),
     ("ScheduleFreeAdamW", {"lr": 0.01, "warmup_steps": 20, "r": 1.0, "weight_lr_power": 0.0}),
+    ("Adafactor", {}),
+    ("Adafactor", {"lr": 0.05, "beta2_decay": -0.5, "eps": (1e-20, 1e-2)}),
+    ("Adafactor", {"lr": 0.05, "d": 2.0}),
+    ("Adafactor", {"lr": 0.05, "weight_decay": 0.1}),
+    ("Adafactor", {"lr": 0.05, "eps": (None, 1e-4), "weight_decay": 0.1, "maximize": True}),
 ]
 
 # The None-gradient and param-group tests use, per optimizer, its case with the most options
@@ -377,6 +382,7 @@ GROUP_OVERRIDES = {
     "AdEMAMix": {"lr": 0.05, "betas": (0.5, 0.9, 0.99), "alpha_warmup": None},
     "ScheduleFreeSGD": {"lr": 0.5, "momentum": 0.8, "warmup_steps": 0},
     "ScheduleFreeAdamW": {"lr": 0.05, "betas": (0.7, 0.9), "warmup_steps": 3},
+    "Adafactor": {"lr": 0.05, "d": 1.5},
     "Lion": {"lr": 0.03, "betas": (0.5, 0.9), "maximize": False},
     "LAMB": {"lr": 0.05, "betas": (0.5, 0.9), "weight_decay": 0.0},
     "DynamicLR": {"lr": 0.5, "beta": 3.0},

@@ -121,10 +121,11 @@ double scalar_value(py::handle v, const std::string& what) {
 template <class Config>
 Config config_from_dict(const py::dict& d, const std::string& where) {
   Config c;
-  bool has_beta3 = false;
+  bool has_beta3 = false, has_eps_pair = false;
   c.visit([&](const char* key, auto& field) {
     using Field = std::decay_t<decltype(field)>;
     has_beta3 |= std::string_view(key) == "beta3";
+    has_eps_pair |= std::string_view(key) == "eps1";
     if (!d.contains(key)) return;
     py::handle v = d[key];
     if constexpr (std::is_same_v<Field, bool>) {
@@ -135,6 +136,8 @@ Config config_from_dict(const py::dict& d, const std::string& where) {
   });
   if (d.contains("beta1") && has_beta3 != d.contains("beta3"))
     throw py::type_error(where + "betas: expected " + (has_beta3 ? "three floats" : "a pair of floats"));
+  if ((d.contains("eps") || d.contains("eps1")) && has_eps_pair != d.contains("eps1"))
+    throw py::type_error(where + "eps: expected " + (has_eps_pair ? "a pair (eps1 or None, eps2)" : "a float"));
   try {
     c.validate();
   } catch (const InvalidArgument& e) {
@@ -148,6 +151,22 @@ py::dict config_to_dict(Config c) {
   py::dict d;
   c.visit([&](const char* key, auto& field) { d[key] = field; });
   return d;
+}
+
+/// True for values that cannot change without being replaced: Python numbers, bools, None, str,
+/// NumPy scalars, and tuples of these. Anything else (0-d arrays, tensors, lists) may be changed
+/// in place between steps.
+bool is_immutable_value(const py::handle& v) {
+  static const py::object* numpy_scalar = new py::object(py::module_::import("numpy").attr("generic"));  // never freed: outlives the interpreter
+  if (v.is_none() || PyFloat_CheckExact(v.ptr()) || PyLong_CheckExact(v.ptr()) || PyBool_Check(v.ptr()) ||
+      PyUnicode_CheckExact(v.ptr()))
+    return true;
+  if (PyTuple_CheckExact(v.ptr())) {
+    for (py::handle x : py::reinterpret_borrow<py::tuple>(v))
+      if (!is_immutable_value(x)) return false;
+    return true;
+  }
+  return py::isinstance(v, *numpy_scalar);
 }
 
 /// A param group's hyperparameters as Config fields (betas -> beta1, beta2); the (key, value)
@@ -172,6 +191,9 @@ py::dict group_fields(const py::dict& d, const std::string& where, const py::obj
       const bool triple = (py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) && py::len(value) == 3;
       if (triple) split({"beta1", "beta2", "beta3"}, "three floats");  // AdEMAMix; config_from_dict checks
       else split({"beta1", "beta2"}, "a pair of floats");
+    } else if (name == "eps" && (py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value))) {
+      split({"eps1", "eps2"}, "a pair (eps1 or None, eps2)");  // Adafactor; config_from_dict checks
+      if (fields["eps1"].is_none()) fields["eps1"] = py::float_(-1.0);  // the dtype's machine epsilon
     } else if (name == "etas") {
       split({"etaminus", "etaplus"}, "a pair of floats (etaminus, etaplus)");
     } else if (name == "step_sizes") {
@@ -255,6 +277,17 @@ constexpr int kWriteable = py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
 }  // namespace npy
 
 /// What the plan remembers of one array: the object (kept alive), its data pointer, shape, flags.
+/// An array's shape as the rules see it (dlopt::TensorShape).
+TensorShape shape_of(const py::array& a) {
+  TensorShape t{int64_t(a.size()), 0, 1};
+  if (a.ndim() >= 2) {
+    t.rows = t.size / std::max<int64_t>(a.shape(a.ndim() - 1), 1);
+    for (py::ssize_t d = 0; d + 2 < a.ndim(); ++d) t.batch *= a.shape(d);
+    if (t.size == 0) t.rows = 0, t.batch = 1;
+  }
+  return t;
+}
+
 struct ArrayRef {
   py::object obj;
   void* data = nullptr;
@@ -298,6 +331,9 @@ class StepPlan final : public StepPlanBase {
     py::object dict;                                      // the param group
     py::object params;                                    // its "params" list
     std::vector<std::pair<py::object, py::object>> items; // (key, value) parsed into config
+    // A value that can change in place (a 0-d array or tensor, a list): the group is parsed again
+    // at every step, since an unchanged identity proves nothing (torch's schedulers fill_ tensor lrs).
+    bool mutable_values = false;
     Config config;
     StorageOptions storage;
   };
@@ -306,6 +342,7 @@ class StepPlan final : public StepPlanBase {
     std::size_t group = 0;
     Storage storage = Storage::Float32;  // the parameter's (and its gradient's)
     int64_t size = 0;
+    TensorShape shape;      // size, rows and batch, as the rules see them
     py::object key;         // int index into the state dict
     py::object state;       // its state dict, or None before its first step
     std::array<ArrayRef, S> slots;
@@ -480,7 +517,7 @@ class StepPlan final : public StepPlanBase {
     bool same = std::size_t(PyDict_Size(d)) == grp.items.size() + 1;  // + "params"
     for (std::size_t k = 0; same && k < grp.items.size(); ++k)
       same = PyDict_GetItemWithError(d, grp.items[k].first.ptr()) == grp.items[k].second.ptr();
-    if (same) return false;
+    if (same && !grp.mutable_values) return false;
     const StorageOptions before = grp.storage;
     parse_group(gi);
     return before != grp.storage;
@@ -501,7 +538,26 @@ class StepPlan final : public StepPlanBase {
     const StorageOptions storage = storage_options(d, where);
     grp.config = config;
     grp.storage = storage;
+    grp.mutable_values = std::any_of(items.begin(), items.end(), [&](const auto& kv) {
+      return is_read_key(kv.first, fields) && !is_immutable_value(kv.second);
+    });
     grp.items = std::move(items);
+  }
+
+  /// Whether the step reads a group key: a Config field, a storage option, or a composite keyword that
+  /// group_fields turned into fields (betas -> beta1, beta2). A key it passed through unchanged that is
+  /// no Config field (torch's "name", "foreach", a scheduler's "initial_lr") is kept and never read.
+  static bool is_read_key(const py::object& key, const py::dict& fields) {
+    static const std::vector<std::string> config_names = [] {
+      std::vector<std::string> n;
+      Config c;
+      c.visit([&](const char* k, auto&) { n.emplace_back(k); });
+      return n;
+    }();
+    if (!py::isinstance<py::str>(key)) return false;
+    const std::string k = key.cast<std::string>();
+    if (is_storage_key(k) || !fields.contains(key)) return true;
+    return std::find(config_names.begin(), config_names.end(), k) != config_names.end();
   }
 
   void check_grad(std::size_t i, PyObject* g) {
@@ -530,7 +586,7 @@ class StepPlan final : public StepPlanBase {
   void check_matrix(std::size_t i) const {
     const Tensor& t = tensor_[i];
     const std::string what = "params[" + idx(i) + "]";
-    if (t.param.ndim != 2)
+    if (Rule::matrix_2d && t.param.ndim != 2)
       throw py::value_error(what + ": " + Rule::name + " updates 2-D parameters only, got " +
                             std::to_string(t.param.ndim) + "-D");
     if (is_16bit(t.storage))
@@ -563,7 +619,7 @@ class StepPlan final : public StepPlanBase {
     py::dict entry;
     const Config& config = group_[t.group].config;
     for (std::size_t k = 0; k < S; ++k)
-      if (Rule::uses_slot(config, int(k))) make_slot(t, k, i, entry);
+      if (slot_elements<Rule>(config, int(k), t.shape) > 0) make_slot(t, k, i, entry);
     if (wants_master(t)) make_master(t, i, entry);
     t.scalars = TensorScalars{};
     t.step_obj = py::int_(0);
@@ -577,6 +633,15 @@ class StepPlan final : public StepPlanBase {
     t.state = entry;
   }
 
+  /// The shape of slot k's array: the parameter's, or (..., R, 1) / (..., 1, C) for factored slots.
+  std::vector<py::ssize_t> slot_dims(const Tensor& t, std::size_t k) const {
+    std::vector<py::ssize_t> dims(t.param.shape.begin(), t.param.shape.end());
+    const SlotShape shape = Rule::slot_shape(int(k), t.shape.rows);
+    if (shape == SlotShape::Rows) dims.back() = 1;
+    if (shape == SlotShape::Cols) dims[dims.size() - 2] = 1;
+    return dims;
+  }
+
   bool wants_master(const Tensor& t) const {
     return group_[t.group].storage.master_weights && is_16bit(t.storage);
   }
@@ -586,17 +651,18 @@ class StepPlan final : public StepPlanBase {
   void make_slot(Tensor& t, std::size_t k, std::size_t i, py::dict entry) {
     const Group& grp = group_[t.group];
     const Storage storage = slot_storage(Rule::slot_kind(int(k)), grp.storage.state_dtype, t.storage);
-    py::array fresh(numpy_dtype(storage), std::vector<py::ssize_t>(t.param.shape.begin(), t.param.shape.end()));
+    py::array fresh(numpy_dtype(storage), slot_dims(t, k));
+    const int64_t n = fresh.size();
     const std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
     float* scale = nullptr;
     if (is_8bit(storage)) {
-      py::array_t<float> scales(scale_count(t.size));
+      py::array_t<float> scales(scale_count(n));
       scale = scales.mutable_data();
       entry[scale_key_[k]] = scales;
       t.scales[k].set(scales);
       written_.push_back(range_of(scales, what + " scales"));
     }
-    fill_state(Buffer(fresh.mutable_data(), storage, scale), t.size, Rule::slot_init(grp.config, int(k)));
+    fill_state(Buffer(fresh.mutable_data(), storage, scale), n, Rule::slot_init(grp.config, int(k)));
     entry[slot_key_[k]] = fresh;
     t.slots[k].set(fresh);
     t.slot_storage[k] = storage;
@@ -621,10 +687,11 @@ class StepPlan final : public StepPlanBase {
     s.config = &grp.config;
     s.scalars = &t.scalars;
     s.rounding = {grp.storage.stochastic_rounding, grp.storage.seed, uint64_t(i)};
-    s.rows = t.param.ndim >= 2 ? t.param.shape[0] : 0;  // check_matrix: matrix rules take 2-D only
+    s.rows = t.shape.rows;
+    s.batch = t.shape.batch;
     py::dict entry = py::reinterpret_borrow<py::dict>(t.state);
     for (std::size_t k = 0; k < S; ++k) {
-      if (!t.slots[k].obj && Rule::uses_slot(grp.config, int(k))) {
+      if (!t.slots[k].obj && slot_elements<Rule>(grp.config, int(k), t.shape) > 0) {
         // A slot switched on after this tensor's state was made (e.g. amsgrad turned on later).
         make_slot(t, k, i, entry);
         valid_ = false;  // re-derive the written ranges next step
@@ -655,7 +722,14 @@ class StepPlan final : public StepPlanBase {
     py::array s = stored_array(e[slot_key_[k]], what, true,
                                {Storage::Float32, Storage::Float64, Storage::BFloat16, Storage::Float16,
                                 Storage::Int8, Storage::UInt8});
-    require_shape(s, t, what);
+    const std::vector<py::ssize_t> dims = slot_dims(t, k);
+    if (dims == t.param.shape) {
+      require_shape(s, t, what);
+    } else if (s.ndim() != py::ssize_t(dims.size()) || !std::equal(dims.begin(), dims.end(), s.shape())) {
+      throw py::value_error(what + ": shape " + py::str(s.attr("shape")).cast<std::string>() + " does not match " +
+                            py::str(py::tuple(py::cast(dims))).cast<std::string>() + ", its shape for a parameter of " +
+                            py::str(t.param.obj.attr("shape")).cast<std::string>());
+    }
     const Storage got = *storage_of(s);
     if (got != expected)
       throw py::type_error(what + ": stored as " + storage_name(got) + ", but this optimizer (state_dtype=" +
@@ -673,8 +747,8 @@ class StepPlan final : public StepPlanBase {
     const std::string swhat = "state[" + idx(i) + "]['" + Rule::slots[k] + "_scale']";
     if (!e.contains(scale_key_[k])) throw py::value_error(swhat + " is missing (8-bit state needs its scales)");
     py::array sc = stored_array(e[scale_key_[k]], swhat, true, {Storage::Float32});
-    if (sc.ndim() != 1 || sc.shape(0) != scale_count(t.size))
-      throw py::value_error(swhat + ": expected shape (" + std::to_string(scale_count(t.size)) + ",), got " +
+    if (sc.ndim() != 1 || sc.shape(0) != scale_count(s.size()))
+      throw py::value_error(swhat + ": expected shape (" + std::to_string(scale_count(s.size())) + ",), got " +
                             py::str(sc.attr("shape")).cast<std::string>());
     t.scales[k].set(sc);
     written.push_back(range_of(sc, swhat));
@@ -712,6 +786,7 @@ class StepPlan final : public StepPlanBase {
           t.group = gi;
           t.storage = *storage_of(a);
           t.size = a.size();
+          t.shape = shape_of(a);
           t.key = py::int_(i);
           written.push_back(range_of(a, name));
           t.state = py::none();
@@ -1051,6 +1126,7 @@ struct RuleInfo {
   void (*validate)(const py::dict&);
   std::vector<std::string> slots;
   py::dict (*layout)(const py::dict&, Storage);
+  py::dict (*shapes)(const std::vector<py::ssize_t>&);
   std::vector<std::string> scalars;
   bool on_device;  ///< the CUDA step supports it
 };
@@ -1070,6 +1146,23 @@ py::dict state_layout(const py::dict& group, Storage param) {
   return layout;
 }
 
+/// The shape of each slot that is not shaped like its parameter (Adafactor's row and column
+/// statistics), for a parameter of shape `dims`.
+template <class Rule>
+py::dict slot_shapes(const std::vector<py::ssize_t>& dims) {
+  py::dict out;
+  int64_t size = 1;
+  for (py::ssize_t d : dims) size *= d;
+  for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
+    const SlotShape shape = Rule::slot_shape(int(k), dims.size() >= 2 && size > 0 ? size / dims.back() : 0);
+    if (shape != SlotShape::Rows && shape != SlotShape::Cols) continue;
+    std::vector<py::ssize_t> d = dims;
+    d[shape == SlotShape::Rows ? d.size() - 1 : d.size() - 2] = 1;
+    out[Rule::slots[k]] = py::tuple(py::cast(d));
+  }
+  return out;
+}
+
 template <class Rule>
 RuleInfo info() {
   return {&make_plan<Rule>,
@@ -1077,6 +1170,7 @@ RuleInfo info() {
           [](const py::dict& d) { config_from_dict<typename Rule::Config>(d, ""); },
           std::vector<std::string>(Rule::slots.begin(), Rule::slots.end()),
           &state_layout<Rule>,
+          &slot_shapes<Rule>,
           std::vector<std::string>(Rule::scalars.begin(), Rule::scalars.end()),
           Rule::reductions == 0 && !Rule::matrix};
 }
@@ -1131,6 +1225,10 @@ void bind_optim(py::module_& m) {
     return lookup(name).layout(group, *s);
   }, py::arg("name"), py::arg("group"), py::arg("param"),
      "The dtype of each state entry of a parameter like `param` under the group's storage options.");
+  m.def("slot_shapes", [](const std::string& name, const std::vector<py::ssize_t>& shape) {
+    return lookup(name).shapes(shape);
+  }, py::arg("name"), py::arg("shape"),
+     "The shape of each state slot that is not shaped like a parameter of `shape` (Adafactor's row_var, col_var).");
   m.def("storage_keys", [] { return std::vector<std::string>(kStorageKeys.begin(), kStorageKeys.end()); },
         "The param-group keys that choose how parameters are rounded and state is stored.");
   m.def("check_storage_options", [](const py::dict& group) { storage_options(group, ""); },

@@ -44,3 +44,12 @@ __all__ = [
     "LogisticRegression",
     "SoftmaxRegression",
 ]
+
+
+def __getattr__(name: str):
+    # dlopt.torch imports torch, so it is loaded only when asked for (torch stays optional).
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module 'dlopt' has no attribute {name!r}")

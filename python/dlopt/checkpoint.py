@@ -371,11 +371,13 @@ def _restore(path, header, result, optimizer, scheduler, model, params, strict) 
             if not 0 <= i < len(flat) or not isinstance(entry, dict):
                 raise mismatch(f"optimizer state for parameter {key!r}, which does not exist")
             layout = _state_layout(optimizer, result["optimizer"], i, flat[i])
+            rule = getattr(optimizer, "_rule", None)
+            shapes = dict(_core.slot_shapes(rule, list(flat[i].shape))) if rule else {}
             for slot, value in entry.items():
                 # The file must hold the state as this optimizer stores it (storage: docs/formats.md).
                 if not isinstance(value, np.ndarray) or value.ndim == 0:
                     continue
-                shape = value.shape if slot.endswith("_scale") else flat[i].shape
+                shape = value.shape if slot.endswith("_scale") else shapes.get(slot, flat[i].shape)
                 if value.shape != shape or (slot in layout and value.dtype != layout[slot]):
                     raise mismatch(f"optimizer state[{i}][{slot!r}] is {value.dtype}"
                                    f"{list(value.shape)}, parameter {i} is {flat[i].dtype}"

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from .optim.optimizer import STORAGE_KEYS
 
 __all__ = ["LinearRegression", "LogisticRegression", "SoftmaxRegression", "NotFittedError", "ConvergenceWarning"]
 
@@ -167,13 +168,12 @@ def _seed(random_state) -> int:
 
 
 def _optimizer_params(params: dict | None) -> dict:
-    """optimizer_params in the C++ Config's field names: ``_core.config_fields`` splits torch's
-    composite keywords (``betas`` -> ``beta1``, ``beta2``, ...) as for the optimizers; the storage
-    keys pass through."""
+    """optimizer_params in the C++ Config's field names (``betas`` -> ``beta1``, ``beta2``, ... as the
+    optimizers' param groups: one conversion, in C++), storage keys kept as they are."""
     out = dict(params or {})
     if "lr" in out:
         raise ValueError("optimizer_params: pass the learning rate as lr=..., not in optimizer_params")
-    storage = {k: out[k] for k in _core.storage_keys() if k in out}
+    storage = {k: out[k] for k in STORAGE_KEYS if k in out}
     return {**_core.config_fields(out, "optimizer_params: "), **storage}
 
 
@@ -293,11 +293,19 @@ class _LinearModel:
         lr = DEFAULT_LR if self.lr is None else self.lr
         if not isinstance(optimizer, str):
             raise TypeError(f"optimizer: expected a name such as 'adam', got {optimizer!r}")
+        if optimizer.lower().startswith("schedulefree"):
+            # the fitted coefficients would be Schedule-Free's y, not its average x (train/eval)
+            raise ValueError(f"optimizer: {optimizer!r} is not supported by the linear models yet; use "
+                             "dlopt.optim.ScheduleFreeSGD / ScheduleFreeAdamW in your own loop")
         epochs = self.epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+        optimizer_params = _optimizer_params(self.optimizer_params)
+        known = {name.lower(): name for name in _core.optimizers()}.get(optimizer.lower())
+        if known is not None:  # (an unknown name is reported by the trainer)
+            _core.validate_config(known, {k: v for k, v in optimizer_params.items() if k not in STORAGE_KEYS})
         return dict(optimizer=optimizer, lr=lr, lr_schedule=self.lr_schedule,
-                    optimizer_params=_optimizer_params(self.optimizer_params),
+                    optimizer_params=optimizer_params,
                     epochs=int(epochs), batch_size=None if batch is None else int(batch),
                     shuffle=bool(self.shuffle), shuffle_block=int(self.shuffle_block), fit_intercept=bool(self.fit_intercept), penalty=self.penalty,
                     alpha=self.alpha, l1_ratio=self.l1_ratio, tol=self.tol,

@@ -159,7 +159,7 @@ void run(const Segment<Rule, T>* segments, std::size_t count) {
       if (seg.size == 0) continue;
       T* s[num_slots<Rule> + 1] = {};
       for (std::size_t j = 0; j < num_slots<Rule>; ++j) s[j] = static_cast<T*>(seg.slots[j].data);
-      Rule::update_matrix(seg.coeffs, seg.rows, seg.size / seg.rows, static_cast<T*>(seg.param.data),
+      Rule::update_matrix(seg.coeffs, TensorShape{seg.size, seg.rows, seg.batch}, static_cast<T*>(seg.param.data),
                           static_cast<const T*>(seg.grad.data), s);
     }
   } else {

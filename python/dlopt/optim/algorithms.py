@@ -15,7 +15,7 @@ from .. import _core
 from .optimizer import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam",
-           "Rprop", "ASGD", "Lion", "LAMB", "LARS", "ADOPT", "AdEMAMix", "ScheduleFreeSGD",
+           "Rprop", "ASGD", "Adafactor", "Lion", "LAMB", "LARS", "ADOPT", "AdEMAMix", "ScheduleFreeSGD",
            "ScheduleFreeAdamW", "Muon", "DynamicLR"]
 
 
@@ -673,6 +673,45 @@ class ScheduleFreeAdamW(_ScheduleFree):
     def __init__(self, params: Iterable[Any], lr: float = 0.0025, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, warmup_steps: int = 0, r: float = 0.0,
                  weight_lr_power: float = 2.0, *, train_mode: bool = True,
+                 state_dtype: str | None = None, stochastic_rounding: bool = True,
+                 master_weights: bool = False, seed: int = 0):
+        super().__init__(params, _hyperparameters(locals()))
+
+
+class Adafactor(Optimizer):
+    r"""Adafactor (Shazeer & Stern, 2018), as ``torch.optim.Adafactor``.
+
+    Second moments of tensors of rank ≥ 2 are factored into row and column statistics over the
+    last two dimensions (R + C numbers per matrix instead of R·C); vectors keep a full ``variance``.
+    The step is relative to the parameter's RMS and clipped by the update's RMS:
+
+    .. math::
+        \hat\beta_{2t} &= 1 - t^{c}, \quad \rho_t = \min(\gamma, 1/\sqrt t), \quad
+            \alpha_t = \max(\epsilon_2, \mathrm{RMS}(p))\,\rho_t, \quad p \leftarrow p(1 - \gamma\lambda) \\
+        R &\leftarrow \operatorname{lerp}(R, \overline{g^2}^{\,cols}, t^{c}), \quad
+            C \leftarrow \operatorname{lerp}(C, \overline{g^2}^{\,rows}, t^{c}), \quad
+            \hat V = R C^\top / \max(\bar R, \epsilon_1) \\
+        U &= g / \sqrt{\max(\hat V, \epsilon_1^2)}, \qquad
+            p \leftarrow p - \frac{\alpha_t}{\max(1, \mathrm{RMS}(U)/d)}\, U
+
+    (``c = beta2_decay``; ``eps=(None, 1e-3)``: :math:`\epsilon_1` None is the dtype's machine
+    epsilon.) State: ``row_var`` of shape ``(..., R, 1)`` and ``col_var`` ``(..., 1, C)`` for a
+    tensor ``(..., R, C)``, ``variance`` for a vector, as torch. Runs on the CPU as a whole-tensor
+    rule; float32/float64 parameters, state in their dtype.
+
+    >>> import numpy as np, dlopt
+    >>> w = np.ones((2, 3))
+    >>> opt = dlopt.optim.Adafactor([w], lr=0.01)
+    >>> opt.step([np.ones((2, 3))]); w.round(6), opt.state[0]["row_var"].shape
+    (array([[0.99, 0.99, 0.99],
+           [0.99, 0.99, 0.99]]), (2, 1))
+    """
+
+    _rule = "Adafactor"
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, beta2_decay: float = -0.8,
+                 eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
+                 maximize: bool = False,
                  state_dtype: str | None = None, stochastic_rounding: bool = True,
                  master_weights: bool = False, seed: int = 0):
         super().__init__(params, _hyperparameters(locals()))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import functools
+from typing import Any, Callable, Iterable, Sequence
 
 import ml_dtypes
 import numpy as np
 
-from .. import _core
+from .. import _core, _interop
 
 _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -16,6 +17,38 @@ __all__ = ["Optimizer"]
 #: Param-group keys that choose how parameters are rounded and state is stored (docs/formats.md),
 #: not hyperparameters of the update.
 STORAGE_KEYS = tuple(_core.storage_keys())
+
+#: torch.optim's implementation switches. Every optimizer accepts them and ignores them: dlopt always
+#: takes its one fused multi-tensor step (``differentiable=True`` is refused: the step is not recorded
+#: by autograd).
+TORCH_SWITCHES = ("foreach", "fused", "capturable", "differentiable")
+
+
+def check_torch_switches(foreach: Any = None, fused: Any = None, capturable: Any = False,
+                         differentiable: Any = False) -> None:
+    """Raises unless the switches have values torch accepts (and dlopt can honour)."""
+    for name, value, allowed in (("foreach", foreach, (None, True, False)), ("fused", fused, (None, True, False)),
+                                 ("capturable", capturable, (True, False)),
+                                 ("differentiable", differentiable, (True, False))):
+        if not any(value is a or (a is not None and isinstance(value, (bool, np.bool_)) and value == a)
+                   for a in allowed):
+            raise TypeError(f"{name}: expected {' or '.join(map(str, allowed))}, got {value!r}")
+    if differentiable:
+        raise ValueError("differentiable=True: dlopt's step runs outside autograd, so it cannot be "
+                         "differentiated through (use torch.optim for that)")
+
+
+def _taking_torch_switches(init: Callable[..., None]) -> Callable[..., None]:
+    """A subclass's __init__ that also takes (and ignores) torch's switches; its signature is kept."""
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, foreach: Any = None, fused: Any = None, capturable: Any = False,
+                differentiable: Any = False, **kwargs: Any) -> None:
+        check_torch_switches(foreach, fused, capturable, differentiable)
+        init(self, *args, **kwargs)
+
+    wrapper._takes_torch_switches = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _host_copy(value: Any) -> Any:
@@ -85,18 +118,28 @@ class Optimizer:
 
     _rule: str = ""
     _plan: Any = None  # the bound C++ step, made at the first step; not part of the state
+    _foreign = False  # some parameter is a torch tensor or another library's array (viewed per step)
+    _shadow: Any = None  # _interop.Shadow: the groups with those parameters as views; a cache
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every optimizer class takes torch's implementation switches, without listing them itself.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_takes_torch_switches", False):
+            cls.__init__ = _taking_torch_switches(init)  # type: ignore[method-assign]
 
     def __getstate__(self) -> dict[str, Any]:
-        # copy / deepcopy / pickle: the bound step is a cache and is rebuilt at the next step.
+        # copy / deepcopy / pickle: the bound step and the views are caches, rebuilt at the next step.
         state = dict(self.__dict__)
         state.pop("_plan", None)
+        state.pop("_shadow", None)
         return state
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}
-        if isinstance(params, (np.ndarray, dict)) or _core.is_device_array(params):
+        if isinstance(params, dict) or _interop.is_array_like(params):
             raise TypeError(
                 "params: expected an iterable of arrays or of dicts, got "
                 f"{type(params).__name__} (wrap a single array in a list)"
@@ -122,17 +165,16 @@ class Optimizer:
         params = group.get("params")
         if params is None:
             raise ValueError("param_group: missing the 'params' key")
-        single = isinstance(params, np.ndarray) or _core.is_device_array(params)
-        group["params"] = [params] if single else list(params)
-        unknown = set(group) - set(self.defaults) - {"params"}
-        if unknown:
-            raise TypeError(f"param_group: unexpected hyperparameter(s) {sorted(unknown)}")
+        group["params"] = [params] if _interop.is_array_like(params) else list(params)
+        # Keys that are not hyperparameters (torch's "name", say) are kept and never read, as in torch.
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         _core.validate_config(self._rule, self._config(group, len(self.param_groups)))
         _core.check_storage_options(group)
-        _core.require_distinct([p for g in self.param_groups for p in g["params"]] + group["params"])
+        every = [p for g in self.param_groups for p in g["params"]] + group["params"]
+        _core.require_distinct([_interop.host_view(p, f"params[{i}]") for i, p in enumerate(every)])
         self.param_groups.append(group)
+        self._foreign = self._foreign or any(_interop.is_foreign(p) for p in group["params"])
 
     def _config(self, group: dict[str, Any], index: int) -> dict[str, Any]:
         """The group's hyperparameters as the C++ Config's fields (betas -> beta1, beta2, ...)."""
@@ -157,7 +199,13 @@ class Optimizer:
         plan = self._plan
         if plan is None:
             plan = self._plan = _core.StepPlan(self._rule)
-        plan.step(self.param_groups, self.state, grads)
+        if not self._foreign:
+            plan.step(self.param_groups, self.state, grads)
+            return
+        # torch tensors and other libraries' arrays: the step sees NumPy (or device) views of them.
+        if self._shadow is None:
+            self._shadow = _interop.Shadow()
+        plan.step(self._shadow.sync(self.param_groups), self.state, _interop.grad_views(grads))
 
     # -- serialisation -------------------------------------------------------------------------
 
@@ -190,7 +238,8 @@ class Optimizer:
             raise ValueError(
                 f"state_dict: has {len(saved_groups)} param groups, optimizer has {len(self.param_groups)}"
             )
-        params = [p for g in self.param_groups for p in g["params"]]
+        params = [_interop.host_view(p, f"params[{i}]")
+                  for i, p in enumerate(p for g in self.param_groups for p in g["params"])]
         on_device = bool(params) and _core.is_device_array(params[0])
         new_groups = []
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
@@ -233,7 +282,8 @@ class Optimizer:
                 entry[name] = _stored_copy(value, layout.get(name), f"state_dict: state[{i}][{name!r}]")
             new_state[i] = entry
         if not on_device:  # every check a step makes (shapes, scales, storage), before anything changes
-            _core.StepPlan(self._rule).check(new_groups, new_state)
+            views = [{**g, "params": [_interop.host_view(p, "") for p in g["params"]]} for g in new_groups]
+            _core.StepPlan(self._rule).check(views, new_state)
         self.param_groups[:] = new_groups
         self.state = new_state
 

@@ -41,6 +41,19 @@ struct TensorScalars {
   std::array<double, kMaxScalars> value{};  ///< the rule's `scalars`, in order
 };
 
+/// The shape of a tensor as rules see it: `rows` is the product of all dimensions but the last (0 for
+/// a vector or a scalar), `batch` the product of all but the last two (1 for a matrix): a tensor of
+/// rank ≥ 2 is `batch` row-major matrices of (rows / batch) × cols.
+struct TensorShape {
+  int64_t size = 0, rows = 0, batch = 1;
+  int64_t cols() const { return rows > 0 ? size / rows : size; }
+};
+
+/// What a state slot holds per tensor: one value per element (the usual), one per row or one per
+/// column of each matrix (Adafactor's factored statistics, torch's shapes (..., R, 1) and
+/// (..., 1, C)), or nothing for this tensor.
+enum class SlotShape { Element, Rows, Cols, Unused };
+
 /// Defaults shared by rules; a rule overrides what it needs.
 struct RuleDefaults {
   static constexpr std::array<const char*, 0> scalars = {};
@@ -48,6 +61,10 @@ struct RuleDefaults {
   /// A matrix rule (e.g. Muon) updates a whole 2-D tensor at once with `update_matrix(coeffs, rows,
   /// cols, p, g, s)` (matrix algebra on the host) instead of the elementwise `update`.
   static constexpr bool matrix = false;
+  /// Matrix rules take 2-D parameters only (Muon), unless this is false (Adafactor: any rank).
+  static constexpr bool matrix_2d = true;
+  /// Slot k's shape for a tensor with `rows` rows (TensorShape; 0: a vector); Element by default.
+  static SlotShape slot_shape(int /*slot*/, int64_t /*rows*/) { return SlotShape::Element; }
   /// True when `advance` runs after `coeffs`: the scalars then hold what the next step uses.
   static constexpr bool advance_after_coeffs = false;
   template <class Config>
@@ -59,5 +76,18 @@ struct RuleDefaults {
   /// What slot k holds, which decides the storage it may take (core/storage.hpp).
   static SlotKind slot_kind(int /*slot*/) { return SlotKind::Signed; }
 };
+
+/// Elements of slot k for a tensor of shape `t`: 0 when the tensor does not use it.
+template <class Rule>
+int64_t slot_elements(const typename Rule::Config& c, int k, const TensorShape& t) {
+  if (!Rule::uses_slot(c, k)) return 0;
+  switch (Rule::slot_shape(k, t.rows)) {
+    case SlotShape::Element: return t.size;
+    case SlotShape::Rows: return t.rows;
+    case SlotShape::Cols: return t.batch * t.cols();
+    case SlotShape::Unused: break;
+  }
+  return 0;
+}
 
 }  // namespace dlopt

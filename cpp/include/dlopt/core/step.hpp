@@ -38,7 +38,9 @@ struct TensorStep {
   const typename Rule::Config* config = nullptr;
   TensorScalars* scalars = nullptr;
   Rounding rounding;
-  int64_t rows = 0;  ///< leading extent of a tensor of ≥ 2 dims (matrix rules: rows × (size / rows)), 0 for a vector
+  int64_t rows = 0;   ///< TensorShape::rows: all dimensions but the last (≥ 2-D tensors), 0 for a vector
+  int64_t batch = 1;  ///< TensorShape::batch: all dimensions but the last two
+  TensorShape shape() const { return {size, rows, batch}; }
 };
 
 namespace cpu {
@@ -53,7 +55,7 @@ struct Segment {
   float* master;
   int64_t size;
   typename Rule::template Coeffs<C> coeffs;
-  int64_t rows;           ///< TensorStep::rows
+  int64_t rows, batch;    ///< TensorStep::rows, batch
   uint64_t rounding_key;  ///< formats::rounding_key(seed, step, tensor); 0 without stochastic rounding
   bool stochastic;        ///< rounding of 16-bit parameters (not from a master copy), bf16 and 8-bit state
   bool native;
@@ -109,17 +111,20 @@ void check_step(const TensorStep<Rule, C>* tensors, std::size_t count) {
     if (t.master && !is_16bit(t.param.storage))
       throw InvalidArgument(name + ": master weights are for 16-bit parameters only");
     if constexpr (Rule::matrix) {
-      if (t.size > 0 && (t.rows <= 0 || t.size % t.rows != 0))
-        throw InvalidArgument(name + ": " + Rule::name + " updates 2-D parameters only (rows " +
-                              std::to_string(t.rows) + ", size " + std::to_string(t.size) + ")");
+      const bool matrix = t.rows > 0 && t.batch > 0 && t.size % t.rows == 0 && t.rows % t.batch == 0;
+      if (t.size > 0 && (Rule::matrix_2d ? !matrix || t.batch != 1 : !matrix && (t.rows != 0 || t.batch != 1)))
+        throw InvalidArgument(name + ": " + Rule::name + (Rule::matrix_2d ? " updates 2-D parameters only" : "") +
+                              " (rows " + std::to_string(t.rows) + ", batch " + std::to_string(t.batch) +
+                              ", size " + std::to_string(t.size) + ")");
       bool native = t.param.storage == storage_of<C> && !t.master;
-      for (std::size_t k = 0; k < num_slots<Rule>; ++k) native = native && t.slots[k].storage == storage_of<C>;
+      for (std::size_t k = 0; k < num_slots<Rule>; ++k)
+        native = native && (slot_elements<Rule>(*t.config, int(k), t.shape()) == 0 || t.slots[k].storage == storage_of<C>);
       if (t.size > 0 && !native)
         throw InvalidArgument(name + ": " + Rule::name +
                               " takes float32/float64 parameters with state of the same dtype for now");
     }
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
-      if (t.size == 0 || !Rule::uses_slot(*t.config, int(k))) continue;
+      if (t.size == 0 || slot_elements<Rule>(*t.config, int(k), t.shape()) == 0) continue;
       const std::string what = name + " state '" + Rule::slots[k] + "'";
       if (!t.slots[k]) throw InvalidArgument(what + " is missing");
       switch (Rule::slot_kind(int(k))) {
@@ -145,11 +150,11 @@ std::vector<cpu::Segment<Rule, C>>& begin_step(const TensorStep<Rule, C>* tensor
     s.step += 1;
     if constexpr (!Rule::advance_after_coeffs) Rule::advance(*t.config, s);
     cpu::Segment<Rule, C> seg{t.param, t.grad, {}, t.master, t.size,
-                              Rule::template coeffs<C>(*t.config, s), t.rows, 0, false, true};
+                              Rule::template coeffs<C>(*t.config, s), t.rows, t.batch, 0, false, true};
     if constexpr (Rule::advance_after_coeffs) Rule::advance(*t.config, s);
     bool native = t.param.storage == storage_of<C> && !t.master;
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) {  // only the slots in use: no traffic for others
-      if (!Rule::uses_slot(*t.config, int(k))) continue;
+      if (slot_elements<Rule>(*t.config, int(k), t.shape()) == 0) continue;
       seg.slots[k] = t.slots[k];
       native = native && t.slots[k].storage == storage_of<C>;
     }

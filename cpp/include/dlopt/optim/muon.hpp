@@ -78,7 +78,8 @@ struct MuonRule : RuleDefaults {
 
   /// One step of a rows × cols parameter (row-major) with its gradient and momentum buffer.
   template <class T>
-  static void update_matrix(const Coeffs<T>& c, int64_t rows, int64_t cols, T* p, const T* g, T* const* s) {
+  static void update_matrix(const Coeffs<T>& c, const TensorShape& shape, T* p, const T* g, T* const* s) {
+    const int64_t rows = shape.rows, cols = shape.cols();
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     Eigen::Map<Mat> P(p, rows, cols), B(s[0], rows, cols);
     Eigen::Map<const Mat> G(g, rows, cols);

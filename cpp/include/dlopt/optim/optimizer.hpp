@@ -18,13 +18,17 @@
 
 namespace dlopt {
 
-/// A parameter buffer owned by the caller; `rows` is its leading extent when it is a matrix (or has
-/// more dimensions): matrix rules (Muon) see rows × (size / rows), LARS may skip vectors (rows 0).
+/// A parameter buffer owned by the caller, with its shape as dlopt::TensorShape says: for a tensor
+/// of rank ≥ 2, `rows` = the product of all dimensions but the last and `batch` = of all but the
+/// last two (a matrix: rows, batch 1). Matrix rules (Muon, Adafactor) need them; LARS skips vectors
+/// (rows 0) under exclude_1d.
 template <class T>
 struct ParamView {
   T* data;
   int64_t size;
   int64_t rows = 0;
+  int64_t batch = 1;
+  TensorShape shape() const { return {size, rows, batch}; }
 };
 
 namespace detail {
@@ -51,6 +55,7 @@ void collect_steps(const std::vector<ParamView<T>>& params, const std::vector<co
     t.scalars = &scalars[i];
     t.rounding = {options.stochastic_rounding, options.seed, uint64_t(i)};
     t.rows = params[i].rows;
+    t.batch = params[i].batch;
     for (std::size_t k = 0; k < num_slots<Rule>; ++k) t.slots[k] = slot(i, k);
     t.master = master(i);
     out.push_back(t);
@@ -111,13 +116,13 @@ class Optimizer {
  private:
   Buffer slot(std::size_t i, std::size_t k) {
     StateBuffer& buf = state_[i][k];
-    if (!Rule::uses_slot(config_, int(k))) return buf.view();
-    if (buf.empty() && params_[i].size > 0) {
-      const auto n = std::size_t(params_[i].size);
+    const auto n = std::size_t(slot_elements<Rule>(config_, int(k), params_[i].shape()));
+    if (n == 0) return buf.view();
+    if (buf.empty()) {
       buf.storage = slot_storage(Rule::slot_kind(int(k)), options_.state_dtype, storage_of<T>);
       buf.bytes.resize(n * storage_bytes(buf.storage));
-      if (is_8bit(buf.storage)) buf.scales.resize(std::size_t(scale_count(params_[i].size)));
-      fill_state(buf.view(), params_[i].size, Rule::slot_init(config_, int(k)));
+      if (is_8bit(buf.storage)) buf.scales.resize(std::size_t(scale_count(int64_t(n))));
+      fill_state(buf.view(), int64_t(n), Rule::slot_init(config_, int(k)));
     }
     return buf.view();
   }
@@ -165,5 +170,6 @@ template <class T = float> using AdEMAMix = Optimizer<AdEMAMixRule, T>;
 template <class T = float> using LARS = Optimizer<LARSRule, T>;
 template <class T = float> using ScheduleFreeSGD = Optimizer<ScheduleFreeSGDRule, T>;
 template <class T = float> using ScheduleFreeAdamW = Optimizer<ScheduleFreeAdamWRule, T>;
+template <class T = float> using Adafactor = Optimizer<AdafactorRule, T>;
 
 }  // namespace dlopt

@@ -4,6 +4,7 @@
 /// iterating it: adding an optimizer means adding its header here.
 
 #include "dlopt/optim/adadelta.hpp"
+#include "dlopt/optim/adafactor.hpp"
 #include "dlopt/optim/adagrad.hpp"
 #include "dlopt/optim/adam.hpp"
 #include "dlopt/optim/ademamix.hpp"
@@ -43,4 +44,5 @@
   X(AdEMAMixRule)              \
   X(LARSRule)                  \
   X(ScheduleFreeSGDRule)       \
-  X(ScheduleFreeAdamWRule)
+  X(ScheduleFreeAdamWRule)     \
+  X(AdafactorRule)

@@ -1,0 +1,173 @@
+#pragma once
+/// @file adafactor.hpp
+/// Adafactor (Shazeer & Stern, 2018) as torch.optim.Adafactor: second moments factored into row
+/// and column statistics for tensors of rank ≥ 2 (over the last two dimensions; leading dimensions
+/// are a batch of matrices), a relative step size, and update clipping:
+///
+///   β̂₂ₜ = 1 − t^c (c = beta2_decay),   ρₜ = min(γ, 1/√t),   αₜ = max(ε₂, RMS(p))·ρₜ
+///   p ← p·(1 − γλ)
+///   matrix:  R ← lerp(R, mean_cols(g²), t^c)   C ← lerp(C, mean_rows(g²), t^c)
+///            V̂ = R Cᵀ / max(mean(R), ε₁)
+///   vector:  V̂ = V ← lerp(V, g², t^c)
+///   U = g / √max(V̂, ε₁²)
+///   p ← p − αₜ / max(1, RMS(U)/d) · U
+///
+/// ε₁ = None (eps1 < 0 here) is the parameter dtype's machine epsilon. The statistics are sums over
+/// rows, columns and the whole tensor: a whole-tensor ("matrix") rule, run on the host. Row and
+/// column sums are taken over fixed blocks of rows combined in block order, so results do not depend
+/// on the thread count. The state is tiny (R + C values per matrix) and stays in the compute type.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "dlopt/core/rule.hpp"
+
+namespace dlopt {
+
+struct AdafactorConfig {
+  double lr = 1e-2;
+  double beta2_decay = -0.8;
+  double eps1 = -1;  ///< ε₁ (torch's eps[0]); < 0: the dtype's machine epsilon (torch's None)
+  double eps2 = 1e-3;  ///< ε₂ (torch's eps[1])
+  double d = 1.0;    ///< clipping threshold
+  double weight_decay = 0.0;
+  bool maximize = false;
+
+  void validate() const {
+    detail::require(lr >= 0, "lr", lr, "must be >= 0");
+    detail::require(beta2_decay <= 0, "beta2_decay", beta2_decay, "must be <= 0");
+    detail::require(eps1 == eps1, "eps[0]", eps1, "must be >= 0 (or None)");
+    detail::require(eps2 >= 0, "eps[1]", eps2, "must be >= 0");
+    detail::require(d >= 1, "d", d, "must be >= 1");
+    detail::require(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0");
+  }
+  template <class F>
+  void visit(F&& f) {
+    f("lr", lr), f("beta2_decay", beta2_decay), f("eps1", eps1), f("eps2", eps2), f("d", d);
+    f("weight_decay", weight_decay), f("maximize", maximize);
+  }
+};
+
+struct AdafactorRule : RuleDefaults {
+  using Config = AdafactorConfig;
+  static constexpr const char* name = "Adafactor";
+  static constexpr bool matrix = true;
+  static constexpr bool matrix_2d = false;
+  static constexpr std::array<const char*, 3> slots = {"row_var", "col_var", "variance"};
+  static bool uses_slot(const Config&, int) { return true; }
+  static SlotShape slot_shape(int k, int64_t rows) {
+    if (rows == 0) return k == 2 ? SlotShape::Element : SlotShape::Unused;
+    return k == 0 ? SlotShape::Rows : k == 1 ? SlotShape::Cols : SlotShape::Unused;
+  }
+  static SlotKind slot_kind(int) { return SlotKind::Wide; }
+
+  template <class T>
+  struct Coeffs {
+    double lr, rho, eps2, d, decay;
+    T beta2_weight, eps1, sign;  ///< t^c (torch's one_minus_beta2_t), ε₁, ±1
+  };
+  template <class T>
+  static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
+    const double t = double(s.step);
+    const T eps1 = c.eps1 < 0 ? std::numeric_limits<T>::epsilon() : T(c.eps1);
+    return {c.lr, std::min(c.lr, 1 / std::sqrt(t)), c.eps2, c.d, 1 - c.lr * c.weight_decay,
+            T(std::pow(t, c.beta2_decay)), eps1, T(c.maximize ? -1 : 1)};
+  }
+
+  /// Rows per block of the row/column sums: fixed, so sums do not depend on the thread count.
+  static constexpr int64_t kRowBlock = 64;
+
+  template <class T>
+  static void update_matrix(const Coeffs<T>& c, const TensorShape& shape, T* p, const T* g, T* const* s) {
+    const int64_t n = shape.size;
+    const int64_t cols = shape.cols(), rows = shape.rows > 0 ? shape.rows : 1;  // a vector: one row
+    const int64_t per_matrix = shape.rows > 0 ? rows / shape.batch : 1;
+    const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+    const bool factored = shape.rows > 0;
+    std::vector<double> partial(std::size_t(blocks) * (factored ? cols + 1 : 1), 0.0);
+    // Pass 1: Σp² (for αₜ), and for a matrix each row's Σg² (→ R) and each block's column Σg².
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      double* col = partial.data() + b * (factored ? cols + 1 : 1);
+      double& p2 = col[factored ? cols : 0];
+      for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r) {
+        double g2 = 0;
+        for (int64_t j = 0; j < cols; ++j) {
+          const double pv = p[r * cols + j], gv = g[r * cols + j];
+          p2 += pv * pv;
+          g2 += gv * gv;
+          if (factored) col[j] += gv * gv;
+        }
+        if (factored) s[0][r] = detail::lerp(s[0][r], T(g2 / double(cols)), c.beta2_weight);
+      }
+    }
+    double sum_p2 = 0;
+    for (int64_t b = 0; b < blocks; ++b) sum_p2 += partial[b * (factored ? cols + 1 : 1) + (factored ? cols : 0)];
+    const double alpha = std::max(c.eps2, std::sqrt(sum_p2) / std::sqrt(double(n))) * c.rho;
+    std::vector<T> row_mean(std::size_t(shape.batch), T(1));
+    if (factored) {  // C per matrix: the column sums of its blocks, in block order; the mean of its R
+      for (int64_t m = 0; m < shape.batch; ++m) {
+        for (int64_t j = 0; j < cols; ++j) {
+          double sum = 0;
+          for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t first = b * kRowBlock, last = std::min(rows, first + kRowBlock);
+            if (last <= m * per_matrix || first >= (m + 1) * per_matrix) continue;
+            if (first >= m * per_matrix && last <= (m + 1) * per_matrix) {
+              sum += partial[b * (cols + 1) + j];
+            } else {  // a block that straddles two matrices: its rows of this matrix, directly
+              for (int64_t r = std::max(first, m * per_matrix); r < std::min(last, (m + 1) * per_matrix); ++r)
+                sum += double(g[r * cols + j]) * double(g[r * cols + j]);
+            }
+          }
+          T& cv = s[1][m * cols + j];
+          cv = detail::lerp(cv, T(sum / double(per_matrix)), c.beta2_weight);
+        }
+        T mean = 0;
+        for (int64_t r = 0; r < per_matrix; ++r) mean += s[0][m * per_matrix + r];
+        row_mean[std::size_t(m)] = std::max(mean / T(per_matrix), c.eps1);
+      }
+    }
+    const T floor = T(double(c.eps1) * double(c.eps1));
+    const auto u = [&](int64_t r, int64_t j) {  // U of element (r, j); a vector also updates V
+      const T grad = c.sign * g[r * cols + j];
+      T var;
+      if (factored) {
+        var = s[0][r] * s[1][(r / per_matrix) * cols + j] / row_mean[std::size_t(r / per_matrix)];
+      } else {
+        var = s[2][j];
+      }
+      return T(1) / std::sqrt(std::max(var, floor)) * grad;
+    };
+    if (!factored)
+      for (int64_t j = 0; j < cols; ++j) s[2][j] = detail::lerp(s[2][j], g[j] * g[j], c.beta2_weight);
+    // Pass 2: Σ U² (update clipping), per block then in block order.
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      double sum = 0;
+      for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r)
+        for (int64_t j = 0; j < cols; ++j) {
+          const double v = u(r, j);
+          sum += v * v;
+        }
+      partial[b] = sum;
+    }
+    double sum_u2 = 0;
+    for (int64_t b = 0; b < blocks; ++b) sum_u2 += partial[b];
+    const double denom = std::max(1.0, std::sqrt(sum_u2) / (std::sqrt(double(n)) * c.d));
+    const T step = T(-alpha / denom), decay = T(c.decay);
+    // Pass 3: p ← p·(1 − γλ) + step·U.
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r)
+        for (int64_t j = 0; j < cols; ++j) {
+          T& pv = p[r * cols + j];
+          if (c.decay != 1.0) pv *= decay;
+          pv += step * u(r, j);
+        }
+  }
+};
+
+}  // namespace dlopt
