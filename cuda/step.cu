@@ -118,7 +118,7 @@ void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, v
   using Seg = cpu::Segment<Rule, T>;
   if (count == 0) return;
   int64_t total_chunks = 0;
-  for (std::size_t k = 0; k < count; ++k) total_chunks += (segments[k].size + kChunk - 1) / kChunk;
+  for (std::size_t k = 0; k < count; ++k) total_chunks += blocks::count_of<kChunk>(segments[k].size);
   if (total_chunks == 0) return;  // only empty tensors: nothing to launch
 
   const auto stream = static_cast<cudaStream_t>(stream_ptr);

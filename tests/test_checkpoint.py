@@ -255,3 +255,28 @@ def test_cpp_reader_reads_python_files_and_python_reads_cpp_files(tmp_path):
     for k, v in named.items():
         np.testing.assert_array_equal(ckpt["params"][k], v)
         assert ckpt["params"][k].dtype == v.dtype
+
+
+def test_io_errors_are_oserrors_and_the_format_rules_are_the_cpp_ones(tmp_path):
+    """The file is read and written by dlopt::read_checkpoint / write_checkpoint: a failed system
+    call is the OSError of its errno, as before; which dtypes a checkpoint stores is C++'s rule."""
+    with pytest.raises(FileNotFoundError, match="missing.dlopt"):
+        dlopt.load(tmp_path / "missing.dlopt")
+    with pytest.raises(IsADirectoryError):
+        dlopt.load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        dlopt.save(tmp_path / "no" / "such" / "dir.dlopt", extra={"x": 1})
+    with pytest.raises(TypeError, match="cannot be saved"):
+        dlopt.save(tmp_path / "c.dlopt", extra={"u": np.array(["text"])})
+    assert files_in(tmp_path) == []
+    assert [_core.checkpoint_itemsize(t) for t in ("<f4", "|b1", "bfloat16", "<U1", ">f8")] == [4, 1, 2, 0, 0]
+    # the same message from dlopt.load and the C++ reader
+    path = tmp_path / "c.dlopt"
+    dlopt.save(path, extra={"x": np.arange(3.0)})
+    path.write_bytes(path.read_bytes()[:-1])
+    messages = []
+    for read in (dlopt.load, lambda p: _core.read_checkpoint(str(p))):
+        with pytest.raises(dlopt.CheckpointError) as info:
+            read(path)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "truncated" in messages[0]

@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 
 namespace dlopt {
@@ -52,8 +54,9 @@ struct FileCloser {
 };
 using File = std::unique_ptr<std::FILE, FileCloser>;
 
-std::string sys_error(const std::string& what, const std::string& path) {
-  return what + " '" + path + "': " + std::strerror(errno);
+// A failed system call: CheckpointIOError with errno (Python: the OSError of that errno).
+[[noreturn]] void throw_sys(const std::string& what, const std::string& path, int code = errno) {
+  throw CheckpointIOError(what + " '" + path + "': " + std::strerror(code), code, path);
 }
 
 // Bounds-checked cursor over the table.
@@ -80,16 +83,6 @@ struct Cursor {
   }
 };
 
-std::size_t itemsize_of(const std::string& dtype) {
-  if (dtype == "bfloat16") return 2;  // ml_dtypes.bfloat16 (NumPy's dtype.str says only "<V2")
-  if (dtype.size() < 3) return 0;
-  try {
-    return std::size_t(std::stoul(dtype.substr(2)));
-  } catch (...) {
-    return 0;
-  }
-}
-
 std::string json_escape(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
@@ -102,6 +95,24 @@ std::string json_escape(const std::string& s) {
 
 }  // namespace
 
+std::size_t checkpoint_itemsize(const std::string& dtype) {
+  if (dtype == "bfloat16") return 2;  // ml_dtypes.bfloat16 (NumPy's dtype.str says only "<V2")
+  if (dtype.size() < 3 || (dtype[0] != '<' && dtype[0] != '|')) return 0;
+  const std::string size = dtype.substr(2);
+  auto is = [&](std::initializer_list<const char*> sizes) {
+    for (const char* s : sizes)
+      if (size == s) return std::size_t(std::stoul(size));
+    return std::size_t(0);
+  };
+  switch (dtype[1]) {
+    case 'b': return is({"1"});
+    case 'i': case 'u': return is({"1", "2", "4", "8"});
+    case 'f': return is({"2", "4", "8", "16"});
+    case 'c': return is({"8", "16", "32"});
+    default: return 0;
+  }
+}
+
 uint32_t crc32(const void* data, std::size_t size, uint32_t crc) {
   static const std::array<uint32_t, 256> table = make_crc_table();
   const unsigned char* p = static_cast<const unsigned char*>(data);
@@ -112,9 +123,10 @@ uint32_t crc32(const void* data, std::size_t size, uint32_t crc) {
 
 Checkpoint read_checkpoint(const std::string& path) {
   File f(std::fopen(path.c_str(), "rb"));
-  if (!f) throw CheckpointError(sys_error("cannot open checkpoint", path));
+  if (!f) throw_sys("cannot open checkpoint", path);
   struct stat st;
-  if (fstat(fileno(f.get()), &st) != 0) throw CheckpointError(sys_error("cannot stat", path));
+  if (fstat(fileno(f.get()), &st) != 0) throw_sys("cannot stat", path);
+  if (S_ISDIR(st.st_mode)) throw_sys("cannot read checkpoint", path, EISDIR);
   const uint64_t actual_size = uint64_t(st.st_size);
 
   unsigned char prelude[kPreludeSize];
@@ -144,7 +156,7 @@ Checkpoint read_checkpoint(const std::string& path) {
 
   std::string meta(std::size_t(table_size + header_size), '\0');
   if (std::fread(meta.data(), 1, meta.size(), f.get()) != meta.size())
-    throw CheckpointError(sys_error("cannot read", path));
+    throw_sys("cannot read", path);
   if (get<uint32_t>(prelude + 56) != crc32(meta.data(), meta.size()))
     throw CheckpointError("corrupted checkpoint '" + path + "': header checksum mismatch");
   ckpt.header_json = meta.substr(std::size_t(table_size));
@@ -161,7 +173,7 @@ Checkpoint read_checkpoint(const std::string& path) {
     const uint8_t ndim = c.read<uint8_t>();
     for (uint8_t d = 0; d < ndim; ++d) a.shape.push_back(int64_t(c.read<uint64_t>()));
     Entry e{c.read<uint64_t>(), c.read<uint64_t>(), c.read<uint32_t>()};
-    const std::size_t item = itemsize_of(a.dtype);
+    const std::size_t item = checkpoint_itemsize(a.dtype);
     if (item == 0 || e.nbytes != uint64_t(a.numel()) * item || e.offset < data_offset ||
         e.offset > file_size || e.nbytes > file_size - e.offset)
       throw CheckpointError("corrupted checkpoint '" + path + "': bad table entry for '" + a.name + "'");
@@ -174,7 +186,7 @@ Checkpoint read_checkpoint(const std::string& path) {
     if (entries[i].nbytes > 0) {
       if (std::fseek(f.get(), long(entries[i].offset), SEEK_SET) != 0 ||
           std::fread(a.data.data(), 1, a.data.size(), f.get()) != a.data.size())
-        throw CheckpointError(sys_error("cannot read", path));
+        throw_sys("cannot read", path);
     }
     if (crc32(a.data.data(), a.data.size()) != entries[i].crc)
       throw CheckpointError("corrupted checkpoint '" + path + "': checksum mismatch in array '" +
@@ -184,17 +196,43 @@ Checkpoint read_checkpoint(const std::string& path) {
 }
 
 void write_checkpoint(const std::string& path, const std::vector<CheckpointArrayRef>& params) {
-  // Table and JSON header.
-  std::string table, header = "{\"format\": \"dlopt-checkpoint\", \"version\": 1, "
-                              "\"writer\": \"dlopt C++\", \"contents\": {\"params\": {";
-  put<uint64_t>(table, params.size());
-  std::vector<std::size_t> offset_pos;
+  std::string header = "{\"format\": \"dlopt-checkpoint\", \"version\": 1, "
+                       "\"writer\": \"dlopt C++\", \"contents\": {\"params\": {";
+  std::vector<CheckpointArrayRef> arrays;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    const CheckpointArrayRef& a = params[i];
-    const std::string name = "params/" + a.name;
-    if (a.dtype.size() > 255 || a.shape.size() > 255) throw CheckpointError("bad array '" + a.name + "'");
-    put<uint32_t>(table, uint32_t(name.size()));
-    table += name;
+    CheckpointArrayRef a = params[i];
+    a.name = "params/" + a.name;
+    header += (i ? ", \"" : "\"") + json_escape(params[i].name) + "\": {\"__array__\": \"" +
+              json_escape(a.name) + "\"}";
+    arrays.push_back(std::move(a));
+  }
+  header += "}}}";
+  write_checkpoint(path, header, arrays);
+}
+
+void write_checkpoint(const std::string& path, const std::string& header,
+                      const std::vector<CheckpointArrayRef>& arrays,
+                      const std::function<void(int)>& sync_file) {
+  // Check every array, then build the table.
+  std::string table;
+  put<uint64_t>(table, arrays.size());
+  std::vector<std::size_t> offset_pos;
+  std::vector<std::string> names;
+  for (const CheckpointArrayRef& a : arrays) {
+    const std::size_t item = checkpoint_itemsize(a.dtype);
+    if (item == 0)
+      throw CheckpointError("cannot write array '" + a.name + "': dtype '" + a.dtype +
+                            "' is not one a checkpoint stores (booleans and numbers only)");
+    if (a.shape.size() > 255 || a.name.size() > UINT32_MAX)
+      throw CheckpointError("cannot write array '" + a.name + "': too many dimensions");
+    uint64_t n = 1;
+    for (int64_t d : a.shape) n *= uint64_t(d);
+    if (a.nbytes != n * item)
+      throw CheckpointError("cannot write array '" + a.name + "': " + std::to_string(a.nbytes) +
+                            " bytes for " + std::to_string(n) + " elements of " + a.dtype);
+    names.push_back(a.name);
+    put<uint32_t>(table, uint32_t(a.name.size()));
+    table += a.name;
     put<uint8_t>(table, uint8_t(a.dtype.size()));
     table += a.dtype;
     put<uint8_t>(table, uint8_t(a.shape.size()));
@@ -203,18 +241,18 @@ void write_checkpoint(const std::string& path, const std::vector<CheckpointArray
     put<uint64_t>(table, 0);  // offset, filled in below
     put<uint64_t>(table, a.nbytes);
     put<uint32_t>(table, crc32(a.data, a.nbytes));
-    header += (i ? ", \"" : "\"") + json_escape(a.name) + "\": {\"__array__\": \"" +
-              json_escape(name) + "\"}";
   }
-  header += "}}}";
+  std::sort(names.begin(), names.end());
+  for (std::size_t i = 1; i < names.size(); ++i)
+    if (names[i] == names[i - 1]) throw CheckpointError("cannot write array '" + names[i] + "' twice");
   const uint64_t data_offset = align_up(kPreludeSize + table.size() + header.size());
   uint64_t end = data_offset;
   std::vector<uint64_t> offsets;
-  for (std::size_t i = 0; i < params.size(); ++i) {
+  for (std::size_t i = 0; i < arrays.size(); ++i) {
     end = align_up(end);
     offsets.push_back(end);
     put_at<uint64_t>(table, offset_pos[i], end);
-    end += params[i].nbytes;
+    end += arrays[i].nbytes;
   }
   std::string prelude(kMagic, 8);
   put<uint32_t>(prelude, kCheckpointVersion);
@@ -233,39 +271,42 @@ void write_checkpoint(const std::string& path, const std::vector<CheckpointArray
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
   std::string tmp = (slash == std::string::npos ? std::string() : dir) + ".dlopt-tmp-XXXXXX";
   const int fd = mkstemp(tmp.data());
-  if (fd < 0) throw CheckpointError(sys_error("cannot create a temporary file for", path));
+  if (fd < 0) throw_sys("cannot create a temporary file for", path);
   ::fchmod(fd, 0644);  // mkstemp creates 0600; a checkpoint is an ordinary file
-  auto fail = [&](const std::string& what) {
-    const std::string msg = sys_error(what, path);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw CheckpointError(msg);
-  };
-  auto write_all = [&](const void* p, std::size_t n) {
-    const char* b = static_cast<const char*>(p);
-    while (n > 0) {
-      const ssize_t w = ::write(fd, b, n);
-      if (w < 0) { if (errno == EINTR) continue; fail("cannot write"); }
-      b += w;
-      n -= std::size_t(w);
+  bool open = true;
+  try {
+    auto write_all = [&](const void* p, std::size_t n) {
+      const char* b = static_cast<const char*>(p);
+      while (n > 0) {
+        const ssize_t w = ::write(fd, b, n);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          throw_sys("cannot write", path);
+        }
+        b += w;
+        n -= std::size_t(w);
+      }
+    };
+    const std::string zeros(kAlign, '\0');
+    write_all(prelude.data(), prelude.size());
+    write_all(meta.data(), meta.size());
+    uint64_t pos = kPreludeSize + meta.size();
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+      write_all(zeros.data(), std::size_t(offsets[i] - pos));
+      write_all(arrays[i].data, arrays[i].nbytes);
+      pos = offsets[i] + arrays[i].nbytes;
     }
-  };
-  const std::string zeros(kAlign, '\0');
-  write_all(prelude.data(), prelude.size());
-  write_all(meta.data(), meta.size());
-  uint64_t pos = kPreludeSize + meta.size();
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    write_all(zeros.data(), std::size_t(offsets[i] - pos));
-    write_all(params[i].data, params[i].nbytes);
-    pos = offsets[i] + params[i].nbytes;
-  }
-  if (pos < data_offset) write_all(zeros.data(), std::size_t(data_offset - pos));
-  if (::fsync(fd) != 0) fail("cannot fsync");
-  if (::close(fd) != 0) { ::unlink(tmp.c_str()); throw CheckpointError(sys_error("cannot close", path)); }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string msg = sys_error("cannot rename the temporary file onto", path);
+    if (pos < data_offset) write_all(zeros.data(), std::size_t(data_offset - pos));
+    if (sync_file) sync_file(fd);
+    else if (::fsync(fd) != 0) throw_sys("cannot fsync", path);
+    open = false;
+    if (::close(fd) != 0) throw_sys("cannot close", path);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      throw_sys("cannot rename the temporary file onto", path);
+  } catch (...) {
+    if (open) ::close(fd);
     ::unlink(tmp.c_str());
-    throw CheckpointError(msg);
+    throw;
   }
   const int dfd = ::open(dir.c_str(), O_RDONLY);
   if (dfd >= 0) {

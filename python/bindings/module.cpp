@@ -15,6 +15,7 @@ void bind_models_cuda(py::module_& m);
 void bind_metrics(py::module_& m);
 void bind_lbfgs(py::module_& m);
 void bind_distributed(py::module_& m);
+void bind_schedule(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -45,4 +46,5 @@ PYBIND11_MODULE(_core, m) {
   dlopt::py_bindings::bind_metrics(m);
   dlopt::py_bindings::bind_lbfgs(m);
   dlopt::py_bindings::bind_distributed(m);
+  dlopt::py_bindings::bind_schedule(m);
 }

@@ -8,6 +8,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,12 @@ struct Split {
   std::vector<Span<float>> f32;
   std::vector<Span<double>> f64;
   std::vector<std::pair<bool, std::size_t>> where;  // (is_f64, index in f32/f64)
+  /// f(spans, count) for the float32 list, then the float64 one.
+  template <class F>
+  void each_dtype(const F& f) {
+    f(f32.data(), f32.size());
+    f(f64.data(), f64.size());
+  }
 };
 
 py::list as_list(const py::handle& obj, const char* what) {
@@ -85,11 +93,16 @@ std::pair<double, bool> total_norm_of(const Split& s, double norm_type) {
   return {total, f32};
 }
 
+// scale() with the factor in the tensors' dtype (float32 tensors: the factor rounded to float).
+template <class T>
+void scale_as_dtype(Span<T>* tensors, std::size_t count, double factor) {
+  scale(tensors, count, T(factor));
+}
+
 void scale_all(Split& s, double max_norm, double total) {
   const double coef = clip_coefficient(max_norm, total);
   py::gil_scoped_release release;
-  scale(s.f32.data(), s.f32.size(), float(coef));
-  scale(s.f64.data(), s.f64.size(), coef);
+  s.each_dtype([&](auto* t, std::size_t n) { scale_as_dtype(t, n, coef); });
 }
 
 // Pairs (dst[k], src[k]) of equal dtype and shape; dst writeable, nothing overlapping a dst.
@@ -99,6 +112,12 @@ struct Pairs {
   std::vector<Span<double>> d64;
   std::vector<Span<std::conditional_t<std::is_const_v<Src>, const float, float>>> s32;
   std::vector<Span<std::conditional_t<std::is_const_v<Src>, const double, double>>> s64;
+  /// f(dst spans, src spans, count) for the float32 pairs, then the float64 ones.
+  template <class F>
+  void each_dtype(const F& f) {
+    f(d32.data(), s32.data(), d32.size());
+    f(d64.data(), s64.data(), d64.size());
+  }
 };
 
 template <bool SrcWritten>
@@ -135,6 +154,20 @@ auto pairs(const py::handle& dst_obj, const py::handle& src_obj, const char* dst
 
 void bind_train(py::module_& m) {
   py::register_exception<CheckpointError>(m, "CheckpointError", PyExc_ValueError);
+  // Registered after CheckpointError, so tried first: a failed system call is Python's OSError of
+  // its errno (FileNotFoundError, PermissionError, ...), as open() and os.write raise it.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const CheckpointIOError& e) {
+      py::object err = py::reinterpret_borrow<py::object>(PyExc_OSError)(
+          e.code, std::strerror(e.code), e.path);
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
+    }
+  });
+  m.def("checkpoint_itemsize", &checkpoint_itemsize, py::arg("dtype"),
+        "Item size of a dtype token of the checkpoint array table ('<f4', '|b1', 'bfloat16', ...); "
+        "0 for a dtype the format does not store.");
   py::register_exception<NonFiniteNorm>(m, "NonFiniteNorm", PyExc_RuntimeError);
 
   m.def("total_norm", [](const py::handle& grads, double norm_type) {
@@ -152,6 +185,9 @@ void bind_train(py::module_& m) {
     return std::make_pair(total, f32);
   }, py::arg("grads"), py::arg("max_norm"), py::arg("norm_type"), py::arg("error_if_nonfinite"));
 
+  m.def("require_finite_norm", &require_finite_norm, py::arg("total"), py::arg("norm_type"),
+        "Raises NonFiniteNorm (a RuntimeError) with torch's message when total is NaN or infinite.");
+
   m.def("clip_grads_with_norm", [](const py::handle& grads, double max_norm, double total) {
     Split s = split(as_list(grads, "grads"), "grads", true);
     scale_all(s, max_norm, total);
@@ -160,51 +196,55 @@ void bind_train(py::module_& m) {
   m.def("clip_grad_value", [](const py::handle& grads, double clip_value) {
     Split s = split(as_list(grads, "grads"), "grads", true);
     py::gil_scoped_release release;
-    clip_grad_value(s.f32.data(), s.f32.size(), clip_value);
-    clip_grad_value(s.f64.data(), s.f64.size(), clip_value);
+    s.each_dtype([&](auto* t, std::size_t n) { clip_grad_value(t, n, clip_value); });
   }, py::arg("grads"), py::arg("clip_value"));
 
   m.def("scale", [](const py::handle& tensors, double factor) {
     Split s = split(as_list(tensors, "tensors"), "tensors", true);
     py::gil_scoped_release release;
-    scale(s.f32.data(), s.f32.size(), float(factor));
-    scale(s.f64.data(), s.f64.size(), factor);
+    s.each_dtype([&](auto* t, std::size_t n) { scale_as_dtype(t, n, factor); });
   }, py::arg("tensors"), py::arg("factor"), "x *= factor for every array, in one fused pass.");
 
   m.def("accumulate", [](const py::handle& buffers, const py::handle& grads, bool overwrite) {
     auto p = pairs<false>(buffers, grads, "buffers", "grads");
     py::gil_scoped_release release;
-    accumulate(p.d32.data(), p.s32.data(), p.d32.size(), overwrite);
-    accumulate(p.d64.data(), p.s64.data(), p.d64.size(), overwrite);
+    p.each_dtype([&](auto* d, auto* s, std::size_t n) { accumulate(d, s, n, overwrite); });
   }, py::arg("buffers"), py::arg("grads"), py::arg("overwrite"),
   "buffers[k] = grads[k] (overwrite) or buffers[k] += grads[k], in one fused pass.");
 
   m.def("ema_update", [](const py::handle& shadow, const py::handle& params, double decay) {
     auto p = pairs<false>(shadow, params, "shadow", "params");
     py::gil_scoped_release release;
-    ema_update(p.d32.data(), p.s32.data(), p.d32.size(), decay);
-    ema_update(p.d64.data(), p.s64.data(), p.d64.size(), decay);
+    p.each_dtype([&](auto* d, auto* s, std::size_t n) { ema_update(d, s, n, decay); });
   }, py::arg("shadow"), py::arg("params"), py::arg("decay"),
   "shadow = decay * shadow + (1 - decay) * params, in one fused pass.");
 
   m.def("lookahead_update", [](const py::handle& slow, const py::handle& fast, double alpha) {
     auto p = pairs<true>(slow, fast, "slow", "params");
     py::gil_scoped_release release;
-    lookahead_update(p.d32.data(), p.s32.data(), p.d32.size(), alpha);
-    lookahead_update(p.d64.data(), p.s64.data(), p.d64.size(), alpha);
+    p.each_dtype([&](auto* d, auto* s, std::size_t n) { lookahead_update(d, s, n, alpha); });
   }, py::arg("slow"), py::arg("fast"), py::arg("alpha"),
   "slow += alpha * (fast - slow); fast = slow, in one fused pass.");
 
   m.def("read_checkpoint", [](const std::string& path) {
-    Checkpoint c = read_checkpoint(path);
+    Checkpoint c;
+    {
+      py::gil_scoped_release release;
+      c = read_checkpoint(path);
+    }
     py::list arrays;
-    for (const CheckpointArray& a : c.arrays) {
-      py::array_t<unsigned char> bytes(py::ssize_t(a.data.size()));
-      std::copy(a.data.begin(), a.data.end(), bytes.mutable_data());
+    for (CheckpointArray& a : c.arrays) {
+      // The bytes are handed over, not copied: the array owns the 64-byte-aligned buffer.
+      auto* owner = new AlignedVector<unsigned char>(std::move(a.data));
+      py::capsule base(owner, [](void* p) { delete static_cast<AlignedVector<unsigned char>*>(p); });
+      py::array_t<unsigned char> bytes({py::ssize_t(owner->size())}, {py::ssize_t(1)},
+                                       owner->data(), base);
       arrays.append(py::make_tuple(a.name, a.dtype, a.shape, bytes));
     }
     return py::make_tuple(c.version, py::bytes(c.header_json), arrays);
-  }, py::arg("path"), "The C++ reader: (version, header JSON bytes, [(name, dtype, shape, bytes)]).");
+  }, py::arg("path"),
+  "The checkpoint reader (every check of docs/checkpoint-format.md): (version, header JSON "
+  "bytes, [(name, dtype, shape, uint8 array of the data)]).");
 
   m.def("write_checkpoint", [](const std::string& path, const py::dict& params) {
     std::vector<CheckpointArrayRef> refs;
@@ -216,7 +256,36 @@ void bind_train(py::module_& m) {
                       std::size_t(a.nbytes())});
     }
     write_checkpoint(path, refs);
-  }, py::arg("path"), py::arg("params"), "The C++ writer (named float arrays only).");
+  }, py::arg("path"), py::arg("params"), "The C++ writer of named float arrays.");
+
+  m.def("write_checkpoint", [](const std::string& path, const py::bytes& header,
+                               const py::list& arrays) {
+    std::vector<CheckpointArrayRef> refs;
+    std::vector<py::array> keep;
+    for (const py::handle& entry : arrays) {
+      auto [name, dtype, obj] = entry.cast<std::tuple<std::string, std::string, py::object>>();
+      if (!py::isinstance<py::array>(obj) ||
+          !(py::reinterpret_borrow<py::array>(obj).flags() & py::array::c_style))
+        throw py::type_error("write_checkpoint: '" + name + "' is not a C-contiguous array");
+      py::array a = py::reinterpret_borrow<py::array>(obj);
+      if (std::size_t(a.itemsize()) != checkpoint_itemsize(dtype))
+        throw py::type_error("write_checkpoint: '" + name + "' has item size " +
+                             std::to_string(a.itemsize()) + ", dtype '" + dtype + "' says otherwise");
+      refs.push_back({name, dtype, std::vector<int64_t>(a.shape(), a.shape() + a.ndim()), a.data(),
+                      std::size_t(a.nbytes())});
+      keep.push_back(std::move(a));
+    }
+    const std::string head = header;
+    // The file's fsync goes through os.fsync, so Python's view of the system call is kept.
+    py::object fsync = py::module_::import("os").attr("fsync");
+    py::gil_scoped_release release;
+    write_checkpoint(path, head, refs, [&](int fd) {
+      py::gil_scoped_acquire acquire;
+      fsync(fd);
+    });
+  }, py::arg("path"), py::arg("header"), py::arg("arrays"),
+  "The checkpoint writer: the JSON header and [(table name, dtype token, C-contiguous array)], "
+  "written atomically (temporary file, os.fsync, rename, fsync of the directory).");
 }
 
 }  // namespace dlopt::py_bindings

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'slot_names', 'slot_shapes', 'solve_least_squares', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -95,10 +95,6 @@ class LinearModel:
         """
     def reset_optimizer(self) -> None:
         ...
-    def set_batch_reducer(self, fn: typing.Any) -> None:
-        """
-        Data-parallel training: fn(grad, sums) replaces a batch's summed gradient and [loss, weight] by their sums over every worker, in place (dlopt.distributed); None removes it.
-        """
     def set_config(self, config: dict) -> None:
         ...
     @property
@@ -141,29 +137,6 @@ class CudaLinearModel:
     @property
     def validation_scores(self) -> list[float]:
         ...
-class LBFGS:
-    """
-    dlopt::LBFGS over NumPy parameter arrays (float32 or float64, updated in place). Use dlopt.optim.LBFGS instead.
-    """
-    @staticmethod
-    def check_options(options: dict) -> None:
-        """
-        Raises TypeError / ValueError for invalid LBFGS options.
-        """
-    def __init__(self, params: list) -> None:
-        ...
-    def load_state(self, options: dict, func_evals: typing.SupportsInt | typing.SupportsIndex, n_iter: typing.SupportsInt | typing.SupportsIndex, history: typing.Any, al: typing.Any) -> None:
-        """
-        Replaces the state (the tuple state() returns); checked first.
-        """
-    def state(self) -> tuple:
-        """
-        (func_evals, n_iter, history | None, al | None) with history = (d, t, t_is_tensor, old_dirs, old_stps, ro, H_diag, H_diag_is_tensor, prev_flat_grad, prev_loss); copies.
-        """
-    def step(self, closure: typing.Any, options: dict) -> typing.Any:
-        """
-        One torch LBFGS step; closure() returns (loss, grads). Returns the first loss object.
-        """
 def accumulate(buffers: typing.Any, grads: typing.Any, overwrite: bool) -> None:
     """
     buffers[k] = grads[k] (overwrite) or buffers[k] += grads[k], in one fused pass.
@@ -173,6 +146,10 @@ def accuracy_score(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]
 def check_storage_options(arg0: dict) -> None:
     """
     Raises TypeError/ValueError unless the group's state_dtype, stochastic_rounding, master_weights and seed are valid.
+    """
+def checkpoint_itemsize(dtype: str) -> int:
+    """
+    Item size of a dtype token of the checkpoint array table ('<f4', '|b1', 'bfloat16', ...); 0 for a dtype the format does not store.
     """
 def clip_grad_norm(grads: typing.Any, max_norm: typing.SupportsFloat | typing.SupportsIndex, norm_type: typing.SupportsFloat | typing.SupportsIndex, error_if_nonfinite: bool) -> tuple[float, bool]:
     ...
@@ -244,6 +221,18 @@ def mean_absolute_error(y_true: typing.Any, y_pred: typing.Any, sample_weight: t
     ...
 def mean_squared_error(y_true: typing.Any, y_pred: typing.Any, sample_weight: typing.Any = None) -> float:
     ...
+def one_cycle_anneal(cosine: bool, start: typing.SupportsFloat | typing.SupportsIndex, end: typing.SupportsFloat | typing.SupportsIndex, pct: typing.SupportsFloat | typing.SupportsIndex) -> float:
+    """
+    OneCycle's anneal from start to end at fraction pct (cosine or linear).
+    """
+def one_cycle_locate(t: typing.SupportsInt | typing.SupportsIndex, ends: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> tuple[int, float]:
+    """
+    (phase, fraction of it done) at step t: the first phase ending at or after t, else the last.
+    """
+def one_cycle_phases(total_steps: typing.SupportsInt | typing.SupportsIndex, pct_start: typing.SupportsFloat | typing.SupportsIndex, three_phase: bool) -> list[float]:
+    """
+    The step at which each phase of OneCycle ends (2 phases, or 3 with three_phase).
+    """
 def optimizers() -> list[str]:
     """
     Names of the optimizers in the registry.
@@ -254,11 +243,15 @@ def r2_score(y_true: typing.Any, y_pred: typing.Any, sample_weight: typing.Any =
     ...
 def read_checkpoint(path: str) -> tuple[int, bytes, list]:
     """
-    The C++ reader: (version, header JSON bytes, [(name, dtype, shape, bytes)]).
+    The checkpoint reader (every check of docs/checkpoint-format.md): (version, header JSON bytes, [(name, dtype, shape, uint8 array of the data)]).
     """
 def require_distinct(arg0: list) -> None:
     """
     Checks that every entry is an in-place-updatable array (all NumPy, or all CUDA device arrays) and that no two share memory.
+    """
+def require_finite_norm(total: typing.SupportsFloat | typing.SupportsIndex, norm_type: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    """
+    Raises NonFiniteNorm (a RuntimeError) with torch's message when total is NaN or infinite.
     """
 def runs_on_device(arg0: str) -> bool:
     """
@@ -272,6 +265,10 @@ def scale(tensors: typing.Any, factor: typing.SupportsFloat | typing.SupportsInd
     """
     x *= factor for every array, in one fused pass.
     """
+def schedule_lr(kind: str, base_lr: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsInt | typing.SupportsIndex, **kwargs) -> float:
+    """
+    lr at step t of a closed-form schedule of dlopt/schedule.hpp, its fields as keywords: 'constant_factor' (ConstantFactor), 'step', 'multistep', 'exponential', 'linear', 'polynomial', 'cosine', 'wsd' (WarmupStableDecay).
+    """
 def schedule_lrs(spec: typing.Any, base_lr: typing.SupportsFloat | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex) -> list[float]:
     """
     lr(t) for t = 0..steps-1 of the closed-form C++ schedule that lr_schedule=spec names (dlopt/schedule.hpp).
@@ -279,10 +276,6 @@ def schedule_lrs(spec: typing.Any, base_lr: typing.SupportsFloat | typing.Suppor
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Sets the threads used by the CPU kernels (OpenMP).
-    """
-def shard_bounds(sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], splittable: collections.abc.Sequence[bool], nranks: typing.SupportsInt | typing.SupportsIndex) -> list[int]:
-    """
-    The nranks + 1 boundaries of ZeRO's shards over tensors of `sizes` laid end to end.
     """
 def slot_names(arg0: str) -> list[str]:
     """
@@ -295,10 +288,6 @@ def slot_shapes(name: str, shape: collections.abc.Sequence[typing.SupportsInt | 
 def solve_least_squares(X: typing.Any, y: typing.Any, sample_weight: typing.Any, fit_intercept: bool, alpha: typing.SupportsFloat | typing.SupportsIndex, coef: typing.Any, intercept: typing.Any) -> bool:
     """
     Closed-form least squares (Cholesky of XᵀX in double, minimum-norm fallback) into coef, intercept. Returns True if X was rank deficient.
-    """
-def splits_elementwise(name: str) -> bool:
-    """
-    Whether optimizer `name`'s step may be cut inside a tensor (no reduction, no matrix rule).
     """
 def state_layout(name: str, group: dict, param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]) -> dict:
     """
@@ -316,10 +305,15 @@ def validate_config(arg0: str, arg1: dict) -> None:
     """
     Raises TypeError/ValueError if `d` is not a valid config for optimizer `name`.
     """
+@typing.overload
 def write_checkpoint(path: str, params: dict) -> None:
     """
-    The C++ writer (named float arrays only).
+    The C++ writer of named float arrays.
     """
-SHARD_ALIGN: int = 4096
+@typing.overload
+def write_checkpoint(path: str, header: bytes, arrays: list) -> None:
+    """
+    The checkpoint writer: the JSON header and [(table name, dtype token, C-contiguous array)], written atomically (temporary file, os.fsync, rename, fsync of the directory).
+    """
 __version__: str = '0.1.0'
 has_cuda: bool = False

@@ -2,8 +2,10 @@ r"""Checkpoints: ``dlopt.save`` / ``dlopt.load``, a documented binary format wit
 
 A file holds a JSON header (a tree of plain values, in which every NumPy array is replaced by a
 reference to a named entry of an array table) and the raw array data, 64-byte aligned, with
-CRC-32 checksums of every part; see ``docs/checkpoint-format.md``. The C++ reader
-``dlopt::read_checkpoint`` (``dlopt/checkpoint.hpp``) reads the same files.
+CRC-32 checksums of every part; see ``docs/checkpoint-format.md``. This module turns Python
+values into that tree and back; the file itself -- its layout, every check on reading, the atomic
+write and the error messages -- is the C++ ``dlopt::read_checkpoint`` / ``write_checkpoint``
+(``dlopt/checkpoint.hpp``), called through ``_core``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
-import tempfile
-import zlib
 from typing import Any, Mapping
 
 import ml_dtypes
@@ -25,8 +24,8 @@ _BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def _dtype_token(dtype: np.dtype) -> str:
-    """The dtype as written in the array table: NumPy's ``dtype.str``, or ``bfloat16``."""
-    return "bfloat16" if dtype == _BFLOAT16 else dtype.str
+    """The dtype as the array table names it: little-endian ``dtype.str``, or ``bfloat16``."""
+    return "bfloat16" if dtype == _BFLOAT16 else dtype.newbyteorder("<").str
 
 
 def _dtype_from_token(token: str) -> np.dtype:
@@ -34,7 +33,8 @@ def _dtype_from_token(token: str) -> np.dtype:
 
 
 def _savable(dtype: np.dtype) -> bool:
-    return dtype == _BFLOAT16 or (dtype.kind in "biufc" and dtype.fields is None)
+    """Whether the format stores this dtype (the C++ writer's rule, ``checkpoint_itemsize``)."""
+    return dtype.fields is None and _core.checkpoint_itemsize(_dtype_token(dtype)) == dtype.itemsize
 
 __all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION"]
 
@@ -42,14 +42,6 @@ __all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION"]
 CheckpointError = _core.CheckpointError
 
 FORMAT_VERSION = 1
-MAGIC = b"DLOPTCKP"
-_PRELUDE = struct.Struct("<8sIIQQQQQII")  # 64 bytes
-_ALIGN = 64
-_KEYS = ("optimizer", "scheduler", "model", "params", "extra")
-
-
-def _align(n: int) -> int:
-    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
 # -- the tree <-> JSON + arrays -------------------------------------------------------------------
@@ -59,7 +51,7 @@ class _Encoder:
     """Turns a tree of plain values and arrays into JSON-ready values plus a list of arrays."""
 
     def __init__(self) -> None:
-        self.arrays: list[tuple[str, np.ndarray]] = []
+        self.arrays: list[tuple[str, str, np.ndarray]] = []
         self._names: set[str] = set()
 
     def _add(self, path: str, a: np.ndarray) -> str:
@@ -70,7 +62,7 @@ class _Encoder:
             name, n = f"{path}#{n}", n + 1
         self._names.add(name)
         little = a.dtype if a.dtype == _BFLOAT16 else a.dtype.newbyteorder("<")
-        self.arrays.append((name, a.astype(little, order="C", copy=False)))
+        self.arrays.append((name, _dtype_token(a.dtype), a.astype(little, order="C", copy=False)))
         return name
 
     def encode(self, value: Any, path: str) -> Any:
@@ -249,7 +241,7 @@ def save(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = Non
               "optimizer_keys": "name" if keyed_by_name is not None else "index",
               "contents": tree}
     header_bytes = json.dumps(header, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    _write(os.fspath(path), enc.arrays, header_bytes)
+    _core.write_checkpoint(os.fspath(path), header_bytes, enc.arrays)
 
 
 def _state_layout(optimizer: Any, saved: Mapping[str, Any], index: int, param: Any) -> dict:
@@ -263,134 +255,21 @@ def _state_layout(optimizer: Any, saved: Mapping[str, Any], index: int, param: A
     return {}
 
 
-def _write(path: str, arrays: list[tuple[str, np.ndarray]], header: bytes) -> None:
-    table_parts, offset_slots = [struct.pack("<Q", len(arrays))], []
-    for name, a in arrays:
-        nb, dt = name.encode("utf-8"), _dtype_token(a.dtype).encode("ascii")
-        table_parts.append(struct.pack("<I", len(nb)) + nb + struct.pack("<B", len(dt)) + dt +
-                           struct.pack("<B", a.ndim) + struct.pack(f"<{a.ndim}Q", *a.shape))
-        offset_slots.append(len(table_parts))
-        table_parts.append(None)  # offset, nbytes, crc: filled below
-    table_size = sum(len(p) for p in table_parts if p is not None) + 20 * len(arrays)
-    data_offset = _align(_PRELUDE.size + table_size + len(header))
-    end, offsets = data_offset, []
-    for slot, (_, a) in zip(offset_slots, arrays):
-        end = _align(end)
-        offsets.append(end)
-        table_parts[slot] = struct.pack("<QQI", end, a.nbytes, zlib.crc32(memoryview(a).cast("B")) if a.nbytes else 0)
-        end += a.nbytes
-    meta = b"".join(table_parts) + header
-    prelude = _PRELUDE.pack(MAGIC, FORMAT_VERSION, 0, _PRELUDE.size, table_size, len(header),
-                            data_offset, end, zlib.crc32(meta), 0)[:60]
-    prelude += struct.pack("<I", zlib.crc32(prelude))
-
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".dlopt-tmp-")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(prelude)
-            f.write(meta)
-            pos = _PRELUDE.size + len(meta)
-            for off, (_, a) in zip(offsets, arrays):
-                f.write(b"\0" * (off - pos))
-                if a.nbytes:
-                    f.write(memoryview(a).cast("B"))
-                pos = off + a.nbytes
-            f.write(b"\0" * max(0, data_offset - pos))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass  # some file systems do not fsync directories
-    finally:
-        os.close(dfd)
-
-
 # -- reading --------------------------------------------------------------------------------------
 
 
 def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
-    def bad(why: str) -> CheckpointError:
-        return CheckpointError(f"corrupted checkpoint {path!r}: {why}")
-
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        raw = f.read(_PRELUDE.size)
-        if len(raw) < _PRELUDE.size:
-            raise CheckpointError(f"truncated checkpoint {path!r}: {size} bytes, shorter than the "
-                                  "64-byte prelude")
-        (magic, version, _flags, table_offset, table_size, header_size, data_offset, file_size,
-         meta_crc, prelude_crc) = _PRELUDE.unpack(raw)
-        if magic != MAGIC:
-            raise CheckpointError(f"{path!r} is not a dlopt checkpoint (bad magic bytes)")
-        if zlib.crc32(raw[:60]) != prelude_crc:
-            raise bad("prelude checksum mismatch")
-        if version != FORMAT_VERSION:
-            raise CheckpointError(f"checkpoint {path!r} has format version {version}; this dlopt "
-                                  f"reads version {FORMAT_VERSION}")
-        if size != file_size:
-            kind = "truncated" if size < file_size else "corrupted"
-            raise CheckpointError(f"{kind} checkpoint {path!r}: {size} bytes, expected {file_size}")
-        if (table_offset != _PRELUDE.size or table_offset + table_size + header_size > data_offset
-                or data_offset > file_size):
-            raise bad("inconsistent section sizes")
-        meta = f.read(table_size + header_size)
-        if zlib.crc32(meta) != meta_crc:
-            raise bad("header checksum mismatch")
-        try:
-            header = json.loads(meta[table_size:].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise bad(f"header is not JSON ({e})") from None
-
-        arrays: dict[str, np.ndarray] = {}
-        pos = 0
-
-        def take(n: int) -> bytes:
-            nonlocal pos
-            if pos + n > table_size:
-                raise bad("array table is cut short")
-            out = meta[pos:pos + n]
-            pos += n
-            return out
-
-        (count,) = struct.unpack("<Q", take(8))
-        for _ in range(count):
-            (nlen,) = struct.unpack("<I", take(4))
-            name = take(nlen).decode("utf-8")
-            (dlen,) = struct.unpack("<B", take(1))
-            try:
-                dtype = _dtype_from_token(take(dlen).decode("ascii"))
-            except TypeError:
-                raise bad(f"unknown dtype for array {name!r}") from None
-            (ndim,) = struct.unpack("<B", take(1))
-            shape = struct.unpack(f"<{ndim}Q", take(8 * ndim))
-            offset, nbytes, crc = struct.unpack("<QQI", take(20))
-            if (not _savable(dtype) or nbytes != math.prod(shape) * dtype.itemsize
-                    or offset < data_offset or offset + nbytes > file_size):
-                raise bad(f"bad table entry for array {name!r}")
-            a = np.empty(shape, dtype=dtype)
-            if nbytes:
-                f.seek(offset)
-                if f.readinto(memoryview(a).cast("B")) != nbytes:
-                    raise bad(f"array {name!r} is cut short")
-            if zlib.crc32(memoryview(a).cast("B") if nbytes else b"") != crc:
-                raise bad(f"checksum mismatch in array {name!r}")
-            arrays[name] = a
+    """The C++ reader (every check of the format), then the JSON header parsed."""
+    _, meta, table = _core.read_checkpoint(path)
+    arrays = {name: data.view(_dtype_from_token(dtype)).reshape(tuple(shape))
+              for name, dtype, shape, data in table}
+    try:
+        header = json.loads(meta.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"corrupted checkpoint {path!r}: header is not JSON ({e})") from None
     if not isinstance(header, dict) or header.get("format") != "dlopt-checkpoint":
-        raise bad("header does not describe a dlopt checkpoint")
+        raise CheckpointError(f"corrupted checkpoint {path!r}: header does not describe a dlopt "
+                              "checkpoint")
     return header, arrays
 
 

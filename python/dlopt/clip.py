@@ -54,15 +54,9 @@ def get_total_norm(grads, norm_type: float = 2.0, error_if_nonfinite: bool = Fal
     """
     _check_foreach(foreach)
     total, f32 = _core.total_norm(_grads(grads), float(norm_type))
-    if error_if_nonfinite and not np.isfinite(total):
-        raise RuntimeError(_nonfinite_message(norm_type))
+    if error_if_nonfinite:
+        _core.require_finite_norm(total, float(norm_type))  # torch's message, written in C++
     return _result(total, f32)
-
-
-def _nonfinite_message(norm_type) -> str:
-    return (f"The total norm of order {float(norm_type)} for gradients from `parameters` is "
-            "non-finite, so it cannot be clipped. To disable this error and scale the gradients by "
-            "the non-finite norm anyway, set `error_if_nonfinite=False`")
 
 
 def clip_grads_with_norm_(grads, max_norm: float, total_norm, foreach: bool | None = None) -> None:
@@ -97,11 +91,8 @@ def clip_grad_norm_(grads, max_norm: float, norm_type: float = 2.0,
     [array([0.6, 0. ]), array([0.8])]
     """
     _check_foreach(foreach)
-    try:
-        total, f32 = _core.clip_grad_norm(_grads(grads), float(max_norm), float(norm_type),
-                                          bool(error_if_nonfinite))
-    except _core.NonFiniteNorm as e:
-        raise RuntimeError(_nonfinite_message(norm_type)) from None
+    total, f32 = _core.clip_grad_norm(_grads(grads), float(max_norm), float(norm_type),
+                                      bool(error_if_nonfinite))  # NonFiniteNorm: a RuntimeError
     return _result(total, f32)
 
 

@@ -14,15 +14,11 @@
 
 #include "dlopt/cuda/multi_tensor.hpp"
 #include "dlopt/dlopt.hpp"
+#include "harness.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  (ok ? passed : failed) += 1;
-  if (!ok) std::printf("FAILED: %s\n", what.c_str());
-}
+using namespace dlopt_test;
 
 void checks_before_the_device() {
   std::vector<float> p(8, 1.0f), g(8, 1.0f), m(8), v(8);
@@ -240,6 +236,5 @@ int main() {
     DLOPT_FOR_EACH_RULE(DLOPT_TEST_RULE)
 #undef DLOPT_TEST_RULE
   }
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return summary();
 }

@@ -14,15 +14,11 @@
 
 #include "dlopt/cuda/linear.hpp"
 #include "dlopt/dlopt.hpp"
+#include "harness.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  (ok ? passed : failed) += 1;
-  if (!ok) std::printf("FAILED: %s\n", what.c_str());
-}
+using namespace dlopt_test;
 
 using namespace dlopt::cuda::detail;
 
@@ -164,6 +160,5 @@ int main() {
   check(batch_parts(1) == 1 && batch_parts(256) == 8 && batch_parts(int64_t(1) << 30) == kMaxParts,
         "row ranges depend on the batch size only");
   without_a_device();
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return summary();
 }

@@ -13,26 +13,11 @@
 #include <vector>
 
 #include "dlopt/dlopt.hpp"
+#include "harness.hpp"
+
+using namespace dlopt_test;
 
 namespace {
-
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  (ok ? passed : failed) += 1;
-  if (!ok) std::printf("FAILED: %s\n", what.c_str());
-}
-
-template <class E>
-bool throws(const std::function<void()>& f, const std::string& needle = "") {
-  try {
-    f();
-  } catch (const E& e) {
-    return needle.empty() || std::string(e.what()).find(needle) != std::string::npos;
-  } catch (...) {
-  }
-  return false;
-}
 
 /// Rosenbrock in n dimensions: Σ 100 (x[i+1] − x[i]²)² + (1 − x[i])², minimum 0 at (1, ..., 1).
 /// Reads the parameters from `x` (all of them, whichever buffers the optimizer was given).
@@ -259,6 +244,5 @@ int main() {
   resume_is_bit_for_bit();
   errors_change_nothing();
   linear_model_with_lbfgs();
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return summary();
 }

@@ -9,28 +9,11 @@
 #include <vector>
 
 #include "dlopt/dlopt.hpp"
+#include "harness.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  (ok ? passed : failed) += 1;
-  if (!ok) std::printf("FAILED: %s\n", what.c_str());
-}
-
-bool near(double a, double b, double tol) { return std::abs(a - b) <= tol; }
-
-template <class E>
-bool throws(const std::function<void()>& f, const std::string& needle = "") {
-  try {
-    f();
-  } catch (const E& e) {
-    return needle.empty() || std::string(e.what()).find(needle) != std::string::npos;
-  } catch (...) {
-  }
-  return false;
-}
+using namespace dlopt_test;
 
 /// y = 2x + 1 at 100 points of [-1, 1], no noise.
 struct Line {
@@ -54,7 +37,7 @@ void seed_example_sgd() {
     cfg.epochs = 1000;
     dlopt::LinearModel<double> m(dlopt::Objective::SquaredError, 1, 1, w.data(), b.data(), cfg);
     check(m.fit(line.view()) == 1000, "full batch: runs every epoch");
-    check(near(w[0], 2.0, 1e-6) && near(b[0], 1.0, 1e-6), "full batch SGD reaches w = 2, b = 1");
+    check(near_abs(w[0], 2.0, 1e-6) && near_abs(b[0], 1.0, 1e-6), "full batch SGD reaches w = 2, b = 1");
     check(m.loss(line.view()) < 1e-12, "full batch: loss ~ 0");
     check(m.steps() == 1000 && m.epochs_trained() == 1000, "full batch: one step per epoch");
     check(m.loss_curve().front() > m.loss_curve().back(), "loss decreases");
@@ -70,7 +53,7 @@ void seed_example_sgd() {
     cfg.seed = 7;
     dlopt::LinearModel<float> m(dlopt::Objective::SquaredError, 1, 1, w.data(), b.data(), cfg);
     m.fit({xf.data(), 100, 1, yf.data(), nullptr});
-    check(near(w[0], 2.0, 1e-4) && near(b[0], 1.0, 1e-4), "mini-batch SGD (float) reaches w = 2, b = 1");
+    check(near_abs(w[0], 2.0, 1e-4) && near_abs(b[0], 1.0, 1e-4), "mini-batch SGD (float) reaches w = 2, b = 1");
     check(m.steps() == 300 * 10, "mini-batch: 10 steps per epoch");
   }
 }
@@ -80,7 +63,7 @@ void closed_form() {
   double w = 0, b = 0;
   const bool deficient = dlopt::solve_least_squares(line.view(), {}, &w, &b);
   check(!deficient, "closed form: full rank");
-  check(near(w, 2.0, 1e-12) && near(b, 1.0, 1e-12), "closed form gives w = 2, b = 1");
+  check(near_abs(w, 2.0, 1e-12) && near_abs(b, 1.0, 1e-12), "closed form gives w = 2, b = 1");
   // ... and agrees with gradient descent on a noisy, 3-feature problem
   std::vector<double> X, y;
   uint64_t s = 1;
@@ -102,8 +85,8 @@ void closed_form() {
   cfg.epochs = 3000;
   dlopt::LinearModel<double> m(dlopt::Objective::SquaredError, 3, 1, wg.data(), bg.data(), cfg);
   m.fit(d);
-  bool same = near(bc[0], bg[0], 1e-4);
-  for (int j = 0; j < 3; ++j) same = same && near(wc[j], wg[j], 1e-4);
+  bool same = near_abs(bc[0], bg[0], 1e-4);
+  for (int j = 0; j < 3; ++j) same = same && near_abs(wc[j], wg[j], 1e-4);
   check(same, "closed form matches the gradient-descent optimum");
 }
 
@@ -179,7 +162,7 @@ void lr_schedule() {
   m.fit(line.view());
   bool ok = m.lr_curve().size() == 20;
   for (int e = 0; ok && e < 20; ++e)
-    ok = near(m.lr_curve()[e], 0.001 + (0.1 - 0.001) * (1 + std::cos(3.14159265358979323846 * e / 20)) / 2, 1e-15);
+    ok = near_abs(m.lr_curve()[e], 0.001 + (0.1 - 0.001) * (1 + std::cos(3.14159265358979323846 * e / 20)) / 2, 1e-15);
   check(ok, "cosine lr_schedule: lr of epoch e is schedule.lr(e), T_max defaults to epochs");
 
   // the same as setting lr by hand every epoch
@@ -245,6 +228,5 @@ int main() {
   softmax_three_classes();
   lr_schedule();
   argument_checks();
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return summary();
 }

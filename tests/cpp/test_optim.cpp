@@ -10,28 +10,11 @@
 #include <vector>
 
 #include "dlopt/dlopt.hpp"
+#include "harness.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  (ok ? passed : failed) += 1;
-  if (!ok) std::printf("FAILED: %s\n", what.c_str());
-}
-
-bool near(double a, double b, double tol = 1e-12) { return std::abs(a - b) <= tol * (1 + std::abs(b)); }
-
-template <class E>
-bool throws(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using namespace dlopt_test;
 
 void sgd_momentum_by_hand() {
   std::vector<double> w = {1.0, -2.0};
@@ -210,6 +193,5 @@ int main() {
   invalid_config_changes_nothing();
   any_optimizer_by_name();
   newer_rules_by_hand();
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return summary();
 }

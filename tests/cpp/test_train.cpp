@@ -5,34 +5,18 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <cerrno>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "dlopt/dlopt.hpp"
+#include "harness.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  (ok ? passed : failed) += 1;
-  if (!ok) std::printf("FAILED: %s\n", what.c_str());
-}
-
-bool near(double a, double b, double tol = 1e-12) { return std::abs(a - b) <= tol * (1 + std::abs(b)); }
-
-template <class E>
-bool throws(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using namespace dlopt_test;
 
 void clipping() {
   std::vector<double> a = {3.0, 0.0}, b = {4.0};
@@ -159,6 +143,45 @@ void checkpoints() {
   rejects("XXXXXXXX" + bytes.substr(8), "not a dlopt checkpoint");
   std::remove(path.c_str());
   check(throws<dlopt::CheckpointError>([&] { dlopt::read_checkpoint(path); }), "missing file");
+  try {
+    dlopt::read_checkpoint(path);
+  } catch (const dlopt::CheckpointIOError& e) {
+    check(e.code == ENOENT && e.path == path, "a missing file is an I/O error with its errno");
+  }
+
+  // The general writer (what dlopt.save calls): any header, arrays under their own names.
+  const int64_t ints[3] = {1, -2, 3};
+  const unsigned char flags[2] = {1, 0};
+  dlopt::write_checkpoint(path, "{\"format\": \"dlopt-checkpoint\"}",
+                          {{"extra/ints", "<i8", {3}, ints, sizeof ints},
+                           {"extra/flags", "|b1", {2}, flags, sizeof flags},
+                           {"extra/empty", "bfloat16", {0, 4}, nullptr, 0}});
+  const dlopt::Checkpoint raw = dlopt::read_checkpoint(path);
+  check(raw.header_json == "{\"format\": \"dlopt-checkpoint\"}" && raw.arrays.size() == 3 &&
+            raw.at("extra/ints").as<int64_t>()[1] == -2 && raw.at("extra/flags").data[0] == 1 &&
+            raw.at("extra/empty").shape == std::vector<int64_t>{0, 4},
+        "general writer: header and named arrays read back");
+  check(dlopt::checkpoint_itemsize("<f4") == 4 && dlopt::checkpoint_itemsize("|b1") == 1 &&
+            dlopt::checkpoint_itemsize("bfloat16") == 2 && dlopt::checkpoint_itemsize("<c16") == 16 &&
+            dlopt::checkpoint_itemsize("<U4") == 0 && dlopt::checkpoint_itemsize(">f8") == 0 &&
+            dlopt::checkpoint_itemsize("<i3") == 0 && dlopt::checkpoint_itemsize("|O") == 0,
+        "checkpoint_itemsize knows the stored dtypes only");
+  check(throws<dlopt::CheckpointError>([&] {
+          dlopt::write_checkpoint(path, "{}", {{"x", "<U1", {1}, ints, 4}});
+        }, "not one a checkpoint stores"), "writer refuses an unknown dtype");
+  check(throws<dlopt::CheckpointError>([&] {
+          dlopt::write_checkpoint(path, "{}", {{"x", "<i8", {2}, ints, 8}});
+        }, "8 bytes for 2 elements"), "writer checks bytes against the shape");
+  check(throws<dlopt::CheckpointError>([&] {
+          dlopt::write_checkpoint(path, "{}", {{"x", "<i8", {1}, ints, 8}, {"x", "<i8", {1}, ints, 8}});
+        }, "twice"), "writer refuses a repeated name");
+  check(dlopt::read_checkpoint(path).arrays.size() == 3, "a refused write leaves the file as it was");
+  bool synced = false;
+  check(throws<std::runtime_error>([&] {
+          dlopt::write_checkpoint(path, "{}", {}, [&](int) { synced = true; throw std::runtime_error("crash"); });
+        }, "crash") && synced && dlopt::read_checkpoint(path).arrays.size() == 3,
+        "a failing sync leaves the previous file");
+  std::remove(path.c_str());
 }
 
 }  // namespace
@@ -168,6 +191,5 @@ int main() {
   averaging();
   schedules();
   checkpoints();
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return summary();
 }

@@ -2,7 +2,9 @@
 /// @file checkpoint.hpp
 /// Reader and writer of dlopt checkpoint files (docs/checkpoint-format.md): a 64-byte prelude,
 /// a binary table of named arrays, a JSON header and 64-byte-aligned raw array data, with CRC-32
-/// checksums of every part. The Python `dlopt.save` / `dlopt.load` write and read the same files.
+/// checksums of every part. This is the only implementation of the format: the Python
+/// `dlopt.save` / `dlopt.load` encode their tree of values as the JSON header and call these
+/// functions (through `_core`) for everything binary, so the checks and messages are the same.
 ///
 /// @code
 ///   dlopt::Checkpoint ckpt = dlopt::read_checkpoint("model.dlopt");
@@ -12,6 +14,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,8 +29,22 @@ struct CheckpointError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A failed system call (open, read, write, fsync, rename) on `path`; `code` is its errno.
+/// Python sees it as the OSError of that errno (FileNotFoundError, PermissionError, ...).
+struct CheckpointIOError : CheckpointError {
+  CheckpointIOError(const std::string& what, int code, std::string path)
+      : CheckpointError(what), code(code), path(std::move(path)) {}
+  int code;
+  std::string path;
+};
+
 /// Format version written by this build and the only one it reads.
 constexpr uint32_t kCheckpointVersion = 1;
+
+/// Item size in bytes of a dtype as the array table names it: NumPy's little-endian or
+/// byte-order-free dtype string of a boolean or number ("|b1", "<i8", "<u2", "<f4", "<c8", ...)
+/// or "bfloat16" (ml_dtypes.bfloat16); 0 for anything the format does not store.
+std::size_t checkpoint_itemsize(const std::string& dtype);
 
 /// CRC-32 (IEEE 802.3, as zlib.crc32) of `size` bytes, continuing from `crc`.
 uint32_t crc32(const void* data, std::size_t size, uint32_t crc = 0);
@@ -85,8 +102,8 @@ Checkpoint read_checkpoint(const std::string& path);
 
 /// A named array to write, owned by the caller.
 struct CheckpointArrayRef {
-  std::string name;   ///< stored as "params/<name>"
-  std::string dtype;  ///< "<f4", "<f8", ...
+  std::string name;   ///< the table name ("params/<name>" when written by the params writer)
+  std::string dtype;  ///< "<f4", "<f8", ... (see checkpoint_itemsize)
   std::vector<int64_t> shape;
   const void* data;
   std::size_t nbytes;
@@ -105,5 +122,13 @@ CheckpointArrayRef named_array(std::string name, const T* data, std::vector<int6
 /// Atomic: written to a temporary file in the same directory, flushed, fsynced and renamed over
 /// `path` (then the directory is fsynced), so a crash leaves either the old file or the new one.
 void write_checkpoint(const std::string& path, const std::vector<CheckpointArrayRef>& params);
+
+/// Writes a checkpoint whose JSON header is `header_json` and whose array table holds `arrays`
+/// under their own names (checked first: a known dtype, bytes = shape x item size, names unique),
+/// atomically as above. `sync_file(fd)` replaces the fsync of the temporary file (the Python
+/// binding passes os.fsync); an exception from it removes the temporary file and propagates.
+void write_checkpoint(const std::string& path, const std::string& header_json,
+                      const std::vector<CheckpointArrayRef>& arrays,
+                      const std::function<void(int)>& sync_file = {});
 
 }  // namespace dlopt

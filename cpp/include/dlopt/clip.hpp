@@ -15,6 +15,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -52,10 +54,27 @@ inline double clip_coefficient(double max_norm, double total_norm) {
 template <class T>
 void scale(const Span<T>* tensors, std::size_t count, T factor);
 
+namespace detail {
+/// x as Python's repr(float) writes it ("2.0", "inf", "1e-05"): the shortest %g that reads back
+/// as x, with ".0" added to an integral value; for messages that must read as torch's.
+inline std::string float_repr(double x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  std::string s = buf;
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+}  // namespace detail
+
 /// Throws NonFiniteNorm with torch's message when `total` is NaN or infinite.
 inline void require_finite_norm(double total, double norm_type) {
   if (!std::isfinite(total)) {
-    throw NonFiniteNorm("The total norm of order " + std::to_string(norm_type) +
+    throw NonFiniteNorm("The total norm of order " + detail::float_repr(norm_type) +
                         " for gradients from `parameters` is non-finite, so it cannot be clipped. "
                         "To disable this error and scale the gradients by the non-finite norm "
                         "anyway, set `error_if_nonfinite=False`");

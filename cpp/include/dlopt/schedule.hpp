@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dlopt/core/error.hpp"
@@ -192,9 +193,30 @@ struct OneCycle {
   double initial_lr() const { return max_lr / div_factor; }
   double min_lr() const { return initial_lr() / final_div_factor; }
 
-  double anneal(double start, double end, double pct) const {
+  /// torch's anneal from `start` to `end` at fraction `pct`: cosine or linear.
+  static double anneal(bool cosine, double start, double end, double pct) {
     if (cosine) return end + (start - end) / 2.0 * (std::cos(detail::kPi * pct) + 1.0);
     return (end - start) * pct + start;
+  }
+  /// The step at which each phase ends (torch's end_step); returns the number of phases, 2 or 3.
+  static int phase_ends(int64_t total_steps, double pct_start, bool three_phase, double ends[3]) {
+    const double T = double(total_steps);
+    ends[0] = pct_start * T - 1;
+    if (!three_phase) {
+      ends[1] = T - 1;
+      return 2;
+    }
+    ends[1] = 2 * pct_start * T - 2;
+    ends[2] = T - 1;
+    return 3;
+  }
+  /// The phase holding step t (the first that ends at or after it, else the last) and the
+  /// fraction of it done at t: {phase, pct}.
+  static std::pair<int, double> locate(int64_t t, const double* ends, int n) {
+    double start = 0.0;
+    int i = 0;
+    for (; i < n - 1 && !(double(t) <= ends[i]); ++i) start = ends[i];
+    return {i, (double(t) - start) / (ends[i] - start)};
   }
 
   double lr(int64_t t) const {
@@ -204,29 +226,14 @@ struct OneCycle {
       throw InvalidArgument("Tried to step " + std::to_string(t) +
                             " times. The specified number of total steps is " +
                             std::to_string(total_steps));
-    const double T = double(total_steps);
-    struct Phase { double end_step, start_lr, end_lr; };
-    Phase phases[3];
-    int n;
-    if (three_phase) {
-      phases[0] = {pct_start * T - 1, initial_lr(), max_lr};
-      phases[1] = {2 * pct_start * T - 2, max_lr, initial_lr()};
-      phases[2] = {T - 1, initial_lr(), min_lr()};
-      n = 3;
-    } else {
-      phases[0] = {pct_start * T - 1, initial_lr(), max_lr};
-      phases[1] = {T - 1, max_lr, min_lr()};
-      n = 2;
-    }
-    double start_step = 0.0;
-    for (int i = 0; i < n; ++i) {
-      if (double(t) <= phases[i].end_step || i == n - 1) {
-        const double pct = (double(t) - start_step) / (phases[i].end_step - start_step);
-        return anneal(phases[i].start_lr, phases[i].end_lr, pct);
-      }
-      start_step = phases[i].end_step;
-    }
-    return min_lr();  // unreachable
+    double ends[3];
+    const int n = phase_ends(total_steps, pct_start, three_phase, ends);
+    // (start lr, end lr) of each phase
+    const double lrs[3][2] = {{initial_lr(), max_lr},
+                              {max_lr, three_phase ? initial_lr() : min_lr()},
+                              {initial_lr(), min_lr()}};
+    const auto [i, pct] = locate(t, ends, n);
+    return anneal(cosine, lrs[i][0], lrs[i][1], pct);
   }
   double operator()(int64_t t) const { return lr(t); }
 };

@@ -27,8 +27,8 @@ void require_pairs(const Span<D>* dst, const Span<S>* src, std::size_t count, co
 template <class D, class S, class Op>
 void pairwise(const Span<D>* dst, const Span<S>* src, std::size_t count, Op op) {
   auto size_of = [dst](std::size_t k) { return dst[k].size; };
-  const cpu::detail::BlockPlan plan = cpu::detail::plan_blocks(count, size_of);
-  cpu::detail::for_each_block(plan, size_of, [&](std::size_t k, int64_t begin, int64_t len, int64_t) {
+  std::vector<int64_t> first;
+  cpu::detail::for_each_pass_block(count, size_of, first, [&](int64_t, std::size_t k, int64_t begin, int64_t len) {
     op(dst[k].data + begin, src[k].data + begin, len);
   });
 }

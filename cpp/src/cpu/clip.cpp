@@ -112,14 +112,16 @@ void tensor_norms(const Span<const T>* tensors, std::size_t count, double norm_t
   const NormKind kind = kind_of(norm_type);
   require_buffers(tensors, count, "tensors");
   auto size_of = [tensors](std::size_t k) { return tensors[k].size; };
-  const cpu::detail::BlockPlan plan = cpu::detail::plan_blocks(count, size_of);
-  std::vector<Partial> partials(std::size_t(plan.blocks()));
-  cpu::detail::for_each_block(plan, size_of, [&](std::size_t k, int64_t begin, int64_t len, int64_t b) {
+  std::vector<int64_t> first;
+  std::vector<Partial> partials;
+  first.resize(count + 1);
+  partials.resize(std::size_t(blocks::number<cpu::detail::kPassBlock>(count, size_of, first.data())));
+  cpu::detail::for_each_pass_block(count, size_of, first, [&](int64_t b, std::size_t k, int64_t begin, int64_t len) {
     partials[std::size_t(b)] = block_partial(tensors[k].data + begin, len, kind, norm_type);
   });
   for (std::size_t k = 0; k < count; ++k) {
     Folder f(kind, norm_type);
-    for (int64_t b = plan.first[k]; b < plan.first[k + 1]; ++b) f.add(partials[std::size_t(b)]);
+    for (int64_t b = first[k]; b < first[k + 1]; ++b) f.add(partials[std::size_t(b)]);
     out[k] = f.result();
   }
 }
@@ -146,8 +148,8 @@ template <class T>
 void scale(const Span<T>* tensors, std::size_t count, T factor) {
   require_buffers(tensors, count, "tensors");
   auto size_of = [tensors](std::size_t k) { return tensors[k].size; };
-  const cpu::detail::BlockPlan plan = cpu::detail::plan_blocks(count, size_of);
-  cpu::detail::for_each_block(plan, size_of, [&](std::size_t k, int64_t begin, int64_t len, int64_t) {
+  std::vector<int64_t> first;
+  cpu::detail::for_each_pass_block(count, size_of, first, [&](int64_t, std::size_t k, int64_t begin, int64_t len) {
     T* __restrict x = tensors[k].data + begin;
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) x[i] *= factor;
@@ -172,8 +174,8 @@ void clip_grad_value(const Span<T>* grads, std::size_t count, double clip_value)
   require_buffers(grads, count, "grads");
   const T lo = T(-clip_value), hi = T(clip_value);
   auto size_of = [grads](std::size_t k) { return grads[k].size; };
-  const cpu::detail::BlockPlan plan = cpu::detail::plan_blocks(count, size_of);
-  cpu::detail::for_each_block(plan, size_of, [&](std::size_t k, int64_t begin, int64_t len, int64_t) {
+  std::vector<int64_t> first;
+  cpu::detail::for_each_pass_block(count, size_of, first, [&](int64_t, std::size_t k, int64_t begin, int64_t len) {
     T* __restrict x = grads[k].data + begin;
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) {

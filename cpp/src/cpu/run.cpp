@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "blocks.hpp"
 #include "convert.hpp"
 #include "dlopt/core/step.hpp"
 #include "dlopt/optim/registry.hpp"
@@ -137,33 +138,13 @@ void run_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
   else run_staged(seg, begin, len);
 }
 
-/// Numbers the 4K blocks of every segment (first_block[k]: segment k's first block; the vector is
-/// thread-local scratch, returned for the caller's own use) and calls f(b, k, begin, len) for each
-/// block: by one OpenMP `parallel for`, or on the calling thread for small steps. Block boundaries
-/// depend only on the sizes, never on the thread count.
+/// The 4K blocks of every segment (blocks.hpp): f(b, k, begin, len) for each. Returns the
+/// numbering (first_block[k]: segment k's first block), thread-local scratch reused every step.
 template <class Seg, class F>
 const std::vector<int64_t>& for_each_block(const Seg* segments, std::size_t count, const F& f) {
   thread_local std::vector<int64_t> first_block;
-  first_block.resize(count + 1);
-  int64_t total = 0;
-  first_block[0] = 0;
-  for (std::size_t k = 0; k < count; ++k) {
-    total += segments[k].size;
-    first_block[k + 1] = first_block[k] + (segments[k].size + kBlock - 1) / kBlock;
-  }
-  const int64_t blocks = first_block[count];
-  const int64_t* fb = first_block.data();
-  auto do_block = [&](int64_t b) {
-    const std::size_t k = std::size_t(std::upper_bound(fb, fb + count + 1, b) - fb - 1);
-    const int64_t begin = (b - fb[k]) * kBlock;
-    f(b, k, begin, std::min(kBlock, segments[k].size - begin));
-  };
-  if (total < kParallelMin || get_num_threads() == 1) {
-    for (int64_t b = 0; b < blocks; ++b) do_block(b);
-  } else {
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) do_block(b);
-  }
+  detail::for_each_block<kBlock, kParallelMin>(
+      count, [segments](std::size_t k) { return segments[k].size; }, first_block, f);
   return first_block;
 }
 
@@ -241,7 +222,7 @@ void reduce(Segment<Rule, T>* segments, std::size_t count) {
   if constexpr (Rule::reductions > 0) {
     constexpr int R = Rule::reductions;
     int64_t blocks = 0;
-    for (std::size_t k = 0; k < count; ++k) blocks += (segments[k].size + kBlock - 1) / kBlock;
+    for (std::size_t k = 0; k < count; ++k) blocks += dlopt::blocks::count_of<kBlock>(segments[k].size);
     thread_local std::vector<double> partial;  // per block, reused: no allocation per step once warm
     partial.resize(std::size_t(blocks) * R);
     double* out = partial.data();  // (the workers see their own thread_local, not this one)

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "dlopt/core/blocks.hpp"
 #include "dlopt/core/step.hpp"
 
 #if defined(__CUDA_ARCH__)
@@ -31,13 +32,10 @@ struct alignas(16) Pack {
   T v[16 / sizeof(T)];
 };
 
-/// Writes first_chunk[0..count] and returns the number of chunks of the launch.
+/// Writes first_chunk[0..count] (blocks::number) and returns the number of chunks of the launch.
 template <class Seg>
 int64_t chunk_prefix(const Seg* segments, std::size_t count, int64_t* first_chunk) {
-  first_chunk[0] = 0;
-  for (std::size_t k = 0; k < count; ++k)
-    first_chunk[k + 1] = first_chunk[k] + (segments[k].size + kChunk - 1) / kChunk;
-  return first_chunk[count];
+  return blocks::number<kChunk>(count, [segments](std::size_t k) { return segments[k].size; }, first_chunk);
 }
 
 /// Thread `thread` of `threads` processes its elements of chunk `chunk` (0 <= chunk < total).
@@ -46,15 +44,8 @@ DLOPT_HD void process_chunk(const int64_t* first_chunk, const cpu::Segment<Rule,
                             int64_t count, int64_t chunk, int thread, int threads) {
   constexpr int V = int(16 / sizeof(T));
   constexpr int S = int(num_slots<Rule>);
-  // The tensor of this chunk: the largest k with first_chunk[k] <= chunk. Invariant:
-  // first_chunk[lo] <= chunk < first_chunk[hi] (first_chunk[0] = 0, first_chunk[count] = total),
-  // so tensor lo holds the chunk and is not empty.
-  int64_t lo = 0, hi = count;
-  while (hi - lo > 1) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (first_chunk[mid] <= chunk) lo = mid;
-    else hi = mid;
-  }
+  // The tensor of this chunk (it holds the chunk and is not empty).
+  const std::size_t lo = blocks::tensor_of(first_chunk, std::size_t(count), chunk);
   const cpu::Segment<Rule, T> seg = segments[lo];
   const int64_t begin = (chunk - first_chunk[lo]) * kChunk;
   const int64_t end = begin + kChunk < seg.size ? begin + kChunk : seg.size;
