@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LinearModel', 'NonFiniteNorm', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'slot_names', 'slot_shapes', 'solve_least_squares', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'check_storage_options', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -95,6 +95,10 @@ class LinearModel:
         """
     def reset_optimizer(self) -> None:
         ...
+    def set_batch_reducer(self, fn: typing.Any) -> None:
+        """
+        Data-parallel training: fn(grad, sums) replaces a batch's summed gradient and [loss, weight] by their sums over every worker, in place (dlopt.distributed); None removes it.
+        """
     def set_config(self, config: dict) -> None:
         ...
     @property
@@ -137,6 +141,29 @@ class CudaLinearModel:
     @property
     def validation_scores(self) -> list[float]:
         ...
+class LBFGS:
+    """
+    dlopt::LBFGS over NumPy parameter arrays (float32 or float64, updated in place). Use dlopt.optim.LBFGS instead.
+    """
+    @staticmethod
+    def check_options(options: dict) -> None:
+        """
+        Raises TypeError / ValueError for invalid LBFGS options.
+        """
+    def __init__(self, params: list) -> None:
+        ...
+    def load_state(self, options: dict, func_evals: typing.SupportsInt | typing.SupportsIndex, n_iter: typing.SupportsInt | typing.SupportsIndex, history: typing.Any, al: typing.Any) -> None:
+        """
+        Replaces the state (the tuple state() returns); checked first.
+        """
+    def state(self) -> tuple:
+        """
+        (func_evals, n_iter, history | None, al | None) with history = (d, t, t_is_tensor, old_dirs, old_stps, ro, H_diag, H_diag_is_tensor, prev_flat_grad, prev_loss); copies.
+        """
+    def step(self, closure: typing.Any, options: dict) -> typing.Any:
+        """
+        One torch LBFGS step; closure() returns (loss, grads). Returns the first loss object.
+        """
 def accumulate(buffers: typing.Any, grads: typing.Any, overwrite: bool) -> None:
     """
     buffers[k] = grads[k] (overwrite) or buffers[k] += grads[k], in one fused pass.
@@ -277,6 +304,10 @@ def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Sets the threads used by the CPU kernels (OpenMP).
     """
+def shard_bounds(sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], splittable: collections.abc.Sequence[bool], nranks: typing.SupportsInt | typing.SupportsIndex) -> list[int]:
+    """
+    The nranks + 1 boundaries of ZeRO's shards over tensors of `sizes` laid end to end.
+    """
 def slot_names(arg0: str) -> list[str]:
     """
     Names of the per-element state buffers of optimizer `name`.
@@ -288,6 +319,10 @@ def slot_shapes(name: str, shape: collections.abc.Sequence[typing.SupportsInt | 
 def solve_least_squares(X: typing.Any, y: typing.Any, sample_weight: typing.Any, fit_intercept: bool, alpha: typing.SupportsFloat | typing.SupportsIndex, coef: typing.Any, intercept: typing.Any) -> bool:
     """
     Closed-form least squares (Cholesky of XᵀX in double, minimum-norm fallback) into coef, intercept. Returns True if X was rank deficient.
+    """
+def splits_elementwise(name: str) -> bool:
+    """
+    Whether optimizer `name`'s step may be cut inside a tensor (no reduction, no matrix rule).
     """
 def state_layout(name: str, group: dict, param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]) -> dict:
     """
@@ -315,5 +350,6 @@ def write_checkpoint(path: str, header: bytes, arrays: list) -> None:
     """
     The checkpoint writer: the JSON header and [(table name, dtype token, C-contiguous array)], written atomically (temporary file, os.fsync, rename, fsync of the directory).
     """
+SHARD_ALIGN: int = 4096
 __version__: str = '0.1.0'
 has_cuda: bool = False
