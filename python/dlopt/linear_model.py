@@ -398,6 +398,17 @@ class _LinearModel:
             return False
         return callback
 
+    def _ready_cpu_trainer(self, first: bool, n_features: int, dtype) -> None:
+        """The C++ trainer of this fit: a new one for a first fit; otherwise the current one, rebuilt
+        over the current parameters when the model was unpickled or last trained on the GPU."""
+        if first:
+            self.n_features_in_ = n_features
+            self._make_trainer(n_features, dtype)
+            self._seed_state = _seed(self.random_state)
+        elif not isinstance(getattr(self, "_trainer", None), _core.LinearModel):
+            self._coef_dev = self._intercept_dev = None
+            self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
+
     def _fit(self, X, y, sample_weight, partial: bool):
         if self._device() == "cuda":
             return self._fit_cuda(X, y, sample_weight, partial)
@@ -407,14 +418,7 @@ class _LinearModel:
         dtype = X.dtype
         y = self._targets(y, X.shape[0], dtype, reset=first)
         sw = self._weights(y, sample_weight, X.shape[0], dtype)
-        if first:
-            self.n_features_in_ = X.shape[1]
-            self._make_trainer(X.shape[1], dtype)
-            self._seed_state = _seed(self.random_state)
-        elif not isinstance(getattr(self, "_trainer", None), _core.LinearModel):
-            # unpickled, or last trained on the GPU: rebuild over the current parameters
-            self._coef_dev = self._intercept_dev = None
-            self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
+        self._ready_cpu_trainer(first, X.shape[1], dtype)
         config = self._config()
         config["seed"] = self._seed_state + len(self._trainer.loss_curve)  # a fresh order per call
         self._trainer.set_config(config)

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
 from ._comm import agree, allreduce_sum_, get_comm
 
 
@@ -44,7 +43,7 @@ def _labels(y) -> np.ndarray:
 def fit(model: Any, X, y, sample_weight, partial: bool, comm: Any, classes=None):
     """fit / partial_fit of a dlopt.linear_model estimator over every rank's rows (the estimator's
     ``comm=`` keyword lands here)."""
-    from ..linear_model import _Classifier, _seed
+    from ..linear_model import _Classifier
 
     comm = get_comm(comm)
     error, sig = None, None
@@ -85,13 +84,7 @@ def fit(model: Any, X, y, sample_weight, partial: bool, comm: Any, classes=None)
     except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
         error = e
     agree(comm, error, sig, "fit(comm=...): features, dtype, classes and hyperparameters")
-    if first:
-        model.n_features_in_ = X.shape[1]
-        model._make_trainer(X.shape[1], dtype)
-        model._seed_state = _seed(model.random_state)
-    elif not isinstance(getattr(model, "_trainer", None), _core.LinearModel):
-        model._coef_dev = model._intercept_dev = None
-        model._trainer = _core.LinearModel(model._objective, model._coef, model._intercept, model._config())
+    model._ready_cpu_trainer(first, X.shape[1], dtype)
     batch = config["batch_size"]
     config["batches"] = 1 if batch is None else max(1, math.ceil(n_total / batch))
     config["batch_size"] = None
