@@ -242,9 +242,11 @@ class Optimizer(torch.optim.Optimizer):
             elif name in scalars:
                 entry[name] = float(value)
             elif name in layout or (on_device and name in slots):
-                if tuple(value.shape) != tuple(params[i].shape) and not name.endswith("_scale"):
-                    raise ValueError(f"{what}: shape {tuple(value.shape)} does not match the parameter's "
-                                     f"{tuple(params[i].shape)}")
+                own = _core.slot_shapes(self._rule, list(params[i].shape)).get(name)  # Adafactor's row_var, ...
+                expected = tuple(own) if own is not None else tuple(params[i].shape)
+                if tuple(value.shape) != expected and not name.endswith("_scale"):
+                    whose = "the slot's" if own is not None else "the parameter's"
+                    raise ValueError(f"{what}: shape {tuple(value.shape)} does not match {whose} {expected}")
                 if on_device:
                     entry[name] = value.detach().to(params[i].device, params[i].dtype).contiguous().clone()
                 else:
