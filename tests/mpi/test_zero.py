@@ -57,7 +57,18 @@ def check_equal(comm, zero, opt, mine, ref, what):
     assert_all(comm, ok, f"{what}: gathered state")
 
 
-@pytest.mark.parametrize("name", dlopt.optim.algorithms.__all__)
+FUSED = [n for n in dlopt.optim.algorithms.__all__ if issubclass(getattr(dlopt.optim, n), dlopt.optim.Optimizer)]
+
+
+def test_lbfgs_is_refused():
+    """L-BFGS steps through a closure over the whole flat vector: not a fused step to shard."""
+    from dlopt.distributed import ZeroRedundancyOptimizer
+
+    with pytest.raises(TypeError, match="Optimizer subclass"):
+        ZeroRedundancyOptimizer([np.zeros(3)], optimizer="lbfgs")
+
+
+@pytest.mark.parametrize("name", FUSED)
 def test_bitwise_equal_to_unsharded_for_every_optimizer_and_rank_count(name):
     cls = getattr(dlopt.optim, name)
     for size, comm in sub_comms():

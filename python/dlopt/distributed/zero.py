@@ -40,7 +40,7 @@ def _optimizer_class(optimizer: Any) -> type:
         cls = by_name.get(optimizer.lower())
         if cls is None:
             raise ValueError(f"optimizer: unknown optimizer {optimizer!r}; one of {sorted(_algorithms.__all__)}")
-        return cls
+        optimizer = cls  # LBFGS (a closure over the whole flat vector) is not a fused step: refused below
     if isinstance(optimizer, type) and issubclass(optimizer, Optimizer) and optimizer._rule:
         return optimizer
     raise TypeError(f"optimizer: expected an optimizer name or a dlopt.optim.Optimizer subclass, got {optimizer!r}")
