@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine (scripts/setup.sh: a virtual environment in .venv), then runs every test:
-# C++ (ctest, and the find_package / add_subdirectory consumers) and Python (pytest).
+# C++ (ctest, the find_package / add_subdirectory consumers, the portable build on an emulated pre-AVX CPU),
+# a wheel in a fresh environment, Python (pytest) and MPI (mpirun).
 # torch 2.13.0 (CPU), scikit-learn and threadpoolctl are installed as test references only (expecttest:
 # torch.testing._internal, whose optimizer inputs tests/test_torch_optim_db.py reuses; schedulefree and
 # pytorch-optimizer: the third-party references of tests/test_third_party_references.py); mpi4py and the
@@ -29,6 +30,12 @@ ctest --test-dir build/cpp-tests --output-on-failure
 
 echo "== C++ embedding: cmake --install, find_package(dlopt) and add_subdirectory"
 DLOPT_BUILD_DIR=build/cpp-tests bash tests/cpp/test_install.sh
+
+echo "== Portable build: the C++ tests on an emulated pre-AVX CPU, the same bits at every x86-64 level"
+DLOPT_BUILD_DIR=build/cpp-tests bash tests/cpp/test_portable.sh
+
+echo "== A wheel (pip wheel .) installed into a fresh environment"
+VPY="$VPY" bash tests/test_wheel.sh
 
 echo "== Python tests ($VPY -m pytest)"
 "$VPY" -m pytest -q

@@ -38,6 +38,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &dlopt::get_num_threads, "Threads used by the CPU kernels.");
   m.def("set_num_threads", &dlopt::set_num_threads, py::arg("n"),
         "Sets the threads used by the CPU kernels (OpenMP).");
+  m.def("cpu_kernels", &dlopt::cpu_kernels,
+        "The instruction set the CPU kernels run with: 'native', 'x86-64-v4', 'x86-64-v3', 'x86-64' or "
+        "'generic'.");
   dlopt::py_bindings::bind_optim(m);
   dlopt::py_bindings::bind_train(m);
   dlopt::py_bindings::bind_cuda(m);

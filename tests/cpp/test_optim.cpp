@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -183,9 +184,20 @@ void newer_rules_by_hand() {
   check(near(m[0], 2.5) && near(v[0], 2.0), "LARS scales matrices by the trust ratio, not excluded vectors");
 }
 
+/// The instruction set the kernels run with is one of the documented names; when the caller says
+/// which to expect (tests/cpp/test_portable.sh under an emulated pre-AVX CPU), it is that one.
+void cpu_kernels_reported() {
+  const std::string level = dlopt::cpu_kernels();
+  check(level == "native" || level == "x86-64-v4" || level == "x86-64-v3" || level == "x86-64" || level == "generic",
+        "cpu_kernels() names a known instruction set: " + level);
+  if (const char* expected = std::getenv("DLOPT_EXPECT_CPU_KERNELS"))
+    check(level == expected, "cpu_kernels() is " + level + ", expected " + expected);
+}
+
 }  // namespace
 
 int main() {
+  cpu_kernels_reported();
   sixteen_bit_parameters_and_low_precision_state();
   sgd_momentum_by_hand();
   adam_first_step_is_lr_sign();

@@ -15,7 +15,7 @@ namespace dlopt::cpu {
 
 /// out[0..n) = elements [begin, begin + n) of `b`, converted to C (begin: a multiple of kQuantBlock).
 template <class C>
-inline void load(const Buffer& b, int64_t begin, int64_t n, C* __restrict out) {
+[[gnu::always_inline]] inline void load(const Buffer& b, int64_t begin, int64_t n, C* __restrict out) {
   switch (b.storage) {
     case Storage::Float64: {
       const double* __restrict x = static_cast<const double*>(b.data) + begin;
@@ -63,7 +63,7 @@ inline void load(const Buffer& b, int64_t begin, int64_t n, C* __restrict out) {
 /// Stores in[0..n) into `b` from `begin`: floats converted; bfloat16 and 8-bit codes rounded to
 /// nearest, or stochastically from state slot `slot`'s byte of each element's `random` bits.
 template <class C>
-inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict in,
+[[gnu::always_inline]] inline void store(const Buffer& b, int64_t begin, int64_t n, const C* __restrict in,
                   const uint32_t* __restrict random = nullptr, int slot = 0) {
   switch (b.storage) {
     case Storage::Float64: {

@@ -30,7 +30,7 @@ constexpr int64_t kStage = 1024;
 static_assert(kBlock % kStage == 0 && kStage % kQuantBlock == 0, "chunks hold whole quant blocks");
 
 template <class Rule, class C>
-void run_native(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
+DLOPT_KERNEL void run_native(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
   const auto c = seg.coeffs;
   C* __restrict p = static_cast<C*>(seg.param.data) + begin;
   const C* __restrict g = static_cast<const C*>(seg.grad.data) + begin;
@@ -100,7 +100,7 @@ struct Staged {
 /// C scratch, the rule runs on C arrays exactly as in run_native, and the results are stored back
 /// (rounded with one hash per element and step when stochastic rounding is on).
 template <class Rule, class C>
-void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
+DLOPT_KERNEL void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
   constexpr std::size_t S = num_slots<Rule>;
   Staged<Rule, C> st;
   alignas(64) uint32_t rbuf[kStage];
@@ -173,39 +173,51 @@ namespace {
 
 constexpr int kLanes = 16;
 
-/// The sums of Rule::reduce's terms over one block (lanes, then the pairwise combination).
+/// Rule::reduce's terms of n elements into terms[r][i]. No `omp simd` here: GCC 12 gives the array
+/// that reduce returns a per-lane copy under it and then fails to vectorize; its auto-vectorizer
+/// handles the plain loop (checked with -fopt-info-vec).
+template <class Rule, class C>
+DLOPT_KERNEL void reduce_terms(const typename Rule::template Coeffs<C>& coeffs, const C* __restrict p, const C* __restrict g,
+                  C* const* slots, int64_t n, double (*__restrict terms)[kStage]) {
+  const auto c = coeffs;
+  C* s[num_slots<Rule> + 1] = {};  // a local copy: the loop then keeps the pointers in registers
+  for (std::size_t k = 0; k < num_slots<Rule>; ++k) s[k] = slots[k];
+  for (int64_t i = 0; i < n; ++i) {
+    const auto t = Rule::reduce(c, i, p, g, s);
+    for (int r = 0; r < Rule::reductions; ++r) terms[r][i] = t[r];
+  }
+}
+
+/// The sums of Rule::reduce's terms over one block, chunk by chunk: element j of the block adds
+/// to lane j % kLanes in order, and the lanes combine pairwise at the end.
 template <class Rule, class C>
 void reduce_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len, double* out) {
   constexpr int R = Rule::reductions;
+  static_assert(kStage % kLanes == 0, "a chunk fills whole lane groups (but at a tensor's end)");
   double acc[R][kLanes] = {};
-  const auto c = seg.coeffs;
-  auto lanes = [&](const C* __restrict p, const C* __restrict g, C* const* slots, int64_t n) {
-    C* s[num_slots<Rule> + 1] = {};  // a local copy: the loop then keeps the pointers in registers
-    for (std::size_t k = 0; k < num_slots<Rule>; ++k) s[k] = slots[k];
-    int64_t i0 = 0;
-    for (; i0 + kLanes <= n; i0 += kLanes) {  // whole groups of kLanes: a fixed-length simd loop
-#pragma omp simd
-      for (int j = 0; j < kLanes; ++j) {
-        const auto terms = Rule::reduce(c, i0 + j, p, g, s);
-        for (int r = 0; r < R; ++r) acc[r][j] += terms[r];
+  alignas(64) double terms[R][kStage];
+  auto add = [&](const C* p, const C* g, C* const* s, int64_t n) {
+    reduce_terms<Rule, C>(seg.coeffs, p, g, s, n, terms);
+    for (int r = 0; r < R; ++r)
+      for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
+        const int m = int(std::min<int64_t>(kLanes, n - i0));
+        for (int j = 0; j < m; ++j) acc[r][j] += terms[r][i0 + j];
       }
-    }
-    for (int j = 0; i0 + j < n; ++j) {  // the tail (n is a multiple of kLanes except at a tensor's end)
-      const auto terms = Rule::reduce(c, i0 + j, p, g, s);
-      for (int r = 0; r < R; ++r) acc[r][j] += terms[r];
-    }
   };
   if (seg.native) {
-    C* s[num_slots<Rule> + 1] = {};
-    for (std::size_t k = 0; k < num_slots<Rule>; ++k)
-      s[k] = seg.slots[k] ? static_cast<C*>(seg.slots[k].data) + begin : nullptr;
-    lanes(static_cast<const C*>(seg.param.data) + begin, static_cast<const C*>(seg.grad.data) + begin, s, len);
+    for (int64_t off = begin; off < begin + len; off += kStage) {
+      C* s[num_slots<Rule> + 1] = {};
+      for (std::size_t k = 0; k < num_slots<Rule>; ++k)
+        s[k] = seg.slots[k] ? static_cast<C*>(seg.slots[k].data) + off : nullptr;
+      add(static_cast<const C*>(seg.param.data) + off, static_cast<const C*>(seg.grad.data) + off, s,
+          std::min(kStage, begin + len - off));
+    }
   } else {
     Staged<Rule, C> st;
     for (int64_t off = begin; off < begin + len; off += kStage) {
       const int64_t n = std::min(kStage, begin + len - off);
       st.load_chunk(seg, off, n);
-      lanes(st.p, st.g, st.s, n);
+      add(st.p, st.g, st.s, n);
     }
   }
   for (int r = 0; r < R; ++r) {

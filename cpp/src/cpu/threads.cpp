@@ -23,4 +23,17 @@ void set_num_threads(int n) {
 #endif
 }
 
+const char* cpu_kernels() {
+#if defined(DLOPT_NATIVE_BUILD)
+  return "native";
+#elif defined(DLOPT_DISPATCH)
+  // The same order of preference as the loader's choice among DLOPT_KERNEL's clones.
+  if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+  if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+  return "x86-64";
+#else
+  return "generic";
+#endif
+}
+
 }  // namespace dlopt

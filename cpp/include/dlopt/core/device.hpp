@@ -9,6 +9,18 @@
 #define DLOPT_HD inline
 #endif
 
+/// DLOPT_KERNEL marks a function holding a hot CPU loop. In a portable build of the library
+/// (DLOPT_NATIVE=OFF on x86-64 with GCC or Clang, which define DLOPT_DISPATCH) it is compiled once
+/// per x86-64 level and the loader picks the best for the CPU (function multiversioning through an
+/// ifunc): AVX-512 or AVX2 where the CPU has them, SSE2 anywhere else. Elsewhere it is empty.
+/// Everything inlined into it follows the chosen level; a call it makes does not, so the loop must
+/// sit in the marked function itself, not in an OpenMP region's outlined body.
+#if defined(DLOPT_DISPATCH) && !defined(__CUDACC__)
+#define DLOPT_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DLOPT_KERNEL
+#endif
+
 #include <cmath>
 
 namespace dlopt::detail {

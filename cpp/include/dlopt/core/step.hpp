@@ -184,5 +184,9 @@ void step(const TensorStep<Rule, C>* tensors, std::size_t count) {
 int get_num_threads();
 /// Sets the threads used by CPU kernels; n < 1 is an error.
 void set_num_threads(int n);
+/// The instruction set the CPU kernels run with: "native" (built with DLOPT_NATIVE=ON for the build
+/// machine), "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2) or "x86-64" (SSE2) as picked at load time in a
+/// portable x86-64 build, or "generic" (a portable build elsewhere: the compiler's baseline).
+const char* cpu_kernels();
 
 }  // namespace dlopt

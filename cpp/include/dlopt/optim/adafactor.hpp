@@ -79,6 +79,88 @@ struct AdafactorRule : RuleDefaults {
 
   /// Rows per block of the row/column sums: fixed, so sums do not depend on the thread count.
   static constexpr int64_t kRowBlock = 64;
+  /// Lanes of a row's sums: element j adds to lane j % kLanes, the lanes then combine pairwise, so
+  /// the loops vectorize and the order is fixed.
+  static constexpr int kLanes = 16;
+
+  /// Σ f(j) over j < n, in double, in the lane order above.
+  template <class F>
+  static double lane_sum(int64_t n, const F& f) {
+    double acc[kLanes] = {};
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+      const int m = int(std::min<int64_t>(kLanes, n - j0));
+      for (int l = 0; l < m; ++l) acc[l] += f(j0 + l);
+    }
+    for (int w = kLanes / 2; w >= 1; w /= 2)
+      for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+    return acc[0];
+  }
+
+  /// One tensor's step, row block by row block. Each pass over a block is a DLOPT_KERNEL function
+  /// (its loops compiled for the CPU's instruction set in a portable build), called from the
+  /// OpenMP loops of update_matrix.
+  template <class T>
+  struct Rows {
+    const Coeffs<T>& c;
+    T* p;
+    const T* g;
+    T* const* s;
+    int64_t cols, rows, per_matrix;
+    bool factored;
+    int64_t stride;  ///< per block in `partial`: its column sums (factored), then Σp²
+    double* partial;
+    const T* row_mean = nullptr;  ///< max(mean(R), ε₁) per matrix (factored)
+    T floor = 0, step = 0, decay = 1;
+
+    static double square(T x) { return double(x) * double(x); }
+    int64_t end(int64_t b) const { return std::min(rows, (b + 1) * kRowBlock); }
+
+    /// Pass 1: the block's Σp², and for a matrix each row's Σg² (→ R) and the block's column Σg².
+    DLOPT_KERNEL void sums(int64_t b) const {
+      double* col = partial + b * stride;
+      double& p2 = col[stride - 1];
+      for (int64_t r = b * kRowBlock; r < end(b); ++r) {
+        const T* __restrict pr = p + r * cols;
+        const T* __restrict gr = g + r * cols;
+        p2 += lane_sum(cols, [&](int64_t j) { return square(pr[j]); });
+        if (!factored) continue;
+        const double g2 = lane_sum(cols, [&](int64_t j) { return square(gr[j]); });
+        for (int64_t j = 0; j < cols; ++j) col[j] += square(gr[j]);
+        s[0][r] = detail::lerp(s[0][r], T(g2 / double(cols)), c.beta2_weight);
+      }
+    }
+
+    /// f(U) for the elements of row r: U = g / √max(V̂, ε₁²), V̂ = R·C / mean(R) (matrix) or V.
+    template <class F>
+    void for_row(int64_t r, const F& f) const {
+      const int64_t m = r / per_matrix;
+      const T row = factored ? s[0][r] : T(1), mean = factored ? row_mean[m] : T(1), fl = floor, sign = c.sign;
+      const T* __restrict var = factored ? s[1] + m * cols : s[2];
+      const T* __restrict gr = g + r * cols;
+      f([=](int64_t j) {
+        const T v = factored ? row * var[j] / mean : var[j];
+        return T(1) / std::sqrt(detail::max(v, fl)) * (sign * gr[j]);
+      });
+    }
+
+    /// Pass 2: the block's Σ U² (update clipping).
+    DLOPT_KERNEL double u_squares(int64_t b) const {
+      double sum = 0;
+      for (int64_t r = b * kRowBlock; r < end(b); ++r)
+        for_row(r, [&](const auto& u) { sum += lane_sum(cols, [&](int64_t j) { return square(u(j)); }); });
+      return sum;
+    }
+
+    /// Pass 3: p ← p·(1 − γλ) + step·U.
+    DLOPT_KERNEL void apply(int64_t b) const {
+      const bool decays = decay != T(1);
+      for (int64_t r = b * kRowBlock; r < end(b); ++r)
+        for_row(r, [&](const auto& u) {
+          T* __restrict pr = p + r * cols;
+          for (int64_t j = 0; j < cols; ++j) pr[j] = (decays ? pr[j] * decay : pr[j]) + step * u(j);
+        });
+    }
+  };
 
   template <class T>
   static void update_matrix(const Coeffs<T>& c, const TensorShape& shape, T* p, const T* g, T* const* s) {
@@ -87,25 +169,14 @@ struct AdafactorRule : RuleDefaults {
     const int64_t per_matrix = shape.rows > 0 ? rows / shape.batch : 1;
     const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
     const bool factored = shape.rows > 0;
-    std::vector<double> partial(std::size_t(blocks) * (factored ? cols + 1 : 1), 0.0);
-    // Pass 1: Σp² (for αₜ), and for a matrix each row's Σg² (→ R) and each block's column Σg².
+    const int64_t stride = factored ? cols + 1 : 1;
+    thread_local std::vector<double> scratch;  // reused: no allocation per step once warm
+    scratch.assign(std::size_t(blocks * stride), 0.0);
+    Rows<T> pass{c, p, g, s, cols, rows, per_matrix, factored, stride, scratch.data()};
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      double* col = partial.data() + b * (factored ? cols + 1 : 1);
-      double& p2 = col[factored ? cols : 0];
-      for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r) {
-        double g2 = 0;
-        for (int64_t j = 0; j < cols; ++j) {
-          const double pv = p[r * cols + j], gv = g[r * cols + j];
-          p2 += pv * pv;
-          g2 += gv * gv;
-          if (factored) col[j] += gv * gv;
-        }
-        if (factored) s[0][r] = detail::lerp(s[0][r], T(g2 / double(cols)), c.beta2_weight);
-      }
-    }
+    for (int64_t b = 0; b < blocks; ++b) pass.sums(b);
     double sum_p2 = 0;
-    for (int64_t b = 0; b < blocks; ++b) sum_p2 += partial[b * (factored ? cols + 1 : 1) + (factored ? cols : 0)];
+    for (int64_t b = 0; b < blocks; ++b) sum_p2 += pass.partial[b * stride + stride - 1];
     const double alpha = std::max(c.eps2, std::sqrt(sum_p2) / std::sqrt(double(n))) * c.rho;
     std::vector<T> row_mean(std::size_t(shape.batch), T(1));
     if (factored) {  // C per matrix: the column sums of its blocks, in block order; the mean of its R
@@ -116,10 +187,10 @@ struct AdafactorRule : RuleDefaults {
             const int64_t first = b * kRowBlock, last = std::min(rows, first + kRowBlock);
             if (last <= m * per_matrix || first >= (m + 1) * per_matrix) continue;
             if (first >= m * per_matrix && last <= (m + 1) * per_matrix) {
-              sum += partial[b * (cols + 1) + j];
+              sum += pass.partial[b * stride + j];
             } else {  // a block that straddles two matrices: its rows of this matrix, directly
               for (int64_t r = std::max(first, m * per_matrix); r < std::min(last, (m + 1) * per_matrix); ++r)
-                sum += double(g[r * cols + j]) * double(g[r * cols + j]);
+                sum += Rows<T>::square(g[r * cols + j]);
             }
           }
           T& cv = s[1][m * cols + j];
@@ -129,44 +200,20 @@ struct AdafactorRule : RuleDefaults {
         for (int64_t r = 0; r < per_matrix; ++r) mean += s[0][m * per_matrix + r];
         row_mean[std::size_t(m)] = std::max(mean / T(per_matrix), c.eps1);
       }
-    }
-    const T floor = T(double(c.eps1) * double(c.eps1));
-    const auto u = [&](int64_t r, int64_t j) {  // U of element (r, j); a vector also updates V
-      const T grad = c.sign * g[r * cols + j];
-      T var;
-      if (factored) {
-        var = s[0][r] * s[1][(r / per_matrix) * cols + j] / row_mean[std::size_t(r / per_matrix)];
-      } else {
-        var = s[2][j];
-      }
-      return T(1) / std::sqrt(std::max(var, floor)) * grad;
-    };
-    if (!factored)
+    } else {
       for (int64_t j = 0; j < cols; ++j) s[2][j] = detail::lerp(s[2][j], g[j] * g[j], c.beta2_weight);
-    // Pass 2: Σ U² (update clipping), per block then in block order.
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      double sum = 0;
-      for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r)
-        for (int64_t j = 0; j < cols; ++j) {
-          const double v = u(r, j);
-          sum += v * v;
-        }
-      partial[b] = sum;
     }
-    double sum_u2 = 0;
-    for (int64_t b = 0; b < blocks; ++b) sum_u2 += partial[b];
-    const double denom = std::max(1.0, std::sqrt(sum_u2) / (std::sqrt(double(n)) * c.d));
-    const T step = T(-alpha / denom), decay = T(c.decay);
-    // Pass 3: p ← p·(1 − γλ) + step·U.
+    pass.row_mean = row_mean.data();
+    pass.floor = T(double(c.eps1) * double(c.eps1));
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r)
-        for (int64_t j = 0; j < cols; ++j) {
-          T& pv = p[r * cols + j];
-          if (c.decay != 1.0) pv *= decay;
-          pv += step * u(r, j);
-        }
+    for (int64_t b = 0; b < blocks; ++b) pass.partial[b] = pass.u_squares(b);
+    double sum_u2 = 0;
+    for (int64_t b = 0; b < blocks; ++b) sum_u2 += pass.partial[b];
+    const double denom = std::max(1.0, std::sqrt(sum_u2) / (std::sqrt(double(n)) * c.d));
+    pass.step = T(-alpha / denom);
+    pass.decay = T(c.decay);
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) pass.apply(b);
   }
 };
 

@@ -75,18 +75,16 @@ struct ADOPTRule : RuleDefaults {
 
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
+    const T param = p[i], m = s[0][i], v = s[1][i];
     T grad = c.sign * g[i];
-    if (c.l2 != T(0)) grad += c.l2 * p[i];
-    const T v = s[1][i];
-    if (c.first) {
-      s[1][i] = v + grad * grad;
-      return;
-    }
+    if (c.l2 != T(0)) grad += c.l2 * param;
     const T normed = detail::clamp(grad / detail::max(std::sqrt(v), c.eps), -c.clip, c.clip);
-    const T m = detail::lerp(s[0][i], normed, c.one_minus_beta1);
-    s[0][i] = m;
-    p[i] = (p[i] + c.neg_decay * p[i]) - c.lr * m;
-    s[1][i] = v * c.beta2 + c.one_minus_beta2 * grad * grad;
+    const T new_m = detail::lerp(m, normed, c.one_minus_beta1);
+    const T new_p = (param + c.neg_decay * param) - c.lr * new_m;
+    // The first step only sets v (written as selects, not an early return, so the loop vectorizes)
+    s[0][i] = c.first ? m : new_m;
+    p[i] = c.first ? param : new_p;
+    s[1][i] = c.first ? v + grad * grad : v * c.beta2 + c.one_minus_beta2 * grad * grad;
   }
 };
 

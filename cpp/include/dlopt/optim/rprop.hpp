@@ -60,15 +60,17 @@ struct RpropRule : RuleDefaults {
 
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
-    T grad = c.sign * g[i];
+    const T grad = c.sign * g[i];
     const T product = grad * s[0][i];
-    // torch assigns η by the sign of the product; a NaN product keeps NaN, and so does Δ
-    const T eta = product > T(0) ? c.etaplus : product < T(0) ? c.etaminus : product == T(0) ? T(1) : product;
+    // torch assigns η by the sign of the product (a NaN product keeps NaN, and so does Δ) and zeroes
+    // the gradient where η = η₋, i.e. where the product is negative.
+    const bool grows = product > T(0), shrinks = product < T(0), keeps = product == T(0);
+    const T eta = grows ? c.etaplus : shrinks ? c.etaminus : keeps ? T(1) : product;
     const T step_size = detail::clamp(s[1][i] * eta, c.step_size_min, c.step_size_max);
-    if (eta == c.etaminus) grad = T(0);
+    const T kept = shrinks ? T(0) : grad;
     s[1][i] = step_size;
-    s[0][i] = grad;
-    p[i] -= detail::sign(grad) * step_size;
+    s[0][i] = kept;
+    p[i] -= detail::sign(kept) * step_size;
   }
 };
 

@@ -1,0 +1,88 @@
+// levels_digest: runs every registry optimizer for a few steps on fixed pseudo-random data (float32,
+// float64, and bfloat16 parameters with int8 state and stochastic rounding) and prints one digest of
+// all the resulting parameter bits, after the instruction set the kernels ran with. The clones that a
+// portable build compiles per x86-64 level must give the same bits: tests/cpp/test_portable.sh runs
+// this natively and under QEMU posing as older CPUs and compares the digests. (Not a ctest test: on
+// its own it has nothing to compare with.)
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "dlopt/dlopt.hpp"
+
+namespace {
+
+constexpr uint64_t kBasis = 1469598103934665603ull;
+uint64_t digest = kBasis;  // FNV-1a over every run's digest
+bool verbose = false;      // -v: also one line per run
+
+/// FNV-1a of `bytes` bytes, continuing from `h`.
+uint64_t fnv(uint64_t h, const void* data, std::size_t bytes) {
+  const auto* b = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+/// Uniform values in [-1, 1) from a fixed linear congruential sequence.
+struct Draws {
+  uint64_t state;
+  float next() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return float(int32_t(state >> 32)) / 2147483648.0f;
+  }
+};
+
+template <class T>
+T from_float(float x) {
+  if constexpr (std::is_same_v<T, dlopt::bfloat16>) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    return dlopt::bfloat16{uint16_t(bits >> 16)};
+  } else {
+    return T(x);
+  }
+}
+
+/// A vector and a 70 x 90 matrix (matrix rules: the matrix only), five steps.
+template <class T>
+void run(const std::string& name, const dlopt::StorageOptions& options) {
+  const bool matrix_only = name == "Muon";
+  std::vector<T> vec(5003), mat(70 * 90), gvec(vec.size()), gmat(mat.size());
+  Draws d{std::hash<std::string>{}(name)};
+  for (T& x : vec) x = from_float<T>(d.next());
+  for (T& x : mat) x = from_float<T>(d.next());
+  std::vector<dlopt::ParamView<T>> params = {{mat.data(), int64_t(mat.size()), 70}};
+  if (!matrix_only) params.push_back({vec.data(), int64_t(vec.size())});
+  auto opt = dlopt::make_optimizer<T>(name, params, {}, options);
+  for (int step = 0; step < 5; ++step) {
+    for (T& x : gvec) x = from_float<T>(d.next());
+    for (T& x : gmat) x = from_float<T>(d.next());
+    if (matrix_only) opt->step({gmat.data()});
+    else opt->step({gmat.data(), gvec.data()});
+  }
+  uint64_t own = fnv(kBasis, mat.data(), mat.size() * sizeof(T));
+  if (!matrix_only) own = fnv(own, vec.data(), vec.size() * sizeof(T));
+  digest = fnv(digest, &own, sizeof own);
+  if (verbose) std::printf("%s/%zu %016llx\n", name.c_str(), sizeof(T), static_cast<unsigned long long>(own));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  verbose = argc > 1 && std::string(argv[1]) == "-v";
+  for (const std::string& name : dlopt::optimizer_names()) {
+    run<float>(name, {});
+    run<double>(name, {});
+  }
+  dlopt::StorageOptions low;
+  low.state_dtype = dlopt::StateDType::Int8;
+  low.seed = 7;
+  for (const char* name : {"Adam", "AdamW", "SGD", "Lion", "LAMB"}) run<dlopt::bfloat16>(name, low);
+  std::printf("%s %016llx\n", dlopt::cpu_kernels(), static_cast<unsigned long long>(digest));
+  return 0;
+}
