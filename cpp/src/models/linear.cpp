@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 
+#include "batch_gate.hpp"
 #include "common.hpp"
 #include "dlopt/core/aligned.hpp"
 #include "dlopt/models/objective.hpp"
@@ -160,29 +161,48 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
 
   const bool parallel = parts > 1 && parallel_ok(B * d * K);
   if (parallel && nb > 1) {
-    // One parallel region for the whole epoch (not one per batch): the threads split each batch's
-    // partitions, then the last one done steps the optimizer while the others wait.
+    // One parallel region for the whole epoch (not one per batch). Each thread takes its own share
+    // of a batch's partitions in order (its prefetch stream), then helps with the partitions nobody
+    // has started, from the end of the others' shares: a thread slowed down (a core shared with other
+    // work) holds the batch up by at most the partition it is in. The last thread done steps the
+    // optimizer; the others wait at the gate (a short spin, then asleep, freeing their core).
     std::exception_ptr error;
     bool stop = false;
+    std::atomic<uint64_t> taken{0};  // bit p: partition p of the current batch has a thread
     std::atomic<int64_t> arrived{0};
+    detail::BatchGate gate;
+    static_assert(detail::kMaxParts <= 64, "one bit per partition");
 #pragma omp parallel num_threads(get_num_threads())
-    for (int64_t j = 0; j < nb && !stop; ++j) {
-      const int64_t start = first(j), count = first(j + 1) - start, n_parts = partitions(count);
-      const int64_t t = thread_index(), threads = team_size();
-      const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
-      for (int64_t p = p0; p < p1; ++p) part(start, count, p, n_parts, p0, p1);
-      // The last thread done steps the optimizer (it sees every partial sum: acq_rel) while the
-      // others already wait at the barrier, which then publishes `stop` and the new parameters.
-      if (arrived.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
-        try {
-          update(n_parts);
-        } catch (...) {
-          error = std::current_exception();
-          stop = true;
+    {
+      uint32_t generation = 0;  // batches this thread has seen stepped
+      for (int64_t j = 0; j < nb && !stop; ++j, ++generation) {
+        const int64_t start = first(j), count = first(j + 1) - start, n_parts = partitions(count);
+        const int64_t t = thread_index(), threads = team_size();
+        const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
+        auto take = [&](int64_t p) {
+          const uint64_t bit = uint64_t(1) << p;
+          return !(taken.load(std::memory_order_relaxed) & bit) &&
+                 !(taken.fetch_or(bit, std::memory_order_relaxed) & bit);
+        };
+        for (int64_t p = p0; p < p1 && take(p); ++p) part(start, count, p, n_parts, p0, p1);
+        for (int64_t p = n_parts - 1; p >= 0; --p)
+          if ((p < p0 || p >= p1) && take(p)) part(start, count, p, n_parts, p, p + 1);
+        // The last thread done steps the optimizer (it sees every partial sum: acq_rel); the gate
+        // then publishes `stop`, the reset counters and the new parameters to the others.
+        if (arrived.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
+          try {
+            update(n_parts);
+          } catch (...) {
+            error = std::current_exception();
+            stop = true;
+          }
+          arrived.store(0, std::memory_order_relaxed);
+          taken.store(0, std::memory_order_relaxed);
+          gate.open();
+        } else {
+          gate.wait(generation);
         }
-        arrived.store(0, std::memory_order_relaxed);
       }
-#pragma omp barrier
     }
     if (error) std::rethrow_exception(error);
   } else {  // one batch (its optimizer step may use every thread), or too little work to share
