@@ -17,6 +17,9 @@ namespace dlopt::detail {
 
 class BatchGate {
  public:
+  /// How many times the gate was opened (what was done before each open() is visible).
+  uint32_t generation() const { return generation_.load(std::memory_order_acquire); }
+
   /// Returns once open() has been called since the gate's generation was `seen`.
   void wait(uint32_t seen) {
     for (int i = 0; i < kSpins; ++i) {

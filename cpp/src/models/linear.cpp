@@ -161,48 +161,50 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
 
   const bool parallel = parts > 1 && parallel_ok(B * d * K);
   if (parallel && nb > 1) {
-    // One parallel region for the whole epoch (not one per batch). Each thread takes its own share
-    // of a batch's partitions in order (its prefetch stream), then helps with the partitions nobody
-    // has started, from the end of the others' shares: a thread slowed down (a core shared with other
-    // work) holds the batch up by at most the partition it is in. The last thread done steps the
-    // optimizer; the others wait at the gate (a short spin, then asleep, freeing their core).
+    // One parallel region for the whole epoch (not one per batch). Batch g runs while the gate's
+    // generation is g. Each thread takes its own share of the batch's partitions in order (its
+    // prefetch stream), then the partitions nobody has taken, from the end of the others' shares;
+    // the thread that finishes the batch's last partition steps the optimizer and opens the gate.
+    // No thread has to arrive anywhere: a thread slowed down (a core shared with other work) holds a
+    // batch up by at most the partition it is in, and a thread with nothing left to take waits at the
+    // gate (a short spin, then asleep, freeing its core for the thread the batch waits for).
+    static_assert(detail::kMaxParts <= 64, "claims per partition");
     std::exception_ptr error;
-    bool stop = false;
-    std::atomic<uint64_t> taken{0};  // bit p: partition p of the current batch has a thread
-    std::atomic<int64_t> arrived{0};
+    std::atomic<bool> stop{false};
+    std::atomic<uint32_t> claim[detail::kMaxParts] = {};  // g + 1: partition taken in batch g
+    std::atomic<int64_t> done{0};                          // partitions of the current batch summed
     detail::BatchGate gate;
-    static_assert(detail::kMaxParts <= 64, "one bit per partition");
 #pragma omp parallel num_threads(get_num_threads())
-    {
-      uint32_t generation = 0;  // batches this thread has seen stepped
-      for (int64_t j = 0; j < nb && !stop; ++j, ++generation) {
-        const int64_t start = first(j), count = first(j + 1) - start, n_parts = partitions(count);
-        const int64_t t = thread_index(), threads = team_size();
-        const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
-        auto take = [&](int64_t p) {
-          const uint64_t bit = uint64_t(1) << p;
-          return !(taken.load(std::memory_order_relaxed) & bit) &&
-                 !(taken.fetch_or(bit, std::memory_order_relaxed) & bit);
-        };
-        for (int64_t p = p0; p < p1 && take(p); ++p) part(start, count, p, n_parts, p0, p1);
-        for (int64_t p = n_parts - 1; p >= 0; --p)
-          if ((p < p0 || p >= p1) && take(p)) part(start, count, p, n_parts, p, p + 1);
-        // The last thread done steps the optimizer (it sees every partial sum: acq_rel); the gate
-        // then publishes `stop`, the reset counters and the new parameters to the others.
-        if (arrived.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
-          try {
-            update(n_parts);
-          } catch (...) {
-            error = std::current_exception();
-            stop = true;
-          }
-          arrived.store(0, std::memory_order_relaxed);
-          taken.store(0, std::memory_order_relaxed);
-          gate.open();
-        } else {
-          gate.wait(generation);
+    for (;;) {
+      const uint32_t g = gate.generation();
+      if (int64_t(g) >= nb || stop.load(std::memory_order_relaxed)) break;
+      const int64_t start = first(g), count = first(g + 1) - start, n_parts = partitions(count);
+      const int64_t t = thread_index(), threads = team_size();
+      const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
+      auto take = [&](int64_t p) {  // false once anyone took it in this batch (or a later one)
+        uint32_t seen = claim[p].load(std::memory_order_relaxed);
+        while (seen < g + 1)
+          if (claim[p].compare_exchange_weak(seen, g + 1, std::memory_order_relaxed)) return true;
+        return false;
+      };
+      auto sum = [&](int64_t p, int64_t s0, int64_t s1) {
+        part(start, count, p, n_parts, s0, s1);
+        // The last partition's thread sees every partial sum (acq_rel), steps, and opens the gate,
+        // which publishes the new parameters and `stop` to the others.
+        if (done.fetch_add(1, std::memory_order_acq_rel) != n_parts - 1) return;
+        try {
+          update(n_parts);
+        } catch (...) {
+          error = std::current_exception();
+          stop.store(true, std::memory_order_relaxed);
         }
-      }
+        done.store(0, std::memory_order_relaxed);
+        gate.open();
+      };
+      for (int64_t p = p0; p < p1 && take(p); ++p) sum(p, p0, p1);
+      for (int64_t p = n_parts - 1; p >= 0; --p)
+        if ((p < p0 || p >= p1) && take(p)) sum(p, p, p + 1);
+      gate.wait(g);  // at once when this thread opened it
     }
     if (error) std::rethrow_exception(error);
   } else {  // one batch (its optimizer step may use every thread), or too little work to share
