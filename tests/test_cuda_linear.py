@@ -4,8 +4,8 @@ Everywhere: ``device`` is a constructor keyword (default "cpu") seen by get_para
 clone; an unknown device is a ValueError and device="cuda" without a GPU a RuntimeError, both raised
 at fit before anything changes. Marked ``gpu`` (skipped without a CUDA device): the three models
 trained on the GPU equal the CPU models (coef_, intercept_, loss_curve_) for full batch and shuffled
-mini-batches, with sample weights and penalties; device arrays are used in place; bad device inputs
-raise before anything changes.
+mini-batches, with sample weights, penalties and early stopping; device arrays are used in place; bad
+device inputs raise before anything changes.
 """
 
 import numpy as np
@@ -157,8 +157,19 @@ def test_gpu_bad_inputs_raise_before_anything(model):
             m.fit(Xb, yb)
         np.testing.assert_array_equal(m.coef_, coef)
         assert m.loss_curve_ == curve
-    with pytest.raises(ValueError, match="early_stopping"):
-        model(device="cuda", early_stopping=True).fit(X, y)
+
+
+@gpu
+@pytest.mark.parametrize("model", MODELS)
+def test_gpu_early_stopping_equals_cpu(model):
+    """Both devices run the one fit loop: the same validation split, scores, stop and best epoch."""
+    X, y = data(model)
+    kw = dict(epochs=30, batch_size=64, early_stopping=True, n_iter_no_change=2, random_state=3)
+    host = model(**kw).fit(X, y)
+    dev = model(device="cuda", **kw).fit(X, y)
+    assert dev.n_iter_ == host.n_iter_ and dev.validation_scores_ == host.validation_scores_
+    np.testing.assert_array_equal(dev.coef_, host.coef_)
+    np.testing.assert_array_equal(dev.loss_curve_, host.loss_curve_)
 
 
 @gpu

@@ -229,6 +229,27 @@ def test_divergence_is_an_error_not_garbage():
         LinearRegression(optimizer="sgd", lr=100.0, epochs=50).fit(X * 100, y)
 
 
+def test_checks_are_the_trainers_with_one_message():
+    """The estimators run the C++ trainers' own checks before anything changes: one message per bad value."""
+    X, y, _ = regression_data(n=50)
+    bad_weight = np.r_[1.0, -1.0, np.ones(48)]
+    for solver in ("gradient", "closed_form"):
+        m = LinearRegression(solver=solver)
+        with pytest.raises(ValueError, match=r"^Invalid sample_weight: must be finite and >= 0 \(row 1\)$"):
+            m.fit(X, y, sample_weight=bad_weight)
+        with pytest.raises(ValueError, match="^Invalid sample_weight: the weights sum to zero$"):
+            m.fit(X, y, sample_weight=np.zeros(50))
+        assert not hasattr(m, "coef_")
+    with pytest.raises(ValueError, match="^Invalid optimizer_params: 'lr' is set by the lr argument, not here$"):
+        LinearRegression(optimizer="sgd", optimizer_params={"lr": 0.1}).fit(X, y)
+    with pytest.raises(ValueError, match=r"^Invalid epochs: 1.5 \(must be an int\)$"):
+        LinearRegression(optimizer="sgd", epochs=1.5).fit(X, y)
+    with pytest.raises(ValueError, match=r"^Invalid epochs: 0 \(must be >= 1\)$"):
+        LinearRegression(optimizer="sgd", epochs=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"^Invalid batch_size: 0 \(must be >= 1, or None for full batch\)$"):
+        LinearRegression(batch_size=0).fit(X, y)
+
+
 def test_bad_hyperparameters_are_errors():
     X, y, _ = regression_data(n=50)
     with pytest.raises(ValueError, match="unknown optimizer"):

@@ -35,6 +35,14 @@ double number(const py::handle& v, const std::string& key) {
   return v.cast<double>();
 }
 
+/// An integer hyperparameter (an int or a NumPy integer, not a bool or a float): ValueError in
+/// TrainConfig::validate's style otherwise.
+int64_t integer(const py::handle& v, const std::string& key) {
+  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr()))
+    throw py::value_error("Invalid " + key + ": " + py::repr(v).cast<std::string>() + " (must be an int)");
+  return v.cast<int64_t>();
+}
+
 /// lr_schedule=: None, a name, or {"name": ..., **arguments}; types are checked here, names and values
 /// in C++ (make_schedule). Every error is a ValueError naming the key.
 ScheduleSpec schedule_from(const py::handle& v) {
@@ -109,20 +117,24 @@ TrainConfig config_from_dict(const py::dict& d) {
         c.optimizer_params[k] = py::isinstance<py::bool_>(kv.second) ? double(kv.second.cast<bool>())
                                                                     : number(kv.second, k);
       }
-    } else if (key == "epochs") c.epochs = v.cast<int64_t>();
-    else if (key == "batch_size") c.batch_size = v.is_none() ? 0 : v.cast<int64_t>();
-    else if (key == "shuffle") c.shuffle = v.cast<bool>();
-    else if (key == "shuffle_block") c.shuffle_block = v.cast<int64_t>();
+    } else if (key == "epochs") c.epochs = integer(v, key);
+    else if (key == "batch_size") {  // None is full batch, the TrainConfig's 0: a 0 from Python is an error
+      c.batch_size = v.is_none() ? 0 : integer(v, key);
+      if (!v.is_none() && c.batch_size < 1)
+        throw py::value_error("Invalid batch_size: " + std::to_string(c.batch_size) +
+                              " (must be >= 1, or None for full batch)");
+    } else if (key == "shuffle") c.shuffle = v.cast<bool>();
+    else if (key == "shuffle_block") c.shuffle_block = integer(v, key);
     else if (key == "seed") c.seed = v.cast<uint64_t>();
     else if (key == "fit_intercept") c.fit_intercept = v.cast<bool>();
     else if (key == "penalty") c.penalty = parse_penalty(v.is_none() ? "none" : v.cast<std::string>());
     else if (key == "alpha") c.alpha = number(v, key);
     else if (key == "l1_ratio") c.l1_ratio = number(v, key);
     else if (key == "tol") c.tol = v.is_none() ? std::numeric_limits<double>::quiet_NaN() : number(v, key);
-    else if (key == "n_iter_no_change") c.n_iter_no_change = v.cast<int64_t>();
+    else if (key == "n_iter_no_change") c.n_iter_no_change = integer(v, key);
     else if (key == "early_stopping") c.early_stopping = v.cast<bool>();
     else if (key == "validation_fraction") c.validation_fraction = number(v, key);
-    else if (key == "batches") c.batches = v.is_none() ? 0 : v.cast<int64_t>();
+    else if (key == "batches") c.batches = v.is_none() ? 0 : integer(v, key);
     else throw py::type_error("config: unknown key '" + key + "'");
   }
   c.validate();
@@ -307,6 +319,19 @@ void bind_models(py::module_& m) {
     return out;
   }, py::arg("spec"), py::arg("base_lr"), py::arg("steps"),
   "lr(t) for t = 0..steps-1 of the closed-form C++ schedule that lr_schedule=spec names (dlopt/schedule.hpp).");
+
+  m.def("check_train_config", [](const py::dict& config) { config_from_dict(config); }, py::arg("config"),
+        "The linear models' hyperparameter checks (TrainConfig::validate and the conversion of each key): "
+        "ValueError / TypeError naming the key, as a trainer built with this config would raise.");
+  m.def("check_sample_weight", [](const py::handle& sw) {
+    const py::array a = checked_array(sw, "sample_weight", false);
+    if (a.ndim() != 1) throw py::value_error("sample_weight: expected a 1-D array");
+    const int64_t n = a.shape(0);
+    if (dtype_of(a) == DType::Float32) check_sample_weight(static_cast<const float*>(a.data()), n);
+    else if (dtype_of(a) == DType::Float64) check_sample_weight(static_cast<const double*>(a.data()), n);
+    else throw py::type_error("sample_weight: expected float32 or float64");
+  }, py::arg("sample_weight"),
+        "The linear models' sample_weight check (finite, >= 0, not all zero): ValueError naming the first bad row.");
 
   py::class_<PyLinearModel>(m, "LinearModel",
                             "A linear model trained in C++ over caller-owned coef (K, d) and intercept (K,) "

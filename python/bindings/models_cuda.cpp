@@ -106,6 +106,7 @@ class PyCudaLinearModel {
   void reset_optimizer() { visit([](auto& m) { m.reset_optimizer(); return 0; }); }
   std::vector<double> loss_curve() { return visit([](auto& m) { return m.loss_curve(); }); }
   std::vector<double> lr_curve() { return visit([](auto& m) { return m.lr_curve(); }); }
+  std::vector<double> validation_scores() { return visit([](auto& m) { return m.validation_scores(); }); }
   int64_t steps() { return visit([](auto& m) { return m.steps(); }); }
 
  private:
@@ -132,7 +133,7 @@ void bind_models_cuda(py::module_& m) {
       .def("reset_optimizer", &PyCudaLinearModel::reset_optimizer)
       .def_property_readonly("loss_curve", &PyCudaLinearModel::loss_curve)
       .def_property_readonly("lr_curve", &PyCudaLinearModel::lr_curve)
-      .def_property_readonly("validation_scores", [](PyCudaLinearModel&) { return std::vector<double>{}; })
+      .def_property_readonly("validation_scores", &PyCudaLinearModel::validation_scores)
       .def_property_readonly("steps", &PyCudaLinearModel::steps);
 }
 

@@ -159,10 +159,7 @@ def _sample_weight(sample_weight, n: int, dtype) -> np.ndarray | None:
     if sw.ndim != 1 or sw.shape[0] != n:
         raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)!")
     sw = np.ascontiguousarray(sw, dtype=dtype)
-    if not np.all(np.isfinite(sw)) or np.any(sw < 0):
-        raise ValueError("sample_weight: must be finite and >= 0")
-    if not sw.sum() > 0:
-        raise ValueError("sample_weight: the weights sum to zero; at least one weight must be positive")
+    _core.check_sample_weight(sw)  # the trainers' check and message, before anything changes
     return sw
 
 
@@ -182,8 +179,6 @@ def _optimizer_params(params: dict | None) -> dict:
     """optimizer_params in the C++ Config's field names (``betas`` -> ``beta1``, ``beta2``, ... as the
     optimizers' param groups: one conversion, in C++), storage keys kept as they are."""
     out = dict(params or {})
-    if "lr" in out:
-        raise ValueError("optimizer_params: pass the learning rate as lr=..., not in optimizer_params")
     storage = {k: out[k] for k in STORAGE_KEYS if k in out}
     return {**_core.config_fields(out, "optimizer_params: "), **storage}
 
@@ -296,10 +291,8 @@ class _LinearModel:
     # -- training ----------------------------------------------------------------------------------
 
     def _config(self) -> dict[str, Any]:
-        batch = self.batch_size
-        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (numbers.Integral, np.integer))
-                                  or batch < 1):
-            raise ValueError(f"batch_size: expected None (full batch) or a positive int, got {batch!r}")
+        """The trainer's config dict, checked by the trainers' own validator (C++: one message per
+        bad value, raised here before anything changes)."""
         optimizer = DEFAULT_OPTIMIZER if self.optimizer is None else self.optimizer
         if not isinstance(optimizer, str):
             raise TypeError(f"optimizer: expected a name such as 'adam', got {optimizer!r}")
@@ -309,20 +302,18 @@ class _LinearModel:
                              "dlopt.optim.ScheduleFreeSGD / ScheduleFreeAdamW in your own loop")
         lbfgs = optimizer.lower() == "lbfgs"  # full-batch L-BFGS: lr is its first trial step, torch's 1
         lr = (1.0 if lbfgs else DEFAULT_LR) if self.lr is None else self.lr
-        epochs = self.epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
-            raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
         optimizer_params = _optimizer_params(self.optimizer_params)
+        config = dict(optimizer=optimizer, lr=lr, lr_schedule=self.lr_schedule, optimizer_params=optimizer_params,
+                      epochs=self.epochs, batch_size=self.batch_size, shuffle=bool(self.shuffle),
+                      shuffle_block=self.shuffle_block, fit_intercept=bool(self.fit_intercept),
+                      penalty=self.penalty, alpha=self.alpha, l1_ratio=self.l1_ratio, tol=self.tol,
+                      n_iter_no_change=self.n_iter_no_change, early_stopping=bool(self.early_stopping),
+                      validation_fraction=self.validation_fraction)
+        _core.check_train_config(config)
         known = {name.lower(): name for name in _core.optimizers()}.get(optimizer.lower())
         if known is not None:  # (an unknown name is reported by the trainer)
             _core.validate_config(known, {k: v for k, v in optimizer_params.items() if k not in STORAGE_KEYS})
-        return dict(optimizer=optimizer, lr=lr, lr_schedule=self.lr_schedule,
-                    optimizer_params=optimizer_params,
-                    epochs=int(epochs), batch_size=None if batch is None else int(batch),
-                    shuffle=bool(self.shuffle), shuffle_block=int(self.shuffle_block), fit_intercept=bool(self.fit_intercept), penalty=self.penalty,
-                    alpha=self.alpha, l1_ratio=self.l1_ratio, tol=self.tol,
-                    n_iter_no_change=int(self.n_iter_no_change), early_stopping=bool(self.early_stopping),
-                    validation_fraction=self.validation_fraction)
+        return config
 
     def _validate_X(self, X, reset: bool) -> np.ndarray:
         names = None
@@ -361,11 +352,14 @@ class _LinearModel:
     def _n_outputs(self) -> int:
         return 1
 
-    def _make_trainer(self, n_features: int, dtype) -> None:
+    def _new_parameters(self, n_features: int, dtype) -> None:
+        """A first fit's zero coefficients (host arrays), its seed, and no trainer yet."""
+        self.n_features_in_ = n_features
         k = self._n_outputs()
         self._coef = np.zeros((k, n_features), dtype=dtype)
         self._intercept = np.zeros(k, dtype=dtype)
-        self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
+        self._trainer = None
+        self._seed_state = _seed(self.random_state)
 
     def _device(self) -> str:
         """The checked ``device`` keyword: ValueError for an unknown one, RuntimeError for "cuda"
@@ -380,8 +374,6 @@ class _LinearModel:
             if not _core.cuda_is_available():
                 raise RuntimeError("device='cuda': no CUDA device is available "
                                    "(dlopt.cuda.is_available() is False); use device='cpu'")
-            if self.early_stopping:
-                raise ValueError("early_stopping=True is not supported with device='cuda' yet")
         return device
 
     def _callback(self):
@@ -398,36 +390,71 @@ class _LinearModel:
             return False
         return callback
 
-    def _ready_cpu_trainer(self, first: bool, n_features: int, dtype) -> None:
-        """The C++ trainer of this fit: a new one for a first fit; otherwise the current one, rebuilt
-        over the current parameters when the model was unpickled or last trained on the GPU."""
-        if first:
-            self.n_features_in_ = n_features
-            self._make_trainer(n_features, dtype)
-            self._seed_state = _seed(self.random_state)
-        elif not isinstance(getattr(self, "_trainer", None), _core.LinearModel):
+    def _ready_trainer(self, cuda: bool) -> None:
+        """The C++ trainer of this fit on its device: the current one, or a new one over the current
+        parameters when there is none (first fit, unpickled) or it trained on the other device."""
+        kind = _core.CudaLinearModel if cuda else _core.LinearModel
+        if isinstance(getattr(self, "_trainer", None), kind):
+            return
+        if cuda:  # the parameters go to the device
+            self._coef_dev = _core.DeviceArray.from_numpy(self._coef)
+            self._intercept_dev = _core.DeviceArray.from_numpy(self._intercept)
+            self._trainer = kind(self._objective, self._coef_dev, self._intercept_dev, self._config())
+        else:
             self._coef_dev = self._intercept_dev = None
-            self._trainer = _core.LinearModel(self._objective, self._coef, self._intercept, self._config())
+            self._trainer = kind(self._objective, self._coef, self._intercept, self._config())
+
+    def _fit_X(self, X, first: bool, cuda: bool):
+        """(X, n_samples, n_features, dtype): a device X (device="cuda", __cuda_array_interface__),
+        checked and read in place, or a host X as _validate_X makes it."""
+        if cuda and _core.is_device_array(X):
+            shape, dtype, _ = _core.cuda_array_info(X)  # TypeError for a dtype other than float32/64
+            if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+                raise ValueError(f"X: expected a non-empty 2-D device array, got shape {tuple(shape)}")
+            if not first and (shape[1] != self.n_features_in_ or dtype != self._coef.dtype):
+                raise ValueError(f"X has {shape[1]} features of dtype {dtype}, but {type(self).__name__} is "
+                                 f"expecting {self.n_features_in_} of dtype {self._coef.dtype}")
+            if first and hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return X, int(shape[0]), int(shape[1]), dtype
+        X = self._validate_X(X, reset=first)
+        return X, X.shape[0], X.shape[1], X.dtype
 
     def _fit(self, X, y, sample_weight, partial: bool):
-        if self._device() == "cuda":
-            return self._fit_cuda(X, y, sample_weight, partial)
-        fitted = hasattr(self, "_coef")
-        first = not fitted or not (partial or self.warm_start)
-        X = self._validate_X(X, reset=first)
-        dtype = X.dtype
-        y = self._targets(y, X.shape[0], dtype, reset=first)
-        sw = self._weights(y, sample_weight, X.shape[0], dtype)
-        self._ready_cpu_trainer(first, X.shape[1], dtype)
+        """fit / partial_fit on either device. With device="cuda", NumPy X is copied to the device
+        once per call and a device X is read in place; y and sample_weight are checked (and labels
+        encoded) on the host, then copied; coef_ / intercept_ come back as NumPy."""
+        cuda = self._device() == "cuda"
+        if cuda and isinstance(self.optimizer, str) and self.optimizer.lower() == "lbfgs":
+            raise ValueError("optimizer='lbfgs' runs on the CPU only: use device='cpu'")
+        first = not hasattr(self, "_coef") or not (partial or self.warm_start)
+        X, n, d, dtype = self._fit_X(X, first, cuda)
+        if cuda:
+            y, sample_weight = (_core.cuda_to_numpy(v) if v is not None and _core.is_device_array(v) else v
+                                for v in (y, sample_weight))
+        y = self._targets(y, n, dtype, reset=first)
+        sw = self._weights(y, sample_weight, n, dtype)
+        if cuda:
+            if not _core.is_device_array(X):
+                X = _core.DeviceArray.from_numpy(X)  # the one copy device="cuda" asks for
+            y = _core.DeviceArray.from_numpy(y)
+            sw = None if sw is None else _core.DeviceArray.from_numpy(sw)
+        if first:
+            self._new_parameters(d, dtype)
+        self._ready_trainer(cuda)
         config = self._config()
         config["seed"] = self._seed_state + len(self._trainer.loss_curve)  # a fresh order per call
         self._trainer.set_config(config)
-        callback = self._callback()
-        if partial:
-            self._trainer.partial_fit(X, y, sw)
-            self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
-        else:
-            self.n_iter_ = int(self._trainer.fit(X, y, sw, callback))
+        try:
+            if partial:
+                self._trainer.partial_fit(X, y, sw)
+                self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
+            else:
+                self.n_iter_ = int(self._trainer.fit(X, y, sw, self._callback()))
+        finally:
+            if cuda:  # the device parameters are the truth (restored by the trainer after a divergence)
+                self._coef = np.ascontiguousarray(self._coef_dev.to_numpy())
+                self._intercept = np.ascontiguousarray(self._intercept_dev.to_numpy())
         self.loss_curve_ = list(self._trainer.loss_curve)
         self.lr_curve_ = list(self._trainer.lr_curve)
         self.validation_scores_ = list(self._trainer.validation_scores) if self.early_stopping else None
@@ -460,70 +487,6 @@ class _LinearModel:
 
     def _weights(self, y, sample_weight, n, dtype):
         return _sample_weight(sample_weight, n, dtype)
-
-    def _fit_cuda(self, X, y, sample_weight, partial: bool):
-        """fit / partial_fit on the GPU: NumPy X is copied to the device once per call, a device X
-        (__cuda_array_interface__) is read in place; y and sample_weight are checked (and labels
-        encoded) on the host, then copied to the device. coef_ / intercept_ come back as NumPy."""
-        if isinstance(self.optimizer, str) and self.optimizer.lower() == "lbfgs":
-            raise ValueError("optimizer='lbfgs' runs on the CPU only: use device='cpu'")
-        fitted = hasattr(self, "_coef")
-        first = not fitted or not (partial or self.warm_start)
-        if _core.is_device_array(X):
-            shape, dtype, _ = _core.cuda_array_info(X)  # TypeError for a dtype other than float32/64
-            if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
-                raise ValueError(f"X: expected a non-empty 2-D device array, got shape {tuple(shape)}")
-            if not first and (shape[1] != self.n_features_in_ or dtype != self._coef.dtype):
-                raise ValueError(f"X has {shape[1]} features of dtype {dtype}, but {type(self).__name__} is "
-                                 f"expecting {self.n_features_in_} of dtype {self._coef.dtype}")
-            X_dev, n, d = X, int(shape[0]), int(shape[1])
-            if first and hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        else:
-            Xh = self._validate_X(X, reset=first)
-            dtype, (n, d), X_dev = Xh.dtype, Xh.shape, None
-        if _core.is_device_array(y):
-            y = _core.cuda_to_numpy(y)
-        if sample_weight is not None and _core.is_device_array(sample_weight):
-            sample_weight = _core.cuda_to_numpy(sample_weight)
-        codes = self._targets(y, n, dtype, reset=first)
-        sw = self._weights(codes, sample_weight, n, dtype)
-        if X_dev is None:
-            X_dev = _core.DeviceArray.from_numpy(Xh)  # the one copy device="cuda" asks for
-        y_dev = _core.DeviceArray.from_numpy(codes)
-        sw_dev = None if sw is None else _core.DeviceArray.from_numpy(sw)
-        if first:
-            self.n_features_in_ = d
-            k = self._n_outputs()
-            self._coef = np.zeros((k, d), dtype=dtype)
-            self._intercept = np.zeros(k, dtype=dtype)
-            self._trainer = None
-            self._seed_state = _seed(self.random_state)
-        if not isinstance(getattr(self, "_trainer", None), _core.CudaLinearModel):
-            # new, unpickled, or last trained on the CPU: the parameters go to the device
-            self._coef_dev = _core.DeviceArray.from_numpy(self._coef)
-            self._intercept_dev = _core.DeviceArray.from_numpy(self._intercept)
-            self._trainer = _core.CudaLinearModel(self._objective, self._coef_dev, self._intercept_dev,
-                                                  self._config())
-        config = self._config()
-        config["seed"] = self._seed_state + len(self._trainer.loss_curve)
-        self._trainer.set_config(config)
-        try:
-            if partial:
-                self._trainer.partial_fit(X_dev, y_dev, sw_dev)
-                self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
-            else:
-                self.n_iter_ = int(self._trainer.fit(X_dev, y_dev, sw_dev, self._callback()))
-        finally:  # the device parameters are the truth (restored by the trainer after a divergence)
-            self._coef = np.ascontiguousarray(self._coef_dev.to_numpy())
-            self._intercept = np.ascontiguousarray(self._intercept_dev.to_numpy())
-        self.loss_curve_ = list(self._trainer.loss_curve)
-        self.lr_curve_ = list(self._trainer.lr_curve)
-        self.validation_scores_ = None
-        self.t_ = int(self._trainer.steps)
-        if not partial:
-            self._warn_if_not_converged()
-        return self
 
     @_all_or_nothing
     def fit(self, X, y, sample_weight=None, comm=None):
@@ -914,56 +877,18 @@ class SoftmaxRegression(_Classifier):
 
 
 def _partial_fit_classifier(model, X, y, sample_weight, classes):
-    if model._device() == "cuda":
-        return _partial_fit_classifier_cuda(model, X, y, sample_weight, classes)
+    """A classifier's partial_fit on either device: the first call takes ``classes`` and makes the
+    parameters; every call is then one epoch of ``_fit``."""
     if not hasattr(model, "_coef"):
         if classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
         classes = np.unique(np.asarray(classes))
         model._check_classes(classes)
-        X2 = model._validate_X(X, reset=True)
+        _, _, d, dtype = model._fit_X(X, True, model._device() == "cuda")
         model.classes_ = classes
-        model.n_features_in_ = X2.shape[1]
-        model._make_trainer(X2.shape[1], X2.dtype)
-        model._seed_state = _seed(model.random_state)
+        model._new_parameters(d, dtype)
         model.n_iter_ = 0
     elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), model.classes_):
         raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's "
                          f"{model.classes_.tolist()}")
-    X = model._validate_X(X, reset=False)
-    codes = model._targets(y, X.shape[0], X.dtype, reset=False)
-    sw = model._weights(codes, sample_weight, X.shape[0], X.dtype)
-    config = model._config()
-    config["seed"] = model._seed_state + len(model._trainer.loss_curve)
-    model._trainer.set_config(config)
-    model._trainer.partial_fit(X, codes, sw)
-    model.n_iter_ = getattr(model, "n_iter_", 0) + 1
-    model.loss_curve_ = list(model._trainer.loss_curve)
-    model.lr_curve_ = list(model._trainer.lr_curve)
-    model.t_ = int(model._trainer.steps)
-    return model
-
-
-def _partial_fit_classifier_cuda(model, X, y, sample_weight, classes):
-    if not hasattr(model, "_coef"):
-        if classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        classes = np.unique(np.asarray(classes))
-        model._check_classes(classes)
-        if _core.is_device_array(X):
-            shape, dtype, _ = _core.cuda_array_info(X)
-            d = int(shape[1]) if len(shape) == 2 else 0
-        else:
-            X = model._validate_X(X, reset=True)
-            d, dtype = X.shape[1], X.dtype
-        model.classes_ = classes
-        model.n_features_in_ = d
-        k = model._n_outputs()
-        model._coef, model._intercept = np.zeros((k, d), dtype=dtype), np.zeros(k, dtype=dtype)
-        model._trainer = None
-        model._seed_state = _seed(model.random_state)
-        model.n_iter_ = 0
-    elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), model.classes_):
-        raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's "
-                         f"{model.classes_.tolist()}")
-    return model._fit_cuda(X, y, sample_weight, partial=True)
+    return model._fit(X, y, sample_weight, partial=True)

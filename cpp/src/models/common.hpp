@@ -1,12 +1,14 @@
 #pragma once
-// Host-side pieces shared by the CPU LinearModel (linear.cpp) and the CUDA trainer
-// (linear_cuda.cpp): the row shuffle, each epoch's row order, and the penalty's value and
-// coefficients. Sharing them is what makes the two backends see the same batches.
+// Host-side pieces shared by the CPU LinearModel (linear.cpp), the CUDA trainer (linear_cuda.cpp)
+// and their one fit loop (fit_loop.cpp): the row shuffle, the batches and each epoch's row order,
+// the penalty's value and coefficients, the data checks and their messages. Sharing them is what
+// makes the two backends see the same batches and refuse the same inputs in the same words.
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -126,8 +128,8 @@ inline std::vector<double> epoch_lrs(const TrainConfig& config, int64_t first_ep
   return lrs;
 }
 
-/// The checks of y (finite; 0/1 labels; class codes 0..K-1) and sample_weight (finite, >= 0, not
-/// all zero), on host memory; throws InvalidArgument naming the first bad row.
+/// The checks of y (finite; 0/1 labels; class codes 0..K-1) and sample_weight (dlopt::check_sample_weight,
+/// when given), on host memory; throws InvalidArgument naming the first bad row.
 template <class T>
 void check_targets(Objective objective, int64_t K, const T* y, const T* sw, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -142,16 +144,77 @@ void check_targets(Objective objective, int64_t K, const T* y, const T* sw, int6
       throw InvalidArgument("Invalid y: softmax regression needs class codes 0.." + std::to_string(K - 1) +
                             " (row " + std::to_string(i) + ")");
   }
-  if (sw) {
-    double sum = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const T s = sw[i];
-      if (!std::isfinite(s) || s < 0)
-        throw InvalidArgument("Invalid sample_weight: must be finite and >= 0 (row " + std::to_string(i) + ")");
-      sum += double(s);
-    }
-    if (!(sum > 0)) throw InvalidArgument("Invalid sample_weight: the weights sum to zero");
+  if (sw) dlopt::check_sample_weight(sw, n);
+}
+
+/// The shape checks of a data set given to a model of d features (`what`: the calling method).
+template <class T>
+void check_shape(const DataView<T>& data, int64_t d, const char* what) {
+  const std::string w = what;
+  if (data.n_samples < 1) throw InvalidArgument(w + ": needs at least 1 sample, got 0");
+  if (data.n_features != d)
+    throw InvalidArgument(w + ": X has " + std::to_string(data.n_features) +
+                          " features, but the model is expecting " + std::to_string(d) + " features as input");
+  if (data.n_samples >= int64_t(1) << 32) throw InvalidArgument(w + ": more than 2^32 - 1 rows");
+  if (!data.X || !data.y) throw InvalidArgument(w + ": null X or y");
+}
+
+/// "Input X contains NaN (row i, column j)" for the first non-finite cell of the host matrix X
+/// (n × d, row-major), or "" when every cell is finite.
+template <class T>
+std::string nonfinite_cell(const T* X, int64_t n, int64_t d) {
+  for (int64_t i = 0; i < n * d; ++i)
+    if (!std::isfinite(X[i]))
+      return "Input X contains " + std::string(std::isnan(X[i]) ? "NaN" : "infinity") + " (row " +
+             std::to_string(i / d) + ", column " + std::to_string(i % d) + ")";
+  return "";
+}
+
+/// Raised by an epoch whose loss is not finite; the fit loop rolls back and explains.
+struct NonFinite {};
+
+/// Batch j of an epoch over m rows is rows [first(j), first(j + 1)) of the epoch's order: batches
+/// of batch_size rows (one batch for full-batch training), or exactly `batches` of them
+/// (data-parallel, TrainConfig::batches).
+struct BatchPlan {
+  int64_t m, count, size;
+  bool fixed_count;
+  BatchPlan(const TrainConfig& c, int64_t rows) : m(rows), fixed_count(c.batches > 0) {
+    const bool full = c.batch_size == 0 || c.batch_size >= m;
+    count = fixed_count ? c.batches : full ? 1 : (m + c.batch_size - 1) / c.batch_size;
+    size = fixed_count ? (m + count - 1) / count : full ? m : c.batch_size;
   }
+  int64_t first(int64_t j) const { return fixed_count ? m * j / count : std::min(m, j * size); }
+};
+
+/// One epoch's row order: null (every row, in place) when `rows` is empty, else `rows`, reshuffled
+/// (shuffle_epoch) when shuffling and there is more than one batch.
+inline const uint32_t* epoch_order(const TrainConfig& c, const BatchPlan& plan, std::vector<uint32_t>& rows,
+                                   uint64_t& rng_state, std::vector<uint32_t>& tiles,
+                                   std::vector<uint32_t>& order) {
+  if (rows.empty()) return nullptr;
+  if (c.shuffle && plan.count > 1) return shuffle_epoch(rows, c.shuffle_block, rng_state, tiles, order);
+  return rows.data();
+}
+
+/// partial_fit on either device: one epoch of `fit` with the schedule counted over the configured
+/// epochs, no early stopping and no plateau rule; the config is restored whatever happens.
+template <class Fit>
+void one_epoch(TrainConfig& config, int64_t& schedule_length, Fit&& fit) {
+  const TrainConfig saved = config;
+  schedule_length = config.epochs;
+  config.epochs = 1;
+  config.early_stopping = false;
+  config.tol = std::numeric_limits<double>::quiet_NaN();
+  try {
+    fit();
+  } catch (...) {
+    config = saved;
+    schedule_length = 0;
+    throw;
+  }
+  config = saved;
+  schedule_length = 0;
 }
 
 }  // namespace dlopt::detail

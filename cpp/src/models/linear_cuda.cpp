@@ -1,7 +1,7 @@
-// dlopt::cuda::LinearTrainer: the host side of GPU training. It mirrors LinearModel::fit's epoch
-// loop (the same RNG, row order, schedule and stopping rules, from models/common.hpp) and
-// enqueues each batch as cuda::launch_batch + one optimizer step; the maths is on the device.
-// Compiled in every build: without CUDA, require_device() throws NotCompiled before anything.
+// dlopt::cuda::LinearTrainer: the host side of GPU training, the GPU device of the fit loop that
+// LinearModel uses too (fit_loop.cpp: the same split, RNG, row order, schedule, stopping rules and
+// messages). Its epoch enqueues each batch as cuda::launch_batch + one optimizer step; the maths is on
+// the device. Compiled in every build: without CUDA, require_device() throws NotCompiled before anything.
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +11,8 @@
 #include <string>
 
 #include "common.hpp"
+#include "fit_loop.hpp"
+#include "row_kernels.hpp"
 #include "dlopt/cuda/linear.hpp"
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/step.hpp"
@@ -29,12 +31,10 @@ void reserve(std::unique_ptr<Buffer>& buf, std::size_t bytes) {
 template <class T>
 T* ptr(const std::unique_ptr<Buffer>& b) { return static_cast<T*>(b->data()); }
 
-struct NonFinite {};
-
 }  // namespace
 
 template <class T>
-struct LinearTrainer<T>::State {
+struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
   State(Objective o, int64_t d_, int64_t K_, T* w, T* b, TrainConfig c, void* st)
       : objective(o), d(d_), K(K_), coef(w), intercept(b), config(std::move(c)), stream(st) {}
   Objective objective;
@@ -44,12 +44,13 @@ struct LinearTrainer<T>::State {
   TrainConfig config;
   void* stream;
   std::unique_ptr<AnyOptimizer<T>> optimizer;
-  std::vector<double> loss_curve, lr_curve;
-  int64_t steps = 0, schedule_length = 0;
-  uint64_t rng_state = 0;
-  std::unique_ptr<Buffer> Z, row_loss, partials, sums, grad, epoch, idx, snapshot;
-  std::vector<uint32_t> rows, tiles, order;
+  dlopt::detail::FitHistory history;
+  int64_t steps = 0;
+  std::unique_ptr<Buffer> Z, row_loss, partials, sums, grad, epoch_sums, idx;
+  std::vector<uint32_t> tiles, order;
   std::vector<T> y, sw;  // host copies, for the checks and the zero-weight batches
+  std::vector<T> host_X;  // a host copy of X, made only to score early stopping or name a bad cell
+  const DataView<T>* data = nullptr;  // the data of the running fit
 
   int64_t np() const { return K * d + K; }
 
@@ -60,13 +61,7 @@ struct LinearTrainer<T>::State {
 
   void check(const DataView<T>& data, const char* what) {
     require_device();
-    const std::string w = what;
-    if (data.n_samples < 1) throw InvalidArgument(w + ": needs at least 1 sample, got 0");
-    if (data.n_features != d)
-      throw InvalidArgument(w + ": X has " + std::to_string(data.n_features) +
-                            " features, but the model is expecting " + std::to_string(d) + " features as input");
-    if (data.n_samples >= int64_t(1) << 32) throw InvalidArgument(w + ": more than 2^32 - 1 rows");
-    if (!data.X || !data.y) throw InvalidArgument(w + ": null X or y");
+    dlopt::detail::check_shape(data, d, what);
     const int64_t n = data.n_samples;
     y.resize(std::size_t(n));
     read(y.data(), data.y, std::size_t(n) * sizeof(T));
@@ -76,6 +71,7 @@ struct LinearTrainer<T>::State {
       read(sw.data(), data.sample_weight, std::size_t(n) * sizeof(T));
     }
     dlopt::detail::check_targets(objective, K, y.data(), sw.empty() ? nullptr : sw.data(), n);
+    host_X.clear();
   }
 
   /// A batch over the rows [offset, offset + count) of `order` (null: in place).
@@ -99,7 +95,7 @@ struct LinearTrainer<T>::State {
     a.parts = detail::batch_parts(count);
     a.sums = ptr<double>(sums);
     a.grad = with_grad ? ptr<T>(grad) : nullptr;
-    a.epoch = ptr<double>(epoch);
+    a.epoch = ptr<double>(epoch_sums);
     std::tie(a.l2, a.l1) = dlopt::detail::penalty_coeffs<T>(config);
     return a;
   }
@@ -110,7 +106,7 @@ struct LinearTrainer<T>::State {
     reserve(partials, std::size_t(detail::batch_parts(rows_per_batch) * (np() + 2)) * sizeof(double));
     reserve(sums, std::size_t(np() + 2) * sizeof(double));
     reserve(grad, std::size_t(np()) * sizeof(T));
-    reserve(epoch, 2 * sizeof(double));
+    reserve(epoch_sums, 2 * sizeof(double));
   }
 
   double penalty() {
@@ -122,36 +118,72 @@ struct LinearTrainer<T>::State {
     return dlopt::detail::penalty_value(config.penalty, config.alpha, config.l1_ratio, l1, l2);
   }
 
-  double run_epoch(const DataView<T>& data) {
-    const int64_t m = rows.empty() ? data.n_samples : int64_t(rows.size());
-    const int64_t B = (config.batch_size == 0 || config.batch_size >= m) ? m : config.batch_size;
-    const uint32_t* host_order = nullptr;
-    if (!rows.empty()) {  // shuffled mini-batches: the CPU model's order, uploaded once
-      host_order = dlopt::detail::shuffle_epoch(rows, config.shuffle_block, rng_state, tiles, order);
-      reserve(idx, std::size_t(m) * sizeof(uint32_t));
-      copy_async(ptr<uint32_t>(idx), host_order, std::size_t(m) * sizeof(uint32_t), stream);
+  double epoch(std::vector<uint32_t>& rows) override {
+    const dlopt::detail::BatchPlan plan(config, rows.empty() ? data->n_samples : int64_t(rows.size()));
+    const uint32_t* host_order = dlopt::detail::epoch_order(config, plan, rows, history.rng_state, tiles, order);
+    if (host_order) {  // the CPU model's order, uploaded once per epoch
+      reserve(idx, std::size_t(plan.m) * sizeof(uint32_t));
+      copy_async(ptr<uint32_t>(idx), host_order, std::size_t(plan.m) * sizeof(uint32_t), stream);
     }
-    scratch(B);
-    fill(ptr<double>(epoch), 2, 0.0, stream);
+    scratch(plan.size);
+    fill(ptr<double>(epoch_sums), 2, 0.0, stream);
     const std::vector<const T*> grads = {ptr<T>(grad), config.fit_intercept ? ptr<T>(grad) + K * d : nullptr};
-    for (int64_t start = 0; start < m; start += B) {
-      const int64_t count = std::min(B, m - start);
+    for (int64_t j = 0; j < plan.count; ++j) {
+      const int64_t start = plan.first(j), count = plan.first(j + 1) - start;
+      double w = double(count);
       if (!sw.empty()) {  // the CPU skips a batch of zero total weight: so does the GPU
-        double w = 0;
-        for (int64_t j = 0; j < count; ++j) w += double(sw[host_order ? host_order[start + j] : start + j]);
-        if (!(w > 0)) continue;
+        w = 0;
+        for (int64_t r = 0; r < count; ++r) w += double(sw[host_order ? host_order[start + r] : start + r]);
       }
-      launch_batch(batch(data, host_order ? ptr<uint32_t>(idx) : nullptr, start, count, true), stream);
+      if (!(w > 0)) continue;
+      launch_batch(batch(*data, host_order ? ptr<uint32_t>(idx) : nullptr, start, count, true), stream);
       optimizer->step(grads);
       ++steps;
     }
     double sums_host[2];
-    read(sums_host, epoch->data(), sizeof sums_host);
-    if (!std::isfinite(sums_host[0])) throw NonFinite{};
+    read(sums_host, epoch_sums->data(), sizeof sums_host);
+    if (!std::isfinite(sums_host[0])) throw dlopt::detail::NonFinite{};
     return sums_host[0] / sums_host[1] + penalty();
   }
 
-  void ensure_optimizer() {
+  /// X on the host, copied once per fit when first needed.
+  const T* host_data() {
+    if (host_X.empty()) {
+      host_X.resize(std::size_t(data->n_samples * d));
+      read(host_X.data(), data->X, host_X.size() * sizeof(T));
+    }
+    return host_X.data();
+  }
+
+  double score(const std::vector<uint32_t>& rows) override {
+    std::vector<T> params;
+    save(params);
+    const DataView<T> host{host_data(), data->n_samples, d, y.data(), sw.empty() ? nullptr : sw.data()};
+    return dlopt::detail::validation_score(objective, d, K, params.data(), params.data() + K * d, host, rows);
+  }
+
+  void save(std::vector<T>& params) override {
+    params.resize(std::size_t(np()));
+    copy_async(params.data(), coef, std::size_t(K * d) * sizeof(T), stream);
+    read(params.data() + K * d, intercept, std::size_t(K) * sizeof(T));
+  }
+
+  void restore(const std::vector<T>& params) override {
+    copy_async(coef, params.data(), std::size_t(K * d) * sizeof(T), stream);
+    copy_async(intercept, params.data() + K * d, std::size_t(K) * sizeof(T), stream);
+    stream_synchronize(stream);
+  }
+
+  std::string bad_input() override { return dlopt::detail::nonfinite_cell(host_data(), data->n_samples, d); }
+
+  void set_lr(double lr) override { optimizer->set("lr", lr); }
+
+  void reset_optimizer() override {
+    optimizer.reset();
+    steps = 0;
+  }
+
+  void ensure_optimizer() override {
     const StorageOptions& o = config.optimizer_storage;
     if ((o.state_dtype != StateDType::Default && o.state_dtype != StateDType::Float32) || o.master_weights)
       throw InvalidArgument("optimizer_params: state_dtype=" + std::string(state_dtype_name(o.state_dtype)) +
@@ -184,88 +216,26 @@ LinearTrainer<T>::~LinearTrainer() = default;
 template <class T>
 int64_t LinearTrainer<T>::fit(const DataView<T>& data, const EpochCallback& callback) {
   State& s = *s_;
-  TrainConfig& c = s.config;
-  c.validate();
-  if (c.early_stopping) throw InvalidArgument("Invalid early_stopping: not supported on the GPU yet");
   s.check(data, "fit");
-  const int64_t n = data.n_samples;
-  dlopt::detail::Rng rng = dlopt::detail::fit_rng(c.seed);
-  s.rows.clear();
-  if (c.shuffle && c.batch_size > 0 && c.batch_size < n) {
-    s.rows.resize(std::size_t(n));
-    for (int64_t i = 0; i < n; ++i) s.rows[std::size_t(i)] = uint32_t(i);
-  }
-  s.rng_state = rng.next();
-
-  const int64_t first_epoch = int64_t(s.loss_curve.size());
-  const std::vector<double> lrs = dlopt::detail::epoch_lrs(c, first_epoch, s.schedule_length);
-  s.ensure_optimizer();
-
-  const std::size_t np_bytes = std::size_t(s.np()) * sizeof(T);
-  reserve(s.snapshot, np_bytes);  // for the rollback of a diverged fit
-  copy_async(ptr<T>(s.snapshot), s.coef, std::size_t(s.K * s.d) * sizeof(T), s.stream);
-  copy_async(ptr<T>(s.snapshot) + s.K * s.d, s.intercept, std::size_t(s.K) * sizeof(T), s.stream);
-  const std::size_t curve_before = s.loss_curve.size();
-
-  const bool plateau = !std::isnan(c.tol);
-  double best = std::numeric_limits<double>::infinity(), lr_now = c.lr;
-  int64_t no_improvement = 0, run = 0;
-  try {
-    for (int64_t e = 0; e < c.epochs; ++e) {
-      if (lrs[std::size_t(e)] != lr_now) s.optimizer->set("lr", lr_now = lrs[std::size_t(e)]);
-      const double loss = s.run_epoch(data);
-      if (!std::isfinite(loss)) throw NonFinite{};
-      s.loss_curve.push_back(loss);
-      s.lr_curve.push_back(lrs[std::size_t(e)]);
-      ++run;
-      bool stop = false;
-      if (plateau) {
-        no_improvement = loss > best - c.tol ? no_improvement + 1 : 0;
-        best = std::min(best, loss);
-        stop = no_improvement >= c.n_iter_no_change;
-      }
-      if (callback && callback({int64_t(s.loss_curve.size()), loss, std::numeric_limits<double>::quiet_NaN()}))
-        stop = true;
-      if (stop) break;
-    }
-  } catch (const NonFinite&) {
-    copy_async(s.coef, ptr<T>(s.snapshot), std::size_t(s.K * s.d) * sizeof(T), s.stream);
-    copy_async(s.intercept, ptr<T>(s.snapshot) + s.K * s.d, std::size_t(s.K) * sizeof(T), s.stream);
-    stream_synchronize(s.stream);
-    s.loss_curve.resize(curve_before);
-    s.lr_curve.resize(curve_before);
-    reset_optimizer();
-    throw InvalidArgument("Training diverged at epoch " + std::to_string(curve_before + std::size_t(run) + 1) +
-                          ": the loss became inf or NaN. Check X for NaN or infinity, lower lr (now " +
-                          std::to_string(lrs[std::size_t(run)]) +
-                          ") or standardize X (the parameters were restored to their values before fit).");
-  }
-  return run;
+  s.config.validate();
+  s.data = &data;
+  struct Done {  // the view dies with this call
+    State& s;
+    ~Done() { s.data = nullptr; s.host_X.clear(); s.host_X.shrink_to_fit(); }
+  } done{s};
+  return dlopt::detail::fit_loop<T>(s, s.config, s.objective, s.K,
+                                    {s.y.data(), s.sw.empty() ? nullptr : s.sw.data(), data.n_samples}, s.history,
+                                    callback);
 }
 
 template <class T>
 void LinearTrainer<T>::partial_fit(const DataView<T>& data) {
-  State& s = *s_;
-  const TrainConfig saved = s.config;
-  s.schedule_length = s.config.epochs;
-  s.config.epochs = 1;
-  s.config.early_stopping = false;  // as LinearModel::partial_fit
-  s.config.tol = std::numeric_limits<double>::quiet_NaN();
-  try {
-    fit(data);
-  } catch (...) {
-    s.config = saved;
-    s.schedule_length = 0;
-    throw;
-  }
-  s.config = saved;
-  s.schedule_length = 0;
+  dlopt::detail::one_epoch(s_->config, s_->history.schedule_length, [&] { fit(data); });
 }
 
 template <class T>
 void LinearTrainer<T>::reset_optimizer() {
-  s_->optimizer.reset();
-  s_->steps = 0;
+  s_->reset_optimizer();
 }
 
 template <class T>
@@ -275,16 +245,19 @@ double LinearTrainer<T>::loss(const DataView<T>& data) {
   constexpr int64_t kRows = int64_t(1) << 16;  // bounded scratch: the loss is summed in slices
   const int64_t rows = std::min(kRows, data.n_samples);
   s.scratch(rows);
-  fill(ptr<double>(s.epoch), 2, 0.0, s.stream);
+  fill(ptr<double>(s.epoch_sums), 2, 0.0, s.stream);
   for (int64_t start = 0; start < data.n_samples; start += rows)
     launch_batch(s.batch(data, nullptr, start, std::min(rows, data.n_samples - start), false), s.stream);
   double sums_host[2];
-  s.read(sums_host, s.epoch->data(), sizeof sums_host);
+  s.read(sums_host, s.epoch_sums->data(), sizeof sums_host);
   return sums_host[0] / sums_host[1] + s.penalty();
 }
 
-template <class T> const std::vector<double>& LinearTrainer<T>::loss_curve() const { return s_->loss_curve; }
-template <class T> const std::vector<double>& LinearTrainer<T>::lr_curve() const { return s_->lr_curve; }
+template <class T> const std::vector<double>& LinearTrainer<T>::loss_curve() const { return s_->history.loss_curve; }
+template <class T> const std::vector<double>& LinearTrainer<T>::lr_curve() const { return s_->history.lr_curve; }
+template <class T> const std::vector<double>& LinearTrainer<T>::validation_scores() const {
+  return s_->history.validation_scores;
+}
 template <class T> int64_t LinearTrainer<T>::steps() const { return s_->steps; }
 template <class T> TrainConfig& LinearTrainer<T>::config() { return s_->config; }
 template <class T> Objective LinearTrainer<T>::objective() const { return s_->objective; }

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -58,18 +57,6 @@ LBFGSOptions lbfgs_options(const TrainConfig& c) {
   return o;
 }
 
-template <class T>
-std::string describe_nonfinite_input(const DataView<T>& data) {
-  for (int64_t i = 0; i < data.n_samples * data.n_features; ++i)
-    if (!std::isfinite(data.X[i])) {
-      std::ostringstream msg;
-      msg << "Input X contains " << (std::isnan(data.X[i]) ? "NaN" : "infinity") << " (row "
-          << i / data.n_features << ", column " << i % data.n_features << ")";
-      return msg.str();
-    }
-  return "L-BFGS: the loss became inf or NaN (the parameters were restored to their values before fit)";
-}
-
 }  // namespace
 
 template <class T>
@@ -87,27 +74,30 @@ int64_t LinearModel<T>::fit_lbfgs(const DataView<T>& data, const EpochCallback& 
     if (!std::isfinite(loss)) throw NonFiniteLoss{};  // L-BFGS restores the parameters
     return loss;
   };
-  const std::size_t curve_before = loss_curve_.size();
+  const std::size_t curve_before = history_.loss_curve.size();
   int64_t run = 0;
   auto hook = [&](double loss) {
-    loss_curve_.push_back(loss);
-    lr_curve_.push_back(config_.lr);
+    history_.loss_curve.push_back(loss);
+    history_.lr_curve.push_back(config_.lr);
     ++run;
-    return callback && callback({int64_t(loss_curve_.size()), loss, std::numeric_limits<double>::quiet_NaN()});
+    return callback && callback({int64_t(history_.loss_curve.size()), loss, std::numeric_limits<double>::quiet_NaN()});
   };
   try {
     lbfgs.step(closure, hook);
   } catch (...) {
-    loss_curve_.resize(curve_before);
-    lr_curve_.resize(curve_before);
+    history_.loss_curve.resize(curve_before);
+    history_.lr_curve.resize(curve_before);
     try {
       throw;
     } catch (const NonFiniteLoss&) {
-      throw InvalidArgument(describe_nonfinite_input(data));
+      const std::string bad = detail::nonfinite_cell(data.X, data.n_samples, data.n_features);
+      throw InvalidArgument(bad.empty() ? "L-BFGS: the loss became inf or NaN (the parameters were restored to "
+                                          "their values before fit)"
+                                        : bad);
     }
   }
   steps_ += run;
-  validation_scores_.clear();
+  history_.validation_scores.clear();
   return run;
 }
 

@@ -84,7 +84,9 @@ def fit(model: Any, X, y, sample_weight, partial: bool, comm: Any, classes=None)
     except Exception as e:  # noqa: BLE001 - agree() raises it on every rank
         error = e
     agree(comm, error, sig, "fit(comm=...): features, dtype, classes and hyperparameters")
-    model._ready_cpu_trainer(first, X.shape[1], dtype)
+    if first:
+        model._new_parameters(X.shape[1], dtype)
+    model._ready_trainer(cuda=False)
     batch = config["batch_size"]
     config["batches"] = 1 if batch is None else max(1, math.ceil(n_total / batch))
     config["batch_size"] = None

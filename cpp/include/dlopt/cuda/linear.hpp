@@ -10,10 +10,12 @@
 /// enqueues one launch sequence per batch (forward, loss, gradient: cuda/linear.cu; the optimizer
 /// step: dlopt::cuda::step) on `stream`, and reads the epoch's loss back once.
 ///
-/// Differences from the CPU model: early_stopping is not supported (InvalidArgument); a non-finite
-/// loss is detected at the end of its epoch (fit then restores the parameters and throws as the CPU
-/// model does). y and sample_weight are copied to the host once per fit to be checked (and, for
-/// sample weights, to find batches of zero weight, whose step is skipped as on the CPU).
+/// Both run the one fit loop (cpp/src/models/fit_loop.cpp), so every option, check and message is
+/// the CPU model's. Differences: a non-finite loss is detected at the end of its epoch (fit then
+/// restores the parameters and throws as the CPU model does). y and sample_weight are copied to the
+/// host once per fit to be checked (and, for sample weights, to find batches of zero weight, whose
+/// step is skipped as on the CPU); X is copied to the host only with early_stopping (the validation
+/// score is computed there, as on the CPU) or to name a non-finite cell after a divergence.
 ///
 /// @code
 ///   dlopt::TrainConfig cfg;  cfg.optimizer = "adam";  cfg.batch_size = 256;
@@ -57,6 +59,8 @@ class LinearTrainer {
 
   const std::vector<double>& loss_curve() const;
   const std::vector<double>& lr_curve() const;
+  /// Validation score after every epoch of the last fit with early stopping.
+  const std::vector<double>& validation_scores() const;
   int64_t steps() const;
   TrainConfig& config();
   Objective objective() const;

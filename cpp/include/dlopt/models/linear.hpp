@@ -112,6 +112,11 @@ struct DataView {
   const T* sample_weight = nullptr;
 };
 
+/// The linear models' sample_weight check (every fit on either device, the closed form, Python's
+/// estimators): finite, >= 0 and not all zero; throws InvalidArgument naming the first bad row.
+template <class T>
+void check_sample_weight(const T* sample_weight, int64_t n);
+
 /// What the callback sees after every epoch.
 struct EpochInfo {
   int64_t epoch;           ///< 1-based, counting every epoch this model has trained
@@ -129,6 +134,17 @@ using EpochCallback = std::function<bool(const EpochInfo&)>;
 /// worker takes the same step.
 template <class T>
 using BatchReducer = std::function<void(T* grad, int64_t size, double* sums)>;
+
+namespace detail {
+/// What a model remembers between fits: its curves, the shuffle's RNG state, and the rows of the
+/// current fit (kept and updated by the one fit loop, cpp/src/models/fit_loop.cpp).
+struct FitHistory {
+  std::vector<double> loss_curve, lr_curve, validation_scores;
+  std::vector<uint32_t> train, val;  ///< this fit's row indices (empty train: every row, in order)
+  uint64_t rng_state = 0;
+  int64_t schedule_length = 0;  ///< partial_fit: the configured epochs, for the schedule's defaults
+};
+}  // namespace detail
 
 template <class T>
 class LinearModel {
@@ -171,15 +187,15 @@ class LinearModel {
   /// Training loss of every epoch trained so far: the mean of the losses of the epoch's
   /// mini-batches, each measured on its forward pass, i.e. before its update (as torch loops, Keras
   /// and scikit-learn's MLP report it); for full-batch training, the loss at the start of the epoch.
-  const std::vector<double>& loss_curve() const { return loss_curve_; }
+  const std::vector<double>& loss_curve() const { return history_.loss_curve; }
   /// Learning rate of every epoch trained so far (the lr_schedule's value; lr without one).
-  const std::vector<double>& lr_curve() const { return lr_curve_; }
+  const std::vector<double>& lr_curve() const { return history_.lr_curve; }
   /// Validation score after every epoch of the last fit with early stopping.
-  const std::vector<double>& validation_scores() const { return validation_scores_; }
+  const std::vector<double>& validation_scores() const { return history_.validation_scores; }
   /// Optimizer steps taken since the last reset_optimizer().
   int64_t steps() const { return steps_; }
   /// Epochs trained since construction.
-  int64_t epochs_trained() const { return int64_t(loss_curve_.size()); }
+  int64_t epochs_trained() const { return int64_t(history_.loss_curve.size()); }
 
   TrainConfig& config() { return config_; }
   const TrainConfig& config() const { return config_; }
@@ -189,12 +205,13 @@ class LinearModel {
 
  private:
   struct Work;
+  class Cpu;  ///< this model as the fit loop's device (linear.cpp)
   void check_data(const DataView<T>& data, const char* what) const;
   void ensure_optimizer();
-  double epoch(const DataView<T>& data, std::vector<uint32_t>& rows, bool shuffle);
+  /// One epoch over `rows` (see detail::FitBackend::epoch).
+  double epoch(const DataView<T>& data, std::vector<uint32_t>& rows);
   /// fit with optimizer "lbfgs": full-batch L-BFGS (linear_lbfgs.cpp).
   int64_t fit_lbfgs(const DataView<T>& data, const EpochCallback& callback);
-  double score(const DataView<T>& data, const std::vector<uint32_t>& rows) const;
 
   Objective objective_;
   int64_t n_features_, n_outputs_;
@@ -204,10 +221,8 @@ class LinearModel {
   std::unique_ptr<AnyOptimizer<T>> optimizer_;
   StorageOptions storage_;  ///< the options optimizer_ was made with
   std::unique_ptr<Work> work_;
-  std::vector<double> loss_curve_, validation_scores_, lr_curve_;
-  int64_t schedule_length_ = 0;  ///< partial_fit: the configured epochs, for the schedule's defaults
+  detail::FitHistory history_;
   int64_t steps_ = 0;
-  uint64_t rng_state_ = 0;
   BatchReducer<T> reducer_;
 };
 
