@@ -31,6 +31,8 @@ echo "== C++ embedding: cmake --install, find_package(dlopt) and add_subdirector
 DLOPT_BUILD_DIR=build/cpp-tests bash tests/cpp/test_install.sh
 
 echo "== Python tests ($VPY -m pytest)"
+# tests/test_resume_cpp.py resumes the C++ test build's runs (dlopt_resume_tool) in Python and back.
+export DLOPT_CPP_TEST_BUILD="$PWD/build/cpp-tests"
 "$VPY" -m pytest -q
 
 # Every rank runs the same tests (tests/mpi; skipped above, outside mpirun). One OpenMP thread per rank:
