@@ -54,9 +54,9 @@ def _grads(params, t):
     return out
 
 
-def run_python(name, state_dtype, steps, start=None, out=None):
+def run_python(name, state_dtype, steps, start=None, out=None, **hyperparameters):
     params = _params(name)
-    opt = getattr(dlopt.optim, name)(list(params.values()), lr=0.01, state_dtype=state_dtype)
+    opt = getattr(dlopt.optim, name)(list(params.values()), lr=0.01, state_dtype=state_dtype, **hyperparameters)
     sched = StepLR(opt, step_size=3, gamma=0.5)
     if start is not None:
         dlopt.load(start, optimizer=opt, scheduler=sched, params=params)
@@ -117,3 +117,36 @@ def test_cpp_refuses_a_python_checkpoint_of_another_optimizer(tmp_path):
     with pytest.raises(RuntimeError, match="its optimizer is a Adam, not a SGD"):
         run_cpp("SGD", None, tmp_path / "adam.dlopt", 1, tmp_path / "out.dlopt")
     assert not (tmp_path / "out.dlopt").exists()
+
+
+# Hyperparameters other than the defaults (the C++ run starts from the defaults): C++ must take
+# each from the Python checkpoint, composite keys included, and write them back in Python's keys.
+NON_DEFAULT = {
+    "SGD": dict(momentum=0.8, dampening=0.1, weight_decay=0.01, maximize=True),
+    "Adam": dict(betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True, decoupled_weight_decay=True),
+    "NAdam": dict(betas=(0.85, 0.995), momentum_decay=0.005),
+    "Rprop": dict(etas=(0.4, 1.3), step_sizes=(1e-5, 10.0)),
+    "ASGD": dict(lambd=1e-3, alpha=0.5, t0=3.0),
+    "Adafactor": dict(eps=(1e-20, 2e-3), beta2_decay=-0.7, d=1.5, weight_decay=0.01),
+    "ADOPT": dict(betas=(0.8, 0.999), clip_exponent=None, decouple=True),
+    "AdEMAMix": dict(betas=(0.8, 0.99, 0.999), alpha=3.0, beta3_warmup=5, alpha_warmup=4),
+    "ScheduleFreeAdamW": dict(warmup_steps=2, r=0.5, weight_lr_power=1.0),
+    "Muon": dict(ns_coefficients=(3.0, -4.0, 2.0), adjust_lr_fn="match_rms_adamw", ns_steps=4, nesterov=False),
+    "LARS": dict(momentum=0.5, trust_coefficient=0.01, nesterov=True, exclude_1d=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT))
+def test_python_hyperparameters_resume_in_cpp(tmp_path, name):
+    hyperparameters = NON_DEFAULT[name]
+    run_python(name, None, 4, out=tmp_path / "py4.dlopt", **hyperparameters)
+    run_cpp(name, None, tmp_path / "py4.dlopt", 3, tmp_path / "cpp.dlopt")
+    assert_same_run(tmp_path / "cpp.dlopt", *run_python(name, None, 7, **hyperparameters))
+
+
+def test_cpp_refuses_schedule_free_saved_in_eval_mode(tmp_path):
+    params, opt, sched = run_python("ScheduleFreeSGD", None, 2)
+    opt.eval()  # the parameters now hold the average, not the iterate a step continues from
+    dlopt.save(tmp_path / "eval.dlopt", optimizer=opt, scheduler=sched, params=params)
+    with pytest.raises(RuntimeError, match="train_mode'\\]: expected true"):
+        run_cpp("ScheduleFreeSGD", None, tmp_path / "eval.dlopt", 1, tmp_path / "out.dlopt")
