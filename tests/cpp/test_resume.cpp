@@ -214,6 +214,8 @@ void mismatched_checkpoint_changes_nothing() {
         "an unknown parameter name is refused");
   check(throws<dlopt::InvalidArgument>([&] { dlopt::load("resume_mismatch.dlopt", target, {"w"}); }, "names"),
         "too few names are refused");
+  check(throws<dlopt::InvalidArgument>([&] { dlopt::load("resume_mismatch.dlopt", target, {"w", "w"}); }, "twice"),
+        "a name given twice is refused");
   std::vector<float> longer(301);
   dlopt::Adam<float> wrong_shape({other.views[0], {longer.data(), 301}});
   check(throws<dlopt::CheckpointError>([&] { dlopt::load("resume_mismatch.dlopt", wrong_shape, {"w", "b"}); },

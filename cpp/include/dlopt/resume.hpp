@@ -5,11 +5,14 @@
 /// it out, so a run started in C++ resumes in Python and the other way round, bit for bit.
 ///
 /// @code
-///   dlopt::Adam<float> opt({{w.data(), n}, {b.data(), 1}}, {.lr = 1e-3});
+///   dlopt::Adam<float> opt({{w.data(), n}, {b.data(), 1}});
 ///   dlopt::StepDecay schedule{1e-3, 100, 0.5};
 ///   int64_t epoch = 0;                      // the schedule's step (Python's last_epoch)
 ///   ... opt.step(grads); opt.config().lr = schedule.lr(++epoch); ...
-///   dlopt::save("run.dlopt", opt, {.names = {"w", "b"}, .scheduler = dlopt::SchedulerState{"StepLR", epoch, {1e-3}}});
+///   dlopt::SaveOptions save;
+///   save.names = {"w", "b"};
+///   save.scheduler = dlopt::SchedulerState{"StepLR", epoch, {1e-3}};
+///   dlopt::save("run.dlopt", opt, save);
 ///   std::optional<dlopt::SchedulerState> s = dlopt::load("run.dlopt", opt, {"w", "b"});
 ///   epoch = s->last_epoch;                  // parameters, state and config are restored
 /// @endcode
@@ -267,6 +270,9 @@ std::optional<SchedulerState> load(const std::string& path, Optimizer<Rule, T>& 
   if (names.size() != params.size())
     throw InvalidArgument("names: expected " + std::to_string(params.size()) + " parameter names, got " +
                           std::to_string(names.size()));
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (std::find(names.begin(), names.begin() + std::ptrdiff_t(i), names[i]) != names.begin() + std::ptrdiff_t(i))
+      throw InvalidArgument("names: '" + names[i] + "' appears twice");
   const TrainingCheckpoint c = read_training_checkpoint(path);
   auto mismatch = [&](const std::string& why) { return CheckpointError("checkpoint '" + path + "' does not match: " + why); };
   if (!c.optimizer) throw mismatch("it holds no optimizer state");

@@ -8,7 +8,9 @@
 ///   auto opt = dlopt::make_optimizer<float>("adamw", {{w.data(), n}}, {{"lr", 1e-3}, {"beta2", 0.99}});
 ///   opt->step({g.data()});
 ///   opt->set("lr", 5e-4);                                  // e.g. from a schedule, between steps
-///   opt->save("run.dlopt", {{"w"}});                         // as dlopt::save (dlopt/resume.hpp)
+///   dlopt::SaveOptions save;
+///   save.names = {"w"};
+///   opt->save("run.dlopt", save);                            // as dlopt::save (dlopt/resume.hpp)
 /// @endcode
 
 #include <map>
