@@ -38,6 +38,8 @@ echo "== A wheel (pip wheel .) installed into a fresh environment"
 VPY="$VPY" bash tests/test_wheel.sh
 
 echo "== Python tests ($VPY -m pytest)"
+# tests/test_resume_cpp.py resumes the C++ test build's runs (dlopt_resume_tool) in Python and back.
+export DLOPT_CPP_TEST_BUILD="$PWD/build/cpp-tests"
 "$VPY" -m pytest -q
 
 # Every rank runs the same tests (tests/mpi; skipped above, outside mpirun). One OpenMP thread per rank:

@@ -26,3 +26,12 @@ def test_example_resumes_exactly(tmp_path, capsys):
     for k in params:
         np.testing.assert_array_equal(params[k], straight[0][k])
     assert "final mse" in capsys.readouterr().out
+
+
+def test_docs_cpp_example_is_the_tested_program():
+    """docs/training.md shows examples/cpp/training_loop.cpp's marked part (ctest runs that file)."""
+    text = (ROOT / "docs" / "training.md").read_text()
+    (shown,) = re.findall(r"## From C\+\+.*?```cpp\n(.*?)```", text, flags=re.S)
+    source = (ROOT / "examples" / "cpp" / "training_loop.cpp").read_text()
+    _, marked, _ = source.split("// [docs/training.md]\n")
+    assert shown == marked

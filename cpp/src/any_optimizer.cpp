@@ -66,6 +66,10 @@ class Erased final : public Configurable<Rule, T> {
          const StorageOptions& options)
       : opt_(std::move(params), this->configured(hyperparameters), options) {}
   void step(const std::vector<const T*>& grads) override { opt_.step(grads); }
+  void save(const std::string& path, const SaveOptions& options) const override { dlopt::save(path, opt_, options); }
+  std::optional<SchedulerState> load(const std::string& path, const std::vector<std::string>& names) override {
+    return dlopt::load(path, opt_, names);
+  }
 
  private:
   typename Rule::Config& config() override { return opt_.config(); }
@@ -90,9 +94,14 @@ class DeviceErased final : public Configurable<Rule, T> {
         [](std::size_t) { return static_cast<float*>(nullptr); }, work_);
     cuda::step(work_.data(), work_.size(), stream_);
   }
+  void save(const std::string&, const SaveOptions&) const override { unsupported(); }
+  std::optional<SchedulerState> load(const std::string&, const std::vector<std::string>&) override { unsupported(); }
 
  private:
   typename Rule::Config& config() override { return config_; }
+  [[noreturn]] static void unsupported() {
+    throw InvalidArgument(std::string(Rule::name) + " on the device: save / load of device state from C++ is not supported");
+  }
   T* slot(std::size_t i, std::size_t k) {
     auto& buf = state_[i][k];
     if (!buf && params_[i].size > 0 && Rule::uses_slot(config_, int(k))) {

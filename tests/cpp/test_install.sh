@@ -31,6 +31,7 @@ fi
 cmake -S "$src/examples/cpp" -B "$tmp/example" "${gen[@]}" -DCMAKE_PREFIX_PATH="$tmp/moved" >/dev/null
 cmake --build "$tmp/example" >/dev/null
 "$tmp/example/dlopt_example"
+(cd "$tmp" && "$tmp/example/dlopt_training_example" >/dev/null)  # the installed dlopt/resume.hpp
 "$tmp/moved/bin/dlopt-bench" --sizes 1e4 --optimizers adam --dtypes float32 --min-time 0.01 --linear-rows 1e4 >/dev/null
 
 echo "== add_subdirectory"

@@ -14,5 +14,6 @@
 #include "dlopt/optim/lbfgs.hpp"
 #include "dlopt/optim/optimizer.hpp"
 #include "dlopt/optim/registry.hpp"
+#include "dlopt/resume.hpp"
 #include "dlopt/schedule.hpp"
 #include "dlopt/version.hpp"

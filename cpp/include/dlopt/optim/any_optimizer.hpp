@@ -7,7 +7,10 @@
 /// @code
 ///   auto opt = dlopt::make_optimizer<float>("adamw", {{w.data(), n}}, {{"lr", 1e-3}, {"beta2", 0.99}});
 ///   opt->step({g.data()});
-///   opt->set("lr", 5e-4);
+///   opt->set("lr", 5e-4);                                  // e.g. from a schedule, between steps
+///   dlopt::SaveOptions save;
+///   save.names = {"w"};
+///   opt->save("run.dlopt", save);                            // as dlopt::save (dlopt/resume.hpp)
 /// @endcode
 
 #include <map>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "dlopt/optim/optimizer.hpp"
+#include "dlopt/resume.hpp"
 
 namespace dlopt {
 
@@ -30,6 +34,11 @@ class AnyOptimizer {
   virtual double get(const std::string& key) const = 0;
   /// The registry name (PyTorch's class name, e.g. "Adam").
   virtual const char* name() const = 0;
+  /// dlopt::save and dlopt::load (dlopt/resume.hpp) of this optimizer: parameters, state, config
+  /// and a schedule's position, in the file Python's dlopt.save / dlopt.load read and write.
+  /// Device optimizers throw InvalidArgument (their state is not readable from C++ yet).
+  virtual void save(const std::string& path, const SaveOptions& options) const = 0;
+  virtual std::optional<SchedulerState> load(const std::string& path, const std::vector<std::string>& names) = 0;
 };
 
 /// Builds the optimizer registered as `name` (case-insensitive) over caller-owned buffers of T

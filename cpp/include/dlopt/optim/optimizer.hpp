@@ -7,6 +7,9 @@
 ///   std::vector<float> w(1000), b(10), gw(1000), gb(10);
 ///   dlopt::Adam<float> opt({{w.data(), 1000}, {b.data(), 10}}, {.lr = 1e-3});   // C++20 designators
 ///   opt.step({gw.data(), gb.data()});   // nullptr skips a parameter this step
+///   opt.config().lr = 5e-4;              // hyperparameters may change between steps
+///   auto saved = opt.state_dict();       // every slot (stored form), step count, scalar, the config
+///   opt.load_state_dict(saved);          // checked in full first: on error nothing changes
 /// @endcode
 
 #include <string>
@@ -15,6 +18,7 @@
 #include "dlopt/core/aligned.hpp"
 #include "dlopt/core/step.hpp"
 #include "dlopt/optim/registry.hpp"
+#include "dlopt/optim/state.hpp"
 
 namespace dlopt {
 
@@ -63,20 +67,6 @@ void collect_steps(const std::vector<ParamView<T>>& params, const std::vector<co
 }
 }  // namespace detail
 
-/// One state buffer of one tensor, in its storage (core/storage.hpp): the raw elements and, for
-/// the 8-bit formats, the block scales. Empty until the tensor's first step.
-struct StateBuffer {
-  Storage storage = Storage::Float32;
-  AlignedVector<unsigned char> bytes;
-  AlignedVector<float> scales;
-
-  bool empty() const { return bytes.empty(); }
-  Buffer view() { return {bytes.empty() ? nullptr : bytes.data(), storage, scales.empty() ? nullptr : scales.data()}; }
-  /// The elements as T (T must be the storage's type).
-  template <class T>
-  const T* data() const { return reinterpret_cast<const T*>(bytes.data()); }
-};
-
 /// An optimizer over caller-owned parameters of type T: float, double, or the 16-bit
 /// dlopt::bfloat16 / dlopt::float16 (computed in float, written back with stochastic rounding
 /// unless `options` says otherwise). `options.state_dtype` chooses how state is stored.
@@ -105,6 +95,8 @@ class Optimizer {
     dlopt::step(work_.data(), work_.size());
   }
 
+  /// The hyperparameters, read by every step: `opt.config().lr = schedule.lr(t)` changes the lr
+  /// of the next step (checked by that step; a bad value throws before anything changes).
   Config& config() { return config_; }
   const Config& config() const { return config_; }
   const StorageOptions& options() const { return options_; }
@@ -112,6 +104,38 @@ class Optimizer {
   const TensorScalars& scalars(std::size_t i) const { return scalars_.at(i); }
   /// State buffer k (named Rule::slots[k]) of parameter i; empty before its first step.
   const StateBuffer& state(std::size_t i, std::size_t k) const { return state_.at(i)[k]; }
+  const std::vector<ParamView<T>>& params() const { return params_; }
+  std::vector<TensorShape> shapes() const {
+    std::vector<TensorShape> out;
+    for (const ParamView<T>& p : params_) out.push_back(p.shape());
+    return out;
+  }
+
+  /// A copy of the whole state: config, storage options and, per parameter, the step count, the
+  /// rule's host scalars, every slot in its stored form and the master copy.
+  OptimizerState<Rule> state_dict() const {
+    OptimizerState<Rule> s{config_, options_, std::vector<TensorState<Rule>>(params_.size())};
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      s.tensors[i].scalars = scalars_[i];
+      s.tensors[i].slots = state_[i];
+      s.tensors[i].master = master_[i];
+    }
+    return s;
+  }
+  /// Throws InvalidArgument unless `s` fits this optimizer (detail::check_state); changes nothing.
+  void check_state(const OptimizerState<Rule>& s) const { detail::check_state(s, shapes(), storage_of<T>); }
+  /// Replaces the config, storage options and state by `s`, after checking all of it: on error
+  /// nothing changes. The parameters themselves are the caller's (dlopt::load restores both).
+  void load_state_dict(OptimizerState<Rule> s) {
+    check_state(s);
+    config_ = s.config;
+    options_ = s.options;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      scalars_[i] = s.tensors[i].scalars;
+      state_[i] = std::move(s.tensors[i].slots);
+      master_[i] = std::move(s.tensors[i].master);
+    }
+  }
 
  private:
   Buffer slot(std::size_t i, std::size_t k) {
