@@ -66,6 +66,25 @@ class GradientAccumulator:
     Averaging the gradients of equal-size micro-batches gives the gradient of the mean loss over
     their union, so ``steps`` micro-batches of size ``b`` behave like one batch of ``steps * b``.
 
+    Parameters
+    ----------
+    optimizer_or_params : optimizer or list of arrays
+        The optimizer that :meth:`step` calls (its parameters give the buffers' shapes and
+        dtypes), or a list of float32/float64 arrays shaped like the gradients (then :meth:`step`
+        is not available; use :meth:`mean`).
+    steps : int
+        The number of micro-batches per optimizer step (``ready`` turns true after that many).
+
+    Raises
+    ------
+    ValueError
+        ``steps`` is not a positive integer.
+    TypeError
+        A parameter is not float32 or float64, or ``optimizer_or_params`` is neither an optimizer
+        nor a list of arrays.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2, np.float32)
     >>> opt = dlopt.optim.SGD([w], lr=1.0)
@@ -165,6 +184,25 @@ class EMA:
     (or the :meth:`average_parameters` context manager) swap them in for evaluation and back,
     as the ``torch_ema`` / timm helpers do.
 
+    Parameters
+    ----------
+    params : optimizer or list of arrays
+        The parameters to average (an optimizer's, in param-group order, or a list of arrays);
+        the methods that take ``params`` default to these.
+    decay : float, default 0.999
+        The decay :math:`d`, in [0, 1].
+    use_num_updates : bool, default False
+        Use the warmup :math:`\min(d, (1 + t) / (10 + t))` over the first updates.
+
+    Raises
+    ------
+    ValueError
+        ``decay`` outside [0, 1], or one array given twice.
+    TypeError
+        ``params`` is neither an optimizer nor a list of NumPy arrays.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2, np.float32)
     >>> ema = dlopt.EMA([w], decay=0.5)
@@ -270,6 +308,24 @@ class Lookahead:
     .. warning:: Fast-optimizer state (e.g. Adam's moments) is kept across synchronisations, as
        in the paper's experiments and in common implementations; it is not reset.
 
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The fast optimizer, a dlopt optimizer (anything with ``param_groups`` and ``step``).
+    k : int, default 5
+        The number of fast steps between synchronisations.
+    alpha : float, default 0.5
+        The slow weights' step :math:`\alpha`, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        ``k`` is not a positive integer, or ``alpha`` is outside [0, 1].
+    TypeError
+        ``optimizer`` has no ``param_groups`` or ``step``.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(1)
     >>> opt = dlopt.Lookahead(dlopt.optim.SGD([w], lr=1.0), k=2, alpha=0.5)

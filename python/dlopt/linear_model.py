@@ -537,6 +537,28 @@ class _LinearModel:
         state; otherwise it starts from zeros. If the loss becomes inf or NaN (NaN/inf in ``X``, or a
         learning rate too large), fit raises ValueError and the coefficients are left as they were before
         the call (the optimizer's moments are reset).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features (float32 or float64; a C-contiguous array is not copied).
+        y : array-like of shape (n_samples,)
+            The targets: values (regression) or class labels (classification).
+        sample_weight : array-like of shape (n_samples,), optional
+            Weight of each row in the loss; ``None``: equal weights.
+        comm : mpi4py.MPI.Intracomm, optional
+            Train data-parallel over this communicator, each rank passing its own rows.
+
+        Returns
+        -------
+        self
+            The fitted model.
+
+        Raises
+        ------
+        ValueError
+            Inputs of mismatched shapes, non-finite values, an invalid keyword, or a loss that became
+            inf or NaN.
         """
         if comm is not None:
             from .distributed import _linear
@@ -624,15 +646,21 @@ class LinearRegression(_LinearModel):
     ``loss_curve_`` (training loss of every epoch), ``lr_curve_`` (the lr of every epoch), ``t_``
     (optimizer steps), ``n_features_in_``, ``solver_`` ("closed_form" or "gradient").
 
+    .. warning:: With ``penalty="l1"`` or ``"elasticnet"`` the L1 term is followed by its subgradient
+       (sign(w)), not by scikit-learn's truncated-gradient update, so coefficients get small but not
+       exactly zero.
+
+    Parameters
+    ----------
+    {parameters}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(200, 3))
     >>> y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
     >>> LinearRegression(solver="closed_form").fit(X, y).coef_.round(6)
     array([ 1. , -2. ,  0.5])
-
-    .. warning:: With ``penalty="l1"`` or ``"elasticnet"`` the L1 term is followed by its subgradient
-       (sign(w)), not by scikit-learn's truncated-gradient update, so coefficients get small but not
-       exactly zero.
     """
 
     _objective = "squared_error"
@@ -673,6 +701,28 @@ class LinearRegression(_LinearModel):
         The solver is ``solver`` ("auto": the closed form unless an optimizer setting is given, see the
         class docstring); ``solver_`` says which one ran. Gradient training warns with ConvergenceWarning
         when it stops on the epoch limit before the loss stopped improving.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features (float32 or float64; a C-contiguous array is not copied).
+        y : array-like of shape (n_samples,)
+            The targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weight of each row in the loss; ``None``: equal weights.
+        comm : mpi4py.MPI.Intracomm, optional
+            Train data-parallel over this communicator, each rank passing its own rows.
+
+        Returns
+        -------
+        self
+            The fitted model.
+
+        Raises
+        ------
+        ValueError
+            Inputs of mismatched shapes or non-finite values, an invalid keyword, or the closed form
+            asked for with an L1 penalty, a GPU or ``comm``.
         """
         if comm is not None:  # data-parallel: gradient training ("auto" included)
             if self.solver == "closed_form":
@@ -724,11 +774,44 @@ class LinearRegression(_LinearModel):
         return float(self._intercept[0])
 
     def predict(self, X) -> np.ndarray:
-        """``X @ coef_ + intercept_``."""
+        """``X @ coef_ + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features (float32 or float64; a C-contiguous array is not copied).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            The predictions.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        """
         return self._decision(X)[:, 0]
 
     def score(self, X, y, sample_weight=None, comm=None) -> float:
-        """R² of the predictions (scikit-learn's RegressorMixin.score); with ``comm``, over every rank's rows."""
+        """R² of the predictions (scikit-learn's RegressorMixin.score); with ``comm``, over every rank's rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features (float32 or float64; a C-contiguous array is not copied).
+        y : array-like of shape (n_samples,)
+            The true targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weight of each row in the loss; ``None``: equal weights.
+        comm : mpi4py.MPI.Intracomm, optional
+            Score over every rank's rows (each rank passing its own).
+
+        Returns
+        -------
+        float
+            The coefficient of determination of ``predict(X)``.
+        """
         from .metrics import r2_score
 
         if comm is not None:
@@ -800,13 +883,46 @@ class _Classifier(_LinearModel):
         return np.ascontiguousarray(w if sw is None else w * sw)
 
     def predict(self, X) -> np.ndarray:
-        """The most probable class of every row."""
+        """The most probable class of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features (float32 or float64; a C-contiguous array is not copied).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        """
         scores = self._decision(X)
         idx = (scores[:, 0] > 0).astype(np.int64) if scores.shape[1] == 1 else scores.argmax(axis=1)
         return self.classes_[idx]
 
     def score(self, X, y, sample_weight=None, comm=None) -> float:
-        """Accuracy of the predictions (scikit-learn's ClassifierMixin.score); with ``comm``, over every rank's rows."""
+        """Accuracy of the predictions (scikit-learn's ClassifierMixin.score); with ``comm``, over every rank's rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features (float32 or float64; a C-contiguous array is not copied).
+        y : array-like of shape (n_samples,)
+            The true labels.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weight of each row in the loss; ``None``: equal weights.
+        comm : mpi4py.MPI.Intracomm, optional
+            Score over every rank's rows (each rank passing its own).
+
+        Returns
+        -------
+        float
+            The fraction of rows whose predicted class is the true one.
+        """
         from .metrics import accuracy_score
 
         if comm is not None:
@@ -823,12 +939,18 @@ class LogisticRegression(_Classifier):
     :class:`LinearRegression` plus ``class_weight`` (None, "balanced" or {label: weight}). Fitted
     ``classes_`` (the two labels), ``coef_`` (1, n_features), ``intercept_`` (1,).
 
+    .. warning:: Binary only: use :class:`SoftmaxRegression` for three or more classes.
+
+    Parameters
+    ----------
+    {parameters}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
     >>> LogisticRegression(lr=0.1, epochs=200).fit(X, ["no", "no", "yes", "yes"]).predict([[-3.0], [3.0]])
     array(['no', 'yes'], dtype='<U3')
-
-    .. warning:: Binary only: use :class:`SoftmaxRegression` for three or more classes.
     """
 
     _objective = "logistic"
@@ -873,6 +995,12 @@ class SoftmaxRegression(_Classifier):
     plus ``class_weight``. Fitted ``classes_``, ``coef_`` (n_classes, n_features), ``intercept_`` (n_classes,).
     Two classes are handled too (two outputs, not the single logit of LogisticRegression).
 
+    Parameters
+    ----------
+    {parameters}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> X = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]).repeat(5, axis=0)
     >>> SoftmaxRegression(lr=0.1, epochs=300).fit(X, [0] * 5 + [1] * 5 + [2] * 5).predict([[4.0, 0.0]])

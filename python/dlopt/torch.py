@@ -87,7 +87,29 @@ def _count(value: Any, what: str) -> int:
 
 
 class Optimizer(torch.optim.Optimizer):
-    """Base of the ``dlopt.torch`` classes: a ``torch.optim.Optimizer`` stepping through dlopt's core."""
+    """Base of the ``dlopt.torch`` classes: a ``torch.optim.Optimizer`` stepping through dlopt's core.
+
+    Parameters
+    ----------
+    params : iterable of tensors, or iterable of dicts
+        The parameters (CPU or CUDA tensors, updated in place through their ``.grad``), or param
+        groups.
+    defaults : dict
+        Every hyperparameter with its default (each subclass passes its signature's).
+
+    Raises
+    ------
+    TypeError
+        ``params`` is a single tensor or array (wrap it in a list).
+
+    Examples
+    --------
+    >>> import torch, dlopt.torch
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> opt = dlopt.torch.SGD([w], lr=0.5)
+    >>> isinstance(opt, dlopt.torch.Optimizer) and isinstance(opt, torch.optim.Optimizer)
+    True
+    """
 
     _rule: str = ""
     _numpy_class: type = _NumpyOptimizer  # the dlopt.optim class whose step and extra methods run here
@@ -306,6 +328,22 @@ def _grad_view(g: Any, i: int) -> Any:
         return _interop.host_view(g, f"grads[{i}]")
 
 
+def _torch_doc(name: str, numpy_doc: str) -> str:
+    """The dlopt.optim class's docstring under a torch summary, with an example on tensors."""
+    body, _, _ = inspect.cleandoc(numpy_doc).partition("\nExamples\n--------\n")
+    return (f"``torch.optim``-compatible :class:`dlopt.optim.{name}` over torch tensors "
+            "(see :mod:`dlopt.torch`).\n\n"
+            f"{body}\n"
+            "Examples\n--------\n"
+            ">>> import torch, dlopt.torch\n"
+            ">>> w = torch.nn.Parameter(torch.ones(2, 3))\n"
+            f">>> opt = dlopt.torch.{name}([w])\n"
+            ">>> for _ in range(2):\n"
+            "...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()\n"
+            ">>> bool((w < 1).all())\n"
+            "True\n")
+
+
 def _torch_class(numpy_class: type) -> type:
     """The torch.optim class of one dlopt optimizer: its keywords plus torch's switches."""
     signature = inspect.signature(numpy_class.__init__)
@@ -323,8 +361,7 @@ def _torch_class(numpy_class: type) -> type:
 
     __init__.__signature__ = full  # type: ignore[attr-defined]
     name = numpy_class.__name__
-    doc = (f"``torch.optim``-compatible :class:`dlopt.optim.{name}` (see :mod:`dlopt.torch`).\n\n"
-           + (numpy_class.__doc__ or ""))
+    doc = _torch_doc(name, numpy_class.__doc__ or "")
     namespace = {"__init__": __init__, "_rule": numpy_class._rule, "_numpy_class": numpy_class, "__doc__": doc,
                  "__module__": __name__, "__qualname__": name}
     namespace.update({m: _delegated(numpy_class, m) for m in _extra_methods(numpy_class)})

@@ -88,6 +88,37 @@ class LBFGS:
     One param group only, as torch. Not in ``make_optimizer`` or the rule registry (it is not an
     elementwise rule); the linear models use it with ``optimizer="lbfgs"``. CPU only.
 
+    Parameters
+    ----------
+    params : iterable of arrays, or a list of one dict
+        The parameters (float32 or float64, all of one dtype, C-contiguous, writeable), or one
+        param group.
+    lr : float, default 1
+        The step length of each iteration (the first iteration of all scales it by
+        ``min(1, 1/‖g‖₁)``); the starting length of the line search.
+    max_iter : int, default 20
+        Iterations per :meth:`step`.
+    max_eval : int or None, default None
+        Closure calls per :meth:`step`; ``None``: ``max_iter * 5 // 4``.
+    tolerance_grad : float, default 1e-7
+        Stop when ``max|g|`` is at most this.
+    tolerance_change : float, default 1e-9
+        Stop when the step or the change of the loss is smaller than this.
+    history_size : int, default 100
+        The number of ``(s, y)`` pairs kept.
+    line_search_fn : {None, 'strong_wolfe'}, default None
+        The line search; ``None``: fixed steps of length ``lr``.
+
+    Raises
+    ------
+    ValueError
+        An empty parameter list, more than one param group, or a keyword out of its range.
+    TypeError
+        ``params`` is a single array or dict, an unknown param-group key, or parameters of an
+        unsupported or mixed dtype.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> x = np.array([-1.5, 2.0])
     >>> def closure():   # Rosenbrock

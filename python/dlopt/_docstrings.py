@@ -1,0 +1,23 @@
+"""Docstring entries that recur across classes, written once.
+
+A docstring holds a line with only ``{name}`` where a shared entry goes; :func:`fill` replaces
+that line by the entry's lines, at the marker's indentation. ``tests/test_docs.py`` checks that
+every documented default equals the signature's.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def fill(obj: object, **entries: str) -> None:
+    """Replaces each ``{name}`` line of ``obj.__doc__`` by ``entries[name]`` (a block of lines)."""
+    doc = obj.__doc__ or ""
+    for name, text in entries.items():
+        match = re.search(rf"^([ \t]*)\{{{name}\}}[ \t]*$", doc, re.MULTILINE)
+        if match is None:
+            raise ValueError(f"{getattr(obj, '__qualname__', obj)}: docstring has no {{{name}}} line")
+        indent = match.group(1)
+        block = "\n".join(indent + line if line else "" for line in text.splitlines())
+        doc = doc[:match.start()] + block + doc[match.end():]
+    obj.__doc__ = doc
