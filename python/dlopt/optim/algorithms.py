@@ -40,14 +40,10 @@ class SGD(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
     momentum : float, default 0.0
         Momentum factor :math:`\mu` (0: no momentum buffer).
     dampening : float, default 0.0
         Dampening :math:`\tau` of the momentum.
-    weight_decay : float, default 0.0
-        L2 penalty :math:`\lambda`, added to the gradient as :math:`\lambda p`.
     nesterov : bool, default False
         Use Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
     {common}
@@ -89,19 +85,8 @@ class Adam(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
-    betas : tuple of 2 floats, default (0.9, 0.999)
-        Decay rates :math:`(\beta_1, \beta_2)` of the first and second moment.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda`: an L2 penalty, or decoupled with ``decoupled_weight_decay=True``.
-    amsgrad : bool, default False
-        Use the maximum of the past second moments :math:`\hat v` (AMSGrad).
-    decoupled_weight_decay : bool, default False
-        Apply the weight decay to the parameter as :math:`p \leftarrow p(1 - \gamma\lambda)` instead of
-        adding it to the gradient.
     {common}
 
     Examples
@@ -132,12 +117,6 @@ class AdamW(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
-    betas : tuple of 2 floats, default (0.9, 0.999)
-        Decay rates :math:`(\beta_1, \beta_2)` of the first and second moment.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     weight_decay : float, default 0.01
         Decoupled weight decay :math:`\lambda`.
     amsgrad : bool, default False
@@ -176,16 +155,10 @@ class Adagrad(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.01
-        Learning rate :math:`\gamma`.
     lr_decay : float, default 0.0
         Learning-rate decay :math:`\eta`.
-    weight_decay : float, default 0.0
-        L2 penalty :math:`\lambda`, added to the gradient as :math:`\lambda p`.
     initial_accumulator_value : float, default 0.0
         Initial value of the sum of squares ``s``.
-    eps : float, default 1e-10
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     {common}
 
     Examples
@@ -222,14 +195,8 @@ class RMSprop(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.01
-        Learning rate :math:`\gamma`.
     alpha : float, default 0.99
         Smoothing constant :math:`\alpha` of the squared-gradient average.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
-    weight_decay : float, default 0.0
-        L2 penalty :math:`\lambda`, added to the gradient as :math:`\lambda p`.
     momentum : float, default 0.0
         Momentum factor :math:`\mu` (0: none).
     centered : bool, default False
@@ -271,10 +238,6 @@ class Adadelta(Optimizer):
         Coefficient :math:`\gamma` that scales the update.
     rho : float, default 0.9
         Decay rate :math:`\rho` of the running averages.
-    eps : float, default 1e-6
-        Term :math:`\epsilon` added to the denominator for numerical stability.
-    weight_decay : float, default 0.0
-        L2 penalty :math:`\lambda`, added to the gradient as :math:`\lambda p`.
     {common}
 
     Examples
@@ -307,14 +270,6 @@ class Adamax(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.002
-        Learning rate :math:`\gamma`.
-    betas : tuple of 2 floats, default (0.9, 0.999)
-        Decay rates :math:`(\beta_1, \beta_2)` of the first and second moment.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
-    weight_decay : float, default 0.0
-        L2 penalty :math:`\lambda`, added to the gradient as :math:`\lambda p`.
     {common}
 
     Examples
@@ -352,19 +307,10 @@ class NAdam(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.002
-        Learning rate :math:`\gamma`.
-    betas : tuple of 2 floats, default (0.9, 0.999)
-        Decay rates :math:`(\beta_1, \beta_2)` of the first and second moment.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda` (L2, or decoupled: see ``decoupled_weight_decay``).
     momentum_decay : float, default 0.004
         Momentum decay :math:`\psi`.
-    decoupled_weight_decay : bool, default False
-        Apply the weight decay to the parameter as :math:`p \leftarrow p(1 - \gamma\lambda)` instead of
-        adding it to the gradient.
     {common}
 
     Examples
@@ -402,17 +348,8 @@ class RAdam(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
-    betas : tuple of 2 floats, default (0.9, 0.999)
-        Decay rates :math:`(\beta_1, \beta_2)` of the first and second moment.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda` (L2, or decoupled: see ``decoupled_weight_decay``).
-    decoupled_weight_decay : bool, default False
-        Apply the weight decay to the parameter as :math:`p \leftarrow p(1 - \gamma\lambda)` instead of
-        adding it to the gradient.
     {common}
 
     Examples
@@ -448,8 +385,6 @@ class Lion(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.0001
-        Learning rate :math:`\gamma`.
     betas : tuple of 2 floats, default (0.9, 0.99)
         Interpolation factor :math:`\beta_1` of the update and decay :math:`\beta_2` of the momentum.
     weight_decay : float, default 0.0
@@ -492,12 +427,6 @@ class LAMB(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
-    betas : tuple of 2 floats, default (0.9, 0.999)
-        Decay rates :math:`(\beta_1, \beta_2)` of the first and second moment.
-    eps : float, default 1e-6
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda`, added to the direction :math:`r`.
     {common}
@@ -545,12 +474,8 @@ class Muon(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
     weight_decay : float, default 0.1
         Decoupled weight decay :math:`\lambda`.
-    momentum : float, default 0.95
-        Momentum factor :math:`\mu`.
     nesterov : bool, default True
         Orthogonalize the Nesterov look-ahead instead of the momentum buffer.
     ns_coefficients : tuple of 3 floats, default (3.4445, -4.775, 2.0315)
@@ -608,8 +533,6 @@ class DynamicLR(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.01
-        Learning rate :math:`\gamma`.
     beta : float, default 1.0
         Sensitivity :math:`\beta` of the step size to the squared gradient.
     {common}
@@ -692,8 +615,6 @@ class ASGD(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.01
-        Learning rate :math:`\gamma`.
     lambd : float, default 0.0001
         Decay term :math:`\lambda`.
     alpha : float, default 0.75
@@ -741,18 +662,12 @@ class LARS(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
-    momentum : float, default 0.9
-        Momentum factor :math:`\mu`.
     dampening : float, default 0.0
         Dampening :math:`\delta`.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda`, added to the gradient before scaling.
     trust_coefficient : float, default 0.001
         Trust coefficient :math:`\eta` of the trust ratio.
-    nesterov : bool, default False
-        Use Nesterov momentum.
     exclude_1d : bool, default False
         Give 1-D parameters plain momentum SGD, without decay or trust ratio.
     {common}
@@ -796,10 +711,6 @@ class ADOPT(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
-    betas : tuple of 2 floats, default (0.9, 0.9999)
-        Decay rates :math:`(\beta_1, \beta_2)` of the first and second moment.
     eps : float, default 1e-6
         Lower bound :math:`\epsilon` of :math:`\sqrt v`.
     weight_decay : float, default 0.0
@@ -850,8 +761,6 @@ class AdEMAMix(Optimizer):
     Parameters
     ----------
     {params}
-    lr : float, default 0.001
-        Learning rate :math:`\gamma`.
     betas : tuple of 3 floats, default (0.9, 0.999, 0.9999)
         Decay rates :math:`(\beta_1, \beta_2, \beta_3)` of the fast EMA, the second moment and the slow EMA.
     alpha : float, default 2.0
@@ -860,8 +769,6 @@ class AdEMAMix(Optimizer):
         Steps over which :math:`\beta_3` rises from :math:`\beta_1`; ``None``: no warmup.
     alpha_warmup : int or None, default None
         Steps over which :math:`\alpha` rises from 0; ``None``: no warmup.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda`, added to the update.
     {common}
@@ -969,14 +876,6 @@ class ScheduleFreeSGD(_ScheduleFree):
         Interpolation :math:`\mu` between the average and the SGD iterate.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda`, taken at :math:`y`.
-    warmup_steps : int, default 0
-        Steps of linear learning-rate warmup.
-    r : float, default 0.0
-        Power :math:`r` of :math:`t` in the averaging weights.
-    weight_lr_power : float, default 2.0
-        Power :math:`p` of the learning rate in the averaging weights.
-    train_mode : bool, default True
-        The mode the optimizer starts in (see :meth:`train`, :meth:`eval`).
     {common}
 
     Examples
@@ -1023,18 +922,8 @@ class ScheduleFreeAdamW(_ScheduleFree):
         Learning rate :math:`\gamma_{max}` (after warmup).
     betas : tuple of 2 floats, default (0.9, 0.999)
         Interpolation :math:`\beta_1` and second-moment decay :math:`\beta_2`.
-    eps : float, default 1e-8
-        Term :math:`\epsilon` added to the denominator for numerical stability.
     weight_decay : float, default 0.0
         Weight decay :math:`\lambda`, taken at :math:`y`.
-    warmup_steps : int, default 0
-        Steps of linear learning-rate warmup.
-    r : float, default 0.0
-        Power :math:`r` of :math:`t` in the averaging weights.
-    weight_lr_power : float, default 2.0
-        Power :math:`p` of the learning rate in the averaging weights.
-    train_mode : bool, default True
-        The mode the optimizer starts in (see :meth:`train`, :meth:`eval`).
     {common}
 
     Examples
