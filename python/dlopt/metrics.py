@@ -58,19 +58,7 @@ def _regression(y_true, y_pred, sample_weight):
 def mean_squared_error(y_true, y_pred, *, sample_weight=None) -> float:
     """Mean of ``(y_true - y_pred) ** 2`` (weighted by ``sample_weight``).
 
-    Parameters
-    ----------
-    {regression}
-
-    Returns
-    -------
-    float
-        The (weighted) mean squared error.
-
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths, empty, not 1-D (or one column), or non-finite.
+    {sections}
 
     Examples
     --------
@@ -86,19 +74,7 @@ def mean_squared_error(y_true, y_pred, *, sample_weight=None) -> float:
 def root_mean_squared_error(y_true, y_pred, *, sample_weight=None) -> float:
     """Square root of :func:`mean_squared_error`.
 
-    Parameters
-    ----------
-    {regression}
-
-    Returns
-    -------
-    float
-        The (weighted) root mean squared error.
-
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths, empty, not 1-D (or one column), or non-finite.
+    {sections}
 
     Examples
     --------
@@ -112,19 +88,7 @@ def root_mean_squared_error(y_true, y_pred, *, sample_weight=None) -> float:
 def mean_absolute_error(y_true, y_pred, *, sample_weight=None) -> float:
     """Mean of ``|y_true - y_pred|`` (weighted by ``sample_weight``).
 
-    Parameters
-    ----------
-    {regression}
-
-    Returns
-    -------
-    float
-        The (weighted) mean absolute error.
-
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths, empty, not 1-D (or one column), or non-finite.
+    {sections}
 
     Examples
     --------
@@ -139,19 +103,7 @@ def r2_score(y_true, y_pred, *, sample_weight=None) -> float:
     """Coefficient of determination ``1 - SS_res / SS_tot``; for a constant ``y_true``, 1.0 if the
     predictions are perfect, else 0.0 (scikit-learn's ``force_finite=True``).
 
-    Parameters
-    ----------
-    {regression}
-
-    Returns
-    -------
-    float
-        The coefficient of determination (at most 1; 1 is a perfect fit).
-
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths, empty, not 1-D (or one column), or non-finite.
+    {sections}
 
     Examples
     --------
@@ -308,21 +260,7 @@ def precision_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary
     """Precision ``tp / (tp + fp)``; ``average`` is "binary" (class ``pos_label``), "micro", "macro",
     "weighted" (by support) or None (one value per label). A zero denominator gives ``zero_division``.
 
-    Parameters
-    ----------
-    {labels_true_pred}
-    {prf}
-
-    Returns
-    -------
-    float or numpy.ndarray
-        The score; one per label (in ``labels`` order) with ``average=None``.
-
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths or empty, continuous values (floats that are not integers),
-        or an argument outside its choices.
+    {sections}
 
     Examples
     --------
@@ -339,21 +277,7 @@ def recall_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary", 
                  zero_division=0.0):
     """Recall ``tp / (tp + fn)``, averaged as in :func:`precision_score`.
 
-    Parameters
-    ----------
-    {labels_true_pred}
-    {prf}
-
-    Returns
-    -------
-    float or numpy.ndarray
-        The score; one per label (in ``labels`` order) with ``average=None``.
-
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths or empty, continuous values (floats that are not integers),
-        or an argument outside its choices.
+    {sections}
 
     Examples
     --------
@@ -368,21 +292,7 @@ def f1_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary", samp
              zero_division=0.0):
     """F1 ``2 tp / (2 tp + fp + fn)``, averaged as in :func:`precision_score`.
 
-    Parameters
-    ----------
-    {labels_true_pred}
-    {prf}
-
-    Returns
-    -------
-    float or numpy.ndarray
-        The score; one per label (in ``labels`` order) with ``average=None``.
-
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths or empty, continuous values (floats that are not integers),
-        or an argument outside its choices.
+    {sections}
 
     Examples
     --------
@@ -470,14 +380,41 @@ sample_weight : array-like of shape (n_samples,), optional
     Weight of each row; ``None``: equal weights.
 zero_division : {0.0, 1.0, nan, 'warn'}, default 0.0
     The score when its denominator is zero (``'warn'`` counts as 0, without a warning)."""
-for _fn in (mean_squared_error, root_mean_squared_error, mean_absolute_error, r2_score):
-    fill(_fn, regression=_Y.format(kind="The true values.", pred="The predicted values.") + "\n"
-         + _SAMPLE_WEIGHT)
+_REGRESSION = """Parameters
+----------
+""" + _Y.format(kind="The true values.", pred="The predicted values.") + "\n" + _SAMPLE_WEIGHT + """
+
+Returns
+-------
+float
+    {what}
+
+Raises
+------
+ValueError
+    Inputs of different lengths, empty, not 1-D (or one column), or non-finite."""
+for _fn, _what in ((mean_squared_error, "The (weighted) mean squared error."),
+                   (root_mean_squared_error, "The (weighted) root mean squared error."),
+                   (mean_absolute_error, "The (weighted) mean absolute error."),
+                   (r2_score, "The coefficient of determination (at most 1; 1 is a perfect fit).")):
+    fill(_fn, sections=_REGRESSION.replace("{what}", _what))
 for _fn in (accuracy_score, confusion_matrix):
     fill(_fn, labels_true_pred=_Y.format(kind="The true labels (any sortable values: ints, strings, ...).",
                                          pred="The predicted labels."), sample_weight=_SAMPLE_WEIGHT)
+_PRF_SECTIONS = "Parameters\n----------\n" + _Y.format(
+    kind="The true labels (any sortable values: ints, strings, ...).", pred="The predicted labels.") + "\n" + _PRF + """
+
+Returns
+-------
+float or numpy.ndarray
+    The score; one per label (in ``labels`` order) with ``average=None``.
+
+Raises
+------
+ValueError
+    Inputs of different lengths or empty, continuous values (floats that are not integers), or an
+    argument outside its choices."""
 for _fn in (precision_score, recall_score, f1_score):
-    fill(_fn, labels_true_pred=_Y.format(kind="The true labels (any sortable values: ints, strings, ...).",
-                                         pred="The predicted labels."), prf=_PRF)
+    fill(_fn, sections=_PRF_SECTIONS)
 fill(log_loss, sample_weight=_SAMPLE_WEIGHT)
-del _fn
+del _fn, _what
