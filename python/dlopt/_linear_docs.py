@@ -51,8 +51,34 @@ _ENTRIES: dict[str, tuple[str, str]] = {
 }
 
 
+# The arguments of the methods (fit, partial_fit, predict, score, ...): marker -> entries.
+_METHOD_ENTRIES = {
+    "X": """X : array-like of shape (n_samples, n_features)
+    The features (float32 or float64; a C-contiguous array is not copied).""",
+    "fit_options": """sample_weight : array-like of shape (n_samples,), optional
+    Weight of each row in the loss; ``None``: equal weights.
+comm : mpi4py.MPI.Intracomm, optional
+    Train data-parallel over this communicator, each rank passing its own rows.""",
+    "score_options": """sample_weight : array-like of shape (n_samples,), optional
+    Weight of each row; ``None``: equal weights.
+comm : mpi4py.MPI.Intracomm, optional
+    Score over every rank's rows (each rank passing its own).""",
+}
+
+
+def _document_methods(cls: type) -> None:
+    for attribute in vars(cls).values():
+        doc = getattr(attribute, "__doc__", None) or ""
+        used = {k: v for k, v in _METHOD_ENTRIES.items() if "{" + k + "}" in doc}
+        if used and callable(attribute):
+            fill(attribute, **used)
+
+
 def document(*classes: type) -> None:
-    """Fills the ``{parameters}`` line of each class's docstring from its signature."""
+    """Fills the ``{parameters}`` line of each class's docstring from its signature, and the method
+    argument markers of the classes and their bases."""
+    for base in {b for cls in classes for b in cls.__mro__ if b.__module__ == cls.__module__}:
+        _document_methods(base)
     for cls in classes:
         signature = inspect.signature(cls.__init__)
         lines = []

@@ -51,14 +51,13 @@ def get_total_norm(grads, norm_type: float = 2.0, error_if_nonfinite: bool = Fal
     Parameters
     ----------
     grads : array or sequence of arrays
-        The gradients: writeable, C-contiguous float32 or float64 arrays (``None`` entries are
-        skipped, as torch skips parameters without a gradient).
+        The gradients, as in :func:`clip_grad_norm_`.
     norm_type : float, default 2.0
         The order :math:`p` of the norm.
     error_if_nonfinite : bool, default False
         Raise if the norm is NaN or infinite.
     foreach : bool or None, default None
-        Accepted for torch compatibility and ignored: dlopt always runs one fused pass.
+        Ignored, as in :func:`clip_grad_norm_`.
 
     Returns
     -------
@@ -93,20 +92,18 @@ def clip_grads_with_norm_(grads, max_norm: float, total_norm, foreach: bool | No
     Parameters
     ----------
     grads : array or sequence of arrays
-        The gradients: writeable, C-contiguous float32 or float64 arrays (``None`` entries are
-        skipped, as torch skips parameters without a gradient).
+        The gradients, as in :func:`clip_grad_norm_`.
     max_norm : float
         The largest total norm allowed.
     total_norm : float
         The total norm of ``grads``, computed beforehand.
     foreach : bool or None, default None
-        Accepted for torch compatibility and ignored: dlopt always runs one fused pass.
+        Ignored, as in :func:`clip_grad_norm_`.
 
     Raises
     ------
     TypeError
-        ``grads`` is not an array or a sequence of arrays, or an array is not writeable,
-        C-contiguous float32 or float64.
+        Gradients that :func:`clip_grad_norm_` refuses.
 
     Examples
     --------
@@ -184,18 +181,16 @@ def clip_grad_value_(grads, clip_value: float, foreach: bool | None = None) -> N
     Parameters
     ----------
     grads : array or sequence of arrays
-        The gradients: writeable, C-contiguous float32 or float64 arrays (``None`` entries are
-        skipped, as torch skips parameters without a gradient).
+        The gradients, as in :func:`clip_grad_norm_`.
     clip_value : float
         The largest absolute value allowed.
     foreach : bool or None, default None
-        Accepted for torch compatibility and ignored: dlopt always runs one fused pass.
+        Ignored, as in :func:`clip_grad_norm_`.
 
     Raises
     ------
     TypeError
-        ``grads`` is not an array or a sequence of arrays, or an array is not writeable,
-        C-contiguous float32 or float64.
+        Gradients that :func:`clip_grad_norm_` refuses.
 
     Examples
     --------

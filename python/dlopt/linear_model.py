@@ -540,14 +540,10 @@ class _LinearModel:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features (float32 or float64; a C-contiguous array is not copied).
+        {X}
         y : array-like of shape (n_samples,)
             The targets: values (regression) or class labels (classification).
-        sample_weight : array-like of shape (n_samples,), optional
-            Weight of each row in the loss; ``None``: equal weights.
-        comm : mpi4py.MPI.Intracomm, optional
-            Train data-parallel over this communicator, each rank passing its own rows.
+        {fit_options}
 
         Returns
         -------
@@ -704,14 +700,10 @@ class LinearRegression(_LinearModel):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features (float32 or float64; a C-contiguous array is not copied).
+        {X}
         y : array-like of shape (n_samples,)
             The targets.
-        sample_weight : array-like of shape (n_samples,), optional
-            Weight of each row in the loss; ``None``: equal weights.
-        comm : mpi4py.MPI.Intracomm, optional
-            Train data-parallel over this communicator, each rank passing its own rows.
+        {fit_options}
 
         Returns
         -------
@@ -778,8 +770,7 @@ class LinearRegression(_LinearModel):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features (float32 or float64; a C-contiguous array is not copied).
+        {X}
 
         Returns
         -------
@@ -798,14 +789,10 @@ class LinearRegression(_LinearModel):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features (float32 or float64; a C-contiguous array is not copied).
+        {X}
         y : array-like of shape (n_samples,)
             The true targets.
-        sample_weight : array-like of shape (n_samples,), optional
-            Weight of each row in the loss; ``None``: equal weights.
-        comm : mpi4py.MPI.Intracomm, optional
-            Score over every rank's rows (each rank passing its own).
+        {score_options}
 
         Returns
         -------
@@ -887,8 +874,7 @@ class _Classifier(_LinearModel):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features (float32 or float64; a C-contiguous array is not copied).
+        {X}
 
         Returns
         -------
@@ -909,14 +895,10 @@ class _Classifier(_LinearModel):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features (float32 or float64; a C-contiguous array is not copied).
+        {X}
         y : array-like of shape (n_samples,)
             The true labels.
-        sample_weight : array-like of shape (n_samples,), optional
-            Weight of each row in the loss; ``None``: equal weights.
-        comm : mpi4py.MPI.Intracomm, optional
-            Score over every rank's rows (each rank passing its own).
+        {score_options}
 
         Returns
         -------

@@ -165,11 +165,7 @@ def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None) -> flo
     float
         The accuracy, or the count of correct rows.
 
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths or empty, continuous values (floats that are not integers),
-        or an argument outside its choices.
+    {raises}
 
     Examples
     --------
@@ -204,11 +200,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None) -> np.n
     numpy.ndarray of shape (n_classes, n_classes)
         The counts: int64 without weights, float64 with them.
 
-    Raises
-    ------
-    ValueError
-        Inputs of different lengths or empty, continuous values (floats that are not integers),
-        or an argument outside its choices.
+    {raises}
 
     Examples
     --------
@@ -362,6 +354,11 @@ def log_loss(y_true, y_proba, *, labels=None, sample_weight=None) -> float:
     return _core.log_loss(codes, np.ascontiguousarray(proba), _weights(sample_weight, t.shape[0]))
 
 
+_CLASSIFICATION_RAISES = """Raises
+------
+ValueError
+    Inputs of different lengths or empty, continuous values (floats that are not integers), or an
+    argument outside its choices."""
 _SAMPLE_WEIGHT = """sample_weight : array-like of shape (n_samples,), optional
     Weight of each row; ``None``: equal weights."""
 _Y = """y_true : array-like of shape (n_samples,)
@@ -400,7 +397,8 @@ for _fn, _what in ((mean_squared_error, "The (weighted) mean squared error."),
     fill(_fn, sections=_REGRESSION.replace("{what}", _what))
 for _fn in (accuracy_score, confusion_matrix):
     fill(_fn, labels_true_pred=_Y.format(kind="The true labels (any sortable values: ints, strings, ...).",
-                                         pred="The predicted labels."), sample_weight=_SAMPLE_WEIGHT)
+                                         pred="The predicted labels."), sample_weight=_SAMPLE_WEIGHT,
+         raises=_CLASSIFICATION_RAISES)
 _PRF_SECTIONS = "Parameters\n----------\n" + _Y.format(
     kind="The true labels (any sortable values: ints, strings, ...).", pred="The predicted labels.") + "\n" + _PRF + """
 
@@ -409,11 +407,7 @@ Returns
 float or numpy.ndarray
     The score; one per label (in ``labels`` order) with ``average=None``.
 
-Raises
-------
-ValueError
-    Inputs of different lengths or empty, continuous values (floats that are not integers), or an
-    argument outside its choices."""
+""" + _CLASSIFICATION_RAISES
 for _fn in (precision_score, recall_score, f1_score):
     fill(_fn, sections=_PRF_SECTIONS)
 fill(log_loss, sample_weight=_SAMPLE_WEIGHT)
