@@ -26,8 +26,8 @@ mkdir -p build/docs/cpp
 doxygen docs/Doxyfile
 # These headers document every public name: there an undocumented one is an error too (a second run,
 # its output thrown away).
-KEY_HEADERS="cpp/include/dlopt/optim/optimizer.hpp cpp/include/dlopt/optim/any_optimizer.hpp"
+KEY_HEADERS=(optim/optimizer.hpp optim/any_optimizer.hpp metrics.hpp models/linear.hpp clip.hpp average.hpp)
 mkdir -p build/docs/cpp-key
-{ cat docs/Doxyfile; echo "INPUT = $KEY_HEADERS"; echo "WARN_IF_UNDOCUMENTED = YES"
+{ cat docs/Doxyfile; echo "INPUT = ${KEY_HEADERS[*]/#/cpp/include/dlopt/}"; echo "WARN_IF_UNDOCUMENTED = YES"
   echo "OUTPUT_DIRECTORY = build/docs/cpp-key"; echo "USE_MDFILE_AS_MAINPAGE ="; } | doxygen -
 echo "== docs: build/docs/html/index.html, build/docs/cpp/html/index.html"
