@@ -73,7 +73,7 @@ def _signature(obj):
     """The documented arguments: the class's __init__ or the function's, minus self / *args / **kwargs."""
     sig = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
     return {name: p for name, p in sig.parameters.items()
-            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+            if name not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
 def _documented_default(kind):
@@ -84,12 +84,44 @@ def _documented_default(kind):
     return eval(text.strip(" :=,"), {"__builtins__": {}}, {})  # a literal, or one like 1.0 / 3
 
 
+def _methods():
+    """The public methods the public classes (and their bases in dlopt) define, each once."""
+    seen = set()
+    for _, cls in PUBLIC_OBJECTS:
+        if not inspect.isclass(cls):
+            continue
+        for klass in cls.__mro__:
+            if not klass.__module__.startswith("dlopt"):
+                continue
+            for name, attribute in vars(klass).items():
+                if name.startswith("_") or not inspect.isfunction(attribute) or attribute in seen:
+                    continue
+                seen.add(attribute)
+                yield pytest.param(attribute, id=f"{klass.__module__}.{klass.__qualname__}.{name}")
+
+
+PUBLIC_OBJECTS = [(qualname, obj) for module in DOCUMENTED for qualname, obj in _public(module)]
+METHODS = list(_methods())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_documents_its_arguments(method):
+    doc = numpydoc.FunctionDoc(method)
+    assert doc["Summary"], "no summary line"
+    _check_parameters(method, doc)
+
+
 @pytest.mark.parametrize("obj", PUBLIC)
 def test_every_argument_is_documented_with_its_default(obj):
     doc = numpydoc.ClassDoc(obj, config={"show_class_members": False}) if inspect.isclass(obj) \
         else numpydoc.FunctionDoc(obj)
     assert doc["Summary"], "no summary line"
     assert doc["Examples"], "no Examples section"
+    _check_parameters(obj, doc)
+
+
+def _check_parameters(obj, doc):
+    """Each argument of the signature has an entry, and each entry's default is the signature's."""
     documented = {}
     for param in doc["Parameters"]:
         for name in param.name.split(","):

@@ -21,3 +21,31 @@ def fill(obj: object, **entries: str) -> None:
         block = "\n".join(indent + line if line else "" for line in text.splitlines())
         doc = doc[:match.start()] + block + doc[match.end():]
     obj.__doc__ = doc
+
+
+#: Sections that methods of several classes share; a method's docstring holds the ``{name}`` line.
+METHOD_SECTIONS = {
+    "load_state_dict": """Parameters
+----------
+state_dict : dict
+    What :meth:`state_dict` returned (from an object made the same way).
+
+Raises
+------
+ValueError
+    A state dict of another kind, or arrays of other shapes or dtypes; nothing is changed then.""",
+    "ema_params": """Parameters
+----------
+params : list of arrays, optional
+    The arrays to act on, in the order of the tracked ones; ``None``: the tracked parameters.""",
+}
+
+
+def fill_methods(*classes: type) -> None:
+    """Fills the :data:`METHOD_SECTIONS` markers in the docstrings of the classes' own methods."""
+    for cls in classes:
+        for attribute in vars(cls).values():
+            doc = getattr(attribute, "__doc__", None) or ""
+            used = {k: v for k, v in METHOD_SECTIONS.items() if "{" + k + "}" in doc}
+            if used and callable(attribute):
+                fill(attribute, **used)

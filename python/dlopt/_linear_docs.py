@@ -52,17 +52,33 @@ _ENTRIES: dict[str, tuple[str, str]] = {
 
 
 # The arguments of the methods (fit, partial_fit, predict, score, ...): marker -> entries.
+_X = """X : array-like of shape (n_samples, n_features)
+    The features (float32 or float64; a C-contiguous array is not copied)."""
+_WEIGHT = """sample_weight : array-like of shape (n_samples,), optional
+    Weight of each row in the loss; ``None``: equal weights."""
+_COMM = """comm : mpi4py.MPI.Intracomm, optional
+    Train data-parallel over this communicator, each rank passing its own rows."""
 _METHOD_ENTRIES = {
-    "X": """X : array-like of shape (n_samples, n_features)
-    The features (float32 or float64; a C-contiguous array is not copied).""",
-    "fit_options": """sample_weight : array-like of shape (n_samples,), optional
-    Weight of each row in the loss; ``None``: equal weights.
-comm : mpi4py.MPI.Intracomm, optional
-    Train data-parallel over this communicator, each rank passing its own rows.""",
+    "X": _X,
+    "fit_options": f"{_WEIGHT}\n{_COMM}",
     "score_options": """sample_weight : array-like of shape (n_samples,), optional
     Weight of each row; ``None``: equal weights.
 comm : mpi4py.MPI.Intracomm, optional
     Score over every rank's rows (each rank passing its own).""",
+    "partial_fit_classifier": f"""Parameters
+----------
+{_X}
+y : array-like of shape (n_samples,)
+    The labels.
+{_WEIGHT}
+classes : array-like, optional
+    Every label the model will see (required by the first call of an unfitted model).
+{_COMM}
+
+Returns
+-------
+self
+    The model, trained one more epoch.""",
 }
 
 

@@ -247,7 +247,18 @@ class _LinearModel:
         return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's keyword arguments, as scikit-learn's ``get_params``."""
+        """The constructor's keyword arguments, as scikit-learn's ``get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn (the models hold no sub-estimators).
+
+        Returns
+        -------
+        dict
+            Keyword name -> current value.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params):
@@ -750,7 +761,20 @@ class LinearRegression(_LinearModel):
     @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, comm=None):
         """One epoch of gradient training over (X, y), continuing from the current coefficients and
-        optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01); ``comm``: as in ``fit``."""
+        optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01); ``comm``: as in ``fit``.
+
+        Parameters
+        ----------
+        {X}
+        y : array-like of shape (n_samples,)
+            The targets.
+        {fit_options}
+
+        Returns
+        -------
+        self
+            The model, trained one more epoch.
+        """
         if comm is not None:
             from .distributed import _linear
             _linear.fit(self, X, y, sample_weight, True, comm)
@@ -947,11 +971,31 @@ class LogisticRegression(_Classifier):
                              f"multiclass ({len(classes)} classes); use SoftmaxRegression.")
 
     def decision_function(self, X) -> np.ndarray:
-        """``X @ coef_[0] + intercept_[0]``: positive means classes_[1]."""
+        """``X @ coef_[0] + intercept_[0]``: positive means classes_[1].
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            The logit of every row.
+        """
         return self._decision(X)[:, 0]
 
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities of classes_[0] and classes_[1], shape (n_samples, 2)."""
+        """Probabilities of classes_[0] and classes_[1], shape (n_samples, 2).
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, 2)
+            Each row's probabilities, summing to 1.
+        """
         z = self.decision_function(X)
         p = np.empty_like(z)
         pos = z >= 0
@@ -963,7 +1007,10 @@ class LogisticRegression(_Classifier):
     @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, classes=None, comm=None):
         """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted (with
-        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default)."""
+        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default).
+
+        {partial_fit_classifier}
+        """
         if comm is not None:
             from .distributed import _linear
             return _linear.fit(self, X, y, sample_weight, True, comm, classes)
@@ -1002,12 +1049,32 @@ class SoftmaxRegression(_Classifier):
 
     def decision_function(self, X) -> np.ndarray:
         """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes); with two classes, as
-        scikit-learn, the 1-D difference of the two logits (positive means classes_[1])."""
+        scikit-learn, the 1-D difference of the two logits (positive means classes_[1]).
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_classes) or (n_samples,)
+            The logits.
+        """
         z = self._decision(X)
         return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes)."""
+        """Class probabilities, shape (n_samples, n_classes).
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_classes)
+            Each row's probabilities (softmax of the logits), in ``classes_`` order.
+        """
         z = self._decision(X)
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
@@ -1016,7 +1083,10 @@ class SoftmaxRegression(_Classifier):
     @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, classes=None, comm=None):
         """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted (with
-        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default)."""
+        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default).
+
+        {partial_fit_classifier}
+        """
         if comm is not None:
             from .distributed import _linear
             return _linear.fit(self, X, y, sample_weight, True, comm, classes)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from . import _core, _interop
+from ._docstrings import fill_methods
 from .optim import algorithms as _algorithms
 from .optim.optimizer import TORCH_SWITCHES, _stored_copy, check_torch_switches
 from .optim.optimizer import Optimizer as _NumpyOptimizer
@@ -124,7 +125,18 @@ class Optimizer(torch.optim.Optimizer):
     # -- groups --------------------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """torch's ``add_param_group``, then dlopt's checks of the hyperparameters and parameters."""
+        """torch's ``add_param_group``, then dlopt's checks of the hyperparameters and parameters.
+
+        Parameters
+        ----------
+        param_group : dict
+            ``"params"`` (tensors) and any hyperparameters; missing ones take the defaults.
+
+        Raises
+        ------
+        ValueError, TypeError
+            An invalid hyperparameter or parameter (the group is not added).
+        """
         super().add_param_group(param_group)
         group, index = self.param_groups[-1], len(self.param_groups) - 1
         try:
@@ -144,7 +156,18 @@ class Optimizer(torch.optim.Optimizer):
     # -- the step ------------------------------------------------------------------------------
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One fused step of every parameter with a ``.grad`` (``None`` skips it, as in torch)."""
+        """One fused step of every parameter with a ``.grad`` (``None`` skips it, as in torch).
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss (called with gradients enabled).
+
+        Returns
+        -------
+        object
+            The closure's loss, or ``None`` without a closure.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -197,6 +220,8 @@ class Optimizer(torch.optim.Optimizer):
         """Loads a state_dict of this class or of the ``torch.optim`` class of the same name.
 
         Everything is converted and checked (as a step checks it) before anything changes.
+
+        {load_state_dict}
         """
         state_dict = state_dict.copy()
         for hook in self._optimizer_load_state_dict_pre_hooks.values():
@@ -284,6 +309,9 @@ class Optimizer(torch.optim.Optimizer):
         state = super().__getstate__()
         state["_core_state"] = self._core_state  # the view (plan, shadow) is a cache, rebuilt on use
         return state
+
+
+fill_methods(Optimizer)
 
 
 class _NumpyView:

@@ -415,6 +415,16 @@ class ZeroRedundancyOptimizer:
         """The full state, as the unsharded optimizer's ``state_dict()``, on rank ``root``; None elsewhere.
 
         Collective: every rank must call it. ``dlopt.save(path, optimizer=sd)`` on the root writes it.
+
+        Parameters
+        ----------
+        root : int, default 0
+            The rank that receives the state.
+
+        Returns
+        -------
+        dict or None
+            The unsharded optimizer's state dict on ``root``; ``None`` on the other ranks.
         """
         mine = {i: (s, e, self._local.state[i]) for i, s, e in self._pieces if i in self._local.state}
         parts = self.comm.gather(mine, root=root)
@@ -448,6 +458,18 @@ class ZeroRedundancyOptimizer:
         Collective. Ranks other than ``root`` may pass None: the root's dict is broadcast. Every
         rank checks its slice completely (as the unsharded ``load_state_dict`` does) and the ranks
         agree before any of them changes anything: on error, every rank raises and nothing changed.
+
+        Parameters
+        ----------
+        state_dict : dict or None
+            The full state on ``root`` (``None`` allowed on the other ranks).
+        root : int, default 0
+            The rank whose dict is used.
+
+        Raises
+        ------
+        ValueError
+            On every rank, if the state does not fit the parameters on some rank.
         """
         present = self.comm.allgather(state_dict is not None)
         if not all(present):

@@ -248,7 +248,13 @@ class LRScheduler:
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`; user callables stay those given at construction."""
+        """Restores a :meth:`state_dict`; user callables stay those given at construction.
+
+        Parameters
+        ----------
+        state_dict : dict
+            What :meth:`state_dict` returned (callable objects get their saved ``__dict__`` back).
+        """
         for key, value in state_dict.items():
             if key in self._unsaved:
                 continue

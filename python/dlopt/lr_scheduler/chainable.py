@@ -491,7 +491,18 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         return [self.eta_min + (base_lr - self.eta_min) * cosine / 2 for base_lr in self.base_lrs]
 
     def step(self, epoch: float | None = None) -> None:
-        """Advances one epoch, or jumps to ``epoch`` (which may be fractional), and sets the lrs."""
+        """Advances one epoch, or jumps to ``epoch`` (which may be fractional), and sets the lrs.
+
+        Parameters
+        ----------
+        epoch : float, optional
+            The epoch to jump to (within-cycle position included); ``None``: the next epoch.
+
+        Raises
+        ------
+        ValueError
+            A negative ``epoch``.
+        """
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:

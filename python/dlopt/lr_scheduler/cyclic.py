@@ -126,7 +126,18 @@ class CyclicLR(_MomentumCycler):
         self.base_lrs = base_lrs
 
     def scale_fn(self, x: float) -> float:
-        """The amplitude scale at ``x`` (the cycle number or the iteration, by ``scale_mode``)."""
+        """The amplitude scale at ``x`` (the cycle number or the iteration, by ``scale_mode``).
+
+        Parameters
+        ----------
+        x : float
+            The cycle number (``scale_mode='cycle'``) or the iteration.
+
+        Returns
+        -------
+        float
+            The factor applied to the cycle's amplitude ``max_lr - base_lr``.
+        """
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
         if self.mode == "triangular":

@@ -119,7 +119,15 @@ class ReduceLROnPlateau(LRScheduler):
         return value > best + self.threshold
 
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
-        """Records the metric (any number, or a 0-d array) and reduces the lrs if it plateaued."""
+        """Records the metric (any number, or a 0-d array) and reduces the lrs if it plateaued.
+
+        Parameters
+        ----------
+        metrics : float
+            The monitored value of this evaluation (the validation loss, say).
+        epoch : int, optional
+            Deprecated: the epoch number to record (warns with ``UserWarning``).
+        """
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1

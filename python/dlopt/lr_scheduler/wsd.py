@@ -106,7 +106,18 @@ class WarmupStableDecayLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_factor(self, t: int) -> float:
-        """The multiplier of the initial lr at step ``t`` (``dlopt::WarmupStableDecay``)."""
+        """The multiplier of the initial lr at step ``t`` (``dlopt::WarmupStableDecay``).
+
+        Parameters
+        ----------
+        t : int
+            The step (``last_epoch``).
+
+        Returns
+        -------
+        float
+            :math:`\\eta_t / \\eta_0`.
+        """
         return _core.schedule_lr("wsd", 1.0, t, warmup_steps=self.warmup_steps,
                                  stable_steps=self.stable_steps, decay_steps=self.decay_steps,
                                  final_lr_factor=self.final_lr_factor,

@@ -512,7 +512,18 @@ class Muon(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """As :meth:`Optimizer.add_param_group`; every parameter must be 2-D (as torch requires)."""
+        """As :meth:`Optimizer.add_param_group`; every parameter must be 2-D (as torch requires).
+
+        Parameters
+        ----------
+        param_group : dict
+            ``"params"`` (2-D arrays) and any hyperparameters.
+
+        Raises
+        ------
+        ValueError
+            A parameter that is not 2-D, or as :meth:`Optimizer.add_param_group`.
+        """
         params = param_group.get("params") if isinstance(param_group, dict) else None
         for p in ([params] if hasattr(params, "ndim") else list(params or [])):
             if getattr(p, "ndim", 2) != 2:
@@ -800,7 +811,18 @@ class _ScheduleFree(Optimizer):
     _beta_key = ""
 
     def step(self, grads: Sequence[Any]) -> None:
-        """As :meth:`Optimizer.step`; the optimizer must be in train mode (call :meth:`train`)."""
+        """As :meth:`Optimizer.step`; the optimizer must be in train mode (call :meth:`train`).
+
+        Parameters
+        ----------
+        grads : sequence of arrays or None
+            One gradient per parameter, as :meth:`Optimizer.step` takes them.
+
+        Raises
+        ------
+        RuntimeError
+            The optimizer is in eval mode.
+        """
         for i, group in enumerate(self.param_groups):
             if not isinstance(group["train_mode"], bool):
                 raise TypeError(f"param_groups[{i}]['train_mode']: expected a bool, got {group['train_mode']!r}")

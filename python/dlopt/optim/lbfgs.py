@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .. import _core
+from .._docstrings import fill_methods
 
 __all__ = ["LBFGS"]
 
@@ -167,12 +168,41 @@ class LBFGS:
         self.param_groups: list[dict[str, Any]] = [group]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Refused, as in torch: L-BFGS has one param group.
+
+        Parameters
+        ----------
+        param_group : dict
+            Not used.
+
+        Raises
+        ------
+        ValueError
+            Always.
+        """
         raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
 
     # -- the step --------------------------------------------------------------------------------
 
     def step(self, closure: Callable[[], Any]) -> Any:
-        """One L-BFGS step (up to ``max_iter`` iterations); returns the closure's first loss."""
+        """One L-BFGS step (up to ``max_iter`` iterations); returns the closure's first loss.
+
+        Parameters
+        ----------
+        closure : callable
+            ``closure()`` returns ``(loss, grads)`` at the current parameters (see the class).
+
+        Returns
+        -------
+        object
+            The loss of the first evaluation, as the closure returned it.
+
+        Raises
+        ------
+        ValueError
+            The closure returned a non-finite loss or gradient, or gradients of the wrong number,
+            dtype or shape; parameters and state are as before the step.
+        """
         group = self.param_groups[0]
         if [id(p) for p in group["params"]] != self._param_ids:
             raise ValueError("param_groups[0]['params'] changed: LBFGS stays bound to the arrays it was made with")
@@ -205,7 +235,10 @@ class LBFGS:
         return {"state": self.state, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a ``state_dict()`` (dlopt's or torch's LBFGS's); checks it completely first."""
+        """Restores a ``state_dict()`` (dlopt's or torch's LBFGS's); checks it completely first.
+
+        {load_state_dict}
+        """
         try:
             saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         except (TypeError, KeyError) as e:
@@ -320,3 +353,6 @@ def _core_state(entry: dict[str, Any], dtype: np.dtype) -> tuple:
         al = np.array([np.nan if v is None else _scalar(v, f"al[{i}]")[0] for i, v in enumerate(entry["al"])],
                       dtype=dtype)
     return func_evals, n_iter, history, al
+
+
+fill_methods(LBFGS)
