@@ -1,6 +1,11 @@
 """Sphinx configuration of dlopt's documentation (``bash scripts/docs.sh`` builds it)."""
 
+import importlib.util
+
 import dlopt
+
+# torch is optional: without it, dlopt.torch's page is built against a stand-in torch module.
+autodoc_mock_imports = [] if importlib.util.find_spec("torch") else ["torch"]
 
 project = "dlopt"
 author = "The dlopt developers"

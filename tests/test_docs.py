@@ -144,3 +144,18 @@ def _check_parameters(obj, doc):
                 continue  # numpydoc's "optional": the default is None
             assert written is not inspect.Parameter.empty, f"{name}: the default {default!r} is not documented"
             assert written == default, f"{name}: documented default {written!r}, signature {default!r}"
+
+
+COMPILED = [pytest.param(getattr(dlopt, name), id=f"dlopt.{name}") for name in dlopt.__all__
+            if inspect.isbuiltin(getattr(dlopt, name))]
+
+
+@pytest.mark.parametrize("function", COMPILED)
+def test_compiled_functions_have_numpydoc_sections(function):
+    """pybind11 puts the signature first ("name(n: int) -> None"), then the docstring."""
+    signature, _, text = function.__doc__.partition("\n\n")
+    arguments = [a.split(":")[0].strip() for a in signature[signature.index("(") + 1: signature.rindex(")")].split(",")
+                 if a.strip()]
+    doc = numpydoc.NumpyDocString(text)
+    assert doc["Summary"] and doc["Examples"]
+    assert [p.name for p in doc["Parameters"]] == arguments

@@ -35,9 +35,16 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  m.def("get_num_threads", &dlopt::get_num_threads, "Threads used by the CPU kernels.");
+  m.def("get_num_threads", &dlopt::get_num_threads,
+        "Threads used by the CPU kernels.\n\n"
+        "Returns\n-------\nint\n    OpenMP's maximum thread count (1 in a build without OpenMP).\n\n"
+        "Examples\n--------\n>>> import dlopt\n>>> dlopt.get_num_threads() >= 1\nTrue\n");
   m.def("set_num_threads", &dlopt::set_num_threads, py::arg("n"),
-        "Sets the threads used by the CPU kernels (OpenMP).");
+        "Sets the threads used by the CPU kernels (OpenMP).\n\n"
+        "Parameters\n----------\nn : int\n    The number of threads, at least 1.\n\n"
+        "Raises\n------\nValueError\n    ``n < 1``.\n\n"
+        "Examples\n--------\n>>> import dlopt\n>>> n = dlopt.get_num_threads()\n"
+        ">>> dlopt.set_num_threads(1); dlopt.get_num_threads()\n1\n>>> dlopt.set_num_threads(n)\n");
   dlopt::py_bindings::bind_optim(m);
   dlopt::py_bindings::bind_train(m);
   dlopt::py_bindings::bind_cuda(m);
