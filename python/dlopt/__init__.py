@@ -18,6 +18,11 @@ from .optim import Optimizer
 from .optim.algorithms import *  # noqa: F401,F403 - the optimizer classes at the top level too
 from .optim import algorithms as _algorithms
 from .linear_model import LinearRegression, LogisticRegression, SoftmaxRegression
+from ._docstrings import fill_methods as _fill_methods
+from ._linear_docs import document as _document
+
+_document(LinearRegression, LogisticRegression, SoftmaxRegression)
+_fill_methods(GradientAccumulator, EMA, Lookahead)
 
 __all__ = [
     "__version__",

@@ -241,6 +241,17 @@ def ema_update(shadow: typing.Any, params: typing.Any, decay: typing.SupportsFlo
 def get_num_threads() -> int:
     """
     Threads used by the CPU kernels.
+    
+    Returns
+    -------
+    int
+        OpenMP's maximum thread count (1 in a build without OpenMP).
+    
+    Examples
+    --------
+    >>> import dlopt
+    >>> dlopt.get_num_threads() >= 1
+    True
     """
 def is_device_array(obj: typing.Any) -> bool:
     """
@@ -311,6 +322,24 @@ def schedule_lrs(spec: typing.Any, base_lr: typing.SupportsFloat | typing.Suppor
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Sets the threads used by the CPU kernels (OpenMP).
+    
+    Parameters
+    ----------
+    n : int
+        The number of threads, at least 1.
+    
+    Raises
+    ------
+    ValueError
+        ``n < 1``.
+    
+    Examples
+    --------
+    >>> import dlopt
+    >>> n = dlopt.get_num_threads()
+    >>> dlopt.set_num_threads(1); dlopt.get_num_threads()
+    1
+    >>> dlopt.set_num_threads(n)
     """
 def shard_bounds(sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], splittable: collections.abc.Sequence[bool], nranks: typing.SupportsInt | typing.SupportsIndex) -> list[int]:
     """

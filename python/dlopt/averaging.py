@@ -66,6 +66,25 @@ class GradientAccumulator:
     Averaging the gradients of equal-size micro-batches gives the gradient of the mean loss over
     their union, so ``steps`` micro-batches of size ``b`` behave like one batch of ``steps * b``.
 
+    Parameters
+    ----------
+    optimizer_or_params : optimizer or list of arrays
+        The optimizer that :meth:`step` calls (its parameters give the buffers' shapes and
+        dtypes), or a list of float32/float64 arrays shaped like the gradients (then :meth:`step`
+        is not available; use :meth:`mean`).
+    steps : int
+        The number of micro-batches per optimizer step (``ready`` turns true after that many).
+
+    Raises
+    ------
+    ValueError
+        ``steps`` is not a positive integer.
+    TypeError
+        A parameter is not float32 or float64, or ``optimizer_or_params`` is neither an optimizer
+        nor a list of arrays.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2, np.float32)
     >>> opt = dlopt.optim.SGD([w], lr=1.0)
@@ -97,7 +116,20 @@ class GradientAccumulator:
         return self.count >= self.steps
 
     def add(self, grads: Sequence[np.ndarray]) -> None:
-        """Adds one micro-batch's gradients (one array per parameter, as ``optimizer.step``)."""
+        """Adds one micro-batch's gradients (one array per parameter, as ``optimizer.step``).
+
+        Parameters
+        ----------
+        grads : list of arrays
+            The micro-batch's gradients, one per parameter (shapes and dtypes of the buffers).
+
+        Raises
+        ------
+        RuntimeError
+            :meth:`mean` was called since the last :meth:`step` or :meth:`reset`.
+        TypeError
+            ``grads`` is not a list, or an array does not match its buffer.
+        """
         if self._averaged:
             raise RuntimeError("add: the accumulated gradients were already averaged by mean(); "
                                "call step() or reset() first")
@@ -139,7 +171,10 @@ class GradientAccumulator:
                 "buffers": [b.copy() for b in self.buffers]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`; checks everything before changing anything."""
+        """Restores a :meth:`state_dict`; checks everything before changing anything.
+
+        {load_state_dict}
+        """
         try:
             buffers = _load_arrays(state_dict["buffers"], self.buffers, "buffers")
             count, steps, averaged = int(state_dict["count"]), int(state_dict["steps"]), bool(state_dict["averaged"])
@@ -165,6 +200,25 @@ class EMA:
     (or the :meth:`average_parameters` context manager) swap them in for evaluation and back,
     as the ``torch_ema`` / timm helpers do.
 
+    Parameters
+    ----------
+    params : optimizer or list of arrays
+        The parameters to average (an optimizer's, in param-group order, or a list of arrays);
+        the methods that take ``params`` default to these.
+    decay : float, default 0.999
+        The decay :math:`d`, in [0, 1].
+    use_num_updates : bool, default False
+        Use the warmup :math:`\min(d, (1 + t) / (10 + t))` over the first updates.
+
+    Raises
+    ------
+    ValueError
+        ``decay`` outside [0, 1], or one array given twice.
+    TypeError
+        ``params`` is neither an optimizer nor a list of NumPy arrays.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2, np.float32)
     >>> ema = dlopt.EMA([w], decay=0.5)
@@ -200,21 +254,38 @@ class EMA:
         return self.decay
 
     def update(self, params: Iterable[np.ndarray] | None = None) -> None:
-        """shadow = decay * shadow + (1 - decay) * params (the tracked ones by default)."""
+        """shadow = decay * shadow + (1 - decay) * params (the tracked ones by default).
+
+        {ema_params}
+        """
         decay = self.current_decay()
         _core.ema_update(self.shadow, self._params(params), decay)
         self.num_updates += 1
 
     def copy_to(self, params: Iterable[np.ndarray] | None = None) -> None:
-        """Writes the averages into ``params`` (the tracked parameters by default), in place."""
+        """Writes the averages into ``params`` (the tracked parameters by default), in place.
+
+        {ema_params}
+        """
         _core.accumulate(self._params(params), self.shadow, True)
 
     def store(self, params: Iterable[np.ndarray] | None = None) -> None:
-        """Saves a copy of the current parameters, for :meth:`restore`."""
+        """Saves a copy of the current parameters, for :meth:`restore`.
+
+        {ema_params}
+        """
         self._stored = [np.array(p, copy=True) for p in self._params(params)]
 
     def restore(self, params: Iterable[np.ndarray] | None = None) -> None:
-        """Puts back the parameters saved by :meth:`store`."""
+        """Puts back the parameters saved by :meth:`store`.
+
+        {ema_params}
+
+        Raises
+        ------
+        RuntimeError
+            Nothing was stored.
+        """
         if self._stored is None:
             raise RuntimeError("restore: nothing stored; call store() first")
         _core.accumulate(self._params(params), self._stored, True)
@@ -222,7 +293,10 @@ class EMA:
 
     @contextlib.contextmanager
     def average_parameters(self, params: Iterable[np.ndarray] | None = None) -> Iterator[None]:
-        """Within the block the parameters hold their averages; afterwards, their own values."""
+        """Within the block the parameters hold their averages; afterwards, their own values.
+
+        {ema_params}
+        """
         self.store(params)
         self.copy_to(params)
         try:
@@ -231,11 +305,21 @@ class EMA:
             self.restore(params)
 
     def state_dict(self) -> dict[str, Any]:
+        """The decay settings, the update count and copies of the averages.
+
+        Returns
+        -------
+        dict
+            ``"decay"``, ``"use_num_updates"``, ``"num_updates"`` and ``"shadow"`` (a list of arrays).
+        """
         return {"decay": self.decay, "use_num_updates": self.use_num_updates,
                 "num_updates": self.num_updates, "shadow": [s.copy() for s in self.shadow]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`; checks everything before changing anything."""
+        """Restores a :meth:`state_dict`; checks everything before changing anything.
+
+        {load_state_dict}
+        """
         try:
             shadow = _load_arrays(state_dict["shadow"], self.shadow, "shadow")
             decay = float(state_dict["decay"])
@@ -270,6 +354,24 @@ class Lookahead:
     .. warning:: Fast-optimizer state (e.g. Adam's moments) is kept across synchronisations, as
        in the paper's experiments and in common implementations; it is not reset.
 
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The fast optimizer, a dlopt optimizer (anything with ``param_groups`` and ``step``).
+    k : int, default 5
+        The number of fast steps between synchronisations.
+    alpha : float, default 0.5
+        The slow weights' step :math:`\alpha`, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        ``k`` is not a positive integer, or ``alpha`` is outside [0, 1].
+    TypeError
+        ``optimizer`` has no ``param_groups`` or ``step``.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(1)
     >>> opt = dlopt.Lookahead(dlopt.optim.SGD([w], lr=1.0), k=2, alpha=0.5)
@@ -308,13 +410,27 @@ class Lookahead:
         return self.optimizer.defaults
 
     def step(self, grads: Sequence[np.ndarray | None]) -> None:
-        """One fast step; every ``k``-th also synchronises the slow weights."""
+        """One fast step; every ``k``-th also synchronises the slow weights.
+
+        Parameters
+        ----------
+        grads : sequence of arrays or None
+            One gradient per parameter, as the wrapped optimizer's ``step`` takes them.
+        """
         self.optimizer.step(grads)
         self.step_counter += 1
         if self.step_counter % self.k == 0:
             _core.lookahead_update(self.slow, self._params(), self.alpha)
 
     def state_dict(self) -> dict[str, Any]:
+        """The wrapped optimizer's state dict plus the slow weights and the Lookahead counters.
+
+        Returns
+        -------
+        dict
+            torch's layout: ``"state"`` (with ``"slow_param"`` per parameter), ``"param_groups"``,
+            and ``"lookahead"`` (``k``, ``alpha``, ``step_counter``).
+        """
         inner = self.optimizer.state_dict()
         state = {i: dict(s) for i, s in inner["state"].items()}
         for i, slow in enumerate(self.slow):
@@ -323,7 +439,10 @@ class Lookahead:
                 "lookahead": {"k": self.k, "alpha": self.alpha, "step_counter": self.step_counter}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`; checks everything before changing anything."""
+        """Restores a :meth:`state_dict`; checks everything before changing anything.
+
+        {load_state_dict}
+        """
         try:
             la, state = state_dict["lookahead"], state_dict["state"]
         except (TypeError, KeyError) as e:

@@ -198,6 +198,30 @@ def save(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = Non
     The file is written to a temporary file in the same directory, flushed, fsynced and renamed
     over ``path``; the directory is then fsynced.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file (docs/checkpoint-format.md describes it).
+    optimizer : object or dict, optional
+        An optimizer (or anything with ``state_dict()``), or its state dict.
+    scheduler : object or dict, optional
+        A learning-rate scheduler, or its state dict.
+    model : object or dict, optional
+        A model (a linear model, say), or its state dict.
+    params : dict of str to numpy.ndarray, optional
+        The model's parameters by name.
+    extra : dict, optional
+        Anything else made of plain values (numbers, strings, lists, dicts, ``None``) and arrays.
+
+    Raises
+    ------
+    TypeError
+        ``params`` is not a dict of names to NumPy arrays, or a value that the format cannot hold.
+    OSError
+        The file cannot be written (the previous file, if any, is left as it was).
+
+    Examples
+    --------
     >>> import numpy as np, dlopt, tempfile, os
     >>> w = np.arange(3, dtype=np.float32)
     >>> opt = dlopt.optim.Adam([w], lr=0.1); opt.step([np.ones(3, np.float32)])
@@ -289,6 +313,41 @@ def load(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = Non
     the object types recorded at save time, and the optimizer's parameters (matched by name when
     the state was keyed by name, so the optimizer may list them in another order). If one
     ``load_state_dict`` fails, those already loaded are rolled back.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+    optimizer, scheduler, model : object, optional
+        Objects to restore with their ``load_state_dict``.
+    params : dict of str to numpy.ndarray, optional
+        Arrays to overwrite in place with the saved arrays of the same names.
+    strict : bool, default True
+        Require ``params`` and the saved parameters to have exactly the same names.
+
+    Returns
+    -------
+    dict
+        The saved contents: ``"optimizer"``, ``"scheduler"``, ``"model"``, ``"params"``,
+        ``"extra"`` (the keys that were saved).
+
+    Raises
+    ------
+    CheckpointError
+        A truncated, corrupted or wrong-version file, or contents that do not match the objects
+        given (names, shapes, dtypes, types); nothing is changed then.
+    OSError
+        The file cannot be read.
+
+    Examples
+    --------
+    >>> import numpy as np, dlopt, tempfile, os
+    >>> w = np.ones(2, np.float32)
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.dlopt")
+    >>> dlopt.save(path, params={"w": w}, extra={"epoch": 3})
+    >>> w[:] = 0
+    >>> dlopt.load(path, params={"w": w})["extra"], w
+    ({'epoch': 3}, array([1., 1.], dtype=float32))
     """
     path = os.fspath(path)
     header, arrays = _read(path)

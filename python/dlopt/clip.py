@@ -46,8 +46,33 @@ def get_total_norm(grads, norm_type: float = 2.0, error_if_nonfinite: bool = Fal
     .. math:: \|g\|_p = \Big(\sum_i \|g_i\|_p^p\Big)^{1/p}
 
     ``norm_type`` may be any real (``inf``: max ``|g|``; ``-inf``: min; ``0``: as torch, the
-    number of non-zero norms). Returns a NumPy scalar: float32 when every array is float32.
+    number of non-zero norms).
 
+    Parameters
+    ----------
+    grads : array or sequence of arrays
+        The gradients, as in :func:`clip_grad_norm_`.
+    norm_type : float, default 2.0
+        The order :math:`p` of the norm.
+    error_if_nonfinite : bool, default False
+        Raise if the norm is NaN or infinite.
+    foreach : bool or None, default None
+        Ignored, as in :func:`clip_grad_norm_`.
+
+    Returns
+    -------
+    numpy.float32 or numpy.float64
+        The norm: float32 when every array is float32.
+
+    Raises
+    ------
+    RuntimeError
+        ``error_if_nonfinite=True`` and the norm is NaN or infinite.
+    TypeError
+        ``grads`` is not an array or a sequence of arrays, or an array of an unsupported dtype.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> dlopt.get_total_norm([np.array([3.0]), np.array([4.0])])
     np.float64(5.0)
@@ -63,6 +88,30 @@ def clip_grads_with_norm_(grads, max_norm: float, total_norm, foreach: bool | No
     r"""Scales ``grads`` in place by :math:`\min(\text{max\_norm} / (\text{total\_norm} + 10^{-6}), 1)`.
 
     As ``torch.nn.utils.clip_grads_with_norm_``: the norm is given (from :func:`get_total_norm`).
+
+    Parameters
+    ----------
+    grads : array or sequence of arrays
+        The gradients, as in :func:`clip_grad_norm_`.
+    max_norm : float
+        The largest total norm allowed.
+    total_norm : float
+        The total norm of ``grads``, computed beforehand.
+    foreach : bool or None, default None
+        Ignored, as in :func:`clip_grad_norm_`.
+
+    Raises
+    ------
+    TypeError
+        Gradients that :func:`clip_grad_norm_` refuses.
+
+    Examples
+    --------
+    >>> import numpy as np, dlopt
+    >>> g = [np.array([3.0, 4.0])]
+    >>> dlopt.clip_grads_with_norm_(g, max_norm=1.0, total_norm=dlopt.get_total_norm(g))
+    >>> g[0].round(6)
+    array([0.6, 0.8])
     """
     _check_foreach(foreach)
     _core.clip_grads_with_norm(_grads(grads), float(max_norm), float(total_norm))
@@ -80,9 +129,37 @@ def clip_grad_norm_(grads, max_norm: float, norm_type: float = 2.0,
 
     The gradients are always multiplied (by 1 when ``n <= max_norm``), as in torch. With
     ``error_if_nonfinite=True`` a NaN or infinite norm raises ``RuntimeError`` and the gradients
-    are left untouched. ``foreach`` is accepted for torch compatibility: dlopt always runs one
-    fused pass. Returns a NumPy scalar: float32 when every gradient is float32.
+    are left untouched.
 
+    Parameters
+    ----------
+    grads : array or sequence of arrays
+        The gradients: writeable, C-contiguous float32 or float64 arrays (``None`` entries are
+        skipped, as torch skips parameters without a gradient).
+    max_norm : float
+        The largest total norm allowed.
+    norm_type : float, default 2.0
+        The order :math:`p` of the norm (``inf`` for the largest absolute value).
+    error_if_nonfinite : bool, default False
+        Raise, leaving the gradients untouched, if the norm is NaN or infinite.
+    foreach : bool or None, default None
+        Accepted for torch compatibility and ignored: dlopt always runs one fused pass.
+
+    Returns
+    -------
+    numpy.float32 or numpy.float64
+        The total norm before clipping: float32 when every gradient is float32.
+
+    Raises
+    ------
+    RuntimeError
+        ``error_if_nonfinite=True`` and the norm is NaN or infinite.
+    TypeError
+        ``grads`` is not an array or a sequence of arrays, or an array is not writeable,
+        C-contiguous float32 or float64.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> g = [np.array([3.0, 0.0]), np.array([4.0])]
     >>> float(dlopt.clip_grad_norm_(g, max_norm=1.0))
@@ -101,6 +178,22 @@ def clip_grad_value_(grads, clip_value: float, foreach: bool | None = None) -> N
 
     As ``torch.nn.utils.clip_grad_value_`` (``g.clamp_(-c, c)``; NaN stays NaN).
 
+    Parameters
+    ----------
+    grads : array or sequence of arrays
+        The gradients, as in :func:`clip_grad_norm_`.
+    clip_value : float
+        The largest absolute value allowed.
+    foreach : bool or None, default None
+        Ignored, as in :func:`clip_grad_norm_`.
+
+    Raises
+    ------
+    TypeError
+        Gradients that :func:`clip_grad_norm_` refuses.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> g = np.array([-3.0, 0.5, 2.0])
     >>> dlopt.clip_grad_value_([g], 1.0); g

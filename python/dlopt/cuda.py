@@ -30,17 +30,54 @@ DeviceArray = _core.DeviceArray
 
 
 def is_built() -> bool:
-    """True if this dlopt was built with its CUDA kernels (nvcc was found at build time)."""
+    """True if this dlopt was built with its CUDA kernels (nvcc was found at build time).
+
+    Returns
+    -------
+    bool
+        Whether the CUDA kernels are compiled in (a GPU may still be missing: see
+        :func:`is_available`).
+
+    Examples
+    --------
+    >>> import dlopt
+    >>> dlopt.cuda.is_built() or not dlopt.cuda.is_available()
+    True
+    """
     return bool(_core.has_cuda)
 
 
 def is_available() -> bool:
-    """True if dlopt was built with CUDA and a CUDA device is visible."""
+    """True if dlopt was built with CUDA and a CUDA device is visible.
+
+    Returns
+    -------
+    bool
+        Whether optimizers and linear models can run on a GPU here.
+
+    Examples
+    --------
+    >>> import dlopt
+    >>> dlopt.cuda.is_available() == (dlopt.cuda.device_count() > 0)
+    True
+    """
     return bool(_core.cuda_is_available())
 
 
 def device_count() -> int:
-    """Number of visible CUDA devices (0 without CUDA)."""
+    """Number of visible CUDA devices (0 without CUDA).
+
+    Returns
+    -------
+    int
+        The device count; 0 when dlopt was built without CUDA or no device is visible.
+
+    Examples
+    --------
+    >>> import dlopt
+    >>> dlopt.cuda.device_count() >= 0
+    True
+    """
     return int(_core.cuda_device_count())
 
 
@@ -55,19 +92,71 @@ def _require() -> None:
 
 
 def get_device_name(device: int = 0) -> str:
-    """The name of CUDA device ``device``, e.g. ``"NVIDIA H100 80GB HBM3"``."""
+    """The name of CUDA device ``device``, e.g. ``"NVIDIA H100 80GB HBM3"``.
+
+    Parameters
+    ----------
+    device : int, default 0
+        The device index.
+
+    Returns
+    -------
+    str
+        The device's name.
+
+    Raises
+    ------
+    RuntimeError
+        dlopt was built without CUDA kernels, or no CUDA device is visible.
+
+    Examples
+    --------
+    >>> import dlopt
+    >>> names = [dlopt.cuda.get_device_name(i) for i in range(dlopt.cuda.device_count())]
+    >>> all(isinstance(n, str) for n in names)
+    True
+    """
     _require()
     return str(_core.cuda_device_name(int(device)))
 
 
 def synchronize() -> None:
-    """Waits until every step enqueued on the current CUDA device has finished."""
+    """Waits until every step enqueued on the current CUDA device has finished.
+
+    Raises
+    ------
+    RuntimeError
+        dlopt was built without CUDA kernels, or no CUDA device is visible.
+
+    Examples
+    --------
+    >>> import dlopt
+    >>> if dlopt.cuda.is_available():
+    ...     dlopt.cuda.synchronize()
+    """
     _require()
     _core.cuda_synchronize()
 
 
 def is_device_array(obj: Any) -> bool:
-    """True if ``obj`` is a CUDA device array (not a NumPy array, exposes ``__cuda_array_interface__``)."""
+    """True if ``obj`` is a CUDA device array (not a NumPy array, exposes ``__cuda_array_interface__``).
+
+    Parameters
+    ----------
+    obj : object
+        Any object.
+
+    Returns
+    -------
+    bool
+        Whether dlopt's steps treat ``obj`` as device memory.
+
+    Examples
+    --------
+    >>> import numpy as np, dlopt
+    >>> dlopt.cuda.is_device_array(np.zeros(3))
+    False
+    """
     return bool(_core.is_device_array(obj))
 
 
@@ -75,6 +164,27 @@ def to_numpy(array: Any) -> np.ndarray:
     """A NumPy copy of a CUDA device array (:class:`DeviceArray`, CuPy, PyTorch CUDA tensor, ...).
 
     The copy waits for every step enqueued on the legacy default stream before it.
+
+    Parameters
+    ----------
+    array : device array
+        Any object with ``__cuda_array_interface__``.
+
+    Returns
+    -------
+    numpy.ndarray
+        A host copy with the same shape and dtype.
+
+    Raises
+    ------
+    RuntimeError
+        dlopt was built without CUDA kernels, or no CUDA device is visible.
+
+    Examples
+    --------
+    >>> import cupy, dlopt                              # doctest: +SKIP
+    >>> dlopt.cuda.to_numpy(cupy.arange(3.0))           # doctest: +SKIP
+    array([0., 1., 2.])
     """
     _require()
     return _core.cuda_to_numpy(array)

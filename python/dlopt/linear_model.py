@@ -242,7 +242,18 @@ class _LinearModel:
         return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor's keyword arguments, as scikit-learn's ``get_params``."""
+        """The constructor's keyword arguments, as scikit-learn's ``get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn (the models hold no sub-estimators).
+
+        Returns
+        -------
+        dict
+            Keyword name -> current value.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params):
@@ -500,6 +511,24 @@ class _LinearModel:
         state; otherwise it starts from zeros. If the loss becomes inf or NaN (NaN/inf in ``X``, or a
         learning rate too large), fit raises ValueError and the coefficients are left as they were before
         the call (the optimizer's moments are reset).
+
+        Parameters
+        ----------
+        {X}
+        y : array-like of shape (n_samples,)
+            The targets: values (regression) or class labels (classification).
+        {fit_options}
+
+        Returns
+        -------
+        self
+            The fitted model.
+
+        Raises
+        ------
+        ValueError
+            Inputs of mismatched shapes, non-finite values, an invalid keyword, or a loss that became
+            inf or NaN.
         """
         if comm is not None:
             from .distributed import _linear
@@ -587,15 +616,21 @@ class LinearRegression(_LinearModel):
     ``loss_curve_`` (training loss of every epoch), ``lr_curve_`` (the lr of every epoch), ``t_``
     (optimizer steps), ``n_features_in_``, ``solver_`` ("closed_form" or "gradient").
 
+    .. warning:: With ``penalty="l1"`` or ``"elasticnet"`` the L1 term is followed by its subgradient
+       (sign(w)), not by scikit-learn's truncated-gradient update, so coefficients get small but not
+       exactly zero.
+
+    Parameters
+    ----------
+    {parameters}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(200, 3))
     >>> y = X @ np.array([1.0, -2.0, 0.5]) + 3.0
     >>> LinearRegression(solver="closed_form").fit(X, y).coef_.round(6)
     array([ 1. , -2. ,  0.5])
-
-    .. warning:: With ``penalty="l1"`` or ``"elasticnet"`` the L1 term is followed by its subgradient
-       (sign(w)), not by scikit-learn's truncated-gradient update, so coefficients get small but not
-       exactly zero.
     """
 
     _objective = "squared_error"
@@ -636,6 +671,24 @@ class LinearRegression(_LinearModel):
         The solver is ``solver`` ("auto": the closed form unless an optimizer setting is given, see the
         class docstring); ``solver_`` says which one ran. Gradient training warns with ConvergenceWarning
         when it stops on the epoch limit before the loss stopped improving.
+
+        Parameters
+        ----------
+        {X}
+        y : array-like of shape (n_samples,)
+            The targets.
+        {fit_options}
+
+        Returns
+        -------
+        self
+            The fitted model.
+
+        Raises
+        ------
+        ValueError
+            Inputs of mismatched shapes or non-finite values, an invalid keyword, or the closed form
+            asked for with an L1 penalty, a GPU or ``comm``.
         """
         if comm is not None:  # data-parallel: gradient training ("auto" included)
             if self.solver == "closed_form":
@@ -671,7 +724,20 @@ class LinearRegression(_LinearModel):
     @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, comm=None):
         """One epoch of gradient training over (X, y), continuing from the current coefficients and
-        optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01); ``comm``: as in ``fit``."""
+        optimizer state (``optimizer``/``lr`` None mean "adam" at 0.01); ``comm``: as in ``fit``.
+
+        Parameters
+        ----------
+        {X}
+        y : array-like of shape (n_samples,)
+            The targets.
+        {fit_options}
+
+        Returns
+        -------
+        self
+            The model, trained one more epoch.
+        """
         if comm is not None:
             from .distributed import _linear
             _linear.fit(self, X, y, sample_weight, True, comm)
@@ -687,11 +753,39 @@ class LinearRegression(_LinearModel):
         return float(self._intercept[0])
 
     def predict(self, X) -> np.ndarray:
-        """``X @ coef_ + intercept_``."""
+        """``X @ coef_ + intercept_``.
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            The predictions.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        """
         return self._decision(X)[:, 0]
 
     def score(self, X, y, sample_weight=None, comm=None) -> float:
-        """R² of the predictions (scikit-learn's RegressorMixin.score); with ``comm``, over every rank's rows."""
+        """R² of the predictions (scikit-learn's RegressorMixin.score); with ``comm``, over every rank's rows.
+
+        Parameters
+        ----------
+        {X}
+        y : array-like of shape (n_samples,)
+            The true targets.
+        {score_options}
+
+        Returns
+        -------
+        float
+            The coefficient of determination of ``predict(X)``.
+        """
         from .metrics import r2_score
 
         if comm is not None:
@@ -763,13 +857,41 @@ class _Classifier(_LinearModel):
         return np.ascontiguousarray(w if sw is None else w * sw)
 
     def predict(self, X) -> np.ndarray:
-        """The most probable class of every row."""
+        """The most probable class of every row.
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+
+        Raises
+        ------
+        NotFittedError
+            The model has not been fitted.
+        """
         scores = self._decision(X)
         idx = (scores[:, 0] > 0).astype(np.int64) if scores.shape[1] == 1 else scores.argmax(axis=1)
         return self.classes_[idx]
 
     def score(self, X, y, sample_weight=None, comm=None) -> float:
-        """Accuracy of the predictions (scikit-learn's ClassifierMixin.score); with ``comm``, over every rank's rows."""
+        """Accuracy of the predictions (scikit-learn's ClassifierMixin.score); with ``comm``, over every rank's rows.
+
+        Parameters
+        ----------
+        {X}
+        y : array-like of shape (n_samples,)
+            The true labels.
+        {score_options}
+
+        Returns
+        -------
+        float
+            The fraction of rows whose predicted class is the true one.
+        """
         from .metrics import accuracy_score
 
         if comm is not None:
@@ -786,12 +908,18 @@ class LogisticRegression(_Classifier):
     :class:`LinearRegression` plus ``class_weight`` (None, "balanced" or {label: weight}). Fitted
     ``classes_`` (the two labels), ``coef_`` (1, n_features), ``intercept_`` (1,).
 
+    .. warning:: Binary only: use :class:`SoftmaxRegression` for three or more classes.
+
+    Parameters
+    ----------
+    {parameters}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
     >>> LogisticRegression(lr=0.1, epochs=200).fit(X, ["no", "no", "yes", "yes"]).predict([[-3.0], [3.0]])
     array(['no', 'yes'], dtype='<U3')
-
-    .. warning:: Binary only: use :class:`SoftmaxRegression` for three or more classes.
     """
 
     _objective = "logistic"
@@ -806,11 +934,31 @@ class LogisticRegression(_Classifier):
                              f"multiclass ({len(classes)} classes); use SoftmaxRegression.")
 
     def decision_function(self, X) -> np.ndarray:
-        """``X @ coef_[0] + intercept_[0]``: positive means classes_[1]."""
+        """``X @ coef_[0] + intercept_[0]``: positive means classes_[1].
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples,)
+            The logit of every row.
+        """
         return self._decision(X)[:, 0]
 
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities of classes_[0] and classes_[1], shape (n_samples, 2)."""
+        """Probabilities of classes_[0] and classes_[1], shape (n_samples, 2).
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, 2)
+            Each row's probabilities, summing to 1.
+        """
         z = self.decision_function(X)
         p = np.empty_like(z)
         pos = z >= 0
@@ -822,7 +970,10 @@ class LogisticRegression(_Classifier):
     @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, classes=None, comm=None):
         """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted (with
-        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default)."""
+        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default).
+
+        {partial_fit_classifier}
+        """
         if comm is not None:
             from .distributed import _linear
             return _linear.fit(self, X, y, sample_weight, True, comm, classes)
@@ -836,6 +987,12 @@ class SoftmaxRegression(_Classifier):
     plus ``class_weight``. Fitted ``classes_``, ``coef_`` (n_classes, n_features), ``intercept_`` (n_classes,).
     Two classes are handled too (two outputs, not the single logit of LogisticRegression).
 
+    Parameters
+    ----------
+    {parameters}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> X = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]).repeat(5, axis=0)
     >>> SoftmaxRegression(lr=0.1, epochs=300).fit(X, [0] * 5 + [1] * 5 + [2] * 5).predict([[4.0, 0.0]])
@@ -855,12 +1012,32 @@ class SoftmaxRegression(_Classifier):
 
     def decision_function(self, X) -> np.ndarray:
         """Logits ``X @ coef_.T + intercept_``, shape (n_samples, n_classes); with two classes, as
-        scikit-learn, the 1-D difference of the two logits (positive means classes_[1])."""
+        scikit-learn, the 1-D difference of the two logits (positive means classes_[1]).
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_classes) or (n_samples,)
+            The logits.
+        """
         z = self._decision(X)
         return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes)."""
+        """Class probabilities, shape (n_samples, n_classes).
+
+        Parameters
+        ----------
+        {X}
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_samples, n_classes)
+            Each row's probabilities (softmax of the logits), in ``classes_`` order.
+        """
         z = self._decision(X)
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
@@ -869,7 +1046,10 @@ class SoftmaxRegression(_Classifier):
     @_all_or_nothing
     def partial_fit(self, X, y, sample_weight=None, classes=None, comm=None):
         """One epoch; the first call needs ``classes`` (all labels) unless the model was fitted (with
-        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default)."""
+        ``comm``, data-parallel as in ``fit``: the ranks' labels make the classes by default).
+
+        {partial_fit_classifier}
+        """
         if comm is not None:
             from .distributed import _linear
             return _linear.fit(self, X, y, sample_weight, True, comm, classes)

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from . import _core
+from ._docstrings import fill
 
 __all__ = ["mean_squared_error", "root_mean_squared_error", "mean_absolute_error", "r2_score",
            "accuracy_score", "precision_score", "recall_score", "f1_score", "confusion_matrix", "log_loss"]
@@ -55,23 +56,61 @@ def _regression(y_true, y_pred, sample_weight):
 
 
 def mean_squared_error(y_true, y_pred, *, sample_weight=None) -> float:
-    """Mean of ``(y_true - y_pred) ** 2`` (weighted by ``sample_weight``)."""
+    """Mean of ``(y_true - y_pred) ** 2`` (weighted by ``sample_weight``).
+
+    {sections}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import mean_squared_error
+    >>> mean_squared_error([1.0, 2.0], [1.0, 4.0])
+    2.0
+    >>> mean_squared_error([1.0, 2.0], [1.0, 4.0], sample_weight=[3, 1])
+    1.0
+    """
     return _core.mean_squared_error(*_regression(y_true, y_pred, sample_weight))
 
 
 def root_mean_squared_error(y_true, y_pred, *, sample_weight=None) -> float:
-    """Square root of :func:`mean_squared_error`."""
+    """Square root of :func:`mean_squared_error`.
+
+    {sections}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import root_mean_squared_error
+    >>> root_mean_squared_error([0.0, 0.0, 0.0], [3.0, 3.0, 3.0])
+    3.0
+    """
     return math.sqrt(mean_squared_error(y_true, y_pred, sample_weight=sample_weight))
 
 
 def mean_absolute_error(y_true, y_pred, *, sample_weight=None) -> float:
-    """Mean of ``|y_true - y_pred|``."""
+    """Mean of ``|y_true - y_pred|`` (weighted by ``sample_weight``).
+
+    {sections}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import mean_absolute_error
+    >>> mean_absolute_error([1.0, 2.0, 3.0], [2.0, 2.0, 1.0])
+    1.0
+    """
     return _core.mean_absolute_error(*_regression(y_true, y_pred, sample_weight))
 
 
 def r2_score(y_true, y_pred, *, sample_weight=None) -> float:
     """Coefficient of determination ``1 - SS_res / SS_tot``; for a constant ``y_true``, 1.0 if the
-    predictions are perfect, else 0.0 (scikit-learn's ``force_finite=True``)."""
+    predictions are perfect, else 0.0 (scikit-learn's ``force_finite=True``).
+
+    {sections}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import r2_score
+    >>> r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]), r2_score([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
+    (1.0, 0.0)
+    """
     return _core.r2_score(*_regression(y_true, y_pred, sample_weight))
 
 
@@ -112,7 +151,30 @@ def _weights(sample_weight, n):
 
 
 def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None) -> float:
-    """Fraction (``normalize=True``) or weighted count of rows where ``y_pred == y_true``."""
+    """Fraction (``normalize=True``) or weighted count of rows where ``y_pred == y_true``.
+
+    Parameters
+    ----------
+    {labels_true_pred}
+    normalize : bool, default True
+        Return the fraction of correct rows; ``False``: their (weighted) count.
+    {sample_weight}
+
+    Returns
+    -------
+    float
+        The accuracy, or the count of correct rows.
+
+    {raises}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import accuracy_score
+    >>> accuracy_score([0, 1, 1, 0], [0, 1, 0, 0])
+    0.75
+    >>> accuracy_score([0, 1, 1, 0], [0, 1, 0, 0], normalize=False)
+    3.0
+    """
     t, p, _ = _encode(y_true, y_pred)
     w = _weights(sample_weight, t.shape[0])
     acc = _core.accuracy_score(t, p, w)
@@ -125,6 +187,27 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None) -> np.n
     """``C[i, j]``: rows of true class ``labels[i]`` predicted as ``labels[j]`` (labels sorted by default).
 
     Integer counts without weights (as scikit-learn), float sums with them.
+
+    Parameters
+    ----------
+    {labels_true_pred}
+    labels : array-like, optional
+        The classes, in the order of the rows and columns; ``None``: every label present, sorted.
+    {sample_weight}
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_classes, n_classes)
+        The counts: int64 without weights, float64 with them.
+
+    {raises}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import confusion_matrix
+    >>> confusion_matrix(["cat", "dog", "dog"], ["cat", "cat", "dog"])
+    array([[1, 0],
+           [1, 1]])
     """
     t, p, classes = _encode(y_true, y_pred, labels)
     w = _weights(sample_weight, t.shape[0])
@@ -167,19 +250,48 @@ def _prf(score, y_true, y_pred, labels, pos_label, average, sample_weight, zero_
 def precision_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary", sample_weight=None,
                     zero_division=0.0):
     """Precision ``tp / (tp + fp)``; ``average`` is "binary" (class ``pos_label``), "micro", "macro",
-    "weighted" (by support) or None (one value per label). A zero denominator gives ``zero_division``."""
+    "weighted" (by support) or None (one value per label). A zero denominator gives ``zero_division``.
+
+    {sections}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import precision_score
+    >>> precision_score([0, 1, 1, 0], [1, 1, 1, 0])
+    0.6666666666666666
+    >>> precision_score([0, 1, 2, 2], [0, 2, 2, 2], average=None)
+    array([1.        , 0.        , 0.66666667])
+    """
     return _prf("precision", y_true, y_pred, labels, pos_label, average, sample_weight, zero_division)
 
 
 def recall_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary", sample_weight=None,
                  zero_division=0.0):
-    """Recall ``tp / (tp + fn)``, averaged as in :func:`precision_score`."""
+    """Recall ``tp / (tp + fn)``, averaged as in :func:`precision_score`.
+
+    {sections}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import recall_score
+    >>> recall_score([0, 1, 1, 0], [0, 1, 0, 0])
+    0.5
+    """
     return _prf("recall", y_true, y_pred, labels, pos_label, average, sample_weight, zero_division)
 
 
 def f1_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary", sample_weight=None,
              zero_division=0.0):
-    """F1 ``2 tp / (2 tp + fp + fn)``, averaged as in :func:`precision_score`."""
+    """F1 ``2 tp / (2 tp + fp + fn)``, averaged as in :func:`precision_score`.
+
+    {sections}
+
+    Examples
+    --------
+    >>> from dlopt.metrics import f1_score
+    >>> f1_score(["a", "b", "b", "a"], ["a", "b", "a", "a"], average="macro")
+    0.7333333333333334
+    """
     return _prf("f1", y_true, y_pred, labels, pos_label, average, sample_weight, zero_division)
 
 
@@ -188,6 +300,32 @@ def log_loss(y_true, y_proba, *, labels=None, sample_weight=None) -> float:
 
     ``y_proba`` is (n_samples, n_classes) with columns in sorted label order, or 1-D with the
     probability of the larger of two labels.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        The true labels.
+    y_proba : array-like of shape (n_samples, n_classes) or (n_samples,)
+        The predicted probabilities (each row sums to 1; a warning says when not).
+    labels : array-like, optional
+        All the classes, when ``y_true`` does not contain every one.
+    {sample_weight}
+
+    Returns
+    -------
+    float
+        The (weighted) mean negative log-likelihood.
+
+    Raises
+    ------
+    ValueError
+        ``y_proba`` of the wrong shape, not finite or outside [0, 1], or labels not in ``labels``.
+
+    Examples
+    --------
+    >>> from dlopt.metrics import log_loss
+    >>> round(log_loss([0, 1], [[0.8, 0.2], [0.4, 0.6]]), 6)
+    0.366985
     """
     t = _values(y_true, "y_true")
     classes = np.unique(t) if labels is None else np.unique(np.asarray(labels))
@@ -214,3 +352,63 @@ def log_loss(y_true, y_proba, *, labels=None, sample_weight=None) -> float:
     if np.any(codes < 0):
         raise ValueError(f"y_true contains labels not in labels={classes.tolist()}")
     return _core.log_loss(codes, np.ascontiguousarray(proba), _weights(sample_weight, t.shape[0]))
+
+
+_CLASSIFICATION_RAISES = """Raises
+------
+ValueError
+    Inputs of different lengths or empty, continuous values (floats that are not integers), or an
+    argument outside its choices."""
+_SAMPLE_WEIGHT = """sample_weight : array-like of shape (n_samples,), optional
+    Weight of each row; ``None``: equal weights."""
+_Y = """y_true : array-like of shape (n_samples,)
+    {kind}
+y_pred : array-like of shape (n_samples,)
+    {pred}"""
+_PRF = """labels : array-like, optional
+    The labels to score with ``average=None``, ``"macro"`` or ``"weighted"``; ``None``: every
+    label present, sorted.
+pos_label : int, str, ..., default 1
+    The positive class when ``average="binary"``.
+average : {'binary', 'micro', 'macro', 'weighted'} or None, default 'binary'
+    How the per-class scores are combined: the positive class only, global counts, their mean,
+    their mean weighted by support, or none (one score per label).
+sample_weight : array-like of shape (n_samples,), optional
+    Weight of each row; ``None``: equal weights.
+zero_division : {0.0, 1.0, nan, 'warn'}, default 0.0
+    The score when its denominator is zero (``'warn'`` counts as 0, without a warning)."""
+_REGRESSION = """Parameters
+----------
+""" + _Y.format(kind="The true values.", pred="The predicted values.") + "\n" + _SAMPLE_WEIGHT + """
+
+Returns
+-------
+float
+    {what}
+
+Raises
+------
+ValueError
+    Inputs of different lengths, empty, not 1-D (or one column), or non-finite."""
+for _fn, _what in ((mean_squared_error, "The (weighted) mean squared error."),
+                   (root_mean_squared_error, "The (weighted) root mean squared error."),
+                   (mean_absolute_error, "The (weighted) mean absolute error."),
+                   (r2_score, "The coefficient of determination (at most 1; 1 is a perfect fit).")):
+    fill(_fn, sections=_REGRESSION.replace("{what}", _what))
+for _fn in (accuracy_score, confusion_matrix):
+    fill(_fn, labels_true_pred=_Y.format(kind="The true labels (any sortable values: ints, strings, ...).",
+                                         pred="The predicted labels."), sample_weight=_SAMPLE_WEIGHT,
+         raises=_CLASSIFICATION_RAISES)
+_PRF_SECTIONS = "Parameters\n----------\n" + _Y.format(
+    kind="The true labels (any sortable values: ints, strings, ...).", pred="The predicted labels.") + "\n" + _PRF + """
+
+Returns
+-------
+float or numpy.ndarray
+    The score; one per label (in ``labels`` order) with ``average=None``.
+
+""" + _CLASSIFICATION_RAISES
+for _fn in (precision_score, recall_score, f1_score):
+    fill(_fn, sections=_PRF_SECTIONS)
+fill(log_loss, sample_weight=_SAMPLE_WEIGHT)
+del _fn, _what

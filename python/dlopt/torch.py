@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from . import _core, _interop
+from ._docstrings import fill_methods
 from .optim import algorithms as _algorithms
 from .optim.optimizer import TORCH_SWITCHES, _stored_copy, check_torch_switches
 from .optim.optimizer import Optimizer as _NumpyOptimizer
@@ -87,7 +88,29 @@ def _count(value: Any, what: str) -> int:
 
 
 class Optimizer(torch.optim.Optimizer):
-    """Base of the ``dlopt.torch`` classes: a ``torch.optim.Optimizer`` stepping through dlopt's core."""
+    """Base of the ``dlopt.torch`` classes: a ``torch.optim.Optimizer`` stepping through dlopt's core.
+
+    Parameters
+    ----------
+    params : iterable of tensors, or iterable of dicts
+        The parameters (CPU or CUDA tensors, updated in place through their ``.grad``), or param
+        groups.
+    defaults : dict
+        Every hyperparameter with its default (each subclass passes its signature's).
+
+    Raises
+    ------
+    TypeError
+        ``params`` is a single tensor or array (wrap it in a list).
+
+    Examples
+    --------
+    >>> import torch, dlopt.torch
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> opt = dlopt.torch.SGD([w], lr=0.5)
+    >>> isinstance(opt, dlopt.torch.Optimizer) and isinstance(opt, torch.optim.Optimizer)
+    True
+    """
 
     _rule: str = ""
     _numpy_class: type = _NumpyOptimizer  # the dlopt.optim class whose step and extra methods run here
@@ -102,7 +125,18 @@ class Optimizer(torch.optim.Optimizer):
     # -- groups --------------------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """torch's ``add_param_group``, then dlopt's checks of the hyperparameters and parameters."""
+        """torch's ``add_param_group``, then dlopt's checks of the hyperparameters and parameters.
+
+        Parameters
+        ----------
+        param_group : dict
+            ``"params"`` (tensors) and any hyperparameters; missing ones take the defaults.
+
+        Raises
+        ------
+        ValueError, TypeError
+            An invalid hyperparameter or parameter (the group is not added).
+        """
         super().add_param_group(param_group)
         group, index = self.param_groups[-1], len(self.param_groups) - 1
         try:
@@ -122,7 +156,18 @@ class Optimizer(torch.optim.Optimizer):
     # -- the step ------------------------------------------------------------------------------
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One fused step of every parameter with a ``.grad`` (``None`` skips it, as in torch)."""
+        """One fused step of every parameter with a ``.grad`` (``None`` skips it, as in torch).
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss (called with gradients enabled).
+
+        Returns
+        -------
+        object
+            The closure's loss, or ``None`` without a closure.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -175,6 +220,8 @@ class Optimizer(torch.optim.Optimizer):
         """Loads a state_dict of this class or of the ``torch.optim`` class of the same name.
 
         Everything is converted and checked (as a step checks it) before anything changes.
+
+        {load_state_dict}
         """
         state_dict = state_dict.copy()
         for hook in self._optimizer_load_state_dict_pre_hooks.values():
@@ -264,6 +311,9 @@ class Optimizer(torch.optim.Optimizer):
         return state
 
 
+fill_methods(Optimizer)
+
+
 class _NumpyView:
     """Base of the objects :meth:`Optimizer._numpy_view` returns (one subclass per dlopt.optim class)."""
 
@@ -306,6 +356,22 @@ def _grad_view(g: Any, i: int) -> Any:
         return _interop.host_view(g, f"grads[{i}]")
 
 
+def _torch_doc(name: str, numpy_doc: str) -> str:
+    """The dlopt.optim class's docstring under a torch summary, with an example on tensors."""
+    body, _, _ = inspect.cleandoc(numpy_doc).partition("\nExamples\n--------\n")
+    return (f"``torch.optim``-compatible :class:`dlopt.optim.{name}` over torch tensors "
+            "(see :mod:`dlopt.torch`).\n\n"
+            f"{body}\n"
+            "Examples\n--------\n"
+            ">>> import torch, dlopt.torch\n"
+            ">>> w = torch.nn.Parameter(torch.ones(2, 3))\n"
+            f">>> opt = dlopt.torch.{name}([w])\n"
+            ">>> for _ in range(2):\n"
+            "...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()\n"
+            ">>> bool((w < 1).all())\n"
+            "True\n")
+
+
 def _torch_class(numpy_class: type) -> type:
     """The torch.optim class of one dlopt optimizer: its keywords plus torch's switches."""
     signature = inspect.signature(numpy_class.__init__)
@@ -323,8 +389,7 @@ def _torch_class(numpy_class: type) -> type:
 
     __init__.__signature__ = full  # type: ignore[attr-defined]
     name = numpy_class.__name__
-    doc = (f"``torch.optim``-compatible :class:`dlopt.optim.{name}` (see :mod:`dlopt.torch`).\n\n"
-           + (numpy_class.__doc__ or ""))
+    doc = _torch_doc(name, numpy_class.__doc__ or "")
     namespace = {"__init__": __init__, "_rule": numpy_class._rule, "_numpy_class": numpy_class, "__doc__": doc,
                  "__module__": __name__, "__qualname__": name}
     namespace.update({m: _delegated(numpy_class, m) for m in _extra_methods(numpy_class)})

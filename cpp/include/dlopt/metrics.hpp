@@ -34,6 +34,7 @@ void confusion_matrix(const int64_t* y_true, const int64_t* y_pred, int64_t n, i
 
 /// How precision, recall and F1 are averaged over classes (scikit-learn's `average`).
 enum class Average { None, Binary, Micro, Macro, Weighted };
+/// Which ratio precision_recall_f1 computes.
 enum class Score { Precision, Recall, F1 };
 
 /// Precision tp/(tp+fp), recall tp/(tp+fn) or F1 2tp/(2tp+fp+fn) per class, then averaged.

@@ -21,7 +21,34 @@ __all__ = ["Dataset", "load_diabetes", "load_breast_cancer", "load_dataset", "DA
 
 @dataclass
 class Dataset:
-    """A bundled data set: features ``X`` (float64, C-contiguous), target ``y`` and their names."""
+    """A bundled data set: features ``X`` (float64, C-contiguous), target ``y`` and their names.
+
+    Returned by :func:`load_dataset`; the fields are its attributes.
+
+    Parameters
+    ----------
+    name : str
+        The data set's name, one of :data:`DATASETS`.
+    X : numpy.ndarray of shape (n_samples, n_features)
+        The features, float64.
+    y : numpy.ndarray of shape (n_samples,)
+        The target: float64 for regression, int64 class labels for classification.
+    feature_names : list of str
+        The name of each column of ``X``.
+    target_name : str
+        The name of ``y``'s column in the CSV file.
+    task : {'regression', 'classification'}
+        The kind of problem.
+    description : str
+        Where the data come from and what they hold.
+
+    Examples
+    --------
+    >>> from dlopt.datasets import load_breast_cancer
+    >>> d = load_breast_cancer()
+    >>> d.task, d.target_name, d.feature_names[0], d.y[:5]
+    ('classification', 'malignant', 'mean_radius', array([1, 1, 1, 1, 1]))
+    """
 
     name: str
     X: np.ndarray
@@ -50,7 +77,29 @@ DATASETS = tuple(_INFO)
 
 
 def load_dataset(name: str) -> Dataset:
-    """Loads the bundled data set ``name`` ("diabetes" or "breast_cancer")."""
+    """Loads the bundled data set ``name`` ("diabetes" or "breast_cancer").
+
+    Parameters
+    ----------
+    name : {'diabetes', 'breast_cancer'}
+        The data set (:data:`DATASETS` lists them).
+
+    Returns
+    -------
+    Dataset
+        The features, the target and their names.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``name``.
+
+    Examples
+    --------
+    >>> from dlopt.datasets import load_dataset
+    >>> load_dataset("diabetes").X.shape
+    (442, 10)
+    """
     if name not in _INFO:
         raise ValueError(f"unknown dataset {name!r}; bundled: {', '.join(DATASETS)}")
     task, target, description = _INFO[name]
@@ -65,10 +114,35 @@ def load_dataset(name: str) -> Dataset:
 
 
 def load_diabetes() -> Dataset:
-    """The diabetes regression data set (442 × 10, target "progression")."""
+    """The diabetes regression data set (442 × 10, target "progression").
+
+    Returns
+    -------
+    Dataset
+        The features, the target and their names.
+
+    Examples
+    --------
+    >>> from dlopt.datasets import load_diabetes
+    >>> d = load_diabetes()
+    >>> d.task, d.y.dtype
+    ('regression', dtype('float64'))
+    """
     return load_dataset("diabetes")
 
 
 def load_breast_cancer() -> Dataset:
-    """The Wisconsin diagnostic breast cancer classification data set (569 × 30, target "malignant")."""
+    """The Wisconsin diagnostic breast cancer classification data set (569 × 30, target "malignant").
+
+    Returns
+    -------
+    Dataset
+        The features, the target and their names.
+
+    Examples
+    --------
+    >>> from dlopt.datasets import load_breast_cancer
+    >>> int(load_breast_cancer().y.sum())   # malignant tumours
+    212
+    """
     return load_dataset("breast_cancer")

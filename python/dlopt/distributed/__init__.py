@@ -84,6 +84,37 @@ def allreduce_mean_(grads: Sequence[np.ndarray], comm: Any = None, *,
     any bucket size, and the same as :class:`ZeroRedundancyOptimizer`'s reduce-scatter. Every rank
     must pass arrays of the same dtypes and shapes in the same order (checked: ValueError on every
     rank otherwise).
+
+    Parameters
+    ----------
+    grads : sequence of arrays
+        This rank's gradients, replaced in place by the mean over the ranks.
+    comm : mpi4py.MPI.Intracomm, optional
+        The communicator; ``None``: ``MPI.COMM_WORLD``.
+    bucket_bytes : int, default 26214400
+        The size of a fused bucket (:data:`DEFAULT_BUCKET_BYTES`, 25 MiB).
+
+    Raises
+    ------
+    ValueError
+        On every rank, if any rank passed arrays that differ from the others' (dtypes, shapes,
+        order) or a bad ``bucket_bytes``.
+    TypeError
+        On every rank, if any rank passed something other than writeable, C-contiguous arrays of a
+        supported dtype, or ``comm`` is not an intra-communicator.
+
+    Examples
+    --------
+    Under ``mpirun -n N``, every rank runs:
+
+    >>> import numpy as np
+    >>> from mpi4py import MPI
+    >>> from dlopt.distributed import allreduce_mean_
+    >>> rank, n = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+    >>> g = np.full(3, float(rank))
+    >>> allreduce_mean_([g])
+    >>> bool((g == (n - 1) / 2).all())   # the mean of 0, 1, ..., n - 1
+    True
     """
     comm = get_comm(comm)
     error, sig = None, None

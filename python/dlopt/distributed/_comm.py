@@ -37,7 +37,34 @@ def mpi():
 
 
 def get_comm(comm: Any) -> Any:
-    """``comm``, or the world communicator for None; anything but an intra-communicator is refused."""
+    """``comm``, or the world communicator for None; anything but an intra-communicator is refused.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm or None
+        A communicator, or ``None`` for ``MPI.COMM_WORLD``.
+
+    Returns
+    -------
+    mpi4py.MPI.Intracomm
+        The communicator to use.
+
+    Raises
+    ------
+    ImportError
+        mpi4py is not installed (``pip install 'dlopt[mpi]'``).
+    TypeError
+        ``comm`` is not an intra-communicator.
+    ValueError
+        ``comm`` is ``MPI.COMM_NULL``.
+
+    Examples
+    --------
+    >>> from mpi4py import MPI
+    >>> from dlopt.distributed import get_comm
+    >>> get_comm(None) is MPI.COMM_WORLD
+    True
+    """
     MPI = mpi()
     if comm is None:
         return MPI.COMM_WORLD

@@ -78,6 +78,41 @@ class ZeroRedundancyOptimizer:
     Shards are cut on 4096-element boundaries across all tensors; rules that are not elementwise
     (LAMB, Muon) and tensors whose step uses stochastic rounding (16-bit parameters, bfloat16 or
     8-bit state with ``stochastic_rounding=True``) are kept whole on one rank (docs/distributed.md).
+
+    Parameters
+    ----------
+    params : iterable of arrays, or iterable of dicts
+        The parameters (updated in place on every rank) or param groups, the same on every rank.
+    optimizer : str or type, default 'adamw'
+        A :mod:`dlopt.optim` name (case-insensitive) or class; not LBFGS.
+    comm : mpi4py.MPI.Intracomm, optional
+        The communicator; ``None``: ``MPI.COMM_WORLD``.
+    bucket_bytes : int, optional
+        The size of a fused communication bucket; ``None``: :data:`DEFAULT_BUCKET_BYTES`.
+    **optimizer_kwargs
+        The optimizer's hyperparameters and storage options (``lr``, ``betas``, ``state_dtype``, ...).
+
+    Raises
+    ------
+    ValueError
+        On every rank, if any rank's parameters, groups or hyperparameters differ from the others'
+        or are invalid, or the optimizer is unknown or not supported.
+    TypeError
+        On every rank, if a parameter is not a writeable, C-contiguous array of a supported dtype.
+
+    Examples
+    --------
+    Under ``mpirun -n N``, every rank runs:
+
+    >>> import numpy as np
+    >>> from dlopt.distributed import ZeroRedundancyOptimizer
+    >>> w = np.zeros(10000, np.float32)
+    >>> opt = ZeroRedundancyOptimizer([w], "adam", lr=0.1)
+    >>> opt.step([np.ones(10000, np.float32)])     # this rank's gradients (here equal on every rank)
+    >>> w[[0, -1]].round(6)                         # every rank holds the full parameters
+    array([-0.1, -0.1], dtype=float32)
+    >>> opt.state_nbytes() <= 2 * 4 * 10000         # and its shard of the state
+    True
     """
 
     def __init__(self, params: Any, optimizer: Any = "adamw", comm: Any = None, *,
@@ -220,6 +255,26 @@ class ZeroRedundancyOptimizer:
         With ``max_norm``, the averaged gradients are clipped to that total norm first, exactly as
         ``dlopt.clip_grad_norm_`` on the full averaged gradients (the mean is all-gathered for it:
         one more all-gather of the gradients); the total norm before clipping is returned.
+
+        Parameters
+        ----------
+        grads : sequence of arrays
+            This rank's gradients, one per parameter.
+        max_norm : float, optional
+            Clip the averaged gradients to this total norm first; ``None``: no clipping.
+        norm_type : float, default 2.0
+            The order of the norm used with ``max_norm``.
+
+        Returns
+        -------
+        numpy.floating or None
+            The total norm of the averaged gradients before clipping, with ``max_norm``.
+
+        Raises
+        ------
+        ValueError
+            On every rank, if any rank's gradients or hyperparameters are invalid or differ from
+            the others'.
         """
         error = None
         try:
@@ -360,6 +415,16 @@ class ZeroRedundancyOptimizer:
         """The full state, as the unsharded optimizer's ``state_dict()``, on rank ``root``; None elsewhere.
 
         Collective: every rank must call it. ``dlopt.save(path, optimizer=sd)`` on the root writes it.
+
+        Parameters
+        ----------
+        root : int, default 0
+            The rank that receives the state.
+
+        Returns
+        -------
+        dict or None
+            The unsharded optimizer's state dict on ``root``; ``None`` on the other ranks.
         """
         mine = {i: (s, e, self._local.state[i]) for i, s, e in self._pieces if i in self._local.state}
         parts = self.comm.gather(mine, root=root)
@@ -393,6 +458,18 @@ class ZeroRedundancyOptimizer:
         Collective. Ranks other than ``root`` may pass None: the root's dict is broadcast. Every
         rank checks its slice completely (as the unsharded ``load_state_dict`` does) and the ranks
         agree before any of them changes anything: on error, every rank raises and nothing changed.
+
+        Parameters
+        ----------
+        state_dict : dict or None
+            The full state on ``root`` (``None`` allowed on the other ranks).
+        root : int, default 0
+            The rank whose dict is used.
+
+        Raises
+        ------
+        ValueError
+            On every rank, if the state does not fit the parameters on some rank.
         """
         present = self.comm.allgather(state_dict is not None)
         if not all(present):

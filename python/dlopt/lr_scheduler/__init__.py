@@ -39,6 +39,7 @@ functions and lambdas are not saved (callable objects save their ``__dict__``), 
 
 from __future__ import annotations
 
+from .._docstrings import fill
 from ._base import LRScheduler
 from .chainable import (ConstantLR, CosineAnnealingLR, CosineAnnealingWarmRestarts, ExponentialLR,
                         LinearLR, MultiStepLR, PolynomialLR, StepLR)
@@ -68,8 +69,22 @@ __all__ = [
     "WarmupStableDecayLR",
 ]
 
+_OPTIMIZER = """optimizer : Optimizer
+    The optimizer (any object with ``param_groups``, a list of dicts each with an ``"lr"``)
+    whose lrs the scheduler sets in place."""
+_LAST_EPOCH = """last_epoch : int, default -1
+    The epoch of the last step: -1 starts the schedule; ``>= 0`` resumes it (every param group
+    must then have its ``"initial_lr"``)."""
+_RAISES = """TypeError
+    ``optimizer`` has no list ``param_groups``.
+KeyError
+    ``last_epoch >= 0`` and a param group has no ``"initial_lr"``."""
+
 # The public classes belong to dlopt.lr_scheduler (their documented path; doctest and pickle find
-# them here), whichever module of the package defines them.
+# them here), whichever module of the package defines them; their docstrings share the entries above.
 for _name in __all__:
-    globals()[_name].__module__ = __name__
-del _name
+    _cls = globals()[_name]
+    _cls.__module__ = __name__
+    _shared = {"optimizer": _OPTIMIZER, "last_epoch": _LAST_EPOCH, "raises": _RAISES}
+    fill(_cls, **{k: v for k, v in _shared.items() if "{" + k + "}" in (_cls.__doc__ or "")})
+del _name, _cls, _shared

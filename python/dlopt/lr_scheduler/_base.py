@@ -68,6 +68,17 @@ class LRScheduler:
     .. math::
         \eta^{(g)}_t = \mathrm{get\_lr}(t)_g, \qquad t = \texttt{last\_epoch}
 
+    Parameters
+    ----------
+    {optimizer}
+    {last_epoch}
+
+    Raises
+    ------
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import LRScheduler
@@ -128,6 +139,26 @@ class LRScheduler:
 
         ``epoch`` (deprecated, as in torch) jumps to that ``last_epoch`` instead, using the
         closed-form rule where the scheduler has one.
+
+        Parameters
+        ----------
+        epoch : int, optional
+            Deprecated: the epoch to jump to (warns with ``UserWarning``); ``None``: the next one.
+
+        Raises
+        ------
+        RuntimeError
+            The optimizer's number of param groups changed since the scheduler was made.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dlopt.optim import SGD
+        >>> from dlopt.lr_scheduler import ExponentialLR
+        >>> opt = SGD([np.zeros(1)], lr=1.0)
+        >>> sched = ExponentialLR(opt, gamma=0.5)
+        >>> sched.step(); opt.param_groups[0]["lr"]
+        0.5
         """
         self._step_count += 1
         if epoch is not None:
@@ -163,7 +194,13 @@ class LRScheduler:
         self._last_lr = self._group_values("lr")
 
     def get_last_lr(self) -> list[float]:
-        """The lrs the scheduler last set, one per param group."""
+        """The lrs the scheduler last set, one per param group.
+
+        Returns
+        -------
+        list of float
+            One lr per param group, as :meth:`step` (or the constructor) last wrote them.
+        """
         return list(self._last_lr)
 
     # -- helpers for get_lr -----------------------------------------------------------------
@@ -211,7 +248,13 @@ class LRScheduler:
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a :meth:`state_dict`; user callables stay those given at construction."""
+        """Restores a :meth:`state_dict`; user callables stay those given at construction.
+
+        Parameters
+        ----------
+        state_dict : dict
+            What :meth:`state_dict` returned (callable objects get their saved ``__dict__`` back).
+        """
         for key, value in state_dict.items():
             if key in self._unsaved:
                 continue

@@ -22,6 +22,21 @@ class StepLR(LRScheduler):
     Chainable: at each non-zero multiple of ``step_size`` the current lr is multiplied by
     ``gamma``.
 
+    Parameters
+    ----------
+    {optimizer}
+    step_size : int
+        Period of the decay, in epochs.
+    gamma : float, default 0.1
+        Multiplicative factor of the decay.
+    {last_epoch}
+
+    Raises
+    ------
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import StepLR
@@ -58,6 +73,21 @@ class MultiStepLR(LRScheduler):
     A milestone listed ``k`` times decays by ``gamma**k``. Chainable. ``milestones`` is kept as
     a dict {epoch: count} (torch keeps a ``Counter``).
 
+    Parameters
+    ----------
+    {optimizer}
+    milestones : iterable of int
+        Epochs at which the lr decays (a repeated epoch decays once per listing).
+    gamma : float, default 0.1
+        Multiplicative factor of the decay.
+    {last_epoch}
+
+    Raises
+    ------
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import MultiStepLR
@@ -97,6 +127,23 @@ class ConstantLR(LRScheduler):
 
     Chainable: multiplies by ``factor`` at epoch 0 and by ``1 / factor`` at ``total_iters``.
 
+    Parameters
+    ----------
+    {optimizer}
+    factor : float, default 1.0 / 3
+        Factor applied until ``total_iters``, in [0, 1].
+    total_iters : int, default 5
+        Number of epochs the factor applies to.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        ``factor`` outside [0, 1].
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import ConstantLR
@@ -140,6 +187,25 @@ class LinearLR(LRScheduler):
     Chainable: step ``t`` multiplies the current lr by
     :math:`1 + (e - s) / (T s + (t - 1)(e - s))`.
 
+    Parameters
+    ----------
+    {optimizer}
+    start_factor : float, default 1.0 / 3
+        Factor at epoch 0, in (0, 1].
+    end_factor : float, default 1.0
+        Factor from epoch ``total_iters`` on, in [0, 1].
+    total_iters : int, default 5
+        Number of epochs of the linear change.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        A factor outside its range.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import LinearLR
@@ -196,6 +262,19 @@ class ExponentialLR(LRScheduler):
 
     Chainable.
 
+    Parameters
+    ----------
+    {optimizer}
+    gamma : float
+        Multiplicative factor applied every epoch.
+    {last_epoch}
+
+    Raises
+    ------
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import ExponentialLR
@@ -229,6 +308,21 @@ class PolynomialLR(LRScheduler):
     Chainable: step ``t <= T`` multiplies the current lr by
     :math:`\big((1 - t/T) / (1 - (t-1)/T)\big)^p`.
 
+    Parameters
+    ----------
+    {optimizer}
+    total_iters : int, default 5
+        Number of epochs of the decay; the lr is 0 from then on.
+    power : float, default 1.0
+        Power of the polynomial.
+    {last_epoch}
+
+    Raises
+    ------
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import PolynomialLR
@@ -272,6 +366,21 @@ class CosineAnnealingLR(LRScheduler):
     keeps following the cosine (back up to :math:`\eta_0` at ``2 T_max``); there are no
     restarts (see :class:`CosineAnnealingWarmRestarts`).
 
+    Parameters
+    ----------
+    {optimizer}
+    T_max : int
+        Number of epochs of the half cosine (a half period).
+    eta_min : float, default 0.0
+        The lowest lr.
+    {last_epoch}
+
+    Raises
+    ------
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import CosineAnnealingLR
@@ -321,6 +430,26 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     :math:`T_0` and each restart multiplies the period by ``T_mult``. Closed form;
     ``step(epoch)`` accepts fractional epochs (e.g. ``epoch + i / iters_per_epoch``).
 
+    Parameters
+    ----------
+    {optimizer}
+    T_0 : int
+        Number of epochs until the first restart.
+    T_mult : int, default 1
+        Factor by which each period is longer than the previous one.
+    eta_min : float, default 0.0
+        The lowest lr.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        ``T_0`` not a positive integer, ``T_mult`` not an integer >= 1, ``eta_min`` not a number, or (in
+        ``step``) a negative epoch.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import CosineAnnealingWarmRestarts
@@ -362,7 +491,18 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         return [self.eta_min + (base_lr - self.eta_min) * cosine / 2 for base_lr in self.base_lrs]
 
     def step(self, epoch: float | None = None) -> None:
-        """Advances one epoch, or jumps to ``epoch`` (which may be fractional), and sets the lrs."""
+        """Advances one epoch, or jumps to ``epoch`` (which may be fractional), and sets the lrs.
+
+        Parameters
+        ----------
+        epoch : float, optional
+            The epoch to jump to (within-cycle position included); ``None``: the next epoch.
+
+        Raises
+        ------
+        ValueError
+            A negative ``epoch``.
+        """
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:

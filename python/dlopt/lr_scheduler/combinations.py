@@ -59,6 +59,24 @@ class SequentialLR(_SchedulerList):
     The lrs are reset to ``"initial_lr"`` and the schedulers' own construction steps are undone,
     so only the first one's epoch 0 applies at construction.
 
+    Parameters
+    ----------
+    {optimizer}
+    schedulers : list of LRScheduler
+        The schedulers, in the order they run; each must drive ``optimizer``.
+    milestones : list of int
+        Epochs at which the next scheduler takes over (one fewer than ``schedulers``).
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        No scheduler, a ``ReduceLROnPlateau``, a scheduler of another optimizer, or a wrong number of
+        milestones.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import SequentialLR, LinearLR, ExponentialLR
@@ -128,6 +146,20 @@ class ChainedScheduler(_SchedulerList):
 
     ``optimizer`` defaults to the first scheduler's.
 
+    Parameters
+    ----------
+    schedulers : sequence of LRScheduler
+        Chainable schedulers of one optimizer, stepped in this order.
+    optimizer : optimizer or None, default None
+        The optimizer they drive; ``None``: the first scheduler's.
+
+    Raises
+    ------
+    ValueError
+        No scheduler, a ``ReduceLROnPlateau``, or schedulers of different optimizers.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import ChainedScheduler, ConstantLR, ExponentialLR

@@ -31,6 +31,42 @@ class CyclicLR(_MomentumCycler):
     optimizer's lrs are overwritten with ``base_lr`` at construction. Call :meth:`step`
     after every batch.
 
+    Parameters
+    ----------
+    {optimizer}
+    base_lr : float or list of float
+        Lower bound of the cycle, per group or for all.
+    max_lr : float or list of float
+        Upper bound of the cycle (reached scaled by the amplitude scale).
+    step_size_up : int, default 2000
+        Epochs of the increasing half of a cycle.
+    step_size_down : int or None, default None
+        Epochs of the decreasing half; ``None``: ``step_size_up``.
+    mode : {'triangular', 'triangular2', 'exp_range'}, default 'triangular'
+        Amplitude scale: constant, halved each cycle, or ``gamma ** t``; ignored when ``scale_fn`` is given.
+    gamma : float, default 1.0
+        Base of the ``'exp_range'`` scale.
+    scale_fn : callable or None, default None
+        Custom amplitude scale of one argument, in [0, 1].
+    scale_mode : {'cycle', 'iterations'}, default 'cycle'
+        Whether ``scale_fn`` takes the cycle number or the epoch.
+    cycle_momentum : bool, default True
+        Cycle the momentum (``'momentum'`` or ``betas[0]``) inversely to the lr.
+    base_momentum : float or list of float, default 0.8
+        Lower bound of the momentum cycle.
+    max_momentum : float or list of float, default 0.9
+        Upper bound of the momentum cycle.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        An unknown ``mode`` without ``scale_fn``, or ``cycle_momentum`` with an optimizer that has neither
+        momentum nor betas.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import CyclicLR
@@ -90,7 +126,18 @@ class CyclicLR(_MomentumCycler):
         self.base_lrs = base_lrs
 
     def scale_fn(self, x: float) -> float:
-        """The amplitude scale at ``x`` (the cycle number or the iteration, by ``scale_mode``)."""
+        """The amplitude scale at ``x`` (the cycle number or the iteration, by ``scale_mode``).
+
+        Parameters
+        ----------
+        x : float
+            The cycle number (``scale_mode='cycle'``) or the iteration.
+
+        Returns
+        -------
+        float
+            The factor applied to the cycle's amplitude ``max_lr - base_lr``.
+        """
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
         if self.mode == "triangular":
@@ -141,6 +188,44 @@ class OneCycleLR(_MomentumCycler):
     The group keys ``initial_lr``, ``max_lr``, ``min_lr`` (and ``max_momentum``,
     ``base_momentum``) are set at construction. Call :meth:`step` after every batch.
 
+    Parameters
+    ----------
+    {optimizer}
+    max_lr : float or list of float
+        Peak lr, per group or for all.
+    total_steps : int or None, default None
+        Number of steps of the cycle; ``None``: ``epochs * steps_per_epoch``.
+    epochs : int or None, default None
+        Number of epochs (with ``steps_per_epoch``).
+    steps_per_epoch : int or None, default None
+        Steps per epoch (with ``epochs``).
+    pct_start : float, default 0.3
+        Fraction of the cycle spent increasing the lr.
+    anneal_strategy : {'cos', 'linear'}, default 'cos'
+        Shape of the annealing.
+    cycle_momentum : bool, default True
+        Cycle the momentum (``'momentum'`` or ``betas[0]``) inversely to the lr.
+    base_momentum : float or list of float, default 0.85
+        Lowest momentum (at the peak lr).
+    max_momentum : float or list of float, default 0.95
+        Highest momentum (at the start and end).
+    div_factor : float, default 25.0
+        The initial lr is ``max_lr / div_factor``.
+    final_div_factor : float, default 10000.0
+        The final lr is the initial lr divided by ``final_div_factor``.
+    three_phase : bool, default False
+        Add a third phase that anneals from the initial lr to the final lr.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        Neither ``total_steps`` nor ``epochs`` and ``steps_per_epoch``, a non-positive count, ``pct_start``
+        outside [0, 1] or an unknown ``anneal_strategy``.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import OneCycleLR

@@ -15,6 +15,23 @@ class LambdaLR(_LambdaScheduler):
 
     ``lr_lambda`` is one function or a list of one per param group. Closed form (not chainable).
 
+    Parameters
+    ----------
+    {optimizer}
+    lr_lambda : callable or list of callables
+        Function :math:`\lambda` of the epoch (an int) giving the factor, or one per param group.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        A list of ``lr_lambda`` whose length is not the number of param groups.
+    TypeError
+        An ``lr_lambda`` that is not callable.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import LambdaLR
@@ -40,6 +57,23 @@ class MultiplicativeLR(_LambdaScheduler):
 
     ``lr_lambda`` is one function or a list of one per param group. Chainable.
 
+    Parameters
+    ----------
+    {optimizer}
+    lr_lambda : callable or list of callables
+        Function :math:`\lambda` of the epoch (an int) giving the factor, or one per param group.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        A list of ``lr_lambda`` whose length is not the number of param groups.
+    TypeError
+        An ``lr_lambda`` that is not callable.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import MultiplicativeLR

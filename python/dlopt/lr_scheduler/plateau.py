@@ -25,6 +25,35 @@ class ReduceLROnPlateau(LRScheduler):
     the change is at most ``eps``), then ``cooldown`` steps ignore bad epochs. Call
     ``step(metric)`` after each evaluation.
 
+    Parameters
+    ----------
+    {optimizer}
+    mode : {'min', 'max'}, default 'min'
+        Whether the metric should decrease or increase.
+    factor : float, default 0.1
+        Factor by which the lr is reduced (< 1).
+    patience : int, default 10
+        Number of steps without improvement tolerated before reducing.
+    threshold : float, default 0.0001
+        Threshold :math:`\epsilon` of a significant improvement.
+    threshold_mode : {'rel', 'abs'}, default 'rel'
+        Whether ``threshold`` is relative or absolute.
+    cooldown : int, default 0
+        Steps after a reduction during which bad epochs are not counted.
+    min_lr : float or list of float, default 0
+        Lower bound of the lr, per group or for all.
+    eps : float, default 1e-8
+        Reductions smaller than this are skipped.
+
+    Raises
+    ------
+    ValueError
+        ``factor >= 1``, or an unknown ``mode`` or ``threshold_mode``.
+    TypeError
+        ``optimizer`` has no list ``param_groups``.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import ReduceLROnPlateau
@@ -90,7 +119,15 @@ class ReduceLROnPlateau(LRScheduler):
         return value > best + self.threshold
 
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
-        """Records the metric (any number, or a 0-d array) and reduces the lrs if it plateaued."""
+        """Records the metric (any number, or a 0-d array) and reduces the lrs if it plateaued.
+
+        Parameters
+        ----------
+        metrics : float
+            The monitored value of this evaluation (the validation loss, say).
+        epoch : int, optional
+            Deprecated: the epoch number to record (warns with ``UserWarning``).
+        """
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1

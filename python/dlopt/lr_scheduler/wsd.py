@@ -32,6 +32,32 @@ class WarmupStableDecayLR(LRScheduler):
     ``t = 0..W+S+D``. ``final_lr_factor`` multiplies each group's initial lr (it is not an
     absolute lr). Closed form (computed from ``base_lrs``; not chainable).
 
+    Parameters
+    ----------
+    {optimizer}
+    warmup_steps : int
+        :math:`W`, steps of linear warmup.
+    stable_steps : int
+        :math:`S`, steps at the initial lr.
+    decay_steps : int
+        :math:`D`, steps of decay.
+    final_lr_factor : float, default 0.0
+        :math:`f`, the final lr as a fraction of the initial lr.
+    warmup_start_factor : float, default 0.0
+        :math:`s`, the first lr as a fraction of the initial lr.
+    decay : {'linear', 'cosine', 'sqrt'}, default 'linear'
+        :math:`g`, the shape of the decay.
+    {last_epoch}
+
+    Raises
+    ------
+    ValueError
+        A negative or non-integer step count, a negative ``final_lr_factor``, a ``warmup_start_factor``
+        outside [0, 1] or an unknown ``decay``.
+    {raises}
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from dlopt.optim import SGD
     >>> from dlopt.lr_scheduler import WarmupStableDecayLR
@@ -80,7 +106,18 @@ class WarmupStableDecayLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_factor(self, t: int) -> float:
-        """The multiplier of the initial lr at step ``t`` (``dlopt::WarmupStableDecay``)."""
+        """The multiplier of the initial lr at step ``t`` (``dlopt::WarmupStableDecay``).
+
+        Parameters
+        ----------
+        t : int
+            The step (``last_epoch``).
+
+        Returns
+        -------
+        float
+            :math:`\\eta_t / \\eta_0`.
+        """
         return _core.schedule_lr("wsd", 1.0, t, warmup_steps=self.warmup_steps,
                                  stable_steps=self.stable_steps, decay_steps=self.decay_steps,
                                  final_lr_factor=self.final_lr_factor,

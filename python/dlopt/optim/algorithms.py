@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import _core
+from ._docs import common_parameters
 from .optimizer import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam",
@@ -24,6 +25,7 @@ def _hyperparameters(arguments: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
 
 
+@common_parameters
 class SGD(Optimizer):
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum, as ``torch.optim.SGD``.
 
@@ -35,6 +37,19 @@ class SGD(Optimizer):
 
     Fed full-batch gradients it is gradient descent; fed mini-batch gradients it is SGD.
 
+    Parameters
+    ----------
+    {params}
+    momentum : float, default 0.0
+        Momentum factor :math:`\mu` (0: no momentum buffer).
+    dampening : float, default 0.0
+        Dampening :math:`\tau` of the momentum.
+    nesterov : bool, default False
+        Use Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.array([1.0, 2.0])
     >>> opt = dlopt.optim.SGD([w], lr=0.5, momentum=0.9)
@@ -52,6 +67,7 @@ class SGD(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Adam(Optimizer):
     r"""Adam (Kingma & Ba, 2015, Algorithm 1) with AMSGrad and decoupled weight decay options.
 
@@ -66,6 +82,15 @@ class Adam(Optimizer):
     As in PyTorch, ``eps`` is added after the bias correction of ``sqrt(v)`` (Algorithm 1), not
     inside it as in TensorFlow's formulation.
 
+    Parameters
+    ----------
+    {params}
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda`: an L2 penalty, or decoupled with ``decoupled_weight_decay=True``.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2, dtype=np.float32)
     >>> opt = dlopt.optim.Adam([w], lr=0.1)
@@ -84,10 +109,22 @@ class Adam(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class AdamW(Optimizer):
     r"""AdamW (Loshchilov & Hutter, 2019): :class:`Adam` with decoupled weight decay
     ``p ← p (1 − γλ)`` applied before the Adam update, default ``weight_decay=1e-2``.
 
+    Parameters
+    ----------
+    {params}
+    weight_decay : float, default 0.01
+        Decoupled weight decay :math:`\lambda`.
+    amsgrad : bool, default False
+        Use the maximum of the past second moments (AMSGrad).
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.ones(2)
     >>> opt = dlopt.optim.AdamW([w], lr=0.1, weight_decay=0.5)
@@ -105,6 +142,7 @@ class AdamW(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Adagrad(Optimizer):
     r"""Adagrad (Duchi et al., 2011), as ``torch.optim.Adagrad``.
 
@@ -114,6 +152,17 @@ class Adagrad(Optimizer):
 
     ``s`` starts at ``initial_accumulator_value``.
 
+    Parameters
+    ----------
+    {params}
+    lr_decay : float, default 0.0
+        Learning-rate decay :math:`\eta`.
+    initial_accumulator_value : float, default 0.0
+        Initial value of the sum of squares ``s``.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(1)
     >>> opt = dlopt.optim.Adagrad([w], lr=1.0)
@@ -131,6 +180,7 @@ class Adagrad(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class RMSprop(Optimizer):
     r"""RMSprop (Hinton, 2012; centered variant: Graves, 2013), as ``torch.optim.RMSprop``.
 
@@ -142,6 +192,19 @@ class RMSprop(Optimizer):
         b &\leftarrow \mu b + g/d,\ p \leftarrow p - \gamma b \ (\mu > 0)
             \quad\text{or}\quad p \leftarrow p - \gamma g / d
 
+    Parameters
+    ----------
+    {params}
+    alpha : float, default 0.99
+        Smoothing constant :math:`\alpha` of the squared-gradient average.
+    momentum : float, default 0.0
+        Momentum factor :math:`\mu` (0: none).
+    centered : bool, default False
+        Normalize by the estimated variance :math:`v - \bar g^2` instead of :math:`v`.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(1)
     >>> opt = dlopt.optim.RMSprop([w], lr=0.01, alpha=0.75, eps=0.0)
@@ -159,6 +222,7 @@ class RMSprop(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Adadelta(Optimizer):
     r"""Adadelta (Zeiler, 2012), as ``torch.optim.Adadelta``.
 
@@ -167,6 +231,17 @@ class Adadelta(Optimizer):
         \Delta &\leftarrow \frac{\sqrt{u + \epsilon}}{\sqrt{v + \epsilon}}\, g, \qquad
         u \leftarrow \rho u + (1-\rho)\Delta^2, \qquad p \leftarrow p - \gamma \Delta
 
+    Parameters
+    ----------
+    {params}
+    lr : float, default 1.0
+        Coefficient :math:`\gamma` that scales the update.
+    rho : float, default 0.9
+        Decay rate :math:`\rho` of the running averages.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(1)
     >>> opt = dlopt.optim.Adadelta([w], lr=1.0, rho=0.0, eps=1.0)
@@ -183,6 +258,7 @@ class Adadelta(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Adamax(Optimizer):
     r"""Adamax, Adam under the infinity norm (Kingma & Ba, 2015, Algorithm 2).
 
@@ -191,6 +267,13 @@ class Adamax(Optimizer):
         u &\leftarrow \max(\beta_2 u, |g| + \epsilon), \qquad
         p \leftarrow p - \frac{\gamma}{1-\beta_1^t} \frac{m}{u}
 
+    Parameters
+    ----------
+    {params}
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(1)
     >>> opt = dlopt.optim.Adamax([w], lr=0.5, eps=0.0)
@@ -208,6 +291,7 @@ class Adamax(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class NAdam(Optimizer):
     r"""NAdam, Adam with Nesterov momentum (Dozat, 2016), as ``torch.optim.NAdam``.
 
@@ -220,6 +304,17 @@ class NAdam(Optimizer):
 
     ``psi`` is ``momentum_decay``; weight decay is L2 or, with ``decoupled_weight_decay``, NAdamW's.
 
+    Parameters
+    ----------
+    {params}
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda` (L2, or decoupled: see ``decoupled_weight_decay``).
+    momentum_decay : float, default 0.004
+        Momentum decay :math:`\psi`.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(3)
     >>> dlopt.optim.NAdam([w]).step([np.ones(3)]); bool((w < 0).all())
@@ -237,6 +332,7 @@ class NAdam(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class RAdam(Optimizer):
     r"""RAdam, rectified Adam (Liu et al., 2020), as ``torch.optim.RAdam``.
 
@@ -249,6 +345,15 @@ class RAdam(Optimizer):
 
     with :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty / ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}`.
 
+    Parameters
+    ----------
+    {params}
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda` (L2, or decoupled: see ``decoupled_weight_decay``).
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(1)
     >>> dlopt.optim.RAdam([w], lr=0.1).step([np.array([1.0])]); w
@@ -266,6 +371,7 @@ class RAdam(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Lion(Optimizer):
     r"""Lion, evolved sign momentum (Chen et al., 2023, Algorithm 2), decoupled weight decay.
 
@@ -276,6 +382,17 @@ class Lion(Optimizer):
 
     Lion's steps have unit size per coordinate: use a learning rate 3-10x smaller than AdamW's.
 
+    Parameters
+    ----------
+    {params}
+    betas : tuple of 2 floats, default (0.9, 0.99)
+        Interpolation factor :math:`\beta_1` of the update and decay :math:`\beta_2` of the momentum.
+    weight_decay : float, default 0.0
+        Decoupled weight decay :math:`\lambda`.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2)
     >>> dlopt.optim.Lion([w], lr=0.1).step([np.array([0.5, -3.0])]); w
@@ -292,6 +409,7 @@ class Lion(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class LAMB(Optimizer):
     r"""LAMB, layer-wise adaptive moments for large-batch training (You et al., 2020, Algorithm 2).
 
@@ -306,6 +424,15 @@ class LAMB(Optimizer):
     torch.optim has no LAMB; the norms are per parameter tensor (a "layer"), summed in double in a
     fixed order, so results do not depend on the thread count. CPU only for now.
 
+    Parameters
+    ----------
+    {params}
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda`, added to the direction :math:`r`.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.array([3.0, 4.0])                 # ‖w‖ = 5
     >>> opt = dlopt.optim.LAMB([w], lr=0.1)
@@ -323,6 +450,7 @@ class LAMB(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Muon(Optimizer):
     r"""Muon: momentum orthogonalized by Newton–Schulz (Jordan et al., 2024), as ``torch.optim.Muon``.
 
@@ -343,6 +471,27 @@ class Muon(Optimizer):
     product to bfloat16 as torch does. On a CPU bfloat16 buys no speed, only error, hence the default.
     Parameters and state are float32 or float64 (no 16-bit storage yet); CPU only for now.
 
+    Parameters
+    ----------
+    {params}
+    weight_decay : float, default 0.1
+        Decoupled weight decay :math:`\lambda`.
+    nesterov : bool, default True
+        Orthogonalize the Nesterov look-ahead instead of the momentum buffer.
+    ns_coefficients : tuple of 3 floats, default (3.4445, -4.775, 2.0315)
+        Coefficients :math:`(a, b, c)` of the Newton–Schulz iteration.
+    eps : float, default 1e-7
+        Lower bound :math:`\epsilon` of the Frobenius norm the update is divided by.
+    ns_steps : int, default 5
+        Number :math:`k` of Newton–Schulz iterations.
+    adjust_lr_fn : {None, 'original', 'match_rms_adamw'}, default None
+        How :math:`\gamma'` is scaled by the matrix shape (``None``: ``'original'``).
+    ns_dtype : {'float32', 'bfloat16'}, default 'float32'
+        Precision of the Newton–Schulz products (see above).
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.eye(2)
     >>> opt = dlopt.optim.Muon([w], lr=0.1, weight_decay=0.0, ns_steps=0, nesterov=False)
@@ -363,7 +512,18 @@ class Muon(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """As :meth:`Optimizer.add_param_group`; every parameter must be 2-D (as torch requires)."""
+        """As :meth:`Optimizer.add_param_group`; every parameter must be 2-D (as torch requires).
+
+        Parameters
+        ----------
+        param_group : dict
+            ``"params"`` (2-D arrays) and any hyperparameters.
+
+        Raises
+        ------
+        ValueError
+            A parameter that is not 2-D, or as :meth:`Optimizer.add_param_group`.
+        """
         params = param_group.get("params") if isinstance(param_group, dict) else None
         for p in ([params] if hasattr(params, "ndim") else list(params or [])):
             if getattr(p, "ndim", 2) != 2:
@@ -372,6 +532,7 @@ class Muon(Optimizer):
         super().add_param_group(param_group)
 
 
+@common_parameters
 class DynamicLR(Optimizer):
     r"""Gradient descent with the elementwise dynamic learning rate of dlopt's specification.
 
@@ -380,6 +541,15 @@ class DynamicLR(Optimizer):
 
     The step shrinks where the gradient is steep; ``beta=0`` is plain gradient descent.
 
+    Parameters
+    ----------
+    {params}
+    beta : float, default 1.0
+        Sensitivity :math:`\beta` of the step size to the squared gradient.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2)
     >>> dlopt.optim.DynamicLR([w], lr=0.5, beta=1.0).step([np.array([1.0, 3.0])]); w
@@ -395,6 +565,7 @@ class DynamicLR(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Rprop(Optimizer):
     r"""Rprop, resilient backpropagation (Riedmiller & Braun, 1993), as ``torch.optim.Rprop``.
 
@@ -411,6 +582,19 @@ class Rprop(Optimizer):
     ``lr`` is the initial step size. Meant for full-batch gradients. The step sizes stay in the
     compute type under ``state_dtype`` (they span 1e-6..50); ``prev`` takes the low-precision format.
 
+    Parameters
+    ----------
+    {params}
+    lr : float, default 0.01
+        Initial step size :math:`\Delta` of every element.
+    etas : tuple of 2 floats, default (0.5, 1.2)
+        Factors :math:`(\eta_-, \eta_+)` that shrink and grow the step sizes.
+    step_sizes : tuple of 2 floats, default (1e-6, 50)
+        Bounds :math:`(\Delta_{min}, \Delta_{max})` of the step sizes.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2)
     >>> opt = dlopt.optim.Rprop([w], lr=0.1)
@@ -427,6 +611,7 @@ class Rprop(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class ASGD(Optimizer):
     r"""Averaged SGD (Polyak & Juditsky, 1992; step decay of Bottou, 2012), as ``torch.optim.ASGD``.
 
@@ -438,6 +623,21 @@ class ASGD(Optimizer):
     ``state[i]["ax"]`` is the averaged parameter; ``eta`` and ``mu`` (per tensor, as torch) are
     updated after each step for the next one.
 
+    Parameters
+    ----------
+    {params}
+    lambd : float, default 0.0001
+        Decay term :math:`\lambda`.
+    alpha : float, default 0.75
+        Power :math:`\alpha` of the learning-rate decay.
+    t0 : float, default 1000000.0
+        Step :math:`t_0` after which averaging starts.
+    weight_decay : float, default 0.0
+        L2 penalty :math:`\lambda_{wd}`, added to the gradient.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.ones(2)
     >>> opt = dlopt.optim.ASGD([w], lr=0.1, lambd=0.0)
@@ -454,6 +654,7 @@ class ASGD(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class LARS(Optimizer):
     r"""LARS, layer-wise adaptive rate scaling (You et al., 2017), as pytorch-optimizer's ``LARS``.
 
@@ -469,6 +670,21 @@ class LARS(Optimizer):
     decay, as pytorch-optimizer always does; the paper scales every layer (the default). The norms
     are summed in double in a fixed order: results do not depend on the thread count. CPU only.
 
+    Parameters
+    ----------
+    {params}
+    dampening : float, default 0.0
+        Dampening :math:`\delta`.
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda`, added to the gradient before scaling.
+    trust_coefficient : float, default 0.001
+        Trust coefficient :math:`\eta` of the trust ratio.
+    exclude_1d : bool, default False
+        Give 1-D parameters plain momentum SGD, without decay or trust ratio.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.array([[3.0, 4.0]])                          # ‖w‖ = 5
     >>> opt = dlopt.optim.LARS([w], lr=1.0, momentum=0.0, trust_coefficient=0.1)
@@ -486,6 +702,7 @@ class LARS(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class ADOPT(Optimizer):
     r"""ADOPT (Taniguchi et al., 2024): Adam that converges for any :math:`\beta_2`, as its reference code.
 
@@ -502,6 +719,22 @@ class ADOPT(Optimizer):
     turns clipping off). ``weight_decay`` is added to the gradient, or with ``decouple=True``
     applied as :math:`p \leftarrow p - \gamma\lambda p` from the second step on (as the reference).
 
+    Parameters
+    ----------
+    {params}
+    eps : float, default 1e-6
+        Lower bound :math:`\epsilon` of :math:`\sqrt v`.
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda`.
+    decouple : bool, default False
+        Apply the weight decay as :math:`p \leftarrow p - \gamma\lambda p` instead of adding it to the
+        gradient.
+    clip_exponent : float or None, default 0.25
+        Exponent :math:`c` of the clipping bound :math:`(t-1)^c`; ``None``: no clipping.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2)
     >>> opt = dlopt.optim.ADOPT([w], lr=0.1)
@@ -521,6 +754,7 @@ class ADOPT(Optimizer):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class AdEMAMix(Optimizer):
     r"""AdEMAMix (Pagliardini et al., 2024): Adam with a second, slow gradient EMA mixed in.
 
@@ -535,6 +769,23 @@ class AdEMAMix(Optimizer):
     :math:`\alpha(t)` rises linearly over ``alpha_warmup`` steps; :math:`\beta_3(t)` rises from
     :math:`\beta_1` over ``beta3_warmup`` steps linearly in half-life (``None``: no warmup).
 
+    Parameters
+    ----------
+    {params}
+    betas : tuple of 3 floats, default (0.9, 0.999, 0.9999)
+        Decay rates :math:`(\beta_1, \beta_2, \beta_3)` of the fast EMA, the second moment and the slow EMA.
+    alpha : float, default 2.0
+        Weight :math:`\alpha` of the slow EMA.
+    beta3_warmup : int or None, default None
+        Steps over which :math:`\beta_3` rises from :math:`\beta_1`; ``None``: no warmup.
+    alpha_warmup : int or None, default None
+        Steps over which :math:`\alpha` rises from 0; ``None``: no warmup.
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda`, added to the update.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2)
     >>> opt = dlopt.optim.AdEMAMix([w], lr=0.1, alpha=0.0)   # α = 0: Adam
@@ -560,7 +811,18 @@ class _ScheduleFree(Optimizer):
     _beta_key = ""
 
     def step(self, grads: Sequence[Any]) -> None:
-        """As :meth:`Optimizer.step`; the optimizer must be in train mode (call :meth:`train`)."""
+        """As :meth:`Optimizer.step`; the optimizer must be in train mode (call :meth:`train`).
+
+        Parameters
+        ----------
+        grads : sequence of arrays or None
+            One gradient per parameter, as :meth:`Optimizer.step` takes them.
+
+        Raises
+        ------
+        RuntimeError
+            The optimizer is in eval mode.
+        """
         for i, group in enumerate(self.param_groups):
             if not isinstance(group["train_mode"], bool):
                 raise TypeError(f"param_groups[{i}]['train_mode']: expected a bool, got {group['train_mode']!r}")
@@ -607,6 +869,7 @@ def _lerp_in_place(p: Any, master: np.ndarray | None, z: np.ndarray, weight: flo
     p[...] = moved.astype(p.dtype)
 
 
+@common_parameters
 class ScheduleFreeSGD(_ScheduleFree):
     r"""Schedule-Free SGD (Defazio et al., 2024), as ``schedulefree.SGDScheduleFree``.
 
@@ -626,6 +889,19 @@ class ScheduleFreeSGD(_ScheduleFree):
     compute type (float32 for 16-bit parameters). dlopt keeps the weighting per tensor (with the
     step count), the package per group: the same unless a parameter skips steps (``None`` gradient).
 
+    Parameters
+    ----------
+    {params}
+    lr : float, default 1.0
+        Learning rate :math:`\gamma_{max}` (after warmup).
+    momentum : float, default 0.9
+        Interpolation :math:`\mu` between the average and the SGD iterate.
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda`, taken at :math:`y`.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.ones(2)
     >>> opt = dlopt.optim.ScheduleFreeSGD([w], lr=0.1)
@@ -646,6 +922,7 @@ class ScheduleFreeSGD(_ScheduleFree):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class ScheduleFreeAdamW(_ScheduleFree):
     r"""Schedule-Free AdamW (Defazio et al., 2024), as ``schedulefree.AdamWScheduleFree``.
 
@@ -660,6 +937,19 @@ class ScheduleFreeAdamW(_ScheduleFree):
 
     Train/eval modes, warmup and weighting as :class:`ScheduleFreeSGD`.
 
+    Parameters
+    ----------
+    {params}
+    lr : float, default 0.0025
+        Learning rate :math:`\gamma_{max}` (after warmup).
+    betas : tuple of 2 floats, default (0.9, 0.999)
+        Interpolation :math:`\beta_1` and second-moment decay :math:`\beta_2`.
+    weight_decay : float, default 0.0
+        Weight decay :math:`\lambda`, taken at :math:`y`.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.zeros(2)
     >>> opt = dlopt.optim.ScheduleFreeAdamW([w], lr=0.1)
@@ -678,6 +968,7 @@ class ScheduleFreeAdamW(_ScheduleFree):
         super().__init__(params, _hyperparameters(locals()))
 
 
+@common_parameters
 class Adafactor(Optimizer):
     r"""Adafactor (Shazeer & Stern, 2018), as ``torch.optim.Adafactor``.
 
@@ -699,6 +990,24 @@ class Adafactor(Optimizer):
     tensor ``(..., R, C)``, ``variance`` for a vector, as torch. Runs on the CPU as a whole-tensor
     rule; float32/float64 parameters, state in their dtype.
 
+    Parameters
+    ----------
+    {params}
+    lr : float, default 0.01
+        Relative step size :math:`\gamma` (its cap).
+    beta2_decay : float, default -0.8
+        Exponent :math:`c` of the second-moment decay :math:`1 - t^c`.
+    eps : tuple of (float or None, float), default (None, 0.001)
+        :math:`(\epsilon_1, \epsilon_2)`: floor of the second moment (``None``: the dtype's machine epsilon)
+        and of the parameter's RMS.
+    d : float, default 1.0
+        Clipping threshold :math:`d` of the update's RMS.
+    weight_decay : float, default 0.0
+        Decoupled weight decay :math:`\lambda`.
+    {common}
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> w = np.ones((2, 3))
     >>> opt = dlopt.optim.Adafactor([w], lr=0.01)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .. import _core
+from .._docstrings import fill_methods
 
 __all__ = ["LBFGS"]
 
@@ -88,6 +89,37 @@ class LBFGS:
     One param group only, as torch. Not in ``make_optimizer`` or the rule registry (it is not an
     elementwise rule); the linear models use it with ``optimizer="lbfgs"``. CPU only.
 
+    Parameters
+    ----------
+    params : iterable of arrays, or a list of one dict
+        The parameters (float32 or float64, all of one dtype, C-contiguous, writeable), or one
+        param group.
+    lr : float, default 1
+        The step length of each iteration (the first iteration of all scales it by
+        ``min(1, 1/‖g‖₁)``); the starting length of the line search.
+    max_iter : int, default 20
+        Iterations per :meth:`step`.
+    max_eval : int or None, default None
+        Closure calls per :meth:`step`; ``None``: ``max_iter * 5 // 4``.
+    tolerance_grad : float, default 1e-7
+        Stop when ``max|g|`` is at most this.
+    tolerance_change : float, default 1e-9
+        Stop when the step or the change of the loss is smaller than this.
+    history_size : int, default 100
+        The number of ``(s, y)`` pairs kept.
+    line_search_fn : {None, 'strong_wolfe'}, default None
+        The line search; ``None``: fixed steps of length ``lr``.
+
+    Raises
+    ------
+    ValueError
+        An empty parameter list, more than one param group, or a keyword out of its range.
+    TypeError
+        ``params`` is a single array or dict, an unknown param-group key, or parameters of an
+        unsupported or mixed dtype.
+
+    Examples
+    --------
     >>> import numpy as np, dlopt
     >>> x = np.array([-1.5, 2.0])
     >>> def closure():   # Rosenbrock
@@ -136,12 +168,41 @@ class LBFGS:
         self.param_groups: list[dict[str, Any]] = [group]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Refused, as in torch: L-BFGS has one param group.
+
+        Parameters
+        ----------
+        param_group : dict
+            Not used.
+
+        Raises
+        ------
+        ValueError
+            Always.
+        """
         raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
 
     # -- the step --------------------------------------------------------------------------------
 
     def step(self, closure: Callable[[], Any]) -> Any:
-        """One L-BFGS step (up to ``max_iter`` iterations); returns the closure's first loss."""
+        """One L-BFGS step (up to ``max_iter`` iterations); returns the closure's first loss.
+
+        Parameters
+        ----------
+        closure : callable
+            ``closure()`` returns ``(loss, grads)`` at the current parameters (see the class).
+
+        Returns
+        -------
+        object
+            The loss of the first evaluation, as the closure returned it.
+
+        Raises
+        ------
+        ValueError
+            The closure returned a non-finite loss or gradient, or gradients of the wrong number,
+            dtype or shape; parameters and state are as before the step.
+        """
         group = self.param_groups[0]
         if [id(p) for p in group["params"]] != self._param_ids:
             raise ValueError("param_groups[0]['params'] changed: LBFGS stays bound to the arrays it was made with")
@@ -174,7 +235,10 @@ class LBFGS:
         return {"state": self.state, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restores a ``state_dict()`` (dlopt's or torch's LBFGS's); checks it completely first."""
+        """Restores a ``state_dict()`` (dlopt's or torch's LBFGS's); checks it completely first.
+
+        {load_state_dict}
+        """
         try:
             saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         except (TypeError, KeyError) as e:
@@ -289,3 +353,6 @@ def _core_state(entry: dict[str, Any], dtype: np.dtype) -> tuple:
         al = np.array([np.nan if v is None else _scalar(v, f"al[{i}]")[0] for i, v in enumerate(entry["al"])],
                       dtype=dtype)
     return func_evals, n_iter, history, al
+
+
+fill_methods(LBFGS)

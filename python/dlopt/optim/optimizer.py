@@ -93,6 +93,25 @@ class Optimizer:
 
     Subclasses set ``_rule`` (the C++ registry name) and pass their defaults.
 
+    Parameters
+    ----------
+    params : iterable of arrays, or iterable of dicts
+        The parameters (updated in place), or param groups: dicts with ``"params"`` and
+        hyperparameters that override ``defaults`` for that group.
+    defaults : dict
+        Every hyperparameter of the rule with its default value (a subclass passes its
+        signature's arguments).
+
+    Raises
+    ------
+    ValueError
+        An empty parameter list, an array given twice, or a hyperparameter out of its range.
+    TypeError
+        ``params`` is a single array or a dict (wrap it in a list), or a parameter is not a
+        contiguous, writeable array of a supported dtype.
+
+    Notes
+    -----
     Every optimizer also takes these keyword arguments (param-group keys, like its
     hyperparameters; docs/formats.md describes the formats):
 
@@ -108,6 +127,8 @@ class Optimizer:
       (``state[i]["master_param"]``); the parameter receives it rounded to nearest each step.
     - ``seed`` (``0``): the seed of stochastic rounding.
 
+    Examples
+    --------
     >>> import numpy as np, ml_dtypes, dlopt
     >>> w = np.zeros(512, dtype=ml_dtypes.bfloat16)
     >>> opt = dlopt.optim.Adam([w], lr=1e-3, state_dtype="int8")
@@ -158,7 +179,29 @@ class Optimizer:
     # -- parameter groups -------------------------------------------------------------------
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Adds a group of parameters with its own hyperparameters (missing ones take defaults)."""
+        """Adds a group of parameters with its own hyperparameters (missing ones take defaults).
+
+        Parameters
+        ----------
+        param_group : dict
+            ``"params"`` (an array or a list of arrays) and any hyperparameters.
+
+        Raises
+        ------
+        ValueError
+            No ``"params"`` key, a hyperparameter out of range, or an array already optimized.
+        TypeError
+            ``param_group`` is not a dict, or a parameter of an unsupported kind.
+
+        Examples
+        --------
+        >>> import numpy as np, dlopt
+        >>> w, b = np.zeros(2), np.zeros(1)
+        >>> opt = dlopt.optim.SGD([w], lr=0.1)
+        >>> opt.add_param_group({"params": [b], "lr": 0.01})
+        >>> [g["lr"] for g in opt.param_groups]
+        [0.1, 0.01]
+        """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group: expected a dict, got {type(param_group).__name__}")
         group = dict(param_group)
@@ -192,6 +235,28 @@ class Optimizer:
         and shape; ``None`` skips that parameter for this step (its state is untouched). Every
         argument is checked before anything is modified: on error, parameters and state are
         exactly as before.
+
+        Parameters
+        ----------
+        grads : sequence of arrays or None
+            One gradient per parameter (param-group order), each of its parameter's shape and
+            dtype; read only, never modified.
+
+        Raises
+        ------
+        ValueError
+            A wrong number of gradients, or a gradient whose shape does not match.
+        TypeError
+            A gradient of the wrong dtype or kind (a device array for a host parameter, ...).
+
+        Examples
+        --------
+        >>> import numpy as np, dlopt
+        >>> w, b = np.ones(2), np.ones(1)
+        >>> opt = dlopt.optim.SGD([w, b], lr=0.5)
+        >>> opt.step([np.array([1.0, 2.0]), None])   # b has no gradient this step
+        >>> w, b
+        (array([0.5, 0. ]), array([1.]))
         """
         # The bound C++ step (_core.StepPlan) caches the checked parameters, state arrays and
         # parsed hyperparameters, and re-checks per step only what can change cheaply (gradients,
@@ -215,6 +280,21 @@ class Optimizer:
         Arrays are copies, so the snapshot does not change as training goes on (the state of
         device parameters is copied to NumPy arrays); groups list their parameters by global index,
         as in torch.
+
+        Returns
+        -------
+        dict
+            ``"state"`` (parameter index -> dict of arrays and the step count) and
+            ``"param_groups"`` (the hyperparameters, ``"params"`` as indices).
+
+        Examples
+        --------
+        >>> import numpy as np, dlopt
+        >>> opt = dlopt.optim.Adam([np.zeros(2)], lr=0.1)
+        >>> opt.step([np.ones(2)])
+        >>> sd = opt.state_dict()
+        >>> sorted(sd["state"][0]), sd["param_groups"][0]["params"]
+        (['exp_avg', 'exp_avg_sq', 'step'], [0])
         """
         groups, index = [], 0
         for group in self.param_groups:
@@ -229,6 +309,31 @@ class Optimizer:
         """Restores a ``state_dict()``; checks it completely before changing anything.
 
         For device parameters, state arrays are copied to the parameter's device.
+
+        Parameters
+        ----------
+        state_dict : dict
+            What :meth:`state_dict` returned (of an optimizer of the same class, with parameters
+            of the same shapes).
+
+        Raises
+        ------
+        ValueError
+            A malformed state dict, or one whose groups, parameter counts or state shapes do not
+            match this optimizer.
+        TypeError
+            State of a dtype that does not fit this optimizer's storage.
+
+        Examples
+        --------
+        >>> import numpy as np, dlopt
+        >>> w = np.zeros(2)
+        >>> opt = dlopt.optim.Adam([w], lr=0.1)
+        >>> opt.step([np.ones(2)])
+        >>> fresh = dlopt.optim.Adam([w.copy()], lr=0.1)
+        >>> fresh.load_state_dict(opt.state_dict())
+        >>> fresh.state[0]["step"]
+        1
         """
         try:
             saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
@@ -293,6 +398,23 @@ class Optimizer:
         8-bit codes are decoded with their block scales, bfloat16 widened; the scales and the
         scalar entries are left out. For inspection: ``state`` holds what is stored.
 
+        Parameters
+        ----------
+        index : int
+            The parameter's global index (param-group order).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Each state slot, decoded to float32.
+
+        Raises
+        ------
+        KeyError
+            Parameter ``index`` has no state yet (no step taken).
+
+        Examples
+        --------
         >>> import numpy as np, dlopt
         >>> w = np.zeros(300, dtype=np.float32)
         >>> opt = dlopt.optim.SGD([w], lr=0.1, momentum=0.9, state_dtype="int8")

@@ -80,14 +80,14 @@ struct TrainConfig {
   /// row gather into sequential reads (see the file comment).
   int64_t shuffle_block = 1;
   uint64_t seed = 0;                               ///< shuffling and the validation split
-  bool fit_intercept = true;
-  Penalty penalty = Penalty::None;
+  bool fit_intercept = true;                       ///< train an intercept (else it stays 0)
+  Penalty penalty = Penalty::None;                 ///< the regularization term
   double alpha = 1e-4;     ///< penalty strength α
   double l1_ratio = 0.15;  ///< ρ of the elastic net
   /// Stop when the monitored quantity fails to improve by `tol` for `n_iter_no_change` epochs.
   /// NaN disables plateau stopping on the training loss (early stopping then uses tol = 0).
   double tol = std::numeric_limits<double>::quiet_NaN();
-  int64_t n_iter_no_change = 5;
+  int64_t n_iter_no_change = 5;  ///< epochs without improvement before stopping
   bool early_stopping = false;       ///< monitor R² / accuracy on a held-out validation split
   double validation_fraction = 0.1;  ///< size of that split
   /// Data-parallel training (dlopt.distributed): > 0 cuts each epoch's rows into exactly this many
@@ -105,11 +105,11 @@ struct TrainConfig {
 /// optional (nullptr: all ones).
 template <class T>
 struct DataView {
-  const T* X = nullptr;
-  int64_t n_samples = 0;
-  int64_t n_features = 0;
-  const T* y = nullptr;
-  const T* sample_weight = nullptr;
+  const T* X = nullptr;              ///< the features, n_samples × n_features, row-major
+  int64_t n_samples = 0;             ///< rows
+  int64_t n_features = 0;            ///< columns
+  const T* y = nullptr;              ///< n_samples targets, labels or class codes
+  const T* sample_weight = nullptr;  ///< n_samples weights, or nullptr for all ones
 };
 
 /// The linear models' sample_weight check (every fit on either device, the closed form, Python's
@@ -146,10 +146,12 @@ struct FitHistory {
 };
 }  // namespace detail
 
+/// A linear, logistic or softmax regression over caller-owned coefficients, trained by any dlopt
+/// optimizer (full-batch gradient descent or mini-batch SGD) with the options of TrainConfig.
 template <class T>
 class LinearModel {
  public:
-  using Scalar = T;
+  using Scalar = T;  ///< float or double
 
   /// Binds the model to caller-owned buffers: coef (n_outputs × n_features, row-major) and
   /// intercept (n_outputs). Logistic and SquaredError have n_outputs = 1.
@@ -197,10 +199,15 @@ class LinearModel {
   /// Epochs trained since construction.
   int64_t epochs_trained() const { return int64_t(history_.loss_curve.size()); }
 
+  /// The training options, changeable between fits.
   TrainConfig& config() { return config_; }
+  /// The training options.
   const TrainConfig& config() const { return config_; }
+  /// The loss the model minimises.
   Objective objective() const { return objective_; }
+  /// The number of features (columns of X).
   int64_t n_features() const { return n_features_; }
+  /// The number of outputs (rows of coef): 1, or the number of classes (Softmax).
   int64_t n_outputs() const { return n_outputs_; }
 
  private:
@@ -228,7 +235,7 @@ class LinearModel {
 
 /// Options of the closed-form least-squares solver.
 struct LeastSquaresConfig {
-  bool fit_intercept = true;
+  bool fit_intercept = true;  ///< solve for an intercept too
   double alpha = 0;  ///< ridge strength in dlopt's objective: mean((Xw+b−y)²) + α·½‖w‖²
 };
 

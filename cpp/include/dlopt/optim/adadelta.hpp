@@ -14,17 +14,20 @@
 
 namespace dlopt {
 
+/// The hyperparameters of Adadelta and their defaults, the same as dlopt.optim.Adadelta's in Python.
 struct AdadeltaConfig {
-  double lr = 1.0;
-  double rho = 0.9;
-  double eps = 1e-6;
-  double weight_decay = 0.0;
-  bool maximize = false;
+  double lr = 1.0;  ///< γ, the learning rate
+  double rho = 0.9;  ///< ρ, decay of the running averages
+  double eps = 1e-6;  ///< ε, added to the denominator
+  double weight_decay = 0.0;  ///< λ, the weight decay
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require(rho >= 0 && rho <= 1, "rho", rho, "must be in [0, 1]");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("rho", rho), f("eps", eps), f("weight_decay", weight_decay);

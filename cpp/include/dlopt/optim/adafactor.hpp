@@ -27,15 +27,17 @@
 
 namespace dlopt {
 
+/// The hyperparameters of Adafactor and their defaults, the same as dlopt.optim.Adafactor's in Python.
 struct AdafactorConfig {
-  double lr = 1e-2;
-  double beta2_decay = -0.8;
+  double lr = 1e-2;  ///< γ, the learning rate
+  double beta2_decay = -0.8;  ///< c, exponent of the second-moment decay 1 − tᶜ
   double eps1 = -1;  ///< ε₁ (torch's eps[0]); < 0: the dtype's machine epsilon (torch's None)
   double eps2 = 1e-3;  ///< ε₂ (torch's eps[1])
   double d = 1.0;    ///< clipping threshold
-  double weight_decay = 0.0;
-  bool maximize = false;
+  double weight_decay = 0.0;  ///< λ, the weight decay
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(beta2_decay <= 0, "beta2_decay", beta2_decay, "must be <= 0");
@@ -44,6 +46,7 @@ struct AdafactorConfig {
     detail::require(d >= 1, "d", d, "must be >= 1");
     detail::require(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta2_decay", beta2_decay), f("eps1", eps1), f("eps2", eps2), f("d", d);

@@ -13,20 +13,23 @@
 
 namespace dlopt {
 
+/// The hyperparameters of Adagrad and their defaults, the same as dlopt.optim.Adagrad's in Python.
 struct AdagradConfig {
-  double lr = 1e-2;
+  double lr = 1e-2;  ///< γ, the learning rate
   double lr_decay = 0.0;                   ///< η
-  double weight_decay = 0.0;
+  double weight_decay = 0.0;  ///< λ, the weight decay
   double initial_accumulator_value = 0.0;  ///< starting value of s
-  double eps = 1e-10;
-  bool maximize = false;
+  double eps = 1e-10;  ///< ε, added to the denominator
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require(lr_decay >= 0, "lr_decay", lr_decay, "must be >= 0");
     detail::require(initial_accumulator_value >= 0, "initial_accumulator_value",
                     initial_accumulator_value, "must be >= 0");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("lr_decay", lr_decay), f("weight_decay", weight_decay);

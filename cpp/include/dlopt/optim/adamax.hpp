@@ -13,18 +13,21 @@
 
 namespace dlopt {
 
+/// The hyperparameters of Adamax and their defaults, the same as dlopt.optim.Adamax's in Python.
 struct AdamaxConfig {
-  double lr = 2e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  bool maximize = false;
+  double lr = 2e-3;  ///< γ, the learning rate
+  double beta1 = 0.9;  ///< β₁, decay of the first moment (torch's betas[0])
+  double beta2 = 0.999;  ///< β₂, decay of the second moment (torch's betas[1])
+  double eps = 1e-8;  ///< ε, added to the denominator
+  double weight_decay = 0.0;  ///< λ, the weight decay
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require_betas(beta1, beta2);
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps);

@@ -20,18 +20,20 @@
 
 namespace dlopt {
 
+/// The hyperparameters of AdEMAMix and their defaults, the same as dlopt.optim.AdEMAMix's in Python.
 struct AdEMAMixConfig {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double beta3 = 0.9999;
-  double alpha = 2.0;
+  double lr = 1e-3;  ///< γ, the learning rate
+  double beta1 = 0.9;  ///< β₁, decay of the first moment (torch's betas[0])
+  double beta2 = 0.999;  ///< β₂, decay of the second moment (torch's betas[1])
+  double beta3 = 0.9999;  ///< β₃, decay of the slow EMA (torch's betas[2])
+  double alpha = 2.0;  ///< α, weight of the slow EMA
   double beta3_warmup = 0;  ///< T (steps); 0: none (the reference's None)
   double alpha_warmup = 0;  ///< T_α (steps); 0: none
-  double eps = 1e-8;
+  double eps = 1e-8;  ///< ε, added to the denominator
   double weight_decay = 0.0;  ///< λ, decoupled (scaled by γ, as AdamW)
-  bool maximize = false;
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require_betas(beta1, beta2);
@@ -40,6 +42,7 @@ struct AdEMAMixConfig {
     detail::require(beta3_warmup >= 0, "beta3_warmup", beta3_warmup, "must be >= 0 (or None)");
     detail::require(alpha_warmup >= 0, "alpha_warmup", alpha_warmup, "must be >= 0 (or None)");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("beta3", beta3), f("alpha", alpha);

@@ -22,22 +22,25 @@
 
 namespace dlopt {
 
+/// The hyperparameters of ADOPT and their defaults, the same as dlopt.optim.ADOPT's in Python.
 struct ADOPTConfig {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.9999;
-  double eps = 1e-6;
-  double weight_decay = 0.0;
+  double lr = 1e-3;  ///< γ, the learning rate
+  double beta1 = 0.9;  ///< β₁, decay of the first moment (torch's betas[0])
+  double beta2 = 0.9999;  ///< β₂, decay of the second moment (torch's betas[1])
+  double eps = 1e-6;  ///< ε, lower bound of √v
+  double weight_decay = 0.0;  ///< λ, the weight decay
   double clip_exponent = 0.25;  ///< the clip bound is step^clip_exponent (the reference's clip_lambda)
   bool clip = true;             ///< false: no clipping (clip_lambda=None)
   bool decouple = false;        ///< decoupled weight decay (AdamW-style)
-  bool maximize = false;
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require_betas(beta1, beta2);
     detail::require(std::isfinite(clip_exponent), "clip_exponent", clip_exponent, "must be finite");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps), f("weight_decay", weight_decay);

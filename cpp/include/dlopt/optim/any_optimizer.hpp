@@ -23,6 +23,7 @@
 
 namespace dlopt {
 
+/// An optimizer whose rule is chosen at run time (see make_optimizer); T is the parameters' type.
 template <class T>
 class AnyOptimizer {
  public:
@@ -31,6 +32,7 @@ class AnyOptimizer {
   virtual void step(const std::vector<const T*>& grads) = 0;
   /// Sets a hyperparameter by its Config field name (booleans as 0 / 1); validated at once.
   virtual void set(const std::string& key, double value) = 0;
+  /// The hyperparameter `key` (a Config field name; booleans as 0 / 1).
   virtual double get(const std::string& key) const = 0;
   /// The registry name (PyTorch's class name, e.g. "Adam").
   virtual const char* name() const = 0;

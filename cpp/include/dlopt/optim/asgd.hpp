@@ -18,14 +18,16 @@
 
 namespace dlopt {
 
+/// The hyperparameters of ASGD and their defaults, the same as dlopt.optim.ASGD's in Python.
 struct ASGDConfig {
   double lr = 1e-2;            ///< γ
   double lambd = 1e-4;         ///< λ, decay term
   double alpha = 0.75;         ///< power of the η update
   double t0 = 1e6;             ///< the step at which averaging starts
   double weight_decay = 0.0;   ///< λ_wd (L2 penalty added to the gradient)
-  bool maximize = false;
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0");
@@ -33,6 +35,7 @@ struct ASGDConfig {
     detail::require(std::isfinite(alpha), "alpha", alpha, "must be finite");
     detail::require(t0 == t0, "t0", t0, "must not be NaN");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("lambd", lambd), f("alpha", alpha), f("t0", t0);

@@ -13,15 +13,18 @@
 
 namespace dlopt {
 
+/// The hyperparameters of DynamicLR and their defaults, the same as dlopt.optim.DynamicLR's in Python.
 struct DynamicLRConfig {
   double lr = 1e-2;  ///< γ
   double beta = 1.0;  ///< β
-  bool maximize = false;
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(beta >= 0, "beta", beta, "must be >= 0");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta", beta), f("maximize", maximize);

@@ -18,16 +18,18 @@
 
 namespace dlopt {
 
+/// The hyperparameters of LARS and their defaults, the same as dlopt.optim.LARS's in Python.
 struct LARSConfig {
   double lr = 1e-3;                 ///< γ
   double momentum = 0.9;            ///< μ
   double dampening = 0.0;           ///< δ
   double weight_decay = 0.0;        ///< λ
   double trust_coefficient = 1e-3;  ///< η
-  bool nesterov = false;
+  bool nesterov = false;  ///< Nesterov momentum
   bool exclude_1d = false;  ///< vectors take plain SGD (pytorch-optimizer always does this)
-  bool maximize = false;
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(momentum >= 0 && momentum <= 1, "momentum", momentum, "must be in [0, 1]");
@@ -35,6 +37,7 @@ struct LARSConfig {
     detail::require(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0");
     detail::require(trust_coefficient >= 0, "trust_coefficient", trust_coefficient, "must be >= 0");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("momentum", momentum), f("dampening", dampening), f("weight_decay", weight_decay);

@@ -14,17 +14,20 @@
 
 namespace dlopt {
 
+/// The hyperparameters of Lion and their defaults, the same as dlopt.optim.Lion's in Python.
 struct LionConfig {
-  double lr = 1e-4;
-  double beta1 = 0.9;
-  double beta2 = 0.99;
-  double weight_decay = 0.0;
-  bool maximize = false;
+  double lr = 1e-4;  ///< γ, the learning rate
+  double beta1 = 0.9;  ///< β₁, interpolation of the update (torch's betas[0])
+  double beta2 = 0.99;  ///< β₂, decay of the momentum (torch's betas[1])
+  double weight_decay = 0.0;  ///< λ, the weight decay
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, 0.0, weight_decay);
     detail::require_betas(beta1, beta2);
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("weight_decay", weight_decay);

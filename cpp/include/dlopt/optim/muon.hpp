@@ -25,17 +25,19 @@
 
 namespace dlopt {
 
+/// The hyperparameters of Muon and their defaults, the same as dlopt.optim.Muon's in Python.
 struct MuonConfig {
-  double lr = 1e-3;
+  double lr = 1e-3;  ///< γ, the learning rate
   double weight_decay = 0.1;  ///< λ, decoupled
   double momentum = 0.95;     ///< μ
-  bool nesterov = true;
+  bool nesterov = true;  ///< orthogonalize the Nesterov look-ahead
   double ns_a = 3.4445, ns_b = -4.7750, ns_c = 2.0315;  ///< torch's ns_coefficients
-  double eps = 1e-7;
+  double eps = 1e-7;  ///< ε, lower bound of the Frobenius norm
   double ns_steps = 5;      ///< k, an integer in [0, 100)
   double adjust_lr = 0;     ///< 0: "original", 1: "match_rms_adamw" (torch's adjust_lr_fn)
   bool ns_bfloat16 = false; ///< round the iteration to bfloat16 as torch does (ns_dtype="bfloat16")
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(momentum >= 0, "momentum", momentum, "must be >= 0");
@@ -48,6 +50,7 @@ struct MuonConfig {
     detail::require(std::isfinite(ns_a) && std::isfinite(ns_b) && std::isfinite(ns_c), "ns_coefficients",
                     ns_a + ns_b + ns_c, "must be finite");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("weight_decay", weight_decay), f("momentum", momentum), f("nesterov", nesterov);

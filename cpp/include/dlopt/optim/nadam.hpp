@@ -17,21 +17,24 @@
 
 namespace dlopt {
 
+/// The hyperparameters of NAdam and their defaults, the same as dlopt.optim.NAdam's in Python.
 struct NAdamConfig {
-  double lr = 2e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
+  double lr = 2e-3;  ///< γ, the learning rate
+  double beta1 = 0.9;  ///< β₁, decay of the first moment (torch's betas[0])
+  double beta2 = 0.999;  ///< β₂, decay of the second moment (torch's betas[1])
+  double eps = 1e-8;  ///< ε, added to the denominator
+  double weight_decay = 0.0;  ///< λ, the weight decay
   double momentum_decay = 4e-3;  ///< ψ
-  bool decoupled_weight_decay = false;
-  bool maximize = false;
+  bool decoupled_weight_decay = false;  ///< decoupled weight decay: p ← p(1 − γλ)
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require_betas(beta1, beta2);
     detail::require(momentum_decay >= 0, "momentum_decay", momentum_decay, "must be >= 0");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps);

@@ -28,10 +28,11 @@ namespace dlopt {
 /// (rows 0) under exclude_1d.
 template <class T>
 struct ParamView {
-  T* data;
-  int64_t size;
-  int64_t rows = 0;
-  int64_t batch = 1;
+  T* data;            ///< the elements, updated in place
+  int64_t size;       ///< the number of elements
+  int64_t rows = 0;   ///< the product of all dimensions but the last (0 for a vector)
+  int64_t batch = 1;  ///< the product of all dimensions but the last two
+  /// The shape as the rules see it.
   TensorShape shape() const { return {size, rows, batch}; }
 };
 
@@ -73,8 +74,10 @@ void collect_steps(const std::vector<ParamView<T>>& params, const std::vector<co
 template <class Rule, class T = float>
 class Optimizer {
  public:
-  using Config = typename Rule::Config;
+  using Config = typename Rule::Config;  ///< the rule's hyperparameters
 
+  /// An optimizer over `params` (caller-owned; none may be null unless empty). Throws
+  /// InvalidArgument for an invalid `config`, master_weights with non-16-bit T, or a null buffer.
   explicit Optimizer(std::vector<ParamView<T>> params, Config config = {}, StorageOptions options = {})
       : params_(std::move(params)), config_(config), options_(options), scalars_(params_.size()),
         state_(params_.size()), master_(params_.size()) {
@@ -98,9 +101,13 @@ class Optimizer {
   /// The hyperparameters, read by every step: `opt.config().lr = schedule.lr(t)` changes the lr
   /// of the next step (checked by that step; a bad value throws before anything changes).
   Config& config() { return config_; }
+  /// The hyperparameters.
   const Config& config() const { return config_; }
+  /// How state is stored and 16-bit parameters are rounded.
   const StorageOptions& options() const { return options_; }
+  /// The number of parameter buffers.
   std::size_t num_params() const { return params_.size(); }
+  /// The per-tensor scalars of parameter i (its step count, ...).
   const TensorScalars& scalars(std::size_t i) const { return scalars_.at(i); }
   /// State buffer k (named Rule::slots[k]) of parameter i; empty before its first step.
   const StateBuffer& state(std::size_t i, std::size_t k) const { return state_.at(i)[k]; }
@@ -173,27 +180,30 @@ class Optimizer {
   std::vector<TensorStep<Rule, compute_t<T>>> work_;
 };
 
-// PyTorch's names for the C++ classes.
-template <class T = float> using SGD = Optimizer<SGDRule, T>;
-template <class T = float> using Adam = Optimizer<AdamRule, T>;
-template <class T = float> using AdamW = Optimizer<AdamWRule, T>;
-template <class T = float> using Adagrad = Optimizer<AdagradRule, T>;
-template <class T = float> using RMSprop = Optimizer<RMSpropRule, T>;
-template <class T = float> using Adadelta = Optimizer<AdadeltaRule, T>;
-template <class T = float> using Adamax = Optimizer<AdamaxRule, T>;
-template <class T = float> using NAdam = Optimizer<NAdamRule, T>;
-template <class T = float> using RAdam = Optimizer<RAdamRule, T>;
-template <class T = float> using Lion = Optimizer<LionRule, T>;
-template <class T = float> using LAMB = Optimizer<LAMBRule, T>;
-template <class T = float> using Muon = Optimizer<MuonRule, T>;
-template <class T = float> using DynamicLR = Optimizer<DynamicLRRule, T>;
-template <class T = float> using Rprop = Optimizer<RpropRule, T>;
-template <class T = float> using ASGD = Optimizer<ASGDRule, T>;
-template <class T = float> using ADOPT = Optimizer<ADOPTRule, T>;
-template <class T = float> using AdEMAMix = Optimizer<AdEMAMixRule, T>;
-template <class T = float> using LARS = Optimizer<LARSRule, T>;
-template <class T = float> using ScheduleFreeSGD = Optimizer<ScheduleFreeSGDRule, T>;
-template <class T = float> using ScheduleFreeAdamW = Optimizer<ScheduleFreeAdamWRule, T>;
-template <class T = float> using Adafactor = Optimizer<AdafactorRule, T>;
+/// @name PyTorch's names for the C++ classes
+/// `dlopt::Adam<float>` is `dlopt::Optimizer<dlopt::AdamRule, float>`, and so on.
+/// @{
+template <class T = float> using SGD = Optimizer<SGDRule, T>;  ///< SGD (rule SGDRule)
+template <class T = float> using Adam = Optimizer<AdamRule, T>;  ///< Adam (rule AdamRule)
+template <class T = float> using AdamW = Optimizer<AdamWRule, T>;  ///< AdamW (rule AdamWRule)
+template <class T = float> using Adagrad = Optimizer<AdagradRule, T>;  ///< Adagrad (rule AdagradRule)
+template <class T = float> using RMSprop = Optimizer<RMSpropRule, T>;  ///< RMSprop (rule RMSpropRule)
+template <class T = float> using Adadelta = Optimizer<AdadeltaRule, T>;  ///< Adadelta (rule AdadeltaRule)
+template <class T = float> using Adamax = Optimizer<AdamaxRule, T>;  ///< Adamax (rule AdamaxRule)
+template <class T = float> using NAdam = Optimizer<NAdamRule, T>;  ///< NAdam (rule NAdamRule)
+template <class T = float> using RAdam = Optimizer<RAdamRule, T>;  ///< RAdam (rule RAdamRule)
+template <class T = float> using Lion = Optimizer<LionRule, T>;  ///< Lion (rule LionRule)
+template <class T = float> using LAMB = Optimizer<LAMBRule, T>;  ///< LAMB (rule LAMBRule)
+template <class T = float> using Muon = Optimizer<MuonRule, T>;  ///< Muon (rule MuonRule)
+template <class T = float> using DynamicLR = Optimizer<DynamicLRRule, T>;  ///< DynamicLR (rule DynamicLRRule)
+template <class T = float> using Rprop = Optimizer<RpropRule, T>;  ///< Rprop (rule RpropRule)
+template <class T = float> using ASGD = Optimizer<ASGDRule, T>;  ///< ASGD (rule ASGDRule)
+template <class T = float> using ADOPT = Optimizer<ADOPTRule, T>;  ///< ADOPT (rule ADOPTRule)
+template <class T = float> using AdEMAMix = Optimizer<AdEMAMixRule, T>;  ///< AdEMAMix (rule AdEMAMixRule)
+template <class T = float> using LARS = Optimizer<LARSRule, T>;  ///< LARS (rule LARSRule)
+template <class T = float> using ScheduleFreeSGD = Optimizer<ScheduleFreeSGDRule, T>;  ///< ScheduleFreeSGD (rule ScheduleFreeSGDRule)
+template <class T = float> using ScheduleFreeAdamW = Optimizer<ScheduleFreeAdamWRule, T>;  ///< ScheduleFreeAdamW (rule ScheduleFreeAdamWRule)
+template <class T = float> using Adafactor = Optimizer<AdafactorRule, T>;  ///< Adafactor (rule AdafactorRule)
+/// @}
 
 }  // namespace dlopt

@@ -14,20 +14,23 @@
 
 namespace dlopt {
 
+/// The hyperparameters of RMSprop and their defaults, the same as dlopt.optim.RMSprop's in Python.
 struct RMSpropConfig {
-  double lr = 1e-2;
+  double lr = 1e-2;  ///< γ, the learning rate
   double alpha = 0.99;  ///< smoothing constant
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  double momentum = 0.0;
-  bool centered = false;
-  bool maximize = false;
+  double eps = 1e-8;  ///< ε, added to the denominator
+  double weight_decay = 0.0;  ///< λ, the weight decay
+  double momentum = 0.0;  ///< μ, the momentum factor
+  bool centered = false;  ///< normalize by the centered second moment
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require(momentum >= 0, "momentum", momentum, "must be >= 0");
     detail::require(alpha >= 0, "alpha", alpha, "must be >= 0");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("alpha", alpha), f("eps", eps), f("weight_decay", weight_decay);

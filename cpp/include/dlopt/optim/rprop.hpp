@@ -17,14 +17,16 @@
 
 namespace dlopt {
 
+/// The hyperparameters of Rprop and their defaults, the same as dlopt.optim.Rprop's in Python.
 struct RpropConfig {
   double lr = 1e-2;             ///< initial Δ
   double etaminus = 0.5;        ///< η₋ (torch's etas[0])
   double etaplus = 1.2;         ///< η₊ (torch's etas[1])
   double step_size_min = 1e-6;  ///< Δ_min (torch's step_sizes[0])
   double step_size_max = 50;    ///< Δ_max (torch's step_sizes[1])
-  bool maximize = false;
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(etaminus > 0 && etaminus < 1, "etas[0]", etaminus, "must be in (0, 1)");
@@ -32,6 +34,7 @@ struct RpropConfig {
     detail::require(step_size_min >= 0, "step_sizes[0]", step_size_min, "must be >= 0");
     detail::require(step_size_max >= step_size_min, "step_sizes[1]", step_size_max, "must be >= step_sizes[0]");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("etaminus", etaminus), f("etaplus", etaplus);

@@ -25,10 +25,11 @@
 namespace dlopt {
 
 /// The hyperparameters of the weighting, shared by both variants.
+/// The warmup and the averaging weights c_t = w_t / Σ w_s, w_t = t^r · γ_max^p, shared by both Schedule-Free rules.
 struct ScheduleFreeWeighting {
-  double warmup_steps = 0;
-  double r = 0.0;
-  double weight_lr_power = 2.0;
+  double warmup_steps = 0;       ///< steps of linear learning-rate warmup
+  double r = 0.0;                ///< r, the power of t in the weights
+  double weight_lr_power = 2.0;  ///< p, the power of the learning rate in the weights
 
   void validate() const {
     detail::require(warmup_steps >= 0, "warmup_steps", warmup_steps, "must be >= 0");
@@ -41,17 +42,20 @@ struct ScheduleFreeWeighting {
   }
 };
 
+/// The hyperparameters of ScheduleFreeSGD and their defaults, the same as dlopt.optim.ScheduleFreeSGD's in Python.
 struct ScheduleFreeSGDConfig : ScheduleFreeWeighting {
-  double lr = 1.0;
-  double momentum = 0.9;
-  double weight_decay = 0.0;
+  double lr = 1.0;  ///< γ, the learning rate
+  double momentum = 0.9;  ///< μ, the interpolation between the average and the iterate
+  double weight_decay = 0.0;  ///< λ, the weight decay
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(momentum > 0 && momentum < 1, "momentum", momentum, "must be in (0, 1)");
     detail::require(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0");
     ScheduleFreeWeighting::validate();
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("momentum", momentum), f("weight_decay", weight_decay);
@@ -60,18 +64,21 @@ struct ScheduleFreeSGDConfig : ScheduleFreeWeighting {
   double beta() const { return momentum; }
 };
 
+/// The hyperparameters of ScheduleFreeAdamW and their defaults, the same as dlopt.optim.ScheduleFreeAdamW's in Python.
 struct ScheduleFreeAdamWConfig : ScheduleFreeWeighting {
-  double lr = 0.0025;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
+  double lr = 0.0025;  ///< γ, the learning rate
+  double beta1 = 0.9;  ///< β₁, the interpolation between the average and the iterate
+  double beta2 = 0.999;  ///< β₂, decay of the second moment (torch's betas[1])
+  double eps = 1e-8;  ///< ε, added to the denominator
+  double weight_decay = 0.0;  ///< λ, the weight decay
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require_common(lr, eps, weight_decay);
     detail::require_betas(beta1, beta2);
     ScheduleFreeWeighting::validate();
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps), f("weight_decay", weight_decay);

@@ -16,14 +16,16 @@
 
 namespace dlopt {
 
+/// The hyperparameters of SGD and their defaults, the same as dlopt.optim.SGD's in Python.
 struct SGDConfig {
   double lr = 1e-3;            ///< γ
   double momentum = 0.0;       ///< μ
   double dampening = 0.0;      ///< τ
   double weight_decay = 0.0;   ///< λ (L2 penalty added to the gradient)
-  bool nesterov = false;
-  bool maximize = false;
+  bool nesterov = false;  ///< Nesterov momentum
+  bool maximize = false;  ///< ascend: step along +g
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(lr >= 0, "lr", lr, "must be >= 0");
     detail::require(momentum >= 0, "momentum", momentum, "must be >= 0");
@@ -32,6 +34,7 @@ struct SGDConfig {
     if (nesterov && (momentum <= 0 || dampening != 0))
       throw InvalidArgument("Invalid nesterov: requires momentum > 0 and dampening = 0");
   }
+  /// Calls f(name, field) for every field (bindings, checkpoints, the Python defaults).
   template <class F>
   void visit(F&& f) {
     f("lr", lr), f("momentum", momentum), f("dampening", dampening);
