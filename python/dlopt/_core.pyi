@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'check_sample_weight', 'check_storage_options', 'check_train_config', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'check_sample_weight', 'check_storage_options', 'check_train_config', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cpu_kernels', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -198,6 +198,25 @@ def config_fields(group: dict, where: str = '') -> dict:
     """
 def confusion_matrix(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_pred: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], n_classes: typing.SupportsInt | typing.SupportsIndex, sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> numpy.typing.NDArray[numpy.float64]:
     ...
+def cpu_kernels() -> str:
+    """
+    The instruction set the CPU kernels run with.
+    
+    A portable build (the default) compiles the optimizer kernels for several x86-64 levels and the
+    loader picks the best the CPU has; a build with DLOPT_NATIVE=ON is compiled for its build machine.
+    
+    Returns
+    -------
+    str
+        ``'x86-64-v4'`` (AVX-512), ``'x86-64-v3'`` (AVX2) or ``'x86-64'`` (SSE2) in a portable
+        x86-64 build; ``'native'`` with DLOPT_NATIVE=ON; ``'generic'`` in a portable build elsewhere.
+    
+    Examples
+    --------
+    >>> import dlopt
+    >>> dlopt.cpu_kernels() in ('x86-64-v4', 'x86-64-v3', 'x86-64', 'native', 'generic')
+    True
+    """
 def cuda_array_info(array: typing.Any) -> tuple[tuple, numpy.dtype[typing.Any], int]:
     """
     (shape, dtype, device) of a CUDA device array; device is -1 when empty.
