@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._checks import real
 from .optim.optimizer import STORAGE_KEYS
 
 __all__ = ["LinearRegression", "LogisticRegression", "SoftmaxRegression", "NotFittedError", "ConvergenceWarning"]
@@ -312,6 +313,12 @@ class _LinearModel:
         epochs = self.epochs
         if isinstance(epochs, bool) or not isinstance(epochs, (numbers.Integral, np.integer)) or epochs < 1:
             raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+        # Types here (complex, 10**400 or a bool penalty would be a cast error in C++); ranges in C++.
+        if self.penalty is not None and not isinstance(self.penalty, str):
+            raise TypeError(f"penalty: expected None, 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
+        for key in ("alpha", "l1_ratio", "validation_fraction") + (() if self.tol is None else ("tol",)):
+            real(key, getattr(self, key))
+        real("lr", lr)
         optimizer_params = _optimizer_params(self.optimizer_params)
         known = {name.lower(): name for name in _core.optimizers()}.get(optimizer.lower())
         if known is not None:  # (an unknown name is reported by the trainer)
