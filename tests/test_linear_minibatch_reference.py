@@ -46,7 +46,16 @@ class SplitMix64:
             a[i], a[j] = a[j], a[i]
 
 
-def reference_sgd(X, y, sw, logistic, lr, epochs, batch_size, seed):
+def penalty_gradient(w, penalty, alpha, l1_ratio):
+    """The (sub)gradient of scikit-learn's SGD penalty alpha * R(w), with R(w) = |w|^2 / 2 ("l2"),
+    |w|_1 ("l1"), l1_ratio |w|_1 + (1 - l1_ratio) |w|^2 / 2 ("elasticnet"); sign(0) = 0."""
+    if penalty is None:
+        return np.zeros_like(w)
+    rho = {"l2": 0.0, "l1": 1.0, "elasticnet": l1_ratio}[penalty]
+    return alpha * (rho * np.sign(w) + (1 - rho) * w)
+
+
+def reference_sgd(X, y, sw, logistic, lr, epochs, batch_size, seed, penalty=None, alpha=0.0, l1_ratio=0.15):
     X, y, sw = X.astype(np.float64), y.astype(np.float64), sw.astype(np.float64)
     n, d = X.shape
     rows = list(range(n))
@@ -61,8 +70,9 @@ def reference_sgd(X, y, sw, logistic, lr, epochs, batch_size, seed):
             z = X[batch] @ w + b
             dz = (1 / (1 + np.exp(-z)) - y[batch]) if logistic else 2 * (z - y[batch])
             dz *= sw[batch]
-            w = w - lr * (X[batch].T @ dz) / sw[batch].sum()
-            b = b - lr * dz.sum() / sw[batch].sum()
+            gw = (X[batch].T @ dz) / sw[batch].sum() + penalty_gradient(w, penalty, alpha, l1_ratio)
+            w = w - lr * gw
+            b = b - lr * dz.sum() / sw[batch].sum()  # the intercept is not penalized
     return w, b
 
 
@@ -102,3 +112,25 @@ def test_float32_minibatch_epochs_match_the_transcription(d, threads):
     w, b = reference_sgd(X, y, np.ones(1000), False, 0.05, 3, 256, seed=3)
     np.testing.assert_allclose(model.coef_, w, rtol=2e-4, atol=2e-5)
     assert model.intercept_ == pytest.approx(b, rel=2e-4, abs=2e-5)
+
+
+@pytest.mark.parametrize("penalty, l1_ratio", [("l1", 0.15), ("elasticnet", 0.3), ("elasticnet", 0.8), ("l2", 0.15)])
+@pytest.mark.parametrize("logistic", [False, True], ids=["squared error", "logistic"])
+def test_penalties_match_a_numpy_transcription_of_sklearns_definition(penalty, l1_ratio, logistic):
+    """alpha is large enough that the L1 and L2 parts each move the coefficients: weighting them the
+    other way round (l1_ratio for the L2 part) misses the trajectory by far more than the tolerance."""
+    rng = np.random.default_rng(5)
+    n, d = 400, 7
+    X = rng.normal(size=(n, d))
+    z = X @ rng.normal(size=d) + 0.2
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float) if logistic else z + 0.1 * rng.normal(size=n)
+    kw = dict(optimizer="sgd", lr=0.05, epochs=4, batch_size=64, random_state=11)
+    model = (LogisticRegression if logistic else LinearRegression)(penalty=penalty, alpha=0.05, l1_ratio=l1_ratio,
+                                                                   **kw).fit(X, y)
+    w, b = reference_sgd(X, y, np.ones(n), logistic, 0.05, 4, 64, seed=11, penalty=penalty, alpha=0.05,
+                         l1_ratio=l1_ratio)
+    np.testing.assert_allclose(model.coef_.ravel(), w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.ravel(model.intercept_)[0], b, rtol=1e-10, atol=1e-12)
+    swapped, _ = reference_sgd(X, y, np.ones(n), logistic, 0.05, 4, 64, seed=11, penalty="elasticnet",
+                               alpha=0.05, l1_ratio={"l1": 0.0, "l2": 1.0}.get(penalty, 1 - l1_ratio))
+    assert np.max(np.abs(swapped - w)) > 1e-4

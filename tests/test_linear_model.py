@@ -288,12 +288,28 @@ def test_logistic_regression_reaches_the_optimum_of_the_cross_entropy():
 
     d = load_breast_cancer()
     X = (d.X - d.X.mean(0)) / d.X.std(0)
+    y = d.y.astype(float)
     ref = sk.LogisticRegression(C=1e4, max_iter=10_000, tol=1e-10).fit(X, d.y)
     alpha = 1 / (1e4 * len(d.y))  # sklearn's C as dlopt's alpha: C·Σloss + ½|w|² ⇔ mean loss + α/2 |w|²
+
+    def objective_and_gradient_norm(model):
+        w, b = model.coef_[0], model.intercept_[0]
+        z = X @ w + b
+        r = 1 / (1 + np.exp(-z)) - y
+        g = np.concatenate([X.T @ r / len(y) + alpha * w, [r.mean()]])
+        return np.mean(np.logaddexp(0, z) - y * z) + alpha / 2 * w @ w, np.linalg.norm(g)
+
+    best, ref_grad = objective_and_gradient_norm(ref)
+    assert ref_grad < 1e-6
+    # L-BFGS gets onto the optimum; Adam at a fixed lr gets within 3% of its objective (2.0% measured:
+    # the nearly separable data leave a long flat valley), which the earlier 2e-3 log-loss bound (~10%)
+    # did not say.
+    m = LogisticRegression(optimizer="lbfgs", epochs=500, tol=None, penalty="l2", alpha=alpha).fit(X, d.y)
+    objective, grad_norm = objective_and_gradient_norm(m)
+    assert (objective - best) / best < 1e-5 and grad_norm < 1e-5
     m = LogisticRegression(optimizer="adam", lr=0.01, epochs=20_000, penalty="l2", alpha=alpha).fit(X, d.y)
-    ours = dlopt.metrics.log_loss(d.y, m.predict_proba(X))
-    theirs = dlopt.metrics.log_loss(d.y, ref.predict_proba(X))
-    assert ours == pytest.approx(theirs, abs=2e-3)
+    objective, grad_norm = objective_and_gradient_norm(m)
+    assert -1e-9 < (objective - best) / best < 0.03 and grad_norm < 1e-3
     assert m.score(X, d.y) >= 0.98
     assert m.coef_.shape == (1, 30) and m.intercept_.shape == (1,)
     np.testing.assert_array_equal(m.classes_, [0, 1])

@@ -590,14 +590,20 @@ def test_warmup_stable_decay_in_sequential_lr():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [dict(warmup_steps=-1), dict(stable_steps=1.5), dict(decay="exp"),
-     dict(final_lr_factor=-0.1), dict(warmup_start_factor=2.0)],
+    "kwargs, error",
+    [(dict(warmup_steps=-1), ValueError), (dict(stable_steps=1.5), TypeError), (dict(decay="exp"), ValueError),
+     (dict(final_lr_factor=-0.1), ValueError), (dict(warmup_start_factor=2.0), ValueError),
+     (dict(final_lr_factor=math.inf), ValueError), (dict(final_lr_factor=math.nan), ValueError),
+     (dict(warmup_start_factor=math.nan), ValueError), (dict(final_lr_factor=10**400), ValueError),
+     (dict(decay_steps=10**400), ValueError), (dict(warmup_steps=2**52, stable_steps=2**52), ValueError),
+     (dict(final_lr_factor="0.1"), TypeError), (dict(warmup_steps=True), TypeError), (dict(decay=None), ValueError)],
 )
-def test_warmup_stable_decay_rejects(kwargs):
+def test_warmup_stable_decay_rejects(kwargs, error):
     args = {**dict(warmup_steps=1, stable_steps=1, decay_steps=1), **kwargs}
-    with pytest.raises(ValueError):
-        dls.WarmupStableDecayLR(StandIn("plain"), **args)
+    opt = StandIn("plain")
+    with pytest.raises(error, match=next(iter(kwargs))):
+        dls.WarmupStableDecayLR(opt, **args)
+    assert "initial_lr" not in opt.param_groups[0]  # nothing changed
 
 
 # -- behaviour and errors ----------------------------------------------------------------------

@@ -80,6 +80,38 @@ def test_labels_subset_and_order():
                                    rtol=1e-12)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("zero_division", [0, 1])
+def test_precision_and_recall_with_a_labels_subset_in_every_averaging_mode(weighted, zero_division):
+    """With every label, micro precision = micro recall = accuracy; with a subset they differ, so
+    this is where swapping them (or mixing up the per-label counts) shows."""
+    labels = [4, 0, 2]
+    told_apart = set()
+    for trial in range(8):
+        n = int(rng.integers(20, 200))
+        t, p = random_labels(n, 5, "int"), random_labels(n, 5, "int")
+        w = rng.uniform(0.1, 3, size=n) if weighted else None
+        kw = dict(labels=labels, sample_weight=w, zero_division=zero_division)
+        for average in ("micro", "macro", "weighted", None):
+            precision = metrics.precision_score(t, p, average=average, **kw)
+            recall = metrics.recall_score(t, p, average=average, **kw)
+            np.testing.assert_allclose(precision, sk.precision_score(t, p, average=average, **kw), rtol=1e-12,
+                                       err_msg=f"precision {average}")
+            np.testing.assert_allclose(recall, sk.recall_score(t, p, average=average, **kw), rtol=1e-12,
+                                       err_msg=f"recall {average}")
+            if not np.allclose(precision, recall):
+                told_apart.add(str(average))
+    assert told_apart == {"micro", "macro", "weighted", "None"}  # so a swap of the two would fail above
+    # one label never predicted, one never true: the zero_division cases of the subset
+    t, p = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 1, 2])
+    for average in ("micro", "macro", "weighted", None):
+        for name in ("precision_score", "recall_score"):
+            np.testing.assert_allclose(
+                getattr(metrics, name)(t, p, labels=[3, 2, 0], average=average, zero_division=zero_division),
+                getattr(sk, name)(t, p, labels=[3, 2, 0], average=average, zero_division=zero_division),
+                rtol=1e-12, err_msg=f"{name} {average}")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_log_loss_matches_sklearn(dtype):
     for k in (2, 3, 5):

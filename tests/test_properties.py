@@ -14,17 +14,11 @@ import dlopt
 from optim_cases import FULL_STATE_CONFIGS
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from property_strategies import BAD, anything, derandomized  # noqa: E402
 
-SETTINGS = settings(derandomize=True, max_examples=150, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
-BAD = (TypeError, ValueError, KeyError)
-
-anything = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=4), st.complex_numbers(max_magnitude=2), st.sampled_from([np.ones(2), np.float32(0.5), b"x"]),
-)
+SETTINGS = derandomized(150)
 state_dtypes = st.one_of(st.sampled_from([None, "float32", "bfloat16", "int8"]), anything)
 param_dtypes = st.sampled_from([np.float32, np.float64, ml_dtypes.bfloat16, np.float16])
 

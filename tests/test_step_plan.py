@@ -108,7 +108,8 @@ def test_parameter_replaced_in_group_is_checked():
         opt.step([np.ones(3, np.float32)])
 
 
-@pytest.mark.parametrize("clone", [copy.copy, copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))])
+@pytest.mark.parametrize("clone", [copy.copy, copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))],
+                         ids=["copy", "deepcopy", "pickle"])
 def test_optimizer_can_be_copied_after_steps(clone):
     p = np.zeros(3)
     opt = dlopt.optim.Adam([p], lr=0.1)
@@ -116,3 +117,16 @@ def test_optimizer_can_be_copied_after_steps(clone):
     other = clone(opt)
     other.step([np.ones(3)])
     opt.step([np.ones(3)])
+    ref = np.zeros(3)
+    ref_opt = dlopt.optim.Adam([ref], lr=0.1)
+    q = other.param_groups[0]["params"][0]
+    if clone is copy.copy:  # shares the parameters and the state: p took all three steps
+        assert q is p and opt.state[0]["step"] == 3
+        steps = 3
+    else:  # its own parameters and state: each took two steps from the same point
+        assert not np.shares_memory(q, p) and opt.state[0]["step"] == other.state[0]["step"] == 2
+        steps = 2
+    for _ in range(steps):
+        ref_opt.step([np.ones(3)])
+    np.testing.assert_array_equal(p, ref)
+    np.testing.assert_array_equal(q, ref)

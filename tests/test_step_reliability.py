@@ -255,3 +255,134 @@ def test_a_deleted_hyperparameter_raises_key_error_as_in_torch():
     opt.param_groups[0]["lr"] = 0.1  # put back: steps again
     opt.step([np.ones(3)])
     assert not np.array_equal(w, before)
+
+
+# -- a deleted state slot is a KeyError, as in torch; a slot switched on later is created --------------
+
+@pytest.mark.parametrize("name, kwargs, slot", [
+    ("Adam", {}, "exp_avg"), ("Adam", {"amsgrad": True}, "max_exp_avg_sq"), ("RMSprop", {}, "square_avg"),
+    ("SGD", {"momentum": 0.9}, "momentum_buffer"), ("Adam", {"state_dtype": "int8"}, "exp_avg"),
+])
+def test_a_deleted_state_slot_raises_key_error_every_time_and_changes_nothing(name, kwargs, slot):
+    w = np.zeros(300, np.float32)
+    opt = getattr(dlopt.optim, name)([w], lr=0.1, **kwargs)
+    opt.step([np.ones(300, np.float32)])
+    del opt.state[0][slot]
+    if slot + "_scale" in opt.state[0]:
+        del opt.state[0][slot + "_scale"]
+    before = w.copy(), {k: np.copy(v) for k, v in opt.state[0].items()}
+    for _ in range(2):
+        with pytest.raises(KeyError, match=rf"state\[0\]\['{slot}'\] was deleted"):
+            opt.step([np.ones(300, np.float32)])
+    np.testing.assert_array_equal(w, before[0])
+    assert opt.state[0].keys() == before[1].keys()
+    for k, v in before[1].items():
+        np.testing.assert_array_equal(opt.state[0][k], v)
+
+
+def test_a_deleted_master_weight_raises_key_error():
+    import ml_dtypes
+
+    w = np.zeros(8, ml_dtypes.bfloat16)
+    opt = dlopt.optim.AdamW([w], lr=0.1, master_weights=True)
+    opt.step([np.ones(8, ml_dtypes.bfloat16)])
+    del opt.state[0]["master_param"]
+    with pytest.raises(KeyError, match="master_param"):
+        opt.step([np.ones(8, ml_dtypes.bfloat16)])
+
+
+def test_the_torch_drop_in_raises_key_error_for_a_deleted_slot_too():
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.zeros(3))
+    ours = dlopt.torch.Adam([p], lr=0.1)
+    p.grad = torch.ones(3)
+    ours.step()
+    del ours.state[p]["exp_avg"]
+    before = p.detach().clone()
+    with pytest.raises(KeyError, match="exp_avg"):
+        ours.step()
+    assert torch.equal(p.detach(), before)
+
+
+def test_amsgrad_switched_on_later_starts_its_maximum_while_torch_raises():
+    """torch 2.13 raises KeyError('max_exp_avg_sq') here; dlopt creates the slot (from zero), as it
+    always has: the slot never existed, so nothing the caller did is undone."""
+    w = np.zeros(3)
+    opt = dlopt.optim.Adam([w], lr=0.1)
+    opt.step([np.ones(3)])
+    opt.param_groups[0]["amsgrad"] = True
+    opt.step([np.full(3, 0.5)])
+    np.testing.assert_array_equal(opt.state[0]["max_exp_avg_sq"], opt.state[0]["exp_avg_sq"])
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.zeros(3))
+    ref = torch.optim.Adam([p], lr=0.1)
+    p.grad = torch.ones(3)
+    ref.step()
+    ref.param_groups[0]["amsgrad"] = True
+    with pytest.raises(KeyError, match="max_exp_avg_sq"):
+        ref.step()
+
+
+def test_a_state_loaded_without_a_slot_still_starts_it():
+    """load_state_dict of a state saved without the slot (amsgrad off then) is a new state, not a deletion."""
+    w = np.zeros(3)
+    opt = dlopt.optim.Adam([w], lr=0.1)
+    opt.step([np.ones(3)])
+    sd = opt.state_dict()
+    opt2 = dlopt.optim.Adam([np.zeros(3)], lr=0.1, amsgrad=True)
+    opt2.load_state_dict(sd)
+    opt2.param_groups[0]["amsgrad"] = True
+    opt2.step([np.ones(3)])
+    assert "max_exp_avg_sq" in opt2.state[0]
+
+
+# -- aliasing: an empty array hides nothing ----------------------------------------------------------
+
+def test_an_empty_parameter_inside_a_gradient_does_not_hide_its_overlap_with_the_next_parameter():
+    buf = np.zeros(40)
+    a, empty, b = buf[0:10], buf[15:15], buf[20:30]
+    opt = dlopt.optim.SGD([a, empty, b], lr=1.0)
+    before = buf.copy()
+    # the gradient of `a` spans buf[12:22]: it holds the empty parameter's pointer and overlaps b
+    grads = [buf[12:22], np.ones(0), np.ones(10)]
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"grads\[0\] shares memory with params\[2\]"):
+            opt.step(grads)
+    np.testing.assert_array_equal(buf, before)
+    # an empty parameter before the gradient's start does not hide an overlap with an earlier one
+    c, e2 = buf[0:10], buf[5:5]
+    opt = dlopt.optim.SGD([c, e2], lr=1.0)
+    with pytest.raises(ValueError, match=r"grads\[0\] shares memory with params\[0\]"):
+        opt.step([buf[8:18], np.ones(0)])
+    np.testing.assert_array_equal(buf, before)
+
+
+def test_an_empty_array_does_not_hide_an_overlap_in_the_fused_helpers():
+    buf = np.zeros(40)
+    shadow = [buf[0:10], buf[15:15], buf[20:30]]
+    with pytest.raises(ValueError, match="shares memory"):
+        dlopt._core.ema_update(shadow, [buf[12:22], np.zeros(0), np.zeros(10)], 0.5)
+    np.testing.assert_array_equal(buf, 0)
+
+
+def test_partial_fit_on_the_models_own_coefficients_is_refused():
+    X, y = _xy()
+    m = dlopt.linear_model.LinearRegression(epochs=2).fit(X, y)
+    coef = m.coef_.copy()
+    own = m.coef_.reshape(1, -1)  # a view of the buffer training writes
+    assert np.shares_memory(own, m.coef_)
+    for bad in (dict(X=own, y=np.ones(1)), dict(X=X[:1], y=own[0, :1]),
+                dict(X=X[:3], y=y[:3], sample_weight=own[0])):
+        with pytest.raises(ValueError, match="shares memory with coef"):
+            m.partial_fit(**bad)
+        np.testing.assert_array_equal(m.coef_, coef)
+
+
+def test_least_squares_with_coef_inside_x_is_refused():
+    X = np.zeros((10, 3))
+    X[:, :] = np.random.default_rng(0).normal(size=(10, 3))
+    y = np.ones(10)
+    before = X.copy()
+    with pytest.raises(ValueError, match="X shares memory with coef"):
+        dlopt._core.solve_least_squares(X, y, None, True, 0.0, X[4], np.zeros(1))
+    np.testing.assert_array_equal(X, before)

@@ -2,13 +2,17 @@
 
 #include "dlopt/checkpoint.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <initializer_list>
@@ -20,6 +24,8 @@ namespace {
 constexpr char kMagic[8] = {'D', 'L', 'O', 'P', 'T', 'C', 'K', 'P'};
 constexpr std::size_t kPreludeSize = 64;
 constexpr uint64_t kAlign = 64;
+// Temporary files of a save in progress: `<dir>/.dlopt-tmp-<unique>`, renamed over the target when whole.
+constexpr char kTmpPrefix[] = ".dlopt-tmp-";
 
 std::array<uint32_t, 256> make_crc_table() {
   std::array<uint32_t, 256> t{};
@@ -91,6 +97,58 @@ std::string json_escape(const std::string& s) {
     else out.push_back(char(c));
   }
   return out;
+}
+
+// Removes the temporary files that killed saves left in `dir`. A save holds an exclusive flock on its
+// temporary file until it is renamed, and the kernel drops the lock when the process dies, so a
+// temporary file whose lock can be taken belongs to no running save. Best effort: a directory that
+// cannot be listed is the save's own error to report.
+void remove_stale_temporaries(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  const int dfd = ::dirfd(d);
+  while (const dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, kTmpPrefix, sizeof kTmpPrefix - 1) != 0) continue;
+    const int fd = ::openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat held, named;
+    if (::fstat(fd, &held) == 0 && S_ISREG(held.st_mode) && ::flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        ::fstatat(dfd, e->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 && named.st_ino == held.st_ino &&
+        named.st_dev == held.st_dev)
+      ::unlinkat(dfd, e->d_name, 0);
+    ::close(fd);
+  }
+  ::closedir(d);
+}
+
+// Creates the temporary file `tmp` (prefix + a unique suffix) and takes its flock. Created with mode
+// 0666, so the umask applies as to any new file. If a concurrent remove_stale_temporaries took the
+// file before the lock was ours, it is gone or going: start again under another name.
+int create_temporary(const std::string& prefix, const std::string& path, std::string& tmp) {
+  static std::atomic<uint64_t> counter{0};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const uint64_t now = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+    char suffix[64];
+    std::snprintf(suffix, sizeof suffix, "%ld-%llx-%llx", long(::getpid()),
+                  static_cast<unsigned long long>(counter++), static_cast<unsigned long long>(now));
+    tmp = prefix + suffix;
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      throw_sys("cannot create a temporary file for", path);
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) return fd;  // no flock on this file system: no cleaner removes it
+      ::close(fd);                          // a cleaner holds it and removes it
+      continue;
+    }
+    struct stat held, named;
+    if (::fstat(fd, &held) == 0 && ::stat(tmp.c_str(), &named) == 0 && named.st_ino == held.st_ino &&
+        named.st_dev == held.st_dev)
+      return fd;
+    ::close(fd);
+  }
+  throw CheckpointError("cannot create a temporary file for '" + path + "'");
 }
 
 }  // namespace
@@ -166,32 +224,67 @@ Checkpoint read_checkpoint(const std::string& path) {
   const uint64_t count = c.read<uint64_t>();
   struct Entry { uint64_t offset, nbytes; uint32_t crc; };
   std::vector<Entry> entries;
+  // Arrays lie in table order, each after the previous one; the bytes between them are padding.
+  uint64_t end = data_offset;
   for (uint64_t i = 0; i < count; ++i) {
     CheckpointArray a;
     a.name = c.read_string(c.read<uint32_t>());
     a.dtype = c.read_string(c.read<uint8_t>());
     const uint8_t ndim = c.read<uint8_t>();
-    for (uint8_t d = 0; d < ndim; ++d) a.shape.push_back(int64_t(c.read<uint64_t>()));
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (uint8_t d = 0; d < ndim; ++d) {
+      const uint64_t dim = c.read<uint64_t>();
+      overflow |= dim > uint64_t(INT64_MAX) || __builtin_mul_overflow(numel, dim, &numel);
+      a.shape.push_back(int64_t(dim));
+    }
     Entry e{c.read<uint64_t>(), c.read<uint64_t>(), c.read<uint32_t>()};
     const std::size_t item = checkpoint_itemsize(a.dtype);
-    if (item == 0 || e.nbytes != uint64_t(a.numel()) * item || e.offset < data_offset ||
-        e.offset > file_size || e.nbytes > file_size - e.offset)
+    uint64_t nbytes = 0;
+    if (overflow || numel > uint64_t(INT64_MAX) || __builtin_mul_overflow(numel, item, &nbytes))
+      throw CheckpointError("corrupted checkpoint '" + path + "': the shape of array '" + a.name +
+                            "' has more elements than 64 bits count");
+    if (item == 0)
+      throw CheckpointError("corrupted checkpoint '" + path + "': array '" + a.name + "' has dtype '" +
+                            a.dtype + "', which is not a number or boolean type a checkpoint stores");
+    if (e.nbytes != nbytes || e.offset < end || e.offset % kAlign != 0 || e.offset > file_size ||
+        e.nbytes > file_size - e.offset)
       throw CheckpointError("corrupted checkpoint '" + path + "': bad table entry for '" + a.name + "'");
+    end = e.offset + e.nbytes;
     ckpt.arrays.push_back(std::move(a));
     entries.push_back(e);
   }
+  if (c.p != c.end)
+    throw CheckpointError("corrupted checkpoint '" + path + "': bytes after the array table");
+
+  // Read the rest in file order: every byte is either in a checksummed array or padding, which must
+  // be zero, so no byte of the file goes unchecked.
+  uint64_t pos = kPreludeSize + meta.size();
+  auto read_padding = [&](uint64_t to) {
+    unsigned char buf[4096];
+    while (pos < to) {
+      const std::size_t n = std::size_t(std::min<uint64_t>(sizeof buf, to - pos));
+      if (std::fread(buf, 1, n, f.get()) != n) throw_sys("cannot read", path);
+      for (std::size_t k = 0; k < n; ++k)
+        if (buf[k] != 0)
+          throw CheckpointError("corrupted checkpoint '" + path + "': nonzero padding byte at offset " +
+                                std::to_string(pos + k));
+      pos += n;
+    }
+  };
+  read_padding(data_offset);
   for (std::size_t i = 0; i < entries.size(); ++i) {
     CheckpointArray& a = ckpt.arrays[i];
+    read_padding(entries[i].offset);
     a.data.resize(std::size_t(entries[i].nbytes));
-    if (entries[i].nbytes > 0) {
-      if (std::fseek(f.get(), long(entries[i].offset), SEEK_SET) != 0 ||
-          std::fread(a.data.data(), 1, a.data.size(), f.get()) != a.data.size())
-        throw_sys("cannot read", path);
-    }
+    if (std::fread(a.data.data(), 1, a.data.size(), f.get()) != a.data.size())
+      throw_sys("cannot read", path);
+    pos += entries[i].nbytes;
     if (crc32(a.data.data(), a.data.size()) != entries[i].crc)
       throw CheckpointError("corrupted checkpoint '" + path + "': checksum mismatch in array '" +
                             a.name + "'");
   }
+  read_padding(file_size);
   return ckpt;
 }
 
@@ -269,10 +362,10 @@ void write_checkpoint(const std::string& path, const std::string& header,
   // Atomic write: temporary file in the same directory, fsync, rename, fsync the directory.
   const std::size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  std::string tmp = (slash == std::string::npos ? std::string() : dir) + ".dlopt-tmp-XXXXXX";
-  const int fd = mkstemp(tmp.data());
-  if (fd < 0) throw_sys("cannot create a temporary file for", path);
-  ::fchmod(fd, 0644);  // mkstemp creates 0600; a checkpoint is an ordinary file
+  remove_stale_temporaries(dir);
+  std::string tmp;
+  const int fd =
+      create_temporary((slash == std::string::npos ? std::string() : dir) + kTmpPrefix, path, tmp);
   bool open = true;
   try {
     auto write_all = [&](const void* p, std::size_t n) {
@@ -287,6 +380,11 @@ void write_checkpoint(const std::string& path, const std::string& header,
         n -= std::size_t(w);
       }
     };
+    // A replaced file keeps its permission mode; a new one has the umask's (create_temporary).
+    struct stat previous;
+    if (::stat(path.c_str(), &previous) == 0 && S_ISREG(previous.st_mode) &&
+        ::fchmod(fd, previous.st_mode & 0777) != 0)
+      throw_sys("cannot set the permission mode of the temporary file for", path);
     const std::string zeros(kAlign, '\0');
     write_all(prelude.data(), prelude.size());
     write_all(meta.data(), meta.size());
@@ -299,13 +397,16 @@ void write_checkpoint(const std::string& path, const std::string& header,
     if (pos < data_offset) write_all(zeros.data(), std::size_t(data_offset - pos));
     if (sync_file) sync_file(fd);
     else if (::fsync(fd) != 0) throw_sys("cannot fsync", path);
-    open = false;
-    if (::close(fd) != 0) throw_sys("cannot close", path);
+    // Renamed while still open, so its lock keeps remove_stale_temporaries away until then.
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw_sys("cannot rename the temporary file onto", path);
+    open = false;
+    if (::close(fd) != 0) throw_sys("cannot close", path);
   } catch (...) {
-    if (open) ::close(fd);
-    ::unlink(tmp.c_str());
+    if (open) {
+      ::unlink(tmp.c_str());
+      ::close(fd);
+    }
     throw;
   }
   const int dfd = ::open(dir.c_str(), O_RDONLY);

@@ -123,15 +123,27 @@ void require_disjoint(std::vector<Range> written, const std::vector<Range>& read
     if (written[i].end > written[furthest].end || written[furthest].begin == written[furthest].end)
       furthest = i;
   }
-  for (const Range& r : read) {
-    auto it = std::upper_bound(written.begin(), written.end(), r.begin,
-                               [](const char* p, const Range& w) { return p < w.begin; });
-    // Candidates: the range starting at or before r.begin, and those starting inside r.
-    if (it != written.begin() && overlap(*std::prev(it), r))
-      throw py::value_error(r.what + " shares memory with " + std::prev(it)->what);
-    if (it != written.end() && overlap(*it, r))
-      throw py::value_error(r.what + " shares memory with " + it->what);
-  }
+  sort_nonempty(written);
+  for (const Range& r : read)
+    if (const Range* hit = find_overlap(written, r.begin, r.end))
+      throw py::value_error(r.what + " shares memory with " + hit->what);
+}
+
+void sort_nonempty(std::vector<Range>& ranges) {
+  ranges.erase(std::remove_if(ranges.begin(), ranges.end(), [](const Range& r) { return r.begin == r.end; }),
+               ranges.end());
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+}
+
+const Range* find_overlap(const std::vector<Range>& sorted, const char* begin, const char* end) {
+  if (begin == end) return nullptr;
+  // Disjoint and sorted by start, so also by end: only the last range starting at or before `begin`
+  // and the first starting after it can overlap.
+  auto it = std::upper_bound(sorted.begin(), sorted.end(), begin,
+                             [](const char* p, const Range& w) { return p < w.begin; });
+  if (it != sorted.begin() && begin < std::prev(it)->end) return &*std::prev(it);
+  if (it != sorted.end() && it->begin < end) return &*it;
+  return nullptr;
 }
 
 }  // namespace dlopt::py_bindings

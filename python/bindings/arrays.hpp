@@ -51,4 +51,11 @@ Range range_of(const py::array& a, std::string what);
 /// Throws ValueError if any two of `written` overlap, or any of `read` overlaps one of `written`.
 void require_disjoint(std::vector<Range> written, const std::vector<Range>& read);
 
+/// Sorts ranges by start and drops the empty ones, which overlap nothing (and would stand between
+/// a range and its neighbour in a search): the form `find_overlap` searches.
+void sort_nonempty(std::vector<Range>& ranges);
+
+/// The range of `sorted` (disjoint, from sort_nonempty) that overlaps [begin, end), or nullptr.
+const Range* find_overlap(const std::vector<Range>& sorted, const char* begin, const char* end);
+
 }  // namespace dlopt::py_bindings

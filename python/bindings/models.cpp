@@ -181,6 +181,12 @@ DataView<T> data_view(Inputs& in, const py::handle& X, const py::handle& y, cons
   return d;
 }
 
+/// Training reads the data while it writes coef and intercept: they must not share memory.
+void require_apart(const Inputs& in, const py::array& coef, const py::array& intercept) {
+  require_disjoint({range_of(coef, "coef"), range_of(intercept, "intercept")},
+                   {range_of(in.X, "X"), range_of(in.y, "y"), range_of(in.sw, "sample_weight")});
+}
+
 class PyLinearModel {
  public:
   PyLinearModel(const std::string& objective, const py::handle& coef, const py::handle& intercept,
@@ -214,6 +220,7 @@ class PyLinearModel {
       Inputs in;
       const DataView<T> d = data_view<T>(in, X, y, sw, m.n_features());
       if (!d.y) throw py::value_error("y: required");
+      require_apart(in, coef_, intercept_);
       const EpochCallback cb = epoch_callback(callback);
       py::gil_scoped_release release;
       return m.fit(d, cb);
@@ -226,6 +233,7 @@ class PyLinearModel {
       Inputs in;
       const DataView<T> d = data_view<T>(in, X, y, sw, m.n_features());
       if (!d.y) throw py::value_error("y: required");
+      require_apart(in, coef_, intercept_);
       py::gil_scoped_release release;
       m.partial_fit(d);
       return 0;
@@ -302,6 +310,7 @@ bool least_squares(const py::handle& X, const py::handle& y, const py::handle& s
   Inputs in;
   const DataView<T> d = data_view<T>(in, X, y, sw, coef.size());
   if (!d.y) throw py::value_error("y: required");
+  require_apart(in, coef, intercept);
   LeastSquaresConfig cfg{fit_intercept, alpha};
   T* c = static_cast<T*>(coef.mutable_data());
   T* b = static_cast<T*>(intercept.mutable_data());

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "arrays.hpp"
@@ -166,7 +167,7 @@ class StepPlan final : public StepPlanBase {
   py::object groups_, state_;
   std::vector<Group> group_;
   std::vector<Tensor> tensor_;
-  std::vector<Range> written_;  // sorted by begin
+  std::vector<Range> written_;  // sort_nonempty: by begin, empty ranges dropped
   // Per-step scratch, reused: no allocation per step once warm.
   std::vector<TensorStep<Rule, float>> f32_;
   std::vector<TensorStep<Rule, double>> f64_;
@@ -219,8 +220,7 @@ class StepPlan final : public StepPlanBase {
     if (fresh_state) {
       for (std::size_t i : active_)
         if (tensor_[i].state.is_none()) create_state(i);
-      std::sort(written_.begin(), written_.end(),
-                [](const Range& a, const Range& b) { return a.begin < b.begin; });
+      sort_nonempty(written_);
     }
 
     // 3. The fused pass. The gradients are borrowed from the caller's list, which another thread may
@@ -411,14 +411,8 @@ class StepPlan final : public StepPlanBase {
       auto* a = npy::proxy(g[i]);
       const char* begin = static_cast<const char*>(a->data);
       const char* end = begin + tensor_[i].size * int64_t(storage_bytes(tensor_[i].storage));
-      if (begin == end) continue;
-      auto it = std::upper_bound(written_.begin(), written_.end(), begin,
-                                 [](const char* p, const Range& w) { return p < w.begin; });
-      auto overlaps = [&](const Range& w) { return w.begin < end && begin < w.end && w.begin != w.end; };
-      const Range* hit = nullptr;
-      if (it != written_.begin() && overlaps(*std::prev(it))) hit = &*std::prev(it);
-      else if (it != written_.end() && overlaps(*it)) hit = &*it;
-      if (hit) throw py::value_error("grads[" + idx(i) + "] shares memory with " + hit->what);
+      if (const Range* hit = find_overlap(written_, begin, end))
+        throw py::value_error("grads[" + idx(i) + "] shares memory with " + hit->what);
     }
   }
 
@@ -570,6 +564,11 @@ class StepPlan final : public StepPlanBase {
     if (placement(groups) == Placement::Device) throw WrongPlan{};
     std::vector<Tensor> tensors;
     std::vector<Range> written;
+    // The current plan's tensors by state dict: a slot one held that its dict lacks now was deleted
+    // by the caller (a KeyError, as torch), while a slot an option switched on later is created.
+    std::unordered_map<PyObject*, const Tensor*> known;
+    for (const Tensor& t : tensor_)
+      if (!t.state.is_none()) known.emplace(t.state.ptr(), &t);
     group_.clear();  // parse_group works on group_
     try {
       py::list gl = py::reinterpret_borrow<py::list>(groups);
@@ -600,14 +599,22 @@ class StepPlan final : public StepPlanBase {
           t.state = state_entry(sd, t.key, "state[" + idx(i) + "]");
           if (!t.state.is_none()) {
             py::dict e = py::reinterpret_borrow<py::dict>(t.state);
+            const auto found = known.find(t.state.ptr());
+            const Tensor* before = found == known.end() ? nullptr : found->second;
             for (std::size_t k = 0; k < S; ++k) {
               if (!e.contains(slot_key_[k])) {
                 if (e.contains(scale_key_[k]))
                   throw py::value_error("state[" + idx(i) + "]['" + Rule::slots[k] + "_scale'] without its codes");
+                if (before && before->slots[k].obj)  // deleted, as torch's KeyError says
+                  throw py::key_error("state[" + idx(i) + "]['" + Rule::slots[k] + "'] was deleted; the step "
+                                      "does not re-create a state slot (load_state_dict a whole state instead)");
                 continue;
               }
               check_slot(t, k, i, e, written);
             }
+            if (!e.contains(master_key_) && before && before->master.obj)
+              throw py::key_error("state[" + idx(i) + "]['master_param'] was deleted; the step does not "
+                                  "re-create it (load_state_dict a whole state instead)");
             if (e.contains(master_key_)) {
               const std::string what = "state[" + idx(i) + "]['master_param']";
               if (!wants_master(t))
@@ -637,8 +644,7 @@ class StepPlan final : public StepPlanBase {
       group_.clear();
       throw;
     }
-    std::sort(written.begin(), written.end(),
-              [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    sort_nonempty(written);
     tensor_ = std::move(tensors);
     written_ = std::move(written);
     groups_ = groups;

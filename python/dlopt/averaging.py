@@ -12,6 +12,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import _core
+from ._checks import count, real
 
 __all__ = ["GradientAccumulator", "EMA", "Lookahead"]
 
@@ -233,11 +234,10 @@ class EMA:
     """
 
     def __init__(self, params: Any, decay: float = 0.999, use_num_updates: bool = False):
-        if not 0.0 <= float(decay) <= 1.0:
-            raise ValueError(f"decay: expected a value in [0, 1], got {decay}")
+        decay = real("decay", decay, 0.0, 1.0)
         self.params = _params_of(params, "params")
         _core.require_distinct(self.params)
-        self.decay = float(decay)
+        self.decay = decay
         self.use_num_updates = bool(use_num_updates)
         self.num_updates = 0
         self.shadow = [np.array(p, order="C", copy=True) for p in self.params]
@@ -322,15 +322,13 @@ class EMA:
         """
         try:
             shadow = _load_arrays(state_dict["shadow"], self.shadow, "shadow")
-            decay = float(state_dict["decay"])
+            decay = real("decay", state_dict["decay"], 0.0, 1.0)
             use_num_updates = bool(state_dict.get("use_num_updates", False))
-            num_updates = int(state_dict["num_updates"])
-        except (TypeError, KeyError, OverflowError) as e:
+            num_updates = count("num_updates", state_dict["num_updates"])
+        except (TypeError, KeyError) as e:
             raise ValueError(f"state_dict: not an EMA state_dict ({e!r})") from e
-        if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"state_dict: decay: expected a value in [0, 1], got {decay}")
-        if num_updates < 0:
-            raise ValueError(f"state_dict: num_updates: expected >= 0, got {num_updates}")
+        except ValueError as e:
+            raise ValueError(f"state_dict: {e}") from e
         for dst, src in zip(self.shadow, shadow):
             np.copyto(dst, src)
         self.decay, self.use_num_updates, self.num_updates = decay, use_num_updates, num_updates
@@ -384,13 +382,12 @@ class Lookahead:
     def __init__(self, optimizer: Any, k: int = 5, alpha: float = 0.5):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k: expected a positive integer, got {k!r}")
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha: expected a value in [0, 1], got {alpha}")
+        alpha = real("alpha", alpha, 0.0, 1.0)
         if not hasattr(optimizer, "param_groups") or not hasattr(optimizer, "step"):
             raise TypeError(f"optimizer: expected a dlopt optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.k = int(k)
-        self.alpha = float(alpha)
+        self.alpha = alpha
         self.step_counter = 0
         self.slow = [np.array(p, order="C", copy=True) for p in self._params()]
 
@@ -462,12 +459,11 @@ class Lookahead:
                              f"{[i for i, s in enumerate(slow) if s is None]}")
         slow = _load_arrays(slow, params, "slow_param")
         try:
-            k, alpha, step_counter = int(la["k"]), float(la["alpha"]), int(la["step_counter"])
+            k, alpha = count("k", la["k"], 1), real("alpha", la["alpha"], 0.0, 1.0)
+            step_counter = count("step_counter", la["step_counter"])
             groups = state_dict["param_groups"]
-        except (TypeError, KeyError, OverflowError) as e:
-            raise ValueError(f"state_dict: bad lookahead entry ({e!r})") from e
-        if k < 1 or not 0.0 <= alpha <= 1.0 or step_counter < 0:
-            raise ValueError(f"state_dict: bad lookahead settings k={k}, alpha={alpha}, step_counter={step_counter}")
+        except (TypeError, KeyError, ValueError) as e:
+            raise ValueError(f"state_dict: bad lookahead entry ({e})") from e
         # The wrapped optimizer checks its part completely before changing anything; it is the last
         # step that can fail.
         self.optimizer.load_state_dict({"state": inner_state, "param_groups": groups})

@@ -43,6 +43,9 @@ CheckpointError = _core.CheckpointError
 
 FORMAT_VERSION = 1
 
+#: Deepest tree `save` writes and `load` decodes; deeper is refused, not a RecursionError.
+_MAX_DEPTH = 200
+
 
 # -- the tree <-> JSON + arrays -------------------------------------------------------------------
 
@@ -65,12 +68,14 @@ class _Encoder:
         self.arrays.append((name, _dtype_token(a.dtype), a.astype(little, order="C", copy=False)))
         return name
 
-    def encode(self, value: Any, path: str) -> Any:
+    def encode(self, value: Any, path: str, depth: int = 0) -> Any:
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"{path}: nested deeper than {_MAX_DEPTH} levels, which load refuses")
         if isinstance(value, np.ndarray):
             return {"__array__": self._add(path, value)}
         if isinstance(value, np.generic):
             if isinstance(value, (np.str_, np.bytes_)) or not _savable(value.dtype):
-                return self.encode(value.item(), path)
+                return self.encode(value.item(), path, depth)
             return {"__scalar__": self._add(path, np.asarray(value))}
         if value is None or isinstance(value, (bool, str)):
             return value
@@ -81,40 +86,56 @@ class _Encoder:
                 return float(value)
             return {"__float__": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
         if isinstance(value, tuple):
-            return {"__tuple__": [self.encode(v, f"{path}/{i}") for i, v in enumerate(value)]}
+            return {"__tuple__": [self.encode(v, f"{path}/{i}", depth + 1) for i, v in enumerate(value)]}
         if isinstance(value, list):
-            return [self.encode(v, f"{path}/{i}") for i, v in enumerate(value)]
+            return [self.encode(v, f"{path}/{i}", depth + 1) for i, v in enumerate(value)]
         if isinstance(value, Mapping):
             if all(isinstance(k, str) and not k.startswith("__") for k in value):
-                return {k: self.encode(v, f"{path}/{k}") for k, v in value.items()}
+                return {k: self.encode(v, f"{path}/{k}", depth + 1) for k, v in value.items()}
             items = []
             for k, v in value.items():
                 if not isinstance(k, (str, int, bool)) and k is not None:
                     raise TypeError(f"{path}: dict keys must be str or int, got {type(k).__name__}")
-                items.append([k, self.encode(v, f"{path}/{k}")])
+                items.append([k, self.encode(v, f"{path}/{k}", depth + 1)])
             return {"__dict__": items}
         raise TypeError(f"{path}: cannot save a value of type {type(value).__name__} "
                         "(plain values, lists, tuples, dicts and NumPy arrays only)")
 
 
-def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+def _decode(value: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+    """The header tree back to Python values; any malformed tag is a CheckpointError."""
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"corrupted checkpoint: {why}")
+
+    if depth > _MAX_DEPTH:
+        raise bad(f"header nested deeper than {_MAX_DEPTH} levels")
     if isinstance(value, list):
-        return [_decode(v, arrays) for v in value]
+        return [_decode(v, arrays, depth + 1) for v in value]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
         (tag, inner), = value.items()
         if tag in ("__array__", "__scalar__"):
-            if inner not in arrays:
-                raise CheckpointError(f"corrupted checkpoint: header refers to missing array {inner!r}")
+            if not isinstance(inner, str) or inner not in arrays:
+                raise bad(f"header refers to missing array {inner!r}")
+            if tag == "__scalar__" and arrays[inner].ndim != 0:
+                raise bad(f"scalar {inner!r} is not a 0-d array")
             return arrays[inner] if tag == "__array__" else arrays[inner][()]
         if tag == "__tuple__":
-            return tuple(_decode(v, arrays) for v in inner)
+            if not isinstance(inner, list):
+                raise bad(f"__tuple__ holds {type(inner).__name__}, not a list")
+            return tuple(_decode(v, arrays, depth + 1) for v in inner)
         if tag == "__float__":
+            if inner not in ("inf", "-inf", "nan"):
+                raise bad(f"__float__ holds {inner!r}, not 'inf', '-inf' or 'nan'")
             return float(inner)
         if tag == "__dict__":
-            return {k: _decode(v, arrays) for k, v in inner}
-    return {k: _decode(v, arrays) for k, v in value.items()}
+            if not isinstance(inner, list) or not all(
+                    isinstance(kv, list) and len(kv) == 2 and
+                    (kv[0] is None or isinstance(kv[0], (str, int, bool))) for kv in inner):
+                raise bad("__dict__ holds something other than [key, value] pairs")
+            return {k: _decode(v, arrays, depth + 1) for k, v in inner}
+    return {k: _decode(v, arrays, depth + 1) for k, v in value.items()}
 
 
 # -- optimizer state keyed by parameter name ------------------------------------------------------
@@ -291,10 +312,29 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         header = json.loads(meta.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"corrupted checkpoint {path!r}: header is not JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"corrupted checkpoint {path!r}: header nested too deeply") from None
     if not isinstance(header, dict) or header.get("format") != "dlopt-checkpoint":
         raise CheckpointError(f"corrupted checkpoint {path!r}: header does not describe a dlopt "
                               "checkpoint")
+    for key in ("contents", "types"):
+        if not isinstance(header.get(key, {}), dict):
+            raise CheckpointError(f"corrupted checkpoint {path!r}: header's {key!r} is not an object")
     return header, arrays
+
+
+def _check_named_layout(path: str, sd: dict) -> None:
+    """An optimizer state keyed by parameter name: groups list names, state is keyed by them."""
+    names = []
+    for g in sd["param_groups"]:
+        if not isinstance(g, dict) or not isinstance(g.get("params"), list) or \
+                not all(isinstance(n, str) for n in g["params"]):
+            raise CheckpointError(f"corrupted checkpoint {path!r}: an optimizer param group does "
+                                  "not list parameter names")
+        names += g["params"]
+    if len(set(names)) != len(names) or not set(sd["state"]) <= set(names):
+        raise CheckpointError(f"corrupted checkpoint {path!r}: optimizer state is keyed by names "
+                              "its param groups do not list once each")
 
 
 def load(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = None,
@@ -358,6 +398,7 @@ def load(path: str | os.PathLike, *, optimizer: Any = None, scheduler: Any = Non
     if by_name and optimizer is not None and params is not None:
         current_names = _names_for(_flat_params(optimizer) or [], params)
     if by_name:
+        _check_named_layout(path, result["optimizer"])
         saved_names = [n for g in result["optimizer"]["param_groups"] for n in g["params"]]
         if current_names is not None:
             _check_optimizer_names(path, result["optimizer"], current_names, optimizer)

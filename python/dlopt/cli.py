@@ -25,6 +25,7 @@ import os
 import sys
 import warnings
 import zipfile
+import zlib
 import time
 from pathlib import Path
 
@@ -60,9 +61,14 @@ def _number(text: str, path, line: int, column: str):
 
 
 def _read_csv(path: Path, target: str | None, need_target: bool) -> Table:
+    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name.
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            try:
+                rows = list(reader)
+            except csv.Error as e:  # e.g. a field over csv.field_size_limit() (131,072) characters
+                raise DataError(f"{path}: line {reader.line_num}: {e}") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
@@ -146,6 +152,8 @@ def read_table(path: str | Path, target: str | None, need_target: bool = True) -
                 if "X" in keys:
                     X = z["X"]
                     y = z["y"] if "y" in keys else None
+                    if X.ndim != 2:
+                        raise DataError(f"{path}: X has shape {X.shape}, expected a 2-D array (rows, features)")
                     if y is not None and (y.ndim != 1 or y.shape[0] != X.shape[0]):
                         raise DataError(f"{path}: y has shape {y.shape}, expected ({X.shape[0]},)")
                     if y is not None and y.dtype.kind == "f" and not np.all(np.isfinite(y)):
@@ -159,7 +167,7 @@ def read_table(path: str | Path, target: str | None, need_target: bool = True) -
         return _read_csv(path, target, need_target)
     except DataError:
         raise
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # a truncated .npz, ...
         raise DataError(f"{path}: cannot read: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
@@ -352,6 +360,8 @@ def _fit(args, comm) -> int:
             check_writable(path, option)  # before training, so a bad path loses no work
     table = read_table(args.data, args.target)
     X, y = table.X, table.y
+    if X.shape[1] == 0:
+        raise DataError(f"{args.data}: no feature columns besides the target '{table.target_name}'")
     task, reason = args.task, "--task"
     if task is None:
         task, reason = infer_task(y, table.target_name, args.model)
@@ -448,24 +458,55 @@ def _load_model(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             m = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):  # truncated, bad CRC, ...
         raise DataError(not_a_model) from None
     required = {"format", "model", "coef", "intercept", "classes", "x_mean", "x_scale", "y_mean", "y_scale",
                 "feature_names"}
-    if not required <= set(m) or str(m["format"]) != "dlopt-linear-model-1" or str(m["model"]) not in (
-            "linear", "logistic", "softmax"):
+    if not required <= set(m) or str(m["format"]) != "dlopt-linear-model-1":
         raise DataError(not_a_model)
     name = str(m["model"])
+    if name not in ("linear", "logistic", "softmax"):
+        raise DataError(f"{path}: unknown model kind {name[:40]!r} (expected linear, logistic or softmax)")
+    coef, intercept, x_mean, x_scale = _model_arrays(path, name, m)
     cls = {"linear": lm.LinearRegression, "logistic": lm.LogisticRegression, "softmax": lm.SoftmaxRegression}[name]
     model = cls()
-    coef = np.ascontiguousarray(m["coef"], dtype=np.float64)
     model._coef = coef
-    model._intercept = np.ascontiguousarray(m["intercept"], dtype=np.float64)
+    model._intercept = intercept
     model.n_features_in_ = coef.shape[1]
     model._trainer = None
     if name != "linear":
         model.classes_ = m["classes"]
-    return _Scaled(model, m["x_mean"], m["x_scale"], float(m["y_mean"]), float(m["y_scale"])), m
+    return _Scaled(model, x_mean, x_scale, float(m["y_mean"]), float(m["y_scale"])), m
+
+
+def _model_arrays(path: Path, name: str, m: dict) -> tuple[np.ndarray, ...]:
+    """coef (K, d), intercept (K,), x_mean and x_scale (d,) of a model file, checked: shapes that fit
+    together and finite numbers, so a damaged file is an error, never NaN predictions."""
+    def numeric(key, ndim):
+        a = m[key]
+        if a.dtype.kind not in "biuf" or a.ndim != ndim:
+            raise DataError(f"{path}: '{key}' has dtype {a.dtype} and shape {a.shape}, expected a "
+                            f"{ndim}-D array of numbers")
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise DataError(f"{path}: '{key}' holds NaN or infinite values")
+        return a
+
+    coef, intercept = numeric("coef", 2), numeric("intercept", 1)
+    x_mean, x_scale = numeric("x_mean", 1), numeric("x_scale", 1)
+    y_mean, y_scale = numeric("y_mean", 0), numeric("y_scale", 0)
+    k, d = coef.shape
+    classes = m["classes"]
+    want_k = 1 if name != "softmax" else len(classes)
+    if d == 0 or k != want_k or intercept.shape != (k,) or x_mean.shape != (d,) or x_scale.shape != (d,) or \
+            m["feature_names"].shape != (d,) or (name != "linear" and classes.ndim != 1) or \
+            (name == "logistic" and len(classes) != 2) or (name == "softmax" and k < 2):
+        raise DataError(f"{path}: the arrays of this {name} model do not fit together (coef {coef.shape}, "
+                        f"intercept {intercept.shape}, x_mean {x_mean.shape}, x_scale {x_scale.shape}, "
+                        f"feature_names {m['feature_names'].shape}, classes {classes.shape})")
+    if np.any(x_scale == 0) or y_scale == 0:
+        raise DataError(f"{path}: 'x_scale' or 'y_scale' holds zeros")
+    return coef, intercept, x_mean, x_scale
 
 
 def cmd_predict(args) -> int:
@@ -502,9 +543,9 @@ def cmd_predict(args) -> int:
 
 def _has_column(path: Path, name: str) -> bool:
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), [])
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, csv.Error):
         return False
     return name in [h.strip() for h in header]
 

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from . import _core
+from ._checks import real
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
 
@@ -37,6 +38,17 @@ def _result(total: float, f32: bool):
 def _check_foreach(foreach) -> None:
     if foreach not in (None, True, False):
         raise TypeError(f"foreach: expected None or a bool, got {foreach!r}")
+
+
+# torch converts these with float(): strings such as 'inf' work, and every value torch takes gives its
+# result here. Refused: what float() cannot hold (10**400) and a NaN, which torch spreads silently
+# into every gradient.
+def _max_norm(value) -> float:
+    return real("max_norm", value, strings=True)  # inf: no clipping, as torch
+
+
+def _norm_type(value) -> float:
+    return real("norm_type", value, strings=True)  # any p, inf (max) and -inf (min) as torch
 
 
 def get_total_norm(grads, norm_type: float = 2.0, error_if_nonfinite: bool = False,
@@ -78,9 +90,10 @@ def get_total_norm(grads, norm_type: float = 2.0, error_if_nonfinite: bool = Fal
     np.float64(5.0)
     """
     _check_foreach(foreach)
-    total, f32 = _core.total_norm(_grads(grads), float(norm_type))
+    norm_type = _norm_type(norm_type)
+    total, f32 = _core.total_norm(_grads(grads), norm_type)
     if error_if_nonfinite:
-        _core.require_finite_norm(total, float(norm_type))  # torch's message, written in C++
+        _core.require_finite_norm(total, norm_type)  # torch's message, written in C++
     return _result(total, f32)
 
 
@@ -114,7 +127,9 @@ def clip_grads_with_norm_(grads, max_norm: float, total_norm, foreach: bool | No
     array([0.6, 0.8])
     """
     _check_foreach(foreach)
-    _core.clip_grads_with_norm(_grads(grads), float(max_norm), float(total_norm))
+    # The norm is data (NaN or inf when the gradients hold them): used as torch uses it.
+    total = real("total_norm", total_norm, strings=True, nan=True)
+    _core.clip_grads_with_norm(_grads(grads), _max_norm(max_norm), total)
 
 
 def clip_grad_norm_(grads, max_norm: float, norm_type: float = 2.0,
@@ -168,7 +183,7 @@ def clip_grad_norm_(grads, max_norm: float, norm_type: float = 2.0,
     [array([0.6, 0. ]), array([0.8])]
     """
     _check_foreach(foreach)
-    total, f32 = _core.clip_grad_norm(_grads(grads), float(max_norm), float(norm_type),
+    total, f32 = _core.clip_grad_norm(_grads(grads), _max_norm(max_norm), _norm_type(norm_type),
                                       bool(error_if_nonfinite))  # NonFiniteNorm: a RuntimeError
     return _result(total, f32)
 
@@ -200,4 +215,4 @@ def clip_grad_value_(grads, clip_value: float, foreach: bool | None = None) -> N
     array([-1. ,  0.5,  1. ])
     """
     _check_foreach(foreach)
-    _core.clip_grad_value(_grads(grads), float(clip_value))
+    _core.clip_grad_value(_grads(grads), real("clip_value", clip_value, strings=True))

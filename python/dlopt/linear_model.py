@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._checks import real
 from .optim.optimizer import STORAGE_KEYS
 
 __all__ = ["LinearRegression", "LogisticRegression", "SoftmaxRegression", "NotFittedError", "ConvergenceWarning"]
@@ -313,6 +314,12 @@ class _LinearModel:
                              "dlopt.optim.ScheduleFreeSGD / ScheduleFreeAdamW in your own loop")
         lbfgs = optimizer.lower() == "lbfgs"  # full-batch L-BFGS: lr is its first trial step, torch's 1
         lr = (1.0 if lbfgs else DEFAULT_LR) if self.lr is None else self.lr
+        # Types here (complex, 10**400 or a bool penalty would be a cast error in C++); ranges in C++.
+        if self.penalty is not None and not isinstance(self.penalty, str):
+            raise TypeError(f"penalty: expected None, 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
+        for key in ("alpha", "l1_ratio", "validation_fraction") + (() if self.tol is None else ("tol",)):
+            real(key, getattr(self, key))
+        real("lr", lr)
         optimizer_params = _optimizer_params(self.optimizer_params)
         config = dict(optimizer=optimizer, lr=lr, lr_schedule=self.lr_schedule, optimizer_params=optimizer_params,
                       epochs=self.epochs, batch_size=self.batch_size, shuffle=bool(self.shuffle),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .. import _core
+from .._checks import count, real
 from ._base import LRScheduler
 
 # -- beyond torch ----------------------------------------------------------------------------
@@ -85,17 +87,17 @@ class WarmupStableDecayLR(LRScheduler):
         decay: str = "linear",
         last_epoch: int = -1,
     ):
-        for name, value in (("warmup_steps", warmup_steps), ("stable_steps", stable_steps),
-                            ("decay_steps", decay_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
-        if final_lr_factor < 0.0:
-            raise ValueError(f"final_lr_factor: expected a value >= 0, got {final_lr_factor}")
-        if not 0.0 <= warmup_start_factor <= 1.0:
-            raise ValueError(
-                f"warmup_start_factor: expected a value in [0, 1], got {warmup_start_factor}"
-            )
-        if decay not in self._DECAYS:
+        # Step counts below 2**53 (every one exact as a float); factors finite: an infinite
+        # final_lr_factor or a NaN would reach every lr.
+        warmup_steps, stable_steps, decay_steps = (
+            count(name, value) for name, value in (("warmup_steps", warmup_steps),
+                                                   ("stable_steps", stable_steps),
+                                                   ("decay_steps", decay_steps)))
+        if warmup_steps + stable_steps + decay_steps > 2**53 - 1:
+            raise ValueError("warmup_steps + stable_steps + decay_steps: expected at most 2**53 - 1")
+        final_lr_factor = real("final_lr_factor", final_lr_factor, 0.0, sys.float_info.max)
+        warmup_start_factor = real("warmup_start_factor", warmup_start_factor, 0.0, 1.0)
+        if not isinstance(decay, str) or decay not in self._DECAYS:
             raise ValueError(f"decay: expected one of {self._DECAYS}, got {decay!r}")
         self.warmup_steps = warmup_steps
         self.stable_steps = stable_steps
