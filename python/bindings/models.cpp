@@ -30,17 +30,33 @@ Objective parse_objective(const std::string& name) {
 namespace {
 
 double number(const py::handle& v, const std::string& key) {
-  if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || !PyNumber_Check(v.ptr()))
+  if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || !PyNumber_Check(v.ptr()) ||
+      PyComplex_Check(v.ptr()))
     throw py::type_error(key + ": expected a number, got " + py::repr(v).cast<std::string>());
-  return v.cast<double>();
+  const double x = PyFloat_AsDouble(v.ptr());  // (an array of several values, 10**400: errors, not casts)
+  if (x == -1.0 && PyErr_Occurred()) {
+    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+    PyErr_Clear();
+    if (overflow) throw py::value_error(key + ": " + py::repr(v).cast<std::string>() + " is out of range");
+    throw py::type_error(key + ": expected a number, got " + py::repr(v).cast<std::string>());
+  }
+  return x;
 }
 
-/// An integer hyperparameter (an int or a NumPy integer, not a bool or a float): ValueError in
-/// TrainConfig::validate's style otherwise.
+/// An integer hyperparameter (an int or a NumPy integer, not a bool, a float or an array): ValueError
+/// in TrainConfig::validate's style otherwise.
 int64_t integer(const py::handle& v, const std::string& key) {
-  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr()))
-    throw py::value_error("Invalid " + key + ": " + py::repr(v).cast<std::string>() + " (must be an int)");
-  return v.cast<int64_t>();
+  const auto refuse = [&] {
+    return py::value_error("Invalid " + key + ": " + py::repr(v).cast<std::string>() + " (must be an int)");
+  };
+  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr())) throw refuse();
+  const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+  const long long x = index ? PyLong_AsLongLong(index.ptr()) : -1;
+  if (PyErr_Occurred()) {  // an array of several values; an int past 64 bits
+    PyErr_Clear();
+    throw refuse();
+  }
+  return x;
 }
 
 /// lr_schedule=: None, a name, or {"name": ..., **arguments}; types are checked here, names and values
@@ -72,9 +88,7 @@ ScheduleSpec schedule_from(const py::handle& v) {
       if (py::isinstance<py::str>(x) || !py::isinstance<py::sequence>(x))
         throw py::value_error(where + "expected a list of epoch indices, got " + py::repr(x).cast<std::string>());
       for (auto e : x.cast<py::sequence>()) {
-        if (py::isinstance<py::bool_>(e) || !PyIndex_Check(e.ptr()))
-          throw py::value_error(where + "expected integers, got " + py::repr(e).cast<std::string>());
-        s.milestones.push_back(e.cast<int64_t>());
+        s.milestones.push_back(integer(e, "lr_schedule['milestones']"));
       }
       s.has_milestones = true;
     } else if (py::isinstance<py::str>(x)) {
@@ -82,7 +96,7 @@ ScheduleSpec schedule_from(const py::handle& v) {
     } else if (py::isinstance<py::bool_>(x)) {
       s.params[key] = x.cast<bool>() ? 1.0 : 0.0;
     } else if (PyNumber_Check(x.ptr()) && !py::isinstance<py::sequence>(x)) {
-      s.params[key] = x.cast<double>();
+      s.params[key] = number(x, "lr_schedule['" + key + "']");
     } else {
       throw py::value_error(where + "expected a number or a string, got " + py::repr(x).cast<std::string>());
     }
