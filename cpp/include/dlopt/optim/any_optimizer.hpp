@@ -40,6 +40,8 @@ class AnyOptimizer {
   /// and a schedule's position, in the file Python's dlopt.save / dlopt.load read and write.
   /// Device optimizers throw InvalidArgument (their state is not readable from C++ yet).
   virtual void save(const std::string& path, const SaveOptions& options) const = 0;
+  /// Restores what save wrote (`names`: the parameters' names in the file, in order); returns the
+  /// schedule's position when the file has one. Checks everything first: on error nothing changes.
   virtual std::optional<SchedulerState> load(const std::string& path, const std::vector<std::string>& names) = 0;
 };
 

@@ -111,7 +111,9 @@ class Optimizer {
   const TensorScalars& scalars(std::size_t i) const { return scalars_.at(i); }
   /// State buffer k (named Rule::slots[k]) of parameter i; empty before its first step.
   const StateBuffer& state(std::size_t i, std::size_t k) const { return state_.at(i)[k]; }
+  /// The parameter buffers, as given to the constructor.
   const std::vector<ParamView<T>>& params() const { return params_; }
+  /// Each parameter's shape (size, rows, batch), in order.
   std::vector<TensorShape> shapes() const {
     std::vector<TensorShape> out;
     for (const ParamView<T>& p : params_) out.push_back(p.shape());
