@@ -11,6 +11,7 @@
 
 #include "blocks.hpp"
 #include "convert.hpp"
+#include "dlopt/core/lane_sum.hpp"
 #include "dlopt/core/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
@@ -171,8 +172,6 @@ void run(const Segment<Rule, T>* segments, std::size_t count) {
 
 namespace {
 
-constexpr int kLanes = 16;
-
 /// Rule::reduce's terms of n elements into terms[r][i]. No `omp simd` here: GCC 12 gives the array
 /// that reduce returns a per-lane copy under it and then fails to vectorize; its auto-vectorizer
 /// handles the plain loop (checked with -fopt-info-vec).
@@ -188,21 +187,17 @@ DLOPT_KERNEL void reduce_terms(const typename Rule::template Coeffs<C>& coeffs, 
   }
 }
 
-/// The sums of Rule::reduce's terms over one block, chunk by chunk: element j of the block adds
-/// to lane j % kLanes in order, and the lanes combine pairwise at the end.
+/// The sums of Rule::reduce's terms over one block, chunk by chunk, in detail::LaneSum's order
+/// over the whole block.
 template <class Rule, class C>
 void reduce_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len, double* out) {
   constexpr int R = Rule::reductions;
-  static_assert(kStage % kLanes == 0, "a chunk fills whole lane groups (but at a tensor's end)");
-  double acc[R][kLanes] = {};
+  static_assert(kStage % dlopt::detail::LaneSum::kLanes == 0, "a chunk fills whole lane groups (but at a tensor's end)");
+  dlopt::detail::LaneSum acc[R];
   alignas(64) double terms[R][kStage];
   auto add = [&](const C* p, const C* g, C* const* s, int64_t n) {
     reduce_terms<Rule, C>(seg.coeffs, p, g, s, n, terms);
-    for (int r = 0; r < R; ++r)
-      for (int64_t i0 = 0; i0 < n; i0 += kLanes) {
-        const int m = int(std::min<int64_t>(kLanes, n - i0));
-        for (int j = 0; j < m; ++j) acc[r][j] += terms[r][i0 + j];
-      }
+    for (int r = 0; r < R; ++r) acc[r].add(n, [&](int64_t i) { return terms[r][i]; });
   };
   if (seg.native) {
     for (int64_t off = begin; off < begin + len; off += kStage) {
@@ -220,11 +215,7 @@ void reduce_block(const Segment<Rule, C>& seg, int64_t begin, int64_t len, doubl
       add(st.p, st.g, st.s, n);
     }
   }
-  for (int r = 0; r < R; ++r) {
-    for (int w = kLanes / 2; w >= 1; w /= 2)
-      for (int l = 0; l < w; ++l) acc[r][l] += acc[r][l + w];
-    out[r] = acc[r][0];
-  }
+  for (int r = 0; r < R; ++r) out[r] = acc[r].total();
 }
 
 }  // namespace

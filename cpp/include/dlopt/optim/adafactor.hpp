@@ -23,6 +23,7 @@
 #include <limits>
 #include <vector>
 
+#include "dlopt/core/lane_sum.hpp"
 #include "dlopt/core/rule.hpp"
 
 namespace dlopt {
@@ -82,23 +83,6 @@ struct AdafactorRule : RuleDefaults {
 
   /// Rows per block of the row/column sums: fixed, so sums do not depend on the thread count.
   static constexpr int64_t kRowBlock = 64;
-  /// Lanes of a row's sums: element j adds to lane j % kLanes, the lanes then combine pairwise, so
-  /// the loops vectorize and the order is fixed.
-  static constexpr int kLanes = 16;
-
-  /// Σ f(j) over j < n, in double, in the lane order above.
-  template <class F>
-  static double lane_sum(int64_t n, const F& f) {
-    double acc[kLanes] = {};
-    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
-      const int m = int(std::min<int64_t>(kLanes, n - j0));
-      for (int l = 0; l < m; ++l) acc[l] += f(j0 + l);
-    }
-    for (int w = kLanes / 2; w >= 1; w /= 2)
-      for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-    return acc[0];
-  }
-
   /// One tensor's step, row block by row block. Each pass over a block is a DLOPT_KERNEL function
   /// (its loops compiled for the CPU's instruction set in a portable build), called from the
   /// OpenMP loops of update_matrix.
@@ -125,9 +109,9 @@ struct AdafactorRule : RuleDefaults {
       for (int64_t r = b * kRowBlock; r < end(b); ++r) {
         const T* __restrict pr = p + r * cols;
         const T* __restrict gr = g + r * cols;
-        p2 += lane_sum(cols, [&](int64_t j) { return square(pr[j]); });
+        p2 += detail::LaneSum::of(cols, [&](int64_t j) { return square(pr[j]); });
         if (!factored) continue;
-        const double g2 = lane_sum(cols, [&](int64_t j) { return square(gr[j]); });
+        const double g2 = detail::LaneSum::of(cols, [&](int64_t j) { return square(gr[j]); });
         for (int64_t j = 0; j < cols; ++j) col[j] += square(gr[j]);
         s[0][r] = detail::lerp(s[0][r], T(g2 / double(cols)), c.beta2_weight);
       }
@@ -150,7 +134,7 @@ struct AdafactorRule : RuleDefaults {
     DLOPT_KERNEL double u_squares(int64_t b) const {
       double sum = 0;
       for (int64_t r = b * kRowBlock; r < end(b); ++r)
-        for_row(r, [&](const auto& u) { sum += lane_sum(cols, [&](int64_t j) { return square(u(j)); }); });
+        for_row(r, [&](const auto& u) { sum += detail::LaneSum::of(cols, [&](int64_t j) { return square(u(j)); }); });
       return sum;
     }
 
@@ -181,7 +165,8 @@ struct AdafactorRule : RuleDefaults {
     double sum_p2 = 0;
     for (int64_t b = 0; b < blocks; ++b) sum_p2 += pass.partial[b * stride + stride - 1];
     const double alpha = std::max(c.eps2, std::sqrt(sum_p2) / std::sqrt(double(n))) * c.rho;
-    std::vector<T> row_mean(std::size_t(shape.batch), T(1));
+    thread_local std::vector<T> row_mean;
+    row_mean.assign(std::size_t(shape.batch), T(1));
     if (factored) {  // C per matrix: the column sums of its blocks, in block order; the mean of its R
       for (int64_t m = 0; m < shape.batch; ++m) {
         for (int64_t j = 0; j < cols; ++j) {

@@ -58,7 +58,8 @@ struct ADOPTRule : RuleDefaults {
   template <class T>
   struct Coeffs {
     T lr, one_minus_beta1, beta2, one_minus_beta2, eps, l2, neg_decay, clip, sign;
-    bool first;
+    T first;  ///< 1 on the first step, else 0 (a T, not a bool: GCC 12 vectorizes selects on a
+              ///< loop-invariant float compare, not on a bool copied out of this struct)
   };
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
@@ -73,7 +74,7 @@ struct ADOPTRule : RuleDefaults {
             T(c.decouple ? -c.lr * c.weight_decay : 0.0),
             T(bound),
             T(c.maximize ? -1 : 1),
-            first};
+            T(first ? 1 : 0)};
   }
 
   template <class T>
@@ -85,9 +86,10 @@ struct ADOPTRule : RuleDefaults {
     const T new_m = detail::lerp(m, normed, c.one_minus_beta1);
     const T new_p = (param + c.neg_decay * param) - c.lr * new_m;
     // The first step only sets v (written as selects, not an early return, so the loop vectorizes)
-    s[0][i] = c.first ? m : new_m;
-    p[i] = c.first ? param : new_p;
-    s[1][i] = c.first ? v + grad * grad : v * c.beta2 + c.one_minus_beta2 * grad * grad;
+    const bool first = c.first != T(0);
+    s[0][i] = first ? m : new_m;
+    p[i] = first ? param : new_p;
+    s[1][i] = first ? v + grad * grad : v * c.beta2 + c.one_minus_beta2 * grad * grad;
   }
 };
 

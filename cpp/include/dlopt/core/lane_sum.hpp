@@ -1,0 +1,49 @@
+#pragma once
+/// @file core/lane_sum.hpp
+/// A sum in a fixed order that still vectorizes: element j of a run adds to lane j % kLanes in
+/// double, and the lanes combine pairwise at the end. The order depends only on the element
+/// positions, never on the thread count or the instruction set, so every reduction written with it
+/// (the reduction phase of cpu::reduce, Adafactor's row and column statistics) is reproducible.
+/// Internal to dlopt.
+
+#include <algorithm>
+#include <cstdint>
+
+namespace dlopt::detail {
+
+struct LaneSum {
+  static constexpr int kLanes = 16;
+  double lane[kLanes] = {};
+
+  /// Adds f(j) for j < n, element j to lane j % kLanes. A run that continues an earlier one must
+  /// start on a lane boundary (the earlier runs' lengths multiples of kLanes).
+  template <class F>
+  void add(int64_t n, const F& f) {
+    double acc[kLanes];  // a local copy and a fixed-length inner loop keep the lanes in registers
+    for (int l = 0; l < kLanes; ++l) acc[l] = lane[l];
+    int64_t j0 = 0;
+    for (; j0 + kLanes <= n; j0 += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += f(j0 + l);
+    for (int l = 0; j0 + l < n; ++l) acc[l] += f(j0 + l);
+    for (int l = 0; l < kLanes; ++l) lane[l] = acc[l];
+  }
+
+  /// The lanes combined pairwise (lane l with l + w, w = 8, 4, 2, 1).
+  double total() const {
+    double t[kLanes];
+    std::copy(lane, lane + kLanes, t);
+    for (int w = kLanes / 2; w >= 1; w /= 2)
+      for (int l = 0; l < w; ++l) t[l] += t[l + w];
+    return t[0];
+  }
+
+  /// Σ f(j) over j < n in this order.
+  template <class F>
+  static double of(int64_t n, const F& f) {
+    LaneSum s;
+    s.add(n, f);
+    return s.total();
+  }
+};
+
+}  // namespace dlopt::detail
