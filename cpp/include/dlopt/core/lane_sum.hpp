@@ -11,9 +11,10 @@
 
 namespace dlopt::detail {
 
+/// A running sum in LaneSum's fixed order (see the file comment).
 struct LaneSum {
-  static constexpr int kLanes = 16;
-  double lane[kLanes] = {};
+  static constexpr int kLanes = 16;  ///< lanes of the sum (a multiple of every SIMD width in doubles)
+  double lane[kLanes] = {};          ///< the partial sum of each lane
 
   /// Adds f(j) for j < n, element j to lane j % kLanes. A run that continues an earlier one must
   /// start on a lane boundary (the earlier runs' lengths multiples of kLanes).
