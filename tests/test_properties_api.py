@@ -81,7 +81,7 @@ def test_classification_metrics_raise_or_match_sklearn(t, p, weights, subset, av
     try:
         ours = getattr(metrics, name)(t, p, **kw)
     except BAD:
-        with pytest.raises(ValueError), warnings.catch_warnings():
+        with pytest.raises((TypeError, ValueError)), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             getattr(sk, name)(t, p, **kw)
         return
@@ -89,6 +89,51 @@ def test_classification_metrics_raise_or_match_sklearn(t, p, weights, subset, av
         warnings.simplefilter("ignore")  # sklearn's notes about labels absent from y
         theirs = getattr(sk, name)(t, p, **kw)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
+
+
+# Labels of every kind, as scikit-learn's type checks see them: accepted (ints, integral floats, strings,
+# bools) or refused (fractions, NaN / inf, complex, bytes, object arrays holding more than strings, string
+# labels against numeric ones).
+LABEL_KINDS = {
+    "int": st.integers(0, 3), "integral float": st.sampled_from([0.0, 1.0, 2.0]), "str": st.sampled_from("abc"),
+    "bool": st.booleans(), "fraction": st.sampled_from([0.5, 1.0, 2.0]),
+    "nan or inf": st.sampled_from([0.0, 1.0, math.nan, math.inf]), "complex": st.sampled_from([0j, 1 + 0j, 1j]),
+    "bytes": st.sampled_from([b"a", b"b"]), "object": st.sampled_from([None, 2**70, "a", 1, 2.5, "b"]),
+}
+
+
+@st.composite
+def label_pair(draw):
+    n = draw(st.integers(1, 12))
+    arrays = []
+    for _ in range(2):
+        kind = draw(st.sampled_from(sorted(LABEL_KINDS)))
+        values = draw(st.lists(LABEL_KINDS[kind], min_size=n, max_size=n))
+        arrays.append(np.array(values, dtype=object if kind == "object" else None))
+    return arrays
+
+
+@SETTINGS
+@given(pair=label_pair(), name=st.sampled_from(["accuracy_score", "confusion_matrix", "precision_score", "recall_score",
+                                               "f1_score"]),
+       average=st.sampled_from(["micro", "macro", "weighted", None]))
+def test_classification_metrics_accept_and_refuse_the_labels_sklearn_does(pair, name, average):
+    sk = pytest.importorskip("sklearn.metrics")
+    t, p = pair
+    kw = {} if name in ("accuracy_score", "confusion_matrix") else dict(average=average, zero_division=0)
+
+    def run(module):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return getattr(module, name)(t, p, **kw)
+            except (TypeError, ValueError) as e:
+                return e
+
+    ours, theirs = run(metrics), run(sk)
+    assert isinstance(ours, Exception) == isinstance(theirs, Exception), (t, p, ours, theirs)
+    if not isinstance(ours, Exception):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
 
 
 floats = st.floats(-1e6, 1e6, allow_nan=False)
