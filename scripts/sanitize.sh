@@ -48,8 +48,9 @@ TESTS=(tests/test_step_reliability.py tests/test_properties.py tests/test_proper
        tests/test_checkpoint.py tests/test_checkpoint_hardening.py tests/test_low_precision.py
        tests/test_bad_input.py tests/test_step_plan.py tests/test_clip.py tests/test_averaging.py
        tests/test_metrics.py tests/test_optim_parity.py tests/test_linear_minibatch_reference.py)
+# timeout: a bound on a hang (the subset takes minutes; docs/reliability.md, "Sanitizers").
 run_sanitized() {
-  PYTHONPATH="$SITE" LD_PRELOAD="$PRELOAD" ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" "$VPY" "$@"
+  PYTHONPATH="$SITE" LD_PRELOAD="$PRELOAD" ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" timeout 2400 "$VPY" "$@"
 }
 run_sanitized -c 'import dlopt, sys; sys.exit(0 if dlopt.__file__.startswith(sys.argv[1]) else f"dlopt from {dlopt.__file__}")' "$SITE"
 run_sanitized -m pytest -q -p no:cacheprovider --capture=sys "${TESTS[@]}"
