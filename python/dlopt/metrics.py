@@ -116,18 +116,43 @@ def r2_score(y_true, y_pred, *, sample_weight=None) -> float:
 
 # ---- classification ------------------------------------------------------------------------------
 
+def _labels(a, what: str) -> np.ndarray:
+    """Class labels as scikit-learn takes them (its ``type_of_target`` checks, found by experiment):
+    numbers (ints, bools, floats without a fraction), strings or dates; not complex numbers, bytes, an
+    object array holding anything but strings (None, big ints, lists, numbers), NaN, infinities or
+    fractions."""
+    a = _values(a, what)
+    kind = a.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{what}: complex labels are not supported")
+    if kind == "S" or (kind == "O" and any(isinstance(v, bytes) for v in a.flat)):
+        raise TypeError(f"{what}: labels represented as bytes are not supported; decode them to str")
+    if kind == "O" and not all(isinstance(v, str) for v in a.flat):
+        odd = next(v for v in a.flat if not isinstance(v, str))
+        raise ValueError(f"{what}: an object array of labels must hold only strings, got "
+                         f"{type(odd).__name__} {odd!r:.40}; pass a numeric or a string array")
+    if kind == "f" and not np.all(np.isfinite(a)):
+        raise ValueError(f"Input {what} contains NaN or infinity")
+    if kind == "f" and np.any(a != np.round(a)):
+        raise ValueError(f"Classification metrics can't handle continuous targets ({what}); "
+                         "pass class labels, not probabilities or scores")
+    return a
+
+
+def _is_text(a: np.ndarray) -> bool:
+    return a.dtype.kind in "UO"  # an object array reaching here holds only strings
+
+
 def _encode(y_true, y_pred, labels=None):
     """(codes_true, codes_pred, classes); labels outside ``classes`` get code -1."""
-    t, p = _values(y_true, "y_true"), _values(y_pred, "y_pred")
+    t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if t.shape[0] != p.shape[0]:
         raise ValueError(f"y_true and y_pred have different lengths: {t.shape[0]} and {p.shape[0]}")
     if t.shape[0] == 0:
         raise ValueError("y_true: needs at least 1 sample, got 0")
-    if t.dtype.kind == "f" and np.any(t != np.round(t)):
-        raise ValueError("Classification metrics can't handle continuous targets (y_true)")
-    if p.dtype.kind == "f" and np.any(p != np.round(p)):
-        raise ValueError("Classification metrics can't handle continuous predictions (y_pred); "
-                         "pass class labels, not probabilities")
+    if _is_text(t) != _is_text(p):
+        raise ValueError(f"Mix of label input types (string and number): y_true is {t.dtype}, y_pred is "
+                         f"{p.dtype}; the predictions must be labels of the same kind as the true ones")
     classes = np.unique(np.concatenate([t, p])) if labels is None else np.asarray(labels)
     if classes.size == 0:
         raise ValueError("labels: must contain at least one label")
@@ -327,7 +352,7 @@ def log_loss(y_true, y_proba, *, labels=None, sample_weight=None) -> float:
     >>> round(log_loss([0, 1], [[0.8, 0.2], [0.4, 0.6]]), 6)
     0.366985
     """
-    t = _values(y_true, "y_true")
+    t = _labels(y_true, "y_true")
     classes = np.unique(t) if labels is None else np.unique(np.asarray(labels))
     proba = np.asarray(y_proba)
     if proba.dtype not in (np.float32, np.float64):
@@ -357,8 +382,11 @@ def log_loss(y_true, y_proba, *, labels=None, sample_weight=None) -> float:
 _CLASSIFICATION_RAISES = """Raises
 ------
 ValueError
-    Inputs of different lengths or empty, continuous values (floats that are not integers), or an
-    argument outside its choices."""
+    Inputs of different lengths or empty, continuous values (floats that are not integers), NaN or
+    infinite labels, complex labels, an object array holding anything but strings, string labels
+    mixed with numeric ones (``y_true`` against ``y_pred``), or an argument outside its choices.
+TypeError
+    Labels given as bytes (as scikit-learn), or labels that cannot be sorted together."""
 _SAMPLE_WEIGHT = """sample_weight : array-like of shape (n_samples,), optional
     Weight of each row; ``None``: equal weights."""
 _Y = """y_true : array-like of shape (n_samples,)

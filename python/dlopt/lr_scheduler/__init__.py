@@ -76,7 +76,11 @@ _LAST_EPOCH = """last_epoch : int, default -1
     The epoch of the last step: -1 starts the schedule; ``>= 0`` resumes it (every param group
     must then have its ``"initial_lr"``)."""
 _RAISES = """TypeError
-    ``optimizer`` has no list ``param_groups``.
+    ``optimizer`` has no list ``param_groups``, or an argument of the wrong type (a count must be an
+    int or a whole float, a bool is not a number, ``last_epoch`` an int).
+ValueError
+    An argument outside its domain (docs/reliability.md, "Scheduler arguments"); a failed
+    constructor leaves the param groups as they were.
 KeyError
     ``last_epoch >= 0`` and a param group has no ``"initial_lr"``."""
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import sys
 import types
 import warnings
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from .. import _core
+from .._checks import count, real
 
 _EPOCH_DEPRECATION = (
     "step(epoch) is deprecated, as in torch: call step() without an argument. Given an epoch, "
@@ -37,6 +42,37 @@ def _per_group(name: str, optimizer: Any, value: Any) -> list[Any]:
             )
         return list(value)
     return [value] * n
+
+
+def _reals_per_group(name: str, optimizer: Any, value: Any, lo: float = 0.0) -> list[Any]:
+    """``_per_group`` of finite reals in ``[lo, max float]`` (lrs, momenta): each checked, kept as given."""
+    values = _per_group(name, optimizer, value)
+    for i, v in enumerate(values):
+        real(name if len(values) == 1 or not isinstance(value, (list, tuple)) else f"{name}[{i}]",
+             v, lo, sys.float_info.max)
+    return values
+
+
+def _check_last_epoch(last_epoch: Any) -> None:
+    """An int >= -1 (-1: a fresh schedule); not a whole float: the closed forms take an int step."""
+    count("last_epoch", last_epoch, -1)
+
+
+@contextlib.contextmanager
+def _groups_restored_on_error(optimizer: Any):
+    """Undoes a failed constructor's writes into the param groups. The arguments are checked before
+    anything is written; this covers what only running can reveal (a user's ``lr_lambda`` or
+    ``scale_fn`` raising in the constructor's step). Shallow copies: the values are replaced in the
+    groups, never changed in place."""
+    groups = _param_groups(optimizer)
+    saved = [dict(group) for group in groups]
+    try:
+        yield
+    except BaseException:
+        for group, before in zip(groups, saved):
+            group.clear()
+            group.update(before)
+        raise
 
 
 def _callable_state(fn: Any) -> dict[str, Any] | None:
@@ -102,11 +138,9 @@ class LRScheduler:
 
     def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
         groups = _param_groups(optimizer)
+        _check_last_epoch(last_epoch)
         self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
+        if last_epoch != -1:
             missing = [i for i, group in enumerate(groups) if "initial_lr" not in group]
             if missing:
                 raise KeyError(
@@ -114,9 +148,13 @@ class LRScheduler:
                     f"with last_epoch={last_epoch}: create the scheduler with last_epoch=-1, or "
                     "restore the optimizer's param groups first"
                 )
-        self.base_lrs: list[float] = self._group_values("initial_lr")
-        self.last_epoch = last_epoch
-        self._initial_step()
+        with _groups_restored_on_error(optimizer):
+            if last_epoch == -1:
+                for group in groups:
+                    group.setdefault("initial_lr", group["lr"])
+            self.base_lrs: list[float] = self._group_values("initial_lr")
+            self.last_epoch = last_epoch
+            self._initial_step()
 
     # -- the rule ---------------------------------------------------------------------------
 
@@ -291,11 +329,12 @@ class _LambdaScheduler(LRScheduler):
 class _MomentumCycler(LRScheduler):
     """Shared by CyclicLR and OneCycleLR: moves ``"momentum"`` or ``"betas"[0]`` against the lr."""
 
-    def _init_momentum(
-        self, cycle_momentum: bool, base_momentum: Any, max_momentum: Any, last_epoch: int
-    ) -> None:
-        self.cycle_momentum = cycle_momentum
-        if not cycle_momentum:
+    def _check_momentum(self, cycle_momentum: Any, base_momentum: Any, max_momentum: Any) -> None:
+        """Checks the momentum arguments and records them; writes nothing into the groups."""
+        if not isinstance(cycle_momentum, (bool, np.bool_)):
+            raise TypeError(f"cycle_momentum: expected a bool, got {type(cycle_momentum).__name__}")
+        self.cycle_momentum = bool(cycle_momentum)
+        if not self.cycle_momentum:
             return
         defaults = getattr(self.optimizer, "defaults", {})
         if "momentum" not in defaults and "betas" not in defaults:
@@ -303,14 +342,18 @@ class _MomentumCycler(LRScheduler):
                 "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
             )
         self.use_beta1 = "betas" in defaults
-        self.base_momentums = _per_group("base_momentum", self.optimizer, base_momentum)
-        self.max_momentums = _per_group("max_momentum", self.optimizer, max_momentum)
-        if last_epoch == -1:
-            groups = _param_groups(self.optimizer)
-            for group, low, high in zip(groups, self.base_momentums, self.max_momentums):
-                self._set_momentum(group, high)
-                group["max_momentum"] = high
-                group["base_momentum"] = low
+        self.base_momentums = _reals_per_group("base_momentum", self.optimizer, base_momentum)
+        self.max_momentums = _reals_per_group("max_momentum", self.optimizer, max_momentum)
+
+    def _init_momentum(self, last_epoch: int) -> None:
+        """Starts each group's momentum at its maximum (a fresh schedule only)."""
+        if not self.cycle_momentum or last_epoch != -1:
+            return
+        groups = _param_groups(self.optimizer)
+        for group, low, high in zip(groups, self.base_momentums, self.max_momentums):
+            self._set_momentum(group, high)
+            group["max_momentum"] = high
+            group["base_momentum"] = low
 
     def _set_momentum(self, group: dict[str, Any], momentum: float) -> None:
         if self.use_beta1:

@@ -5,10 +5,21 @@ PolynomialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts. Each one's closed 
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from typing import Any, Iterable
 
-from ._base import LRScheduler, _param_groups
+from .._checks import real, whole
+from ._base import LRScheduler, _check_last_epoch, _param_groups
+
+_MAX = sys.float_info.max
+
+
+def _gamma(gamma: Any) -> Any:
+    """A decay factor: finite and >= 0 (a negative one flips the lr's sign, NaN or inf poison it);
+    above 1 is allowed (a growing lr, as in torch)."""
+    real("gamma", gamma, 0.0, _MAX)
+    return gamma
 
 # -- chainable schedules ---------------------------------------------------------------------
 
@@ -26,9 +37,9 @@ class StepLR(LRScheduler):
     ----------
     {optimizer}
     step_size : int
-        Period of the decay, in epochs.
+        Period of the decay, in epochs (>= 1).
     gamma : float, default 0.1
-        Multiplicative factor of the decay.
+        Multiplicative factor of the decay (finite, >= 0).
     {last_epoch}
 
     Raises
@@ -51,8 +62,8 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        self.step_size = step_size
-        self.gamma = gamma
+        self.step_size = whole("step_size", step_size, 1)
+        self.gamma = _gamma(gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -62,6 +73,17 @@ class StepLR(LRScheduler):
 
     def _get_closed_form_lr(self) -> list[float]:
         return self._closed_form("step", step_size=self.step_size, gamma=self.gamma)
+
+
+def _milestones(milestones: Any) -> list[Any]:
+    """The milestones as a list of whole numbers >= 0 (a negative one is never reached by the
+    recursion but counts in the closed form)."""
+    if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+        raise TypeError(f"milestones: expected an iterable of ints, got {type(milestones).__name__}")
+    values = list(milestones)
+    for i, m in enumerate(values):
+        whole(f"milestones[{i}]", m, 0)
+    return values
 
 
 class MultiStepLR(LRScheduler):
@@ -77,9 +99,9 @@ class MultiStepLR(LRScheduler):
     ----------
     {optimizer}
     milestones : iterable of int
-        Epochs at which the lr decays (a repeated epoch decays once per listing).
+        Epochs at which the lr decays (>= 0; a repeated epoch decays once per listing).
     gamma : float, default 0.1
-        Multiplicative factor of the decay.
+        Multiplicative factor of the decay (finite, >= 0).
     {last_epoch}
 
     Raises
@@ -104,8 +126,8 @@ class MultiStepLR(LRScheduler):
     def __init__(
         self, optimizer: Any, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1
     ):
-        self.milestones = dict(Counter(milestones))
-        self.gamma = gamma
+        self.milestones = dict(Counter(_milestones(milestones)))
+        self.gamma = _gamma(gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -131,9 +153,9 @@ class ConstantLR(LRScheduler):
     ----------
     {optimizer}
     factor : float, default 1.0 / 3
-        Factor applied until ``total_iters``, in [0, 1].
+        Factor applied until ``total_iters``, in (0, 1] (the lr is divided by it at ``total_iters``).
     total_iters : int, default 5
-        Number of epochs the factor applies to.
+        Number of epochs the factor applies to (>= 0).
     {last_epoch}
 
     Raises
@@ -160,10 +182,11 @@ class ConstantLR(LRScheduler):
     def __init__(
         self, optimizer: Any, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1
     ):
-        if factor > 1.0 or factor < 0:
+        # 0 is refused too: the step at total_iters divides by it (torch: ZeroDivisionError)
+        if real("factor", factor, 0.0, 1.0) == 0.0:
             raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
         self.factor = factor
-        self.total_iters = total_iters
+        self.total_iters = whole("total_iters", total_iters, 0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -195,7 +218,7 @@ class LinearLR(LRScheduler):
     end_factor : float, default 1.0
         Factor from epoch ``total_iters`` on, in [0, 1].
     total_iters : int, default 5
-        Number of epochs of the linear change.
+        Number of epochs of the linear change (>= 1).
     {last_epoch}
 
     Raises
@@ -227,16 +250,16 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
         last_epoch: int = -1,
     ):
-        if start_factor > 1.0 or start_factor <= 0:
+        if real("start_factor", start_factor, 0.0, 1.0) == 0.0:
             raise ValueError(
                 "Starting multiplicative factor expected to be greater than 0 and less or equal "
                 "to 1."
             )
-        if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+        real("end_factor", end_factor, 0.0, 1.0)
         self.start_factor = start_factor
         self.end_factor = end_factor
-        self.total_iters = total_iters
+        # >= 1: the closed form (step(epoch)) divides by it
+        self.total_iters = whole("total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -266,7 +289,7 @@ class ExponentialLR(LRScheduler):
     ----------
     {optimizer}
     gamma : float
-        Multiplicative factor applied every epoch.
+        Multiplicative factor applied every epoch (finite, >= 0).
     {last_epoch}
 
     Raises
@@ -286,7 +309,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Any, gamma: float, last_epoch: int = -1):
-        self.gamma = gamma
+        self.gamma = _gamma(gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -312,9 +335,9 @@ class PolynomialLR(LRScheduler):
     ----------
     {optimizer}
     total_iters : int, default 5
-        Number of epochs of the decay; the lr is 0 from then on.
+        Number of epochs of the decay (>= 1); the lr is 0 from then on.
     power : float, default 1.0
-        Power of the polynomial.
+        Power of the polynomial (finite, >= 0).
     {last_epoch}
 
     Raises
@@ -339,7 +362,10 @@ class PolynomialLR(LRScheduler):
     def __init__(
         self, optimizer: Any, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
     ):
-        self.total_iters = total_iters
+        # total_iters >= 1: the closed form divides by it; power >= 0: a negative one divides by zero
+        # at total_iters (torch: ZeroDivisionError)
+        self.total_iters = whole("total_iters", total_iters, 1)
+        real("power", power, 0.0, _MAX)
         self.power = power
         super().__init__(optimizer, last_epoch)
 
@@ -370,9 +396,9 @@ class CosineAnnealingLR(LRScheduler):
     ----------
     {optimizer}
     T_max : int
-        Number of epochs of the half cosine (a half period).
+        Number of epochs of the half cosine (a half period, >= 1).
     eta_min : float, default 0.0
-        The lowest lr.
+        The lowest lr (finite, >= 0).
     {last_epoch}
 
     Raises
@@ -395,7 +421,9 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        self.T_max = T_max
+        # T_max >= 1: every step divides by it; eta_min >= 0: the lowest lr of the cosine
+        self.T_max = whole("T_max", T_max, 1)
+        real("eta_min", eta_min, 0.0, _MAX)
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -444,8 +472,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     Raises
     ------
     ValueError
-        ``T_0`` not a positive integer, ``T_mult`` not an integer >= 1, ``eta_min`` not a number, or (in
-        ``step``) a negative epoch.
+        ``T_0`` not a positive integer, ``T_mult`` not an integer >= 1, ``eta_min`` negative or not
+        finite, or (in ``step``) a negative epoch.
     {raises}
 
     Examples
@@ -471,14 +499,20 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         eta_min: float = 0.0,
         last_epoch: int = -1,
     ):
-        if not isinstance(T_0, int) or T_0 <= 0:
-            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
-        if not isinstance(T_mult, int) or T_mult < 1:
-            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
-        if not isinstance(eta_min, (float, int)):
+        # torch's checks (T_0, T_mult: ints; eta_min: a float or an int), with a TypeError for what is
+        # not a number at all and bounds: counts below 2**53, eta_min finite and >= 0
+        for name, value, lo in (("T_0", T_0, 1), ("T_mult", T_mult, 1)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                whole(name, value, lo)  # TypeError for a non-number
+                raise ValueError(f"Expected integer {name} >= {lo}, but got {value}")
+            whole(name, value, lo)
+        if isinstance(eta_min, bool) or not isinstance(eta_min, (float, int)):
+            real("eta_min", eta_min)  # TypeError for a non-number
             raise ValueError(
                 f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
             )
+        real("eta_min", eta_min, 0.0, _MAX)
+        _check_last_epoch(last_epoch)
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult

@@ -5,7 +5,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any, Sequence
 
-from ._base import LRScheduler, _param_groups
+from .._checks import whole
+from ._base import LRScheduler, _check_last_epoch, _groups_restored_on_error, _param_groups
 from .plateau import ReduceLROnPlateau
 
 # -- combinations ----------------------------------------------------------------------------
@@ -99,7 +100,12 @@ class SequentialLR(_SchedulerList):
         milestones: list[int],
         last_epoch: int = -1,
     ):
+        _check_last_epoch(last_epoch)
         self._attach(optimizer, schedulers)
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__len__"):
+            raise TypeError(f"milestones: expected a list of ints, got {type(milestones).__name__}")
+        for i, m in enumerate(milestones):
+            whole(f"milestones[{i}]", m, 0)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 "Sequential Schedulers expects number of schedulers provided to be one more than "
@@ -109,11 +115,16 @@ class SequentialLR(_SchedulerList):
         self._milestones = list(milestones)
         self.last_epoch = last_epoch + 1
 
-        for group in _param_groups(optimizer):
-            group["lr"] = group["initial_lr"]
-        self._undo_initial_steps(self)
-        first = self._schedulers[bisect_right(self._milestones, 0)]
-        first._initial_step()
+        groups = _param_groups(optimizer)
+        missing = [i for i, group in enumerate(groups) if "initial_lr" not in group]
+        if missing:
+            raise KeyError(f"param 'initial_lr' is not specified in param_groups{missing}")
+        with _groups_restored_on_error(optimizer):
+            for group in groups:
+                group["lr"] = group["initial_lr"]
+            self._undo_initial_steps(self)
+            first = self._schedulers[bisect_right(self._milestones, 0)]
+            first._initial_step()
         self._last_lr = first.get_last_lr()
 
     @staticmethod

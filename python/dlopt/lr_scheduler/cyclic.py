@@ -4,10 +4,27 @@ are ``dlopt::OneCycle``'s, called through ``_core``)."""
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import _core
-from ._base import _MomentumCycler, _param_groups, _per_group
+from .._checks import real, whole
+from ._base import (_check_last_epoch, _groups_restored_on_error, _MomentumCycler, _param_groups,
+                    _reals_per_group)
+
+def _positive_int(name: str, value: Any) -> int:
+    """torch's check of OneCycleLR's counts (an int, not a whole float), plus a TypeError for a bool or
+    a non-number and an upper bound (2**53 - 1: every step exact as a float)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # torch: ValueError
+            raise ValueError(f"Expected positive integer {name}, but got {value}")
+        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"Expected positive integer {name}, but got {value}")
+    return whole(name, value, 1)
+
 
 # -- cyclic schedules ------------------------------------------------------------------------
 
@@ -99,20 +116,29 @@ class CyclicLR(_MomentumCycler):
         max_momentum: float | list[float] = 0.9,
         last_epoch: int = -1,
     ):
+        # every argument checked before the groups are written (lrs, momenta, initial_lr)
+        _param_groups(optimizer)
+        _check_last_epoch(last_epoch)
         self.optimizer = optimizer
-        base_lrs = _per_group("base_lr", optimizer, base_lr)
-        if last_epoch == -1:
-            for group, lr in zip(_param_groups(optimizer), base_lrs):
-                group["lr"] = lr
-        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        base_lrs = _reals_per_group("base_lr", optimizer, base_lr)
+        self.max_lrs = _reals_per_group("max_lr", optimizer, max_lr)
+        up = real("step_size_up", step_size_up, 0.0, sys.float_info.max)
+        down = up if step_size_down is None else real("step_size_down", step_size_down, 0.0,
+                                                      sys.float_info.max)
+        if up == 0.0:  # a cycle of length 0 would divide by zero
+            raise ValueError("step_size_up: expected a value > 0, got 0")
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"scale_fn: expected a callable or None, got {type(scale_fn).__name__}")
+        if scale_fn is None and mode not in ("triangular", "triangular2", "exp_range"):
+            raise ValueError("mode is invalid and scale_fn is None")
+        if scale_fn is not None and scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"scale_mode: expected 'cycle' or 'iterations', got {scale_mode!r}")
+        if scale_fn is None and mode == "exp_range":  # the only mode that reads gamma
+            real("gamma", gamma, 0.0, sys.float_info.max)
+        self._check_momentum(cycle_momentum, base_momentum, max_momentum)
 
-        up = float(step_size_up)
-        down = float(step_size_down) if step_size_down is not None else up
         self.total_size = up + down
         self.step_ratio = up / self.total_size
-
-        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
-            raise ValueError("mode is invalid and scale_fn is None")
         self.mode = mode
         self.gamma = gamma
         self._scale_fn_custom = scale_fn
@@ -120,8 +146,12 @@ class CyclicLR(_MomentumCycler):
         if scale_fn is None:
             self.scale_mode = "iterations" if mode == "exp_range" else "cycle"
 
-        self._init_momentum(cycle_momentum, base_momentum, max_momentum, last_epoch)
-        super().__init__(optimizer, last_epoch)
+        with _groups_restored_on_error(optimizer):
+            if last_epoch == -1:
+                for group, lr in zip(_param_groups(optimizer), base_lrs):
+                    group["lr"] = lr
+            self._init_momentum(last_epoch)
+            super().__init__(optimizer, last_epoch)
         # as in torch, the constructor's step used the groups' "initial_lr"; from now on, base_lr
         self.base_lrs = base_lrs
 
@@ -257,48 +287,62 @@ class OneCycleLR(_MomentumCycler):
         three_phase: bool = False,
         last_epoch: int = -1,
     ):
-        self.optimizer = optimizer
+        # every argument checked before the groups are written (initial_lr, max_lr, min_lr, momenta)
         _param_groups(optimizer)
+        _check_last_epoch(last_epoch)
+        self.optimizer = optimizer
         if total_steps is not None:
-            if not isinstance(total_steps, int) or total_steps <= 0:
-                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
-            self.total_steps = total_steps
+            self.total_steps = _positive_int("total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0:
-                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError(
-                    f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}"
-                )
-            self.total_steps = epochs * steps_per_epoch
+            self.total_steps = (_positive_int("epochs", epochs)
+                                * _positive_int("steps_per_epoch", steps_per_epoch))
+            whole("epochs * steps_per_epoch", self.total_steps, 1)
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        if not isinstance(pct_start, float) or pct_start < 0 or pct_start > 1:
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        if isinstance(pct_start, bool) or not isinstance(pct_start, float):  # torch: a float
+            real("pct_start", pct_start)  # TypeError for what is not a number at all
+            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start!r}")
+        real("pct_start", pct_start, 0.0, 1.0)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
             )
+        if not isinstance(three_phase, (bool, np.bool_)):
+            raise TypeError(f"three_phase: expected a bool, got {type(three_phase).__name__}")
+        max_lrs = _reals_per_group("max_lr", optimizer, max_lr)
+        # initial_lr = max_lr / div_factor, min_lr = initial_lr / final_div_factor: finite and > 0
+        for name, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            if real(name, value, 0.0, sys.float_info.max) == 0.0:
+                raise ValueError(f"{name}: expected a value > 0, got {value!r}")
+        self._check_momentum(cycle_momentum, base_momentum, max_momentum)
         self._anneal_func_type = anneal_strategy
 
         # (end step, lr key at start, lr key at end, momentum key at start, at end); the end
         # steps are dlopt::OneCycle's
-        ends = _core.one_cycle_phases(self.total_steps, pct_start, three_phase)
+        ends = _core.one_cycle_phases(self.total_steps, float(pct_start), bool(three_phase))
         keys = [("initial_lr", "max_lr", "max_momentum", "base_momentum"),
                 ("max_lr", "initial_lr", "base_momentum", "max_momentum"),
                 ("initial_lr", "min_lr", "max_momentum", "max_momentum")]
         if not three_phase:
             keys = [keys[0], ("max_lr", "min_lr", "base_momentum", "max_momentum")]
         self._schedule_phases = [(end, *k) for end, k in zip(ends, keys)]
+        # a phase of no steps that a step reaches (the first, starting at 0, or the last, which takes
+        # every step past the others) is a division by zero: torch raises ZeroDivisionError there
+        if ends[0] == 0 or ends[-1] == ends[-2]:
+            raise ValueError(
+                f"pct_start={pct_start!r} with total_steps={self.total_steps} gives a phase of no "
+                "steps (pct_start * total_steps must not be 1, and pct_start must be below 1 "
+                "without three_phase, below (total_steps + 1) / (2 * total_steps) with it)"
+            )
 
-        max_lrs = _per_group("max_lr", optimizer, max_lr)
-        if last_epoch == -1:
-            for group, top in zip(_param_groups(optimizer), max_lrs):
-                group["initial_lr"] = top / div_factor
-                group["max_lr"] = top
-                group["min_lr"] = group["initial_lr"] / final_div_factor
-        self._init_momentum(cycle_momentum, base_momentum, max_momentum, last_epoch)
-        super().__init__(optimizer, last_epoch)
+        with _groups_restored_on_error(optimizer):
+            if last_epoch == -1:
+                for group, top in zip(_param_groups(optimizer), max_lrs):
+                    group["initial_lr"] = top / div_factor
+                    group["max_lr"] = top
+                    group["min_lr"] = group["initial_lr"] / final_div_factor
+            self._init_momentum(last_epoch)
+            super().__init__(optimizer, last_epoch)
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         return _core.one_cycle_anneal(self._anneal_func_type == "cos", start, end, pct)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from typing import Any
 
-from ._base import _EPOCH_DEPRECATION, LRScheduler, _param_groups, _per_group
+from .._checks import real, whole
+from ._base import _EPOCH_DEPRECATION, LRScheduler, _param_groups, _reals_per_group
 
 # -- metric-driven ---------------------------------------------------------------------------
 
@@ -79,15 +81,22 @@ class ReduceLROnPlateau(LRScheduler):
         min_lr: float | list[float] = 0,
         eps: float = 1e-8,
     ):
-        if factor >= 1.0:
+        # factor in [0, 1) (a negative one would flip the lr, below min_lr); counts whole and >= 0;
+        # threshold, min_lr and eps finite and >= 0
+        _param_groups(optimizer)
+        if real("factor", factor, 0.0, math.inf) >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         if mode not in ("min", "max"):
             raise ValueError(f"mode {mode} is unknown!")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold mode {threshold_mode} is unknown!")
+        whole("patience", patience, 0)
+        whole("cooldown", cooldown, 0)
+        real("threshold", threshold, 0.0, sys.float_info.max)
+        real("eps", eps, 0.0, sys.float_info.max)
         self.optimizer = optimizer
         self.factor = factor
-        self.min_lrs = _per_group("min_lr", optimizer, min_lr)
+        self.min_lrs = _reals_per_group("min_lr", optimizer, min_lr)
         self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr
         self.patience = patience
         self.cooldown = cooldown
