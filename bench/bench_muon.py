@@ -44,7 +44,7 @@ def main():
     dlopt.set_num_threads(threads)
     rng = np.random.default_rng(0)
     print(f"float32 parameters, {threads} threads, 5 Newton–Schulz steps; ratio = torch / dlopt; "
-          f"bfloat16 products: {dlopt.bf16_matmul_library()}")
+          f"bfloat16 products: {getattr(dlopt, 'bf16_matmul_library', lambda: 'none (a dlopt before it)')()}")
     print(f"{'shape':<11} {'torch bf16 ms':>13} {'dlopt bf16 ms':>13} {'ratio':>6} {'target':>6}   "
           f"{'dlopt f32 ms':>12} {'ratio':>6}")
     for shape in args.shapes.split(","):
