@@ -86,7 +86,7 @@ void bf16_matmul(const uint16_t* L, const uint16_t* R, bool r_transposed, int64_
   for (int64_t i = 0; i < tm; ++i)
     for (int64_t j = symmetric ? i : 0; j < tn; ++j) tiles.emplace_back(i, j);
   const int64_t count = int64_t(tiles.size());
-#pragma omp parallel
+#pragma omp parallel if (count > 1)  // one tile (a small matrix): no threads to wake
   {
     // oneDNN (OpenMP runtime) reads the thread count when a primitive is made and run: one thread
     // per tile, so a tile's summation order is the same whatever dlopt's thread count.
