@@ -73,3 +73,32 @@ if(NOT _dlopt_want_cuda STREQUAL "OFF")
     message(STATUS "dlopt: nvcc not found, building without CUDA")
   endif()
 endif()
+
+# DLOPT_ONEDNN: oneDNN's bfloat16 matmul for Muon's ns_dtype="bfloat16" (core/bf16_matmul.hpp).
+# AUTO (the default): used when find_package(dnnl) finds it (Debian/Ubuntu: apt-get install libdnnl-dev)
+# and OpenMP is there (each tile runs on one OpenMP thread); ON: an error without it; OFF: never.
+# Without it Muon's bfloat16 mode runs on Eigen's float GEMM (same roundings, slower).
+# Like DLOPT_CUDA: the definition, else the DLOPT_ONEDNN environment variable, else AUTO.
+set(_dlopt_onednn_default AUTO)
+if(DEFINED ENV{DLOPT_ONEDNN} AND NOT "$ENV{DLOPT_ONEDNN}" STREQUAL "")
+  set(_dlopt_onednn_default "$ENV{DLOPT_ONEDNN}")
+endif()
+set(DLOPT_ONEDNN "${_dlopt_onednn_default}" CACHE STRING "Use oneDNN for bfloat16 matrix products: AUTO (if found), ON, OFF")
+set_property(CACHE DLOPT_ONEDNN PROPERTY STRINGS AUTO ON OFF)
+string(TOUPPER "${DLOPT_ONEDNN}" _dlopt_onednn)
+if(NOT _dlopt_onednn MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "DLOPT_ONEDNN must be AUTO, ON or OFF, got '${DLOPT_ONEDNN}'")
+endif()
+set(DLOPT_HAS_ONEDNN 0)
+if(NOT _dlopt_onednn STREQUAL "OFF")
+  find_package(dnnl CONFIG QUIET)
+  if(TARGET DNNL::dnnl AND OpenMP_CXX_FOUND)
+    set(DLOPT_HAS_ONEDNN 1)
+    message(STATUS "dlopt: bfloat16 products through oneDNN ${dnnl_VERSION} (${dnnl_DIR})")
+  elseif(_dlopt_onednn STREQUAL "ON")
+    message(FATAL_ERROR "DLOPT_ONEDNN=ON but oneDNN (find_package(dnnl CONFIG)) or OpenMP was not found; "
+                        "apt-get install libdnnl-dev, set dnnl_DIR, or use DLOPT_ONEDNN=AUTO|OFF")
+  else()
+    message(STATUS "dlopt: oneDNN not found (apt-get install libdnnl-dev): Muon's bfloat16 products run on Eigen")
+  endif()
+endif()

@@ -7,6 +7,7 @@
 #   PYTHON      the interpreter that creates the environment (default: python3)
 #   DLOPT_VENV  where the environment goes (default: .venv in the repository; reused when it exists)
 #   DLOPT_CUDA  AUTO (default: CUDA kernels only if nvcc is found and a GPU is visible), ON or OFF
+#   DLOPT_ONEDNN  AUTO (default: install libdnnl-dev where apt has it, use it when found), ON or OFF
 # Afterwards: source .venv/bin/activate   (or run .venv/bin/python, .venv/bin/dlopt directly)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,14 @@ apt_install() {
 if ! dpkg -s libeigen3-dev >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; then
   echo "== installing Eigen and the C++ toolchain (needed to compile dlopt)"
   apt_install libeigen3-dev g++ cmake ninja-build
+fi
+
+# Optional: oneDNN's bfloat16 matmul for Muon(ns_dtype="bfloat16") (CMake's DLOPT_ONEDNN=AUTO finds it). Where apt
+# has no libdnnl-dev (older distributions) dlopt builds without it; DLOPT_ONEDNN=OFF skips it.
+if [ "${DLOPT_ONEDNN:-AUTO}" != OFF ] && command -v apt-get >/dev/null 2>&1 && ! dpkg -s libdnnl-dev >/dev/null 2>&1 \
+   && apt-cache show libdnnl-dev >/dev/null 2>&1; then
+  echo "== installing oneDNN (libdnnl-dev: Muon's bfloat16 products)"
+  apt_install libdnnl-dev || echo "== libdnnl-dev could not be installed: building without oneDNN"
 fi
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then

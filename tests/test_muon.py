@@ -36,10 +36,10 @@ def numpy_muon_step(p, g, state, *, lr, weight_decay=0.1, momentum=0.95, nestero
     p -= lr * ratio * x
 
 
-def _data(dtype, seed=0, steps=6):
+def _data(dtype, seed=0, steps=6, shapes=SHAPES):
     rng = np.random.default_rng(seed)
-    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-    grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
     return init, grads
 
 
@@ -102,21 +102,29 @@ def test_float32_equals_torch_with_a_float32_iteration(kwargs):
         np.testing.assert_allclose(m, t, rtol=1e-5, atol=1e-6)
 
 
-def test_bfloat16_iteration_follows_torch():
-    """torch runs Newton-Schulz in bfloat16; ns_dtype="bfloat16" rounds every product the same way.
-    Its bfloat16 GEMMs accumulate in another order, so a bfloat16 ulp (0.4%) apart, not bit for bit:
-    the updates agree to a few bfloat16 ulps, and much better than a float32 iteration would."""
+# Large shapes: several of bf16_matmul's 256 x 256 tiles, edge tiles and symmetric tiles mirrored.
+@pytest.mark.parametrize("shapes", [SHAPES, [(520, 300), (300, 520)]], ids=["small", "tiled"])
+def test_bfloat16_iteration_follows_torch(shapes):
+    """torch runs Newton-Schulz in bfloat16; ns_dtype="bfloat16" rounds every product the same way
+    (through oneDNN where the build has it, dlopt.bf16_matmul_library()). Its bfloat16 GEMMs accumulate
+    in another order, so a bfloat16 ulp (0.4%) apart, not bit for bit: the updates agree to a few
+    bfloat16 ulps, and much better than a float32 iteration would."""
     torch = pytest.importorskip("torch")
-    init, grads = _data(np.float32, seed=2, steps=1)
+    init, grads = _data(np.float32, seed=2, steps=1, shapes=shapes)
     theirs = _torch_muon(torch, init, grads, ns_float32=False, weight_decay=0.0)
-    results = {}
+    worst, frobenius = {}, {}  # the largest element's error and the whole update's, relative
     for ns_dtype in ("bfloat16", "float32"):
         mine = [p.copy() for p in init]
         dlopt.optim.Muon(mine, lr=0.02, weight_decay=0.0, ns_dtype=ns_dtype).step(grads[0])
-        results[ns_dtype] = max(np.abs((m - p0) - (t - p0)).max() / np.abs(t - p0).max()
-                                for m, t, p0 in zip(mine, theirs, init))
-    assert results["bfloat16"] < 0.02
-    assert results["bfloat16"] < results["float32"]
+        worst[ns_dtype] = max(np.abs((m - p0) - (t - p0)).max() / np.abs(t - p0).max()
+                              for m, t, p0 in zip(mine, theirs, init))
+        frobenius[ns_dtype] = max(np.linalg.norm((m - p0) - (t - p0)) / np.linalg.norm(t - p0)
+                                  for m, t, p0 in zip(mine, theirs, init))
+    assert frobenius["bfloat16"] < 0.01
+    assert frobenius["bfloat16"] < 0.7 * frobenius["float32"]
+    if shapes is SHAPES:  # on large matrices a few elements stray further, with Eigen's products too
+        assert worst["bfloat16"] < 0.02
+        assert worst["bfloat16"] < worst["float32"]
 
 
 def test_signature_and_defaults_match_torch_and_cpp():
@@ -191,17 +199,17 @@ def test_none_gradient_and_param_groups():
     np.testing.assert_allclose(params[2], ref, rtol=1e-10)
 
 
-def test_results_do_not_depend_on_the_thread_count():
-    init, grads = _data(np.float32, seed=5)
-    big = [np.random.default_rng(6).standard_normal((256, 192)).astype(np.float32)]
-    big_grads = [[np.random.default_rng(7 + i).standard_normal((256, 192)).astype(np.float32)] for i in range(3)]
+@pytest.mark.parametrize("ns_dtype, shape", [("float32", (256, 192)), ("bfloat16", (600, 300))])
+def test_results_do_not_depend_on_the_thread_count(ns_dtype, shape):
+    big = [np.random.default_rng(6).standard_normal(shape).astype(np.float32)]
+    big_grads = [[np.random.default_rng(7 + i).standard_normal(shape).astype(np.float32)] for i in range(3)]
     before = dlopt.get_num_threads()
     out = []
     try:
         for threads in (1, 2):
             dlopt.set_num_threads(threads)
             p = [x.copy() for x in big]
-            opt = dlopt.optim.Muon(p, lr=0.02)
+            opt = dlopt.optim.Muon(p, lr=0.02, ns_dtype=ns_dtype)
             for gs in big_grads:
                 opt.step(gs)
             out.append(p[0])

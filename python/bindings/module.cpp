@@ -1,5 +1,6 @@
 #include <pybind11/pybind11.h>
 
+#include "dlopt/core/bf16_matmul.hpp"
 #include "dlopt/core/error.hpp"
 #include "dlopt/core/step.hpp"
 #include "dlopt/version.hpp"
@@ -52,6 +53,12 @@ PYBIND11_MODULE(_core, m) {
         "Returns\n-------\nstr\n    ``'x86-64-v4'`` (AVX-512), ``'x86-64-v3'`` (AVX2) or ``'x86-64'`` (SSE2) in a portable\n"
         "    x86-64 build; ``'native'`` with DLOPT_NATIVE=ON; ``'generic'`` in a portable build elsewhere.\n\n"
         "Examples\n--------\n>>> import dlopt\n>>> dlopt.cpu_kernels() in ('x86-64-v4', 'x86-64-v3', 'x86-64', 'native', 'generic')\nTrue\n");
+  m.def("bf16_matmul_library", &dlopt::bf16_matmul_library,
+        "The library Muon's bfloat16 Newton–Schulz products (``ns_dtype='bfloat16'``) run with.\n\n"
+        "Found at build time (CMake's DLOPT_ONEDNN, AUTO by default: Debian/Ubuntu's libdnnl-dev).\n\n"
+        "Returns\n-------\nstr\n    ``'oneDNN X.Y.Z'``, or ``'none'`` (a build without it: Eigen's float32 GEMM, each product\n"
+        "    rounded to bfloat16; the same roundings, slower).\n\n"
+        "Examples\n--------\n>>> import dlopt\n>>> dlopt.bf16_matmul_library().startswith(('oneDNN', 'none'))\nTrue\n");
   dlopt::py_bindings::bind_optim(m);
   dlopt::py_bindings::bind_train(m);
   dlopt::py_bindings::bind_cuda(m);

@@ -12,7 +12,7 @@ from . import cuda, linear_model, lr_scheduler, metrics, optim
 from .averaging import EMA, GradientAccumulator, Lookahead
 from .checkpoint import CheckpointError, load, save
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
-from ._core import cpu_kernels, get_num_threads, set_num_threads
+from ._core import bf16_matmul_library, cpu_kernels, get_num_threads, set_num_threads
 from ._version import __version__
 from .optim import Optimizer
 from .optim.algorithms import *  # noqa: F401,F403 - the optimizer classes at the top level too
@@ -29,6 +29,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "cpu_kernels",
+    "bf16_matmul_library",
     "optim",
     "lr_scheduler",
     "cuda",

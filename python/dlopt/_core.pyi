@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'check_sample_weight', 'check_storage_options', 'check_train_config', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cpu_kernels', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'bf16_matmul_library', 'check_sample_weight', 'check_storage_options', 'check_train_config', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cpu_kernels', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -170,6 +170,24 @@ def accumulate(buffers: typing.Any, grads: typing.Any, overwrite: bool) -> None:
     """
 def accuracy_score(y_true: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], y_pred: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None) -> float:
     ...
+def bf16_matmul_library() -> str:
+    """
+    The library Muon's bfloat16 Newton–Schulz products (``ns_dtype='bfloat16'``) run with.
+    
+    Found at build time (CMake's DLOPT_ONEDNN, AUTO by default: Debian/Ubuntu's libdnnl-dev).
+    
+    Returns
+    -------
+    str
+        ``'oneDNN X.Y.Z'``, or ``'none'`` (a build without it: Eigen's float32 GEMM, each product
+        rounded to bfloat16; the same roundings, slower).
+    
+    Examples
+    --------
+    >>> import dlopt
+    >>> dlopt.bf16_matmul_library().startswith(('oneDNN', 'none'))
+    True
+    """
 def check_sample_weight(sample_weight: typing.Any) -> None:
     """
     The linear models' sample_weight check (finite, >= 0, not all zero): ValueError naming the first bad row.

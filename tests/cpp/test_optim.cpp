@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstdio>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "dlopt/core/bf16_matmul.hpp"
+#include "dlopt/core/formats.hpp"
 #include "dlopt/dlopt.hpp"
 #include "harness.hpp"
 
@@ -184,6 +188,60 @@ void newer_rules_by_hand() {
   check(near(m[0], 2.5) && near(v[0], 2.0), "LARS scales matrices by the trust ratio, not excluded vectors");
 }
 
+/// Muon's bfloat16 products (core/bf16_matmul.hpp): each element within half a bfloat16 ulp (and
+/// the float32 summation's error) of beta·add + alpha·L·R summed in double; a symmetric product
+/// exactly symmetric; the same bits on 1 and 2 threads. Without oneDNN: "none", and a clear error.
+void bf16_products_through_the_library() {
+  namespace f = dlopt::formats;
+  if (!dlopt::detail::has_bf16_matmul()) {
+    check(std::string(dlopt::bf16_matmul_library()) == "none", "bf16_matmul_library() without oneDNN is none");
+    check(throws<std::logic_error>([] { dlopt::detail::bf16_matmul(nullptr, nullptr, false, 1, 1, 1, false, 1, nullptr, 0, nullptr); },
+                                   "without oneDNN"), "bf16_matmul without oneDNN throws");
+    return;
+  }
+  check(std::string(dlopt::bf16_matmul_library()).rfind("oneDNN ", 0) == 0, "bf16_matmul_library() names oneDNN");
+  const int64_t m = 300, k = 200, n = 270;  // edge tiles in every dimension (tiles of 256)
+  uint64_t seed = 7;
+  const auto draw = [&seed] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return f::float_to_bf16(float(int64_t(seed >> 40) - (int64_t(1) << 23)) / float(1 << 23));
+  };
+  std::vector<uint16_t> L(m * k), R(k * n), add(m * n), out(m * n), out1(m * n);
+  for (auto* v : {&L, &R, &add})
+    for (uint16_t& x : *v) x = draw();
+  const auto within = [&](const std::vector<uint16_t>& got, const uint16_t* l, const uint16_t* r, bool rt, int64_t rows,
+                          int64_t cols, float alpha, const uint16_t* a, float beta) {
+    bool ok = true;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        double sum = 0, mag = 0;
+        for (int64_t q = 0; q < k; ++q) {
+          const double t = double(f::bf16_to_float(l[i * k + q])) * f::bf16_to_float(rt ? r[j * k + q] : r[q * cols + j]);
+          sum += t, mag += std::abs(t);
+        }
+        const double want = (a ? beta * double(f::bf16_to_float(a[i * cols + j])) : 0.0) + alpha * sum;
+        ok = ok && std::abs(f::bf16_to_float(got[i * cols + j]) - want) <= std::abs(want) / 256 * 1.001 + 1e-5 * mag;
+      }
+    return ok;
+  };
+  dlopt::detail::bf16_matmul(L.data(), R.data(), false, m, k, n, false, 0.5f, add.data(), -1.25f, out.data());
+  check(within(out, L.data(), R.data(), false, m, n, 0.5f, add.data(), -1.25f), "bf16_matmul: beta*add + alpha*L*R");
+  // X·Xᵀ: symmetric, through the transposed layout
+  std::vector<uint16_t> gram(m * m), gram1(m * m);
+  dlopt::detail::bf16_matmul(L.data(), L.data(), true, m, k, m, true, 1.0f, nullptr, 0.0f, gram.data());
+  check(within(gram, L.data(), L.data(), true, m, m, 1.0f, nullptr, 0.0f), "bf16_matmul: X*X^T");
+  bool symmetric = true;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < m; ++j) symmetric = symmetric && gram[i * m + j] == gram[j * m + i];
+  check(symmetric, "bf16_matmul: a symmetric product is exactly symmetric");
+  const int threads = dlopt::get_num_threads();
+  dlopt::set_num_threads(threads == 1 ? 2 : 1);
+  dlopt::detail::bf16_matmul(L.data(), R.data(), false, m, k, n, false, 0.5f, add.data(), -1.25f, out1.data());
+  dlopt::detail::bf16_matmul(L.data(), L.data(), true, m, k, m, true, 1.0f, nullptr, 0.0f, gram1.data());
+  dlopt::set_num_threads(threads);
+  check(out == out1 && gram == gram1, "bf16_matmul: the same bits on another thread count");
+}
+
 /// The instruction set the kernels run with is one of the documented names; when the caller says
 /// which to expect (tests/cpp/test_portable.sh under an emulated pre-AVX CPU), it is that one.
 void cpu_kernels_reported() {
@@ -205,5 +263,6 @@ int main() {
   invalid_config_changes_nothing();
   any_optimizer_by_name();
   newer_rules_by_hand();
+  bf16_products_through_the_library();
   return summary();
 }

@@ -468,7 +468,9 @@ class Muon(Optimizer):
 
     ``ns_dtype`` (dlopt's): ``"float32"`` (default) runs the Newton–Schulz products in the compute
     type (float32; float64 for float64 parameters) with Eigen's GEMM; ``"bfloat16"`` rounds every
-    product to bfloat16 as torch does. On a CPU bfloat16 buys no speed, only error, hence the default.
+    product to bfloat16 as torch does, and runs on oneDNN's bfloat16 matmul when the build has it
+    (:func:`dlopt.bf16_matmul_library`; without it on Eigen's float32 GEMM, the same roundings, slower).
+    float32 is the default for its accuracy; bfloat16 is the faster one with oneDNN (README, "Muon").
     Parameters and state are float32 or float64 (no 16-bit storage yet); CPU only for now.
 
     Parameters

@@ -12,14 +12,18 @@
 /// A *matrix rule*: its update is matrix algebra over a whole 2-D tensor (Eigen's GEMM), not an
 /// elementwise function; it shares the config, registry, state slots, checkpoints and bindings of
 /// the elementwise rules. The iteration runs in the compute type, or rounds every product to
-/// bfloat16 as torch does (`ns_bfloat16`).
+/// bfloat16 as torch does (`ns_bfloat16`): then through oneDNN's bfloat16 GEMM when libdlopt has it
+/// (core/bf16_matmul.hpp), else Eigen's GEMM in the compute type.
 
 #include <Eigen/Core>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
+#include "dlopt/core/bf16_matmul.hpp"
 #include "dlopt/core/formats.hpp"
 #include "dlopt/core/rule.hpp"
 
@@ -79,6 +83,23 @@ struct MuonRule : RuleDefaults {
             T(1 - c.lr * c.weight_decay), c.lr, c.adjust_lr, int(c.ns_steps), c.nesterov, c.ns_bfloat16};
   }
 
+  /// The iteration above on the m × n (m ≤ n) row-major X, already rounded to bfloat16, through the
+  /// bfloat16 GEMM library (core/bf16_matmul.hpp): the same roundings as the Eigen path (each product
+  /// accumulated in float32, rounded once), in the library's summation order. X·Xᵀ and
+  /// b·A + c·A·A are symmetric: only their upper tiles are computed.
+  template <class T>
+  static void newton_schulz_bf16(const Coeffs<T>& c, T* X, int64_t m, int64_t n) {
+    std::vector<uint16_t> x(std::size_t(m * n)), next(x.size()), A(std::size_t(m * m)), Bm(A.size());
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = formats::float_to_bf16(float(X[i]));
+    for (int k = 0; k < c.steps; ++k) {
+      detail::bf16_matmul(x.data(), x.data(), true, m, n, m, true, 1.0f, nullptr, 0.0f, A.data());
+      detail::bf16_matmul(A.data(), A.data(), false, m, m, m, true, float(c.c), A.data(), float(c.b), Bm.data());
+      detail::bf16_matmul(Bm.data(), x.data(), false, m, m, n, false, 1.0f, x.data(), float(c.a), next.data());
+      x.swap(next);
+    }
+    for (std::size_t i = 0; i < x.size(); ++i) X[i] = T(formats::bf16_to_float(x[i]));
+  }
+
   /// One step of a rows × cols parameter (row-major) with its gradient and momentum buffer.
   template <class T>
   static void update_matrix(const Coeffs<T>& c, const TensorShape& shape, T* p, const T* g, T* const* s) {
@@ -97,15 +118,19 @@ struct MuonRule : RuleDefaults {
     if (c.bf16) norm = T(formats::bf16_to_float(formats::float_to_bf16(float(norm))));
     X /= std::max(norm, c.eps);
     to_bf16(X);
-    Mat A, Bm;
-    for (int k = 0; k < c.steps; ++k) {
-      A.noalias() = X * X.transpose();
-      to_bf16(A);
-      Bm = c.b * A;
-      Bm.noalias() += c.c * (A * A);
-      to_bf16(Bm);
-      X = c.a * X + Bm * X;
-      to_bf16(X);
+    if (c.bf16 && detail::has_bf16_matmul()) {
+      newton_schulz_bf16(c, X.data(), X.rows(), X.cols());
+    } else {  // the compute type's Eigen GEMM, each product rounded to bfloat16 in the bf16 mode
+      Mat A, Bm;
+      for (int k = 0; k < c.steps; ++k) {
+        A.noalias() = X * X.transpose();
+        to_bf16(A);
+        Bm = c.b * A;
+        Bm.noalias() += c.c * (A * A);
+        to_bf16(Bm);
+        X = c.a * X + Bm * X;
+        to_bf16(X);
+      }
     }
     const double ratio = c.adjust_lr == 0 ? std::sqrt(std::max(1.0, double(rows) / double(cols)))
                                           : 0.2 * std::sqrt(double(std::max(rows, cols)));
