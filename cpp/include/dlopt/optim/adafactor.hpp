@@ -83,6 +83,8 @@ struct AdafactorRule : RuleDefaults {
 
   /// Rows per block of the row/column sums: fixed, so sums do not depend on the thread count.
   static constexpr int64_t kRowBlock = 64;
+  /// Tensors smaller than this run on the calling thread (as the elementwise passes do).
+  static constexpr int64_t kParallelMin = int64_t(1) << 16;
   /// One tensor's step, row block by row block. Each pass over a block is a DLOPT_KERNEL function
   /// (its loops compiled for the CPU's instruction set in a portable build), called from the
   /// OpenMP loops of update_matrix.
@@ -156,11 +158,12 @@ struct AdafactorRule : RuleDefaults {
     const int64_t per_matrix = shape.rows > 0 ? rows / shape.batch : 1;
     const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
     const bool factored = shape.rows > 0;
+    const bool parallel = n >= kParallelMin;  // a small tensor: no thread team to wake (µs, not ms)
     const int64_t stride = factored ? cols + 1 : 1;
     thread_local std::vector<double> scratch;  // reused: no allocation per step once warm
     scratch.assign(std::size_t(blocks * stride), 0.0);
     Rows<T> pass{c, p, g, s, cols, rows, per_matrix, factored, stride, scratch.data()};
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
     for (int64_t b = 0; b < blocks; ++b) pass.sums(b);
     double sum_p2 = 0;
     for (int64_t b = 0; b < blocks; ++b) sum_p2 += pass.partial[b * stride + stride - 1];
@@ -193,14 +196,14 @@ struct AdafactorRule : RuleDefaults {
     }
     pass.row_mean = row_mean.data();
     pass.floor = T(double(c.eps1) * double(c.eps1));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
     for (int64_t b = 0; b < blocks; ++b) pass.partial[b] = pass.u_squares(b);
     double sum_u2 = 0;
     for (int64_t b = 0; b < blocks; ++b) sum_u2 += pass.partial[b];
     const double denom = std::max(1.0, std::sqrt(sum_u2) / (std::sqrt(double(n)) * c.d));
     pass.step = T(-alpha / denom);
     pass.decay = T(c.decay);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
     for (int64_t b = 0; b < blocks; ++b) pass.apply(b);
   }
 };
