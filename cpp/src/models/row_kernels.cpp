@@ -1,5 +1,6 @@
-// The row kernels of the linear models (see row_kernels.hpp): Eigen blocks over the caller's
-// row-major X, the fused one-output pass over random rows with prefetching, and the scores.
+// The row kernels of the linear models (see row_kernels.hpp): the one-output pass row by row (a
+// DLOPT_KERNEL with fixed-order dot products, random rows prefetched), Eigen blocks over the caller's
+// row-major X for softmax, and the scores.
 
 #include "row_kernels.hpp"
 
@@ -9,6 +10,7 @@
 #include <utility>
 
 #include "dlopt/core/aligned.hpp"
+#include "dlopt/core/device.hpp"
 #include "dlopt/models/objective.hpp"
 
 namespace dlopt::detail {
@@ -24,10 +26,8 @@ bool parallel_ok(int64_t work) {
 
 namespace {
 
-// Below this many features a coefficient-wise product beats Eigen's GEMV, whose per-call setup
-// dominates tiny problems (the seed example has one feature).
-constexpr int64_t kSmallFeatures = 8;
-
+/// Per-thread scratch: gathered rows, their targets and weights, and the decision values.
+/// Cache-line aligned, so Eigen's vectorised loops peel the same way on every thread.
 template <class T>
 struct Scratch {
   AlignedVector<T> x, y, w, z;
@@ -38,64 +38,27 @@ Scratch<T>& scratch() {
   return s;
 }
 
-/// Loss sums and (when gW is set) gradient sums over m contiguous rows:
+/// Softmax cross-entropy sums and (when gW is set) gradient sums over m contiguous rows, K classes:
 ///   loss += Σ sᵢ lᵢ,  weight += Σ sᵢ,  gW += Σ sᵢ ∂lᵢ/∂zᵢ xᵢᵀ,  gb += Σ sᵢ ∂lᵢ/∂zᵢ.
+/// (One-output objectives: one_output_rows.)
 template <class T>
-void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T* X, int64_t m,
-           const T* y, const T* sw, T* Z, T* gW, T* gb, double& loss, double& weight) {
+void class_block(int64_t d, int64_t K, const T* W, const T* b, const T* X, int64_t m, const T* y,
+                 const T* sw, T* Z, T* gW, T* gb, double& loss, double& weight) {
   Eigen::Map<const RowMat<T>> Xm(X, m, d);
   double l = 0, ws = 0;
-  if (K == 1) {
-    Eigen::Map<Vec<T>> z(Z, m);
-    Eigen::Map<const Vec<T>> w(W, d);
-    if (d < kSmallFeatures) z.noalias() = Xm.lazyProduct(w);  // no GEMV setup per call
-    else z.noalias() = Xm * w;
-    const T b0 = b[0];
-    if (obj == Objective::SquaredError) {
-      // A block has at most kSub rows: summed in T (vectorised), then added in double.
-      T lb = 0, wb = 0;
-      T* __restrict zp = z.data();
-      if (sw) {
-#pragma omp simd reduction(+ : lb, wb)
-        for (int64_t i = 0; i < m; ++i) {
-          lb += objective::squared_error(zp[i] + b0, y[i], sw[i], zp[i]);
-          wb += sw[i];
-        }
-      } else {
-#pragma omp simd reduction(+ : lb)
-        for (int64_t i = 0; i < m; ++i) lb += objective::squared_error(zp[i] + b0, y[i], T(1), zp[i]);
-        wb = T(m);
-      }
-      l += double(lb);
-      ws += double(wb);
-    } else {
-      for (int64_t i = 0; i < m; ++i) {
-        const T s = sw ? sw[i] : T(1);
-        l += double(objective::logistic(z[i] + b0, y[i], s, z[i]));
-        ws += double(s);
-      }
-    }
-    if (gW) {
-      Eigen::Map<Vec<T>> g(gW, d);
-      if (d < kSmallFeatures) g.noalias() += Xm.transpose().lazyProduct(z);
-      else g.noalias() += Xm.transpose() * z;
-      gb[0] += z.sum();
-    }
-  } else {  // Softmax cross-entropy over K classes
-    Eigen::Map<RowMat<T>> Zm(Z, m, K);
-    Eigen::Map<const RowMat<T>> Wm(W, K, d);
-    Zm.noalias() = Xm * Wm.transpose();
-    Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bias(b, K);
-    for (int64_t i = 0; i < m; ++i) {
-      const T s = sw ? sw[i] : T(1);
-      Zm.row(i) += bias;
-      l += double(objective::softmax(Z + i * K, K, int64_t(y[i]), s));
-      ws += double(s);
-    }
-    if (gW) {
-      Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
-      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(gb, K) += Zm.colwise().sum();
-    }
+  Eigen::Map<RowMat<T>> Zm(Z, m, K);
+  Eigen::Map<const RowMat<T>> Wm(W, K, d);
+  Zm.noalias() = Xm * Wm.transpose();
+  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bias(b, K);
+  for (int64_t i = 0; i < m; ++i) {
+    const T s = sw ? sw[i] : T(1);
+    Zm.row(i) += bias;
+    l += double(objective::softmax(Z + i * K, K, int64_t(y[i]), s));
+    ws += double(s);
+  }
+  if (gW) {
+    Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
+    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(gb, K) += Zm.colwise().sum();
   }
   loss += l;
   weight += ws;
@@ -123,84 +86,77 @@ template <int Locality, class T>
   if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, Locality);
 }
 
-/// Rows that the fused one-output pass handles: 1 .. kMaxChunks whole 64-byte chunks plus a tail
-/// (16 .. 271 floats or 8 .. 135 doubles); other rows are gathered into blocks.
-constexpr int kChunkBytes = 64, kMaxChunks = 16;
+/// The lanes of a row's dot product x·w: feature j is multiplied into lane j % kLanes, then the lanes
+/// are added pairwise (8, 4, 2, 1). The order is written out, not left to the vectorizer (the
+/// library compiles with -ffp-contract=off and without -ffast-math), so every x86-64 level's clone
+/// (one AVX-512 register, two AVX2 or four SSE2 ones for 16 floats) computes the same bits.
+constexpr int64_t kLanes = 16;
 
-/// Loss and gradient sums of a one-output objective (squared error, logistic) over the random
-/// rows of `set`, read straight from X: per row z = x·w + b, then s·l and g += s·dl/dz · x. No
-/// gather copy and no second pass: the row's first Chunks·64 bytes, w and the gradient sum are
-/// fixed-size Eigen arrays that stay in SIMD registers; the rest of the row (< 64 bytes) is the
-/// tail, done element by element.
-template <class T, int Chunks>
-void fused_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW, T* gb,
-                double& loss, double& weight) {
-  constexpr int kHead = Chunks * kChunkBytes / int(sizeof(T)), kTailMax = kChunkBytes / int(sizeof(T));
-  using Head = Eigen::Array<T, kHead, 1>;
-  const int64_t d = data.n_features, tail = d - kHead, row_bytes = d * int64_t(sizeof(T));
+template <class T>
+[[gnu::always_inline]] inline T dot_lanes(const T* __restrict x, const T* __restrict w, int64_t d) {
+  T acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= d; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += x[j + l] * w[j + l];
+  for (int64_t l = 0; j + l < d; ++l) acc[l] += x[j + l] * w[j + l];
+  for (int64_t h = kLanes / 2; h > 0; h /= 2)
+    for (int64_t l = 0; l < h; ++l) acc[l] += acc[l + h];
+  return acc[0];
+}
+
+/// Loss and (when gW is set) gradient sums of a one-output objective (squared error, logistic) over
+/// the rows of `set`, read straight from X (random rows prefetched, no gather copy): per row
+/// z = x·w + b (dot_lanes), s·l, and g += s·dl/dz · x. A DLOPT_KERNEL: plain loops that each x86-64
+/// level's clone vectorizes at its own width; the rows are added in order, so the sums do not depend
+/// on the level.
+template <class T>
+DLOPT_KERNEL void one_output_rows(Objective obj, const DataView<T>& data, const RowSet& set,
+                                  const T* __restrict W, T b, T* __restrict gW, T* gb, double& loss,
+                                  double& weight) {
+  const int64_t d = data.n_features, row_bytes = d * int64_t(sizeof(T));
   const auto [near, far] = prefetch_distances(row_bytes);
-  const Head w = Eigen::Map<const Head>(W);
-  Head g = Head::Zero();
-  T w_tail[kTailMax] = {}, g_tail[kTailMax] = {};
-  for (int64_t k = 0; k < tail; ++k) w_tail[k] = W[kHead + k];
+  const T* __restrict sw = data.sample_weight;
   T g_bias = 0;
   double l = 0, ws = 0;
   for (int64_t j = 0; j < set.count; ++j) {
-    prefetch_row<1>(data, set.row_ahead(j, far), row_bytes);
-    prefetch_row<3>(data, set.row_ahead(j, near), row_bytes);
-    const int64_t r = set.idx[set.offset + j];
-    const T* x = data.X + r * d;
-    const Head x_head = Eigen::Map<const Head>(x);
-    T z = (x_head * w).sum();
-    for (int64_t k = 0; k < tail; ++k) z += x[kHead + k] * w_tail[k];
-    const T s = data.sample_weight ? data.sample_weight[r] : T(1);
+    int64_t r = set.offset + j;
+    if (set.idx) {
+      prefetch_row<1>(data, set.row_ahead(j, far), row_bytes);
+      prefetch_row<3>(data, set.row_ahead(j, near), row_bytes);
+      r = set.idx[r];
+    }
+    const T* __restrict x = data.X + r * d;
+    const T z = dot_lanes(x, W, d) + b, s = sw ? sw[r] : T(1);
     T dz;
-    l += double(obj == Objective::SquaredError ? objective::squared_error(z + b, data.y[r], s, dz)
-                                               : objective::logistic(z + b, data.y[r], s, dz));
+    l += double(obj == Objective::SquaredError ? objective::squared_error(z, data.y[r], s, dz)
+                                               : objective::logistic(z, data.y[r], s, dz));
     ws += double(s);
-    g += dz * x_head;
-    for (int64_t k = 0; k < tail; ++k) g_tail[k] += dz * x[kHead + k];
-    g_bias += dz;
+    if (gW) {
+      for (int64_t k = 0; k < d; ++k) gW[k] += dz * x[k];
+      g_bias += dz;
+    }
   }
-  Eigen::Map<Head>(gW) += g;
-  for (int64_t k = 0; k < tail; ++k) gW[kHead + k] += g_tail[k];
-  gb[0] += g_bias;
+  if (gW) gb[0] += g_bias;
   loss += l;
   weight += ws;
 }
 
-/// fused_rows for the row length of `data`; false (nothing done) when it has no kernel: rows under
-/// 64 bytes, or over kMaxChunks chunks, where block GEMVs do well.
-template <class T, int Chunks = 1>
-bool fused_rows_for(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW,
-                    T* gb, double& loss, double& weight) {
-  if constexpr (Chunks > kMaxChunks) {
-    return false;
-  } else {
-    if (data.n_features * int64_t(sizeof(T)) / kChunkBytes != Chunks)
-      return fused_rows_for<T, Chunks + 1>(obj, data, set, W, b, gW, gb, loss, weight);
-    fused_rows<T, Chunks>(obj, data, set, W, b, gW, gb, loss, weight);
-    return true;
-  }
-}
-
 }  // namespace
 
-/// Loss and gradient sums over the rows of `set`: random rows of one-output objectives with a
-/// fused pass, other rows with `block`, gathering non-contiguous rows kSub at a time.
+/// Loss and gradient sums over the rows of `set`: one-output objectives row by row
+/// (one_output_rows), softmax over blocks of kSub rows (gathered when not contiguous).
 template <class T>
 void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const DataView<T>& data,
                const RowSet& set, T* gW, T* gb, double& loss, double& weight) {
-  if (set.idx && K == 1 && gW && fused_rows_for(obj, data, set, W, b[0], gW, gb, loss, weight))
-    return;
+  if (K == 1) return one_output_rows(obj, data, set, W, b[0], gW, gb, loss, weight);
   Scratch<T>& s = scratch<T>();
   s.z.resize(std::size_t(kSub * K));
   for (int64_t start = 0; start < set.count; start += kSub) {
     const int64_t m = std::min(kSub, set.count - start);
     if (!set.idx) {
       const int64_t r0 = set.offset + start;
-      block(obj, d, K, W, b, data.X + r0 * d, m, data.y + r0,
-            data.sample_weight ? data.sample_weight + r0 : nullptr, s.z.data(), gW, gb, loss, weight);
+      class_block(d, K, W, b, data.X + r0 * d, m, data.y + r0,
+                  data.sample_weight ? data.sample_weight + r0 : nullptr, s.z.data(), gW, gb, loss, weight);
       continue;
     }
     s.x.resize(std::size_t(kSub * d));
@@ -217,14 +173,14 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
       s.y[j] = data.y[r];
       if (data.sample_weight) s.w[j] = data.sample_weight[r];
     }
-    block(obj, d, K, W, b, s.x.data(), m, s.y.data(), data.sample_weight ? s.w.data() : nullptr,
-          s.z.data(), gW, gb, loss, weight);
+    class_block(d, K, W, b, s.x.data(), m, s.y.data(), data.sample_weight ? s.w.data() : nullptr,
+                s.z.data(), gW, gb, loss, weight);
   }
 }
 
 namespace {
 
-/// The softmax cross-entropy sums of `block` over m contiguous rows, with the exponentials and
+/// The softmax cross-entropy sums of `class_block` over m contiguous rows, with the exponentials and
 /// logarithms of the whole block vectorised (Eigen's exp / log, the logits column-major so that
 /// every step runs down the rows) instead of objective::softmax row by row: the same formula,
 /// rounded differently. Only the full-batch evaluations of L-BFGS (loss_and_gradient) use it; the
