@@ -86,37 +86,32 @@ template <int Locality, class T>
   if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, Locality);
 }
 
-/// The lanes of a row's dot product x·w: feature j is multiplied into lane j % kLanes, then the lanes
-/// are added pairwise (8, 4, 2, 1). The order is written out, not left to the vectorizer (the
-/// library compiles with -ffp-contract=off and without -ffast-math), so every x86-64 level's clone
-/// (one AVX-512 register, two AVX2 or four SSE2 ones for 16 floats) computes the same bits.
-constexpr int64_t kLanes = 16;
-
+/// The lanes of a row's dot product x·w: one 64-byte line of T (16 floats, 8 doubles). Feature j is
+/// multiplied into lane j % kLanes<T>, then the lanes are added pairwise (8, 4, 2, 1 for floats). The
+/// order is written out, not left to the vectorizer (the library compiles with -ffp-contract=off and
+/// without -ffast-math), so every x86-64 level's clone (one AVX-512 register, two AVX2 or four SSE2
+/// ones) computes the same bits.
 template <class T>
-[[gnu::always_inline]] inline T dot_lanes(const T* __restrict x, const T* __restrict w, int64_t d) {
-  T acc[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= d; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] += x[j + l] * w[j + l];
-  for (int64_t l = 0; j + l < d; ++l) acc[l] += x[j + l] * w[j + l];
-  for (int64_t h = kLanes / 2; h > 0; h /= 2)
-    for (int64_t l = 0; l < h; ++l) acc[l] += acc[l + h];
+constexpr int kLanes = 64 / int(sizeof(T));
+
+/// Adds the lanes pairwise into acc[0].
+template <class T>
+[[gnu::always_inline]] inline T combine_lanes(T* acc) {
+  for (int h = kLanes<T> / 2; h > 0; h /= 2)
+    for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
   return acc[0];
 }
 
-/// Loss and (when gW is set) gradient sums of a one-output objective (squared error, logistic) over
-/// the rows of `set`, read straight from X (random rows prefetched, no gather copy): per row
-/// z = x·w + b (dot_lanes), s·l, and g += s·dl/dz · x. A DLOPT_KERNEL: plain loops that each x86-64
-/// level's clone vectorizes at its own width; the rows are added in order, so the sums do not depend
-/// on the level.
-template <class T>
-DLOPT_KERNEL void one_output_rows(Objective obj, const DataView<T>& data, const RowSet& set,
-                                  const T* __restrict W, T b, T* __restrict gW, T* gb, double& loss,
-                                  double& weight) {
+/// Per row of `set` (random rows prefetched, read straight from X, never copied): z = x·w + b, the
+/// loss s·l, and (when gW is set) g += s·dl/dz · x; loss, weight, gW and gb receive the sums. `Dot`
+/// and `Axpy` are the row's x·w and g += a·x.
+template <class T, class Dot, class Axpy>
+[[gnu::always_inline]] inline void each_row(Objective obj, const DataView<T>& data, const RowSet& set, T b,
+                                            bool gradient, Dot dot, Axpy axpy, T& g_bias, double& loss,
+                                            double& weight) {
   const int64_t d = data.n_features, row_bytes = d * int64_t(sizeof(T));
   const auto [near, far] = prefetch_distances(row_bytes);
   const T* __restrict sw = data.sample_weight;
-  T g_bias = 0;
   double l = 0, ws = 0;
   for (int64_t j = 0; j < set.count; ++j) {
     int64_t r = set.offset + j;
@@ -126,19 +121,90 @@ DLOPT_KERNEL void one_output_rows(Objective obj, const DataView<T>& data, const 
       r = set.idx[r];
     }
     const T* __restrict x = data.X + r * d;
-    const T z = dot_lanes(x, W, d) + b, s = sw ? sw[r] : T(1);
+    const T z = dot(x) + b, s = sw ? sw[r] : T(1);
     T dz;
     l += double(obj == Objective::SquaredError ? objective::squared_error(z, data.y[r], s, dz)
                                                : objective::logistic(z, data.y[r], s, dz));
     ws += double(s);
-    if (gW) {
-      for (int64_t k = 0; k < d; ++k) gW[k] += dz * x[k];
+    if (gradient) {
+      axpy(dz, x);
       g_bias += dz;
     }
   }
-  if (gW) gb[0] += g_bias;
   loss += l;
   weight += ws;
+}
+
+/// The one-output pass for rows of Chunks whole 64-byte lines plus a tail (< 64 bytes): w, g and the
+/// lanes are fixed-size arrays the compiler keeps in SIMD registers, each line of the row added into
+/// the lanes in order, then the lanes combined, then the tail's products added one by one.
+template <class T, int Chunks>
+DLOPT_KERNEL void fused_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* __restrict W,
+                             T b, T* __restrict gW, T* gb, double& loss, double& weight) {
+  constexpr int L = kLanes<T>, kHead = Chunks * L;
+  const int64_t tail = data.n_features - kHead;
+  T w[kHead], g[kHead] = {}, w_tail[L] = {}, g_tail[L] = {}, g_bias = 0;
+  for (int k = 0; k < kHead; ++k) w[k] = W[k];
+  for (int64_t k = 0; k < tail; ++k) w_tail[k] = W[kHead + k];
+  auto dot = [&](const T* __restrict x) __attribute__((always_inline)) {
+    T acc[L] = {};
+    for (int c = 0; c < kHead; c += L)
+      for (int l = 0; l < L; ++l) acc[l] += x[c + l] * w[c + l];
+    T z = combine_lanes<T>(acc);
+    for (int64_t k = 0; k < tail; ++k) z += x[kHead + k] * w_tail[k];
+    return z;
+  };
+  auto axpy = [&](T a, const T* __restrict x) __attribute__((always_inline)) {
+    for (int k = 0; k < kHead; ++k) g[k] += a * x[k];
+    for (int64_t k = 0; k < tail; ++k) g_tail[k] += a * x[kHead + k];
+  };
+  each_row(obj, data, set, b, gW != nullptr, dot, axpy, g_bias, loss, weight);
+  if (!gW) return;
+  for (int k = 0; k < kHead; ++k) gW[k] += g[k];
+  for (int64_t k = 0; k < tail; ++k) gW[kHead + k] += g_tail[k];
+  gb[0] += g_bias;
+}
+
+/// The same for rows of any length (under one line, or over kMaxChunks lines): w and g stay in
+/// memory (L1), the lanes take every full line in order, then the partial last line.
+template <class T>
+DLOPT_KERNEL void any_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* __restrict W, T b,
+                           T* __restrict gW, T* gb, double& loss, double& weight) {
+  constexpr int L = kLanes<T>;
+  const int64_t d = data.n_features;
+  T g_bias = 0;
+  auto dot = [&](const T* __restrict x) __attribute__((always_inline)) {
+    T acc[L] = {};
+    int64_t j = 0;
+    for (; j + L <= d; j += L)
+      for (int l = 0; l < L; ++l) acc[l] += x[j + l] * W[j + l];
+    for (int l = 0; j + l < d; ++l) acc[l] += x[j + l] * W[j + l];
+    return combine_lanes<T>(acc);
+  };
+  auto axpy = [&](T a, const T* __restrict x) __attribute__((always_inline)) {
+    for (int64_t k = 0; k < d; ++k) gW[k] += a * x[k];
+  };
+  each_row(obj, data, set, b, gW != nullptr, dot, axpy, g_bias, loss, weight);
+  if (gW) gb[0] += g_bias;
+}
+
+/// Rows of 1 .. kMaxChunks whole lines plus a tail (16 .. 271 floats, 8 .. 135 doubles) have a
+/// fused_rows kernel; others take any_rows.
+constexpr int kMaxChunks = 16;
+
+/// The one-output pass for the row length of `data`.
+template <class T, int Chunks = 1>
+void one_output_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW, T* gb,
+                     double& loss, double& weight) {
+  if constexpr (Chunks > kMaxChunks) {
+    any_rows(obj, data, set, W, b, gW, gb, loss, weight);
+  } else {
+    if (data.n_features / kLanes<T> != Chunks) {
+      if (Chunks == 1 && data.n_features < kLanes<T>) return any_rows(obj, data, set, W, b, gW, gb, loss, weight);
+      return one_output_rows<T, Chunks + 1>(obj, data, set, W, b, gW, gb, loss, weight);
+    }
+    fused_rows<T, Chunks>(obj, data, set, W, b, gW, gb, loss, weight);
+  }
 }
 
 }  // namespace
