@@ -1,5 +1,7 @@
 """The ``dlopt`` command: the seed demo, training on a data file, and predictions from a saved model.
 
+Usage::
+
     dlopt demo [--dataset diabetes|breast_cancer]
     dlopt fit DATA --target COL [--task ...] [--model ...] [--optimizer adam] [--lr ...] [--epochs N]
               [--batch-size B] [--test-size 0.2] [--save model.npz] [--plot loss.png]
