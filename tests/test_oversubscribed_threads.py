@@ -1,6 +1,6 @@
 """Mini-batch epochs with more threads than cores: threads lose their core mid-partition all the time,
-so the batch gate's other threads redo their partitions (cpp/src/models/linear.cpp). Whichever copy of
-a partition is published, the fit must be bit for bit the one-thread fit."""
+so which thread sums which partition, and in what order they finish, varies from batch to batch
+(the batch gate, cpp/src/models/linear.cpp). The fit must be bit for bit the one-thread fit."""
 
 import os
 

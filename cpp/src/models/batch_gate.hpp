@@ -3,11 +3,9 @@
 // A waiter spins briefly (on a free machine the step takes microseconds), then sleeps on a condition
 // variable: a sleeping waiter frees its core, so on a loaded machine the scheduler can run the thread
 // the batch waits for there instead of leaving it queued behind other work (OpenMP's barrier spins
-// for much longer first: issue 17, bench/bench_busy_core.py). opens_within spins for a given time only:
-// how long a thread waits for a partition before redoing it.
+// for much longer first: issue 17, bench/bench_busy_core.py).
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -34,21 +32,6 @@ class BatchGate {
     sleepers_.fetch_add(1);  // seq_cst with open()'s two operations: a wake-up is never lost
     wake_.wait(lock, [&] { return generation_.load() != seen; });
     sleepers_.fetch_sub(1);
-  }
-
-  /// Spins until open() has been called since generation `seen` (true) or `time` has passed (false).
-  template <class Duration>
-  bool opens_within(uint32_t seen, Duration time) {
-    const auto until = std::chrono::steady_clock::now() + time;
-    do {
-      for (int i = 0; i < 64; ++i) {
-        if (generation_.load(std::memory_order_acquire) != seen) return true;
-#if defined(__x86_64__) || defined(__i386__)
-        _mm_pause();
-#endif
-      }
-    } while (std::chrono::steady_clock::now() < until);
-    return generation_.load(std::memory_order_acquire) != seen;
   }
 
   /// Lets every waiter of the current generation go (what the thread that stepped did before is

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <exception>
 #include <utility>
@@ -120,18 +119,15 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   w.part_weight.resize(std::size_t(parts));
   // Partition p of the batch at `start`, run by a thread that runs partitions [p0, p1) of every
   // batch: its rows continue (for the prefetcher) with the same partitions of the next batch.
-  // Its sums go to g (np values), loss and weight; `into_partials` gives partition p's own slots.
-  auto part = [&](int64_t start, int64_t count, int64_t p, int64_t n_parts, int64_t p0, int64_t p1, T* g,
-                  double& loss, double& weight) {
+  auto part = [&](int64_t start, int64_t count, int64_t p, int64_t n_parts, int64_t p0, int64_t p1) {
     const int64_t lo = count * p / n_parts, hi = count * (p + 1) / n_parts;
     const int64_t stream_end = start + count * p1 / n_parts, next = start + count + count * p0 / n_parts;
+    T* g = w.partials.data() + p * np;
     std::fill(g, g + np, T(0));
-    loss = weight = 0;
+    w.part_loss[p] = w.part_weight[p] = 0;
     rows_pass(objective_, d, K, coef_, intercept_, data,
-              RowSet{idx, start + lo, hi - lo, m, stream_end, next - stream_end}, g, g + K * d, loss, weight);
-  };
-  auto into_partials = [&](int64_t start, int64_t count, int64_t p, int64_t n_parts, int64_t p0, int64_t p1) {
-    part(start, count, p, n_parts, p0, p1, w.partials.data() + p * np, w.part_loss[p], w.part_weight[p]);
+              RowSet{idx, start + lo, hi - lo, m, stream_end, next - stream_end}, g, g + K * d,
+              w.part_loss[p], w.part_weight[p]);
   };
   // Sums the partitions, adds the penalty's gradient and steps the optimizer. Throws NonFinite.
   auto update = [&](int64_t n_parts) {
@@ -168,67 +164,47 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
     // One parallel region for the whole epoch (not one per batch). Batch g runs while the gate's
     // generation is g. Each thread takes its own share of the batch's partitions in order (its
     // prefetch stream), then the partitions nobody has taken, from the end of the others' shares;
-    // the thread that publishes the batch's last partition steps the optimizer and opens the gate.
-    // No thread has to arrive anywhere. A thread that has lost its core (a machine busy with other
-    // work) would still hold the batch up by the partition it is in, for a scheduler time slice: so a
-    // thread with nothing left to take waits about twice its own partition time, then redoes the
-    // partitions still running, each thread into its own buffer. Whoever finishes a partition first
-    // publishes it (a redone partition has the same bits: same rows, same order); the other result is
-    // dropped. (A thread that lost the race may still be reading the parameters while the next step
-    // writes them: what it computes from them is never used.) Then it waits at the gate (a short spin,
-    // then asleep, freeing its core for the thread the batch waits for).
+    // the thread that finishes the batch's last partition steps the optimizer and opens the gate.
+    // No thread has to arrive anywhere: a thread slowed down (a core shared with other work) holds a
+    // batch up by at most the partition it is in, and a thread with nothing left to take waits at the
+    // gate (a short spin, then asleep, freeing its core for the thread the batch waits for).
     static_assert(detail::kMaxParts <= 64, "claims per partition");
     std::exception_ptr error;
     std::atomic<bool> stop{false};
     std::atomic<uint32_t> claim[detail::kMaxParts] = {};  // g + 1: partition taken in batch g
-    std::atomic<uint32_t> shown[detail::kMaxParts] = {};  // g + 1: partition published in batch g
-    std::atomic<int64_t> done{0};                          // partitions of the current batch published
+    std::atomic<int64_t> done{0};                          // partitions of the current batch summed
     detail::BatchGate gate;
 #pragma omp parallel num_threads(get_num_threads())
-    {
-      AlignedVector<T> mine(static_cast<std::size_t>(np));  // this thread's sums of one partition
-      double mine_loss = 0, mine_weight = 0;
-      std::chrono::steady_clock::duration part_time{0};  // this thread's latest partition
-      for (;;) {
-        const uint32_t g = gate.generation();
-        if (int64_t(g) >= nb || stop.load(std::memory_order_relaxed)) break;
-        const int64_t start = first(g), count = first(g + 1) - start, n_parts = partitions(count);
-        const int64_t t = thread_index(), threads = team_size();
-        const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
-        // Marks partition p in `marks` for batch g; false once anyone did (in this batch or a later one).
-        auto first_to = [&](std::atomic<uint32_t>* marks, int64_t p) {
-          uint32_t seen = marks[p].load(std::memory_order_relaxed);
-          while (seen < g + 1)
-            if (marks[p].compare_exchange_weak(seen, g + 1, std::memory_order_relaxed)) return true;
-          return false;
-        };
-        auto sum = [&](int64_t p, int64_t s0, int64_t s1) {
-          const auto t0 = std::chrono::steady_clock::now();
-          part(start, count, p, n_parts, s0, s1, mine.data(), mine_loss, mine_weight);
-          part_time = std::chrono::steady_clock::now() - t0;
-          if (!first_to(shown, p)) return;  // redone meanwhile: the same bits are already there
-          std::copy(mine.begin(), mine.end(), w.partials.begin() + p * np);
-          w.part_loss[p] = mine_loss, w.part_weight[p] = mine_weight;
-          // The last partition's thread sees every partial sum (acq_rel), steps, and opens the gate,
-          // which publishes the new parameters and `stop` to the others.
-          if (done.fetch_add(1, std::memory_order_acq_rel) != n_parts - 1) return;
-          try {
-            update(n_parts);
-          } catch (...) {
-            error = std::current_exception();
-            stop.store(true, std::memory_order_relaxed);
-          }
-          done.store(0, std::memory_order_relaxed);
-          gate.open();
-        };
-        for (int64_t p = p0; p < p1 && first_to(claim, p); ++p) sum(p, p0, p1);
-        for (int64_t p = n_parts - 1; p >= 0; --p)
-          if ((p < p0 || p >= p1) && first_to(claim, p)) sum(p, p, p + 1);
-        if (!gate.opens_within(g, 2 * part_time))
-          for (int64_t p = n_parts - 1; p >= 0 && gate.generation() == g; --p)
-            if (shown[p].load(std::memory_order_relaxed) < g + 1) sum(p, p, p + 1);
-        gate.wait(g);  // at once when this thread opened it
-      }
+    for (;;) {
+      const uint32_t g = gate.generation();
+      if (int64_t(g) >= nb || stop.load(std::memory_order_relaxed)) break;
+      const int64_t start = first(g), count = first(g + 1) - start, n_parts = partitions(count);
+      const int64_t t = thread_index(), threads = team_size();
+      const int64_t p0 = n_parts * t / threads, p1 = n_parts * (t + 1) / threads;
+      auto take = [&](int64_t p) {  // false once anyone took it in this batch (or a later one)
+        uint32_t seen = claim[p].load(std::memory_order_relaxed);
+        while (seen < g + 1)
+          if (claim[p].compare_exchange_weak(seen, g + 1, std::memory_order_relaxed)) return true;
+        return false;
+      };
+      auto sum = [&](int64_t p, int64_t s0, int64_t s1) {
+        part(start, count, p, n_parts, s0, s1);
+        // The last partition's thread sees every partial sum (acq_rel), steps, and opens the gate,
+        // which publishes the new parameters and `stop` to the others.
+        if (done.fetch_add(1, std::memory_order_acq_rel) != n_parts - 1) return;
+        try {
+          update(n_parts);
+        } catch (...) {
+          error = std::current_exception();
+          stop.store(true, std::memory_order_relaxed);
+        }
+        done.store(0, std::memory_order_relaxed);
+        gate.open();
+      };
+      for (int64_t p = p0; p < p1 && take(p); ++p) sum(p, p0, p1);
+      for (int64_t p = n_parts - 1; p >= 0; --p)
+        if ((p < p0 || p >= p1) && take(p)) sum(p, p, p + 1);
+      gate.wait(g);  // at once when this thread opened it
     }
     if (error) std::rethrow_exception(error);
   } else {  // one batch (its optimizer step may use every thread), or too little work to share
@@ -236,9 +212,9 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
       const int64_t start = first(j), count = first(j + 1) - start, n_parts = partitions(count);
       if (parallel) {
 #pragma omp parallel for schedule(static) num_threads(get_num_threads())
-        for (int64_t p = 0; p < n_parts; ++p) into_partials(start, count, p, n_parts, p, p + 1);
+        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts, p, p + 1);
       } else {  // no OpenMP call at all: tiny problems (the seed example) pay per epoch for one
-        for (int64_t p = 0; p < n_parts; ++p) into_partials(start, count, p, n_parts, 0, n_parts);
+        for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts, 0, n_parts);
       }
       update(n_parts);
     }
