@@ -1,6 +1,6 @@
-// The row kernels of the linear models (see row_kernels.hpp): the one-output pass row by row (a
-// DLOPT_KERNEL with fixed-order dot products, random rows prefetched), Eigen blocks over the caller's
-// row-major X for softmax, and the scores.
+// The row kernels of the linear models (see row_kernels.hpp): the one-output pass over random rows
+// (DLOPT_KERNELs with fixed-order dot products, rows prefetched), Eigen blocks over the caller's
+// row-major X for the other passes, and the scores.
 
 #include "row_kernels.hpp"
 
@@ -26,6 +26,10 @@ bool parallel_ok(int64_t work) {
 
 namespace {
 
+// Below this many features a coefficient-wise product beats Eigen's GEMV, whose per-call setup
+// dominates tiny problems (the seed example has one feature).
+constexpr int64_t kSmallFeatures = 8;
+
 /// Per-thread scratch: gathered rows, their targets and weights, and the decision values.
 /// Cache-line aligned, so Eigen's vectorised loops peel the same way on every thread.
 template <class T>
@@ -38,27 +42,64 @@ Scratch<T>& scratch() {
   return s;
 }
 
-/// Softmax cross-entropy sums and (when gW is set) gradient sums over m contiguous rows, K classes:
+/// Loss sums and (when gW is set) gradient sums over m contiguous rows:
 ///   loss += Σ sᵢ lᵢ,  weight += Σ sᵢ,  gW += Σ sᵢ ∂lᵢ/∂zᵢ xᵢᵀ,  gb += Σ sᵢ ∂lᵢ/∂zᵢ.
-/// (One-output objectives: one_output_rows.)
 template <class T>
-void class_block(int64_t d, int64_t K, const T* W, const T* b, const T* X, int64_t m, const T* y,
-                 const T* sw, T* Z, T* gW, T* gb, double& loss, double& weight) {
+void block(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const T* X, int64_t m,
+           const T* y, const T* sw, T* Z, T* gW, T* gb, double& loss, double& weight) {
   Eigen::Map<const RowMat<T>> Xm(X, m, d);
   double l = 0, ws = 0;
-  Eigen::Map<RowMat<T>> Zm(Z, m, K);
-  Eigen::Map<const RowMat<T>> Wm(W, K, d);
-  Zm.noalias() = Xm * Wm.transpose();
-  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bias(b, K);
-  for (int64_t i = 0; i < m; ++i) {
-    const T s = sw ? sw[i] : T(1);
-    Zm.row(i) += bias;
-    l += double(objective::softmax(Z + i * K, K, int64_t(y[i]), s));
-    ws += double(s);
-  }
-  if (gW) {
-    Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
-    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(gb, K) += Zm.colwise().sum();
+  if (K == 1) {
+    Eigen::Map<Vec<T>> z(Z, m);
+    Eigen::Map<const Vec<T>> w(W, d);
+    if (d < kSmallFeatures) z.noalias() = Xm.lazyProduct(w);  // no GEMV setup per call
+    else z.noalias() = Xm * w;
+    const T b0 = b[0];
+    if (obj == Objective::SquaredError) {
+      // A block has at most kSub rows: summed in T (vectorised), then added in double.
+      T lb = 0, wb = 0;
+      T* __restrict zp = z.data();
+      if (sw) {
+#pragma omp simd reduction(+ : lb, wb)
+        for (int64_t i = 0; i < m; ++i) {
+          lb += objective::squared_error(zp[i] + b0, y[i], sw[i], zp[i]);
+          wb += sw[i];
+        }
+      } else {
+#pragma omp simd reduction(+ : lb)
+        for (int64_t i = 0; i < m; ++i) lb += objective::squared_error(zp[i] + b0, y[i], T(1), zp[i]);
+        wb = T(m);
+      }
+      l += double(lb);
+      ws += double(wb);
+    } else {
+      for (int64_t i = 0; i < m; ++i) {
+        const T s = sw ? sw[i] : T(1);
+        l += double(objective::logistic(z[i] + b0, y[i], s, z[i]));
+        ws += double(s);
+      }
+    }
+    if (gW) {
+      Eigen::Map<Vec<T>> g(gW, d);
+      if (d < kSmallFeatures) g.noalias() += Xm.transpose().lazyProduct(z);
+      else g.noalias() += Xm.transpose() * z;
+      gb[0] += z.sum();
+    }
+  } else {  // Softmax cross-entropy over K classes
+    Eigen::Map<RowMat<T>> Zm(Z, m, K);
+    Eigen::Map<const RowMat<T>> Wm(W, K, d);
+    Zm.noalias() = Xm * Wm.transpose();
+    Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> bias(b, K);
+    for (int64_t i = 0; i < m; ++i) {
+      const T s = sw ? sw[i] : T(1);
+      Zm.row(i) += bias;
+      l += double(objective::softmax(Z + i * K, K, int64_t(y[i]), s));
+      ws += double(s);
+    }
+    if (gW) {
+      Eigen::Map<RowMat<T>>(gW, K, d).noalias() += Zm.transpose() * Xm;
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(gb, K) += Zm.colwise().sum();
+    }
   }
   loss += l;
   weight += ws;
@@ -209,20 +250,21 @@ void one_output_rows(Objective obj, const DataView<T>& data, const RowSet& set, 
 
 }  // namespace
 
-/// Loss and gradient sums over the rows of `set`: one-output objectives row by row
-/// (one_output_rows), softmax over blocks of kSub rows (gathered when not contiguous).
+/// Loss and gradient sums over the rows of `set`: random rows of one-output objectives row by row
+/// (one_output_rows: the mini-batch epochs), other rows (full-batch passes, softmax) with `block`,
+/// gathering non-contiguous rows kSub at a time.
 template <class T>
 void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const DataView<T>& data,
                const RowSet& set, T* gW, T* gb, double& loss, double& weight) {
-  if (K == 1) return one_output_rows(obj, data, set, W, b[0], gW, gb, loss, weight);
+  if (set.idx && K == 1 && gW) return one_output_rows(obj, data, set, W, b[0], gW, gb, loss, weight);
   Scratch<T>& s = scratch<T>();
   s.z.resize(std::size_t(kSub * K));
   for (int64_t start = 0; start < set.count; start += kSub) {
     const int64_t m = std::min(kSub, set.count - start);
     if (!set.idx) {
       const int64_t r0 = set.offset + start;
-      class_block(d, K, W, b, data.X + r0 * d, m, data.y + r0,
-                  data.sample_weight ? data.sample_weight + r0 : nullptr, s.z.data(), gW, gb, loss, weight);
+      block(obj, d, K, W, b, data.X + r0 * d, m, data.y + r0,
+            data.sample_weight ? data.sample_weight + r0 : nullptr, s.z.data(), gW, gb, loss, weight);
       continue;
     }
     s.x.resize(std::size_t(kSub * d));
@@ -239,8 +281,8 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
       s.y[j] = data.y[r];
       if (data.sample_weight) s.w[j] = data.sample_weight[r];
     }
-    class_block(d, K, W, b, s.x.data(), m, s.y.data(), data.sample_weight ? s.w.data() : nullptr,
-                s.z.data(), gW, gb, loss, weight);
+    block(obj, d, K, W, b, s.x.data(), m, s.y.data(), data.sample_weight ? s.w.data() : nullptr,
+          s.z.data(), gW, gb, loss, weight);
   }
 }
 
