@@ -35,9 +35,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e5,5e7")
     parser.add_argument("--linear-rows", default="200000")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time the linear model in CPU time (with OMP_NUM_THREADS=1: a loaded machine "
+                             "slows it less)")
     args = parser.parse_args()
     bench_args = ["--optimizers", args.optimizers, "--sizes", args.sizes, "--dtypes", "float32",
-                  "--linear-rows", args.linear_rows, "--min-time", "0.3"]
+                  "--linear-rows", args.linear_rows, "--min-time", "0.3"] + (["--cpu-time"] if args.cpu_time else [])
     best: dict[str, dict] = {"native": {}, "portable": {}}
     for _ in range(args.rounds):
         for which in ("native", "portable"):  # alternating: a noisy neighbour slows both alike

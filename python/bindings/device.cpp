@@ -212,12 +212,61 @@ void bind_cuda(py::module_& m) {
       .def("stop_ms", &cuda::EventTimer::stop_ms, py::call_guard<py::gil_scoped_release>(),
            "Waits for the work enqueued since start(); returns its GPU time in milliseconds.");
 
-  py::class_<DeviceArray>(m, "DeviceArray",
-                          "CUDA device memory owned by dlopt (optimizer state of device parameters). "
-                          "Exposes __cuda_array_interface__ (cupy.asarray / torch.as_tensor wrap it "
-                          "without a copy) and to_numpy().")
+  py::class_<DeviceArray>(m, "DeviceArray", R"doc(CUDA device memory owned by dlopt.
+
+The optimizer state of device parameters is kept in these (``state_dict()`` returns NumPy copies).
+A DeviceArray exposes ``__cuda_array_interface__`` (version 3, the legacy default stream), so
+``cupy.asarray(a)`` or ``torch.as_tensor(a, device="cuda")`` wrap it without a copy. There is no
+public constructor: make one with :meth:`from_numpy`.
+
+Attributes
+----------
+shape : tuple of int
+    The array's shape (C-contiguous).
+dtype : numpy.dtype
+    float32 or float64.
+size : int
+    Number of elements.
+nbytes : int
+    Bytes of device memory.
+ndim : int
+    Number of dimensions.
+device : int
+    The CUDA device index.
+
+Examples
+--------
+>>> import numpy as np
+>>> import dlopt
+>>> def round_trip(x):
+...     if not dlopt.cuda.is_available():
+...         return x.copy()  # no GPU here: what the round trip gives
+...     return dlopt.cuda.DeviceArray.from_numpy(x).to_numpy()
+>>> round_trip(np.arange(3, dtype=np.float32))
+array([0., 1., 2.], dtype=float32)
+)doc")
       .def_static("from_numpy", &from_numpy, py::arg("array"), py::arg("device") = 0,
-                  "A device copy of a C-contiguous float32/float64 NumPy array on `device`.")
+                  R"doc(A device copy of a NumPy array.
+
+Parameters
+----------
+array : numpy.ndarray
+    A C-contiguous float32 or float64 array.
+device : int, default 0
+    The CUDA device to copy it to.
+
+Returns
+-------
+DeviceArray
+    The copy, in memory owned by dlopt.
+
+Raises
+------
+TypeError
+    If `array` is not a C-contiguous float32/float64 array.
+RuntimeError
+    If dlopt was built without CUDA or no GPU is present.
+)doc")
       .def_property_readonly("shape", [](const DeviceArray& a) { return shape_tuple(a.shape); })
       .def_property_readonly("dtype", [](const DeviceArray& a) { return numpy_dtype(a.dtype); })
       .def_property_readonly("size", [](const DeviceArray& a) { return a.size; })

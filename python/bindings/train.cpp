@@ -153,7 +153,26 @@ auto pairs(const py::handle& dst_obj, const py::handle& src_obj, const char* dst
 }  // namespace
 
 void bind_train(py::module_& m) {
-  py::register_exception<CheckpointError>(m, "CheckpointError", PyExc_ValueError);
+  py::register_exception<CheckpointError>(m, "CheckpointError", PyExc_ValueError).attr("__doc__") =
+      R"doc(Raised for a checkpoint that cannot be read back as written.
+
+A truncated, corrupted (checksum), wrong-version or mismatched checkpoint (an optimizer or schedule
+of another kind or shape than the one it is loaded into). A subclass of ValueError. A failed system
+call (a missing file, no permission) raises the OSError of its errno instead.
+
+Examples
+--------
+>>> import os, tempfile
+>>> import dlopt
+>>> path = os.path.join(tempfile.mkdtemp(), "broken.dlopt")
+>>> with open(path, "wb") as f:
+...     _ = f.write(b"not a checkpoint")
+>>> try:
+...     dlopt.load(path)
+... except dlopt.CheckpointError as e:
+...     print("CheckpointError")
+CheckpointError
+)doc";
   // Registered after CheckpointError, so tried first: a failed system call is Python's OSError of
   // its errno (FileNotFoundError, PermissionError, ...), as open() and os.write raise it.
   py::register_exception_translator([](std::exception_ptr p) {

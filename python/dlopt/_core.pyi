@@ -22,7 +22,26 @@ class StepPlan:
         One fused step over param_groups with `grads`, updating `state` in place.
         """
 class CheckpointError(ValueError):
-    pass
+    """
+    Raised for a checkpoint that cannot be read back as written.
+    
+    A truncated, corrupted (checksum), wrong-version or mismatched checkpoint (an optimizer or schedule
+    of another kind or shape than the one it is loaded into). A subclass of ValueError. A failed system
+    call (a missing file, no permission) raises the OSError of its errno instead.
+    
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import dlopt
+    >>> path = os.path.join(tempfile.mkdtemp(), "broken.dlopt")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"not a checkpoint")
+    >>> try:
+    ...     dlopt.load(path)
+    ... except dlopt.CheckpointError as e:
+    ...     print("CheckpointError")
+    CheckpointError
+    """
 class NonFiniteNorm(RuntimeError):
     pass
 class CudaEventTimer:
@@ -39,12 +58,62 @@ class CudaEventTimer:
         """
 class DeviceArray:
     """
-    CUDA device memory owned by dlopt (optimizer state of device parameters). Exposes __cuda_array_interface__ (cupy.asarray / torch.as_tensor wrap it without a copy) and to_numpy().
+    CUDA device memory owned by dlopt.
+    
+    The optimizer state of device parameters is kept in these (``state_dict()`` returns NumPy copies).
+    A DeviceArray exposes ``__cuda_array_interface__`` (version 3, the legacy default stream), so
+    ``cupy.asarray(a)`` or ``torch.as_tensor(a, device="cuda")`` wrap it without a copy. There is no
+    public constructor: make one with :meth:`from_numpy`.
+    
+    Attributes
+    ----------
+    shape : tuple of int
+        The array's shape (C-contiguous).
+    dtype : numpy.dtype
+        float32 or float64.
+    size : int
+        Number of elements.
+    nbytes : int
+        Bytes of device memory.
+    ndim : int
+        Number of dimensions.
+    device : int
+        The CUDA device index.
+    
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dlopt
+    >>> def round_trip(x):
+    ...     if not dlopt.cuda.is_available():
+    ...         return x.copy()  # no GPU here: what the round trip gives
+    ...     return dlopt.cuda.DeviceArray.from_numpy(x).to_numpy()
+    >>> round_trip(np.arange(3, dtype=np.float32))
+    array([0., 1., 2.], dtype=float32)
     """
     @staticmethod
     def from_numpy(array: typing.Any, device: typing.SupportsInt | typing.SupportsIndex = 0) -> DeviceArray:
         """
-        A device copy of a C-contiguous float32/float64 NumPy array on `device`.
+        A device copy of a NumPy array.
+        
+        Parameters
+        ----------
+        array : numpy.ndarray
+            A C-contiguous float32 or float64 array.
+        device : int, default 0
+            The CUDA device to copy it to.
+        
+        Returns
+        -------
+        DeviceArray
+            The copy, in memory owned by dlopt.
+        
+        Raises
+        ------
+        TypeError
+            If `array` is not a C-contiguous float32/float64 array.
+        RuntimeError
+            If dlopt was built without CUDA or no GPU is present.
         """
     def __len__(self) -> int:
         ...

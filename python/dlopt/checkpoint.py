@@ -38,7 +38,8 @@ def _savable(dtype: np.dtype) -> bool:
 
 __all__ = ["save", "load", "CheckpointError", "FORMAT_VERSION"]
 
-#: Raised for a truncated, corrupted, wrong-version or mismatched checkpoint (a ValueError).
+# Raised for a truncated, corrupted, wrong-version or mismatched checkpoint (a ValueError); documented
+# by its binding (python/bindings/train.cpp).
 CheckpointError = _core.CheckpointError
 
 FORMAT_VERSION = 1

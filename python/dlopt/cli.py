@@ -1,5 +1,7 @@
 """The ``dlopt`` command: the seed demo, training on a data file, and predictions from a saved model.
 
+Usage::
+
     dlopt demo [--dataset diabetes|breast_cancer]
     dlopt fit DATA --target COL [--task ...] [--model ...] [--optimizer adam] [--lr ...] [--epochs N]
               [--batch-size B] [--test-size 0.2] [--save model.npz] [--plot loss.png]
@@ -667,7 +669,28 @@ def _print_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None) -> int:
-    """Runs the ``dlopt`` command; returns its exit status (user errors never show a traceback)."""
+    """Runs the ``dlopt`` command; returns its exit status (user errors never show a traceback).
+
+    Parameters
+    ----------
+    argv : list of str, default None
+        The arguments after ``dlopt`` (``["fit", "data.csv", "--target", "y"]``); None reads
+        ``sys.argv[1:]``, as the installed ``dlopt`` script does.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for a usage error or a bad data file, 1 for any other error (one
+        ``dlopt: error:`` line on stderr), 130 when interrupted.
+
+    Examples
+    --------
+    >>> from dlopt.cli import main
+    >>> main(["--version"])  # prints the version, then exits as argparse does
+    Traceback (most recent call last):
+    ...
+    SystemExit: 0
+    """
     args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
     try:
         with warnings.catch_warnings():

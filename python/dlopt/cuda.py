@@ -23,9 +23,8 @@ from . import _core
 __all__ = ["is_available", "device_count", "get_device_name", "synchronize", "to_numpy",
            "is_device_array", "DeviceArray", "is_built"]
 
-#: Device memory owned by dlopt (the state of device parameters): ``__cuda_array_interface__``
-#: (wrap it with ``cupy.asarray`` or ``torch.as_tensor``, no copy), ``to_numpy()``, ``shape``,
-#: ``dtype``, ``device``.
+# Device memory owned by dlopt (the state of device parameters); documented by its binding
+# (python/bindings/device.cpp).
 DeviceArray = _core.DeviceArray
 
 

@@ -53,8 +53,20 @@ try:  # scikit-learn's class when it is installed, so `warnings.filterwarnings(.
     from sklearn.exceptions import ConvergenceWarning
 except ImportError:
     class ConvergenceWarning(UserWarning):
-        """Warned when a fit stops on its epoch limit before the loss stopped improving (scikit-learn's
-        ``sklearn.exceptions.ConvergenceWarning`` is used instead when scikit-learn is installed)."""
+        """Warned when a fit stops on its epoch limit before the loss stopped improving.
+
+        scikit-learn's ``sklearn.exceptions.ConvergenceWarning`` is used instead when scikit-learn is
+        installed, so filters written for scikit-learn also apply to dlopt's estimators.
+
+        Examples
+        --------
+        >>> import warnings
+        >>> from dlopt.linear_model import ConvergenceWarning
+        >>> issubclass(ConvergenceWarning, UserWarning)
+        True
+        >>> with warnings.catch_warnings():  # silence it for a block of fits
+        ...     warnings.simplefilter("ignore", ConvergenceWarning)
+        """
 
 #: What gradient training uses when ``optimizer`` / ``lr`` are None (LinearRegression's defaults).
 DEFAULT_OPTIMIZER = "adam"
@@ -66,7 +78,22 @@ CONVERGENCE_TOL = 1e-4
 
 
 class NotFittedError(ValueError, AttributeError):
-    """Raised when a model is used before ``fit`` (scikit-learn's exception when it is loaded)."""
+    """Raised when a model is used before ``fit``.
+
+    A subclass of ValueError and AttributeError, as scikit-learn's; when scikit-learn is loaded its
+    ``sklearn.exceptions.NotFittedError`` is raised instead, so either is caught by ``except
+    ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dlopt.linear_model import LinearRegression
+    >>> try:
+    ...     LinearRegression().predict(np.zeros((1, 2)))
+    ... except ValueError as e:
+    ...     print(type(e).__name__)
+    NotFittedError
+    """
 
 
 def _not_fitted(estimator) -> Exception:

@@ -1,10 +1,12 @@
 // levels_digest: runs every registry optimizer for a few steps on fixed pseudo-random data (float32,
-// float64, and bfloat16 parameters with int8 state and stochastic rounding) and prints one digest of
-// all the resulting parameter bits, after the instruction set the kernels ran with. The clones that a
+// float64, and bfloat16 parameters with int8 state and stochastic rounding), fits the linear models
+// (mini-batch epochs over shuffled rows, full-batch passes, the closed form, float32 and float64) and
+// prints one digest of all the resulting parameter bits, after the instruction set the kernels ran with. The clones that a
 // portable build compiles per x86-64 level must give the same bits: tests/cpp/test_portable.sh runs
 // this natively and under QEMU posing as older CPUs and compares the digests. (Not a ctest test: on
 // its own it has nothing to compare with.)
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -71,6 +73,51 @@ void run(const std::string& name, const dlopt::StorageOptions& options) {
   if (verbose) std::printf("%s/%zu %016llx\n", name.c_str(), sizeof(T), static_cast<unsigned long long>(own));
 }
 
+/// Linear models on 1500 x 67 rows (67: a row is whole 64-byte lines plus a tail; batch 256 x 67
+/// features is enough work for the epoch's threads): squared-error fits of shuffled mini-batches with
+/// sample weights and of full batches, the loss, and the closed form. (Not the logistic objective: its
+/// exp and log are glibc's, which picks an FMA or an SSE2 variant by the CPU, and the double ones
+/// round differently now and then — bits that are not the kernels'.)
+template <class T>
+void run_linear() {
+  constexpr int64_t n = 1500, d = 67;
+  std::vector<T> X(n * d), y(n), sw(n);
+  Draws draw{12345};
+  for (T& x : X) x = T(draw.next());
+  for (int64_t i = 0; i < n; ++i) {
+    T z = 0;
+    for (int64_t j = 0; j < d; ++j) z += X[i * d + j] * T(j % 7 - 3) / T(10);
+    y[i] = z + T(0.1) * T(draw.next());
+    sw[i] = T(1.5) + T(draw.next());
+  }
+  uint64_t own = kBasis;
+  std::vector<T> coef(d), intercept(1);
+  auto fit = [&](dlopt::Objective objective, const T* targets, const T* weights, int64_t batch) {
+    std::fill(coef.begin(), coef.end(), T(0));
+    intercept[0] = 0;
+    dlopt::TrainConfig config;
+    config.optimizer = "adam";
+    config.epochs = 3;
+    config.batch_size = batch;
+    config.seed = 3;
+    dlopt::LinearModel<T> model(objective, d, 1, coef.data(), intercept.data(), config);
+    const dlopt::DataView<T> data{X.data(), n, d, targets, weights};
+    model.fit(data);
+    const double loss = model.loss(data);
+    own = fnv(own, coef.data(), coef.size() * sizeof(T));
+    own = fnv(own, intercept.data(), sizeof(T));
+    own = fnv(own, &loss, sizeof loss);
+  };
+  fit(dlopt::Objective::SquaredError, y.data(), sw.data(), 256);
+  fit(dlopt::Objective::SquaredError, y.data(), nullptr, 0);
+  dlopt::solve_least_squares(dlopt::DataView<T>{X.data(), n, d, y.data(), sw.data()}, dlopt::LeastSquaresConfig{},
+                             coef.data(), intercept.data());
+  own = fnv(own, coef.data(), coef.size() * sizeof(T));
+  own = fnv(own, intercept.data(), sizeof(T));
+  digest = fnv(digest, &own, sizeof own);
+  if (verbose) std::printf("linear/%zu %016llx\n", sizeof(T), static_cast<unsigned long long>(own));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +130,8 @@ int main(int argc, char** argv) {
   low.state_dtype = dlopt::StateDType::Int8;
   low.seed = 7;
   for (const char* name : {"Adam", "AdamW", "SGD", "Lion", "LAMB"}) run<dlopt::bfloat16>(name, low);
+  run_linear<float>();
+  run_linear<double>();
   std::printf("%s %016llx\n", dlopt::cpu_kernels(), static_cast<unsigned long long>(digest));
   return 0;
 }

@@ -38,98 +38,106 @@ inline void require_step(int64_t t) {
 
 /// A fixed learning rate.
 struct Constant {
-  double base_lr;
+  double base_lr;  ///< the base learning rate
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const { detail::require_step(t); return base_lr; }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch ConstantLR: base_lr * factor for t < total_iters, then base_lr.
 struct ConstantFactor {
-  double base_lr;
-  double factor = 1.0 / 3.0;
-  int64_t total_iters = 5;
+  double base_lr;  ///< the base learning rate
+  double factor = 1.0 / 3.0;  ///< the factor applied before total_iters
+  int64_t total_iters = 5;  ///< steps with the factor applied
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     return base_lr * (factor + (t >= total_iters ? 1.0 : 0.0) * (1.0 - factor));
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch StepLR: base_lr * gamma^floor(t / step_size).
 struct StepDecay {
-  double base_lr;
-  int64_t step_size;
-  double gamma = 0.1;
+  double base_lr;  ///< the base learning rate
+  int64_t step_size;  ///< steps between decays (> 0)
+  double gamma = 0.1;  ///< the factor of each decay
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     if (step_size <= 0) throw InvalidArgument("Invalid step_size: must be > 0");
     return base_lr * std::pow(gamma, double(t / step_size));
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch MultiStepLR: base_lr * gamma^(number of milestones <= t).
 struct MultiStepDecay {
-  double base_lr;
+  double base_lr;  ///< the base learning rate
   std::vector<int64_t> milestones;  ///< sorted; repeats count twice, as in torch
-  double gamma = 0.1;
+  double gamma = 0.1;  ///< the factor of each decay
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     const auto k = std::upper_bound(milestones.begin(), milestones.end(), t) - milestones.begin();
     return base_lr * std::pow(gamma, double(k));
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch ExponentialLR: base_lr * gamma^t.
 struct ExponentialDecay {
-  double base_lr;
-  double gamma;
+  double base_lr;  ///< the base learning rate
+  double gamma;  ///< the factor per step
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const { detail::require_step(t); return base_lr * std::pow(gamma, double(t)); }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch LinearLR: base_lr * (start + (end - start) * min(t, total_iters) / total_iters).
 /// With end_factor = 1 it is a linear warmup from start_factor * base_lr.
 struct LinearWarmup {
-  double base_lr;
-  double start_factor = 1.0 / 3.0;
-  double end_factor = 1.0;
-  int64_t total_iters = 5;
+  double base_lr;  ///< the base learning rate
+  double start_factor = 1.0 / 3.0;  ///< the factor at step 0
+  double end_factor = 1.0;  ///< the factor from total_iters on
+  int64_t total_iters = 5;  ///< steps of the linear ramp
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     if (total_iters <= 0) return base_lr * end_factor;
     return base_lr * (start_factor + (end_factor - start_factor) *
                                          double(std::min(total_iters, t)) / double(total_iters));
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch PolynomialLR: base_lr * (1 - min(t, total_iters) / total_iters)^power.
 struct PolynomialDecay {
-  double base_lr;
-  int64_t total_iters = 5;
-  double power = 1.0;
+  double base_lr;  ///< the base learning rate
+  int64_t total_iters = 5;  ///< steps until the rate reaches 0 (> 0)
+  double power = 1.0;  ///< the polynomial's power
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     if (total_iters <= 0) throw InvalidArgument("Invalid total_iters: must be > 0");
     return base_lr * std::pow(1.0 - double(std::min(total_iters, t)) / double(total_iters), power);
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch CosineAnnealingLR (closed form, SGDR without restarts):
 /// eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2.
 struct CosineAnnealing {
-  double base_lr;
-  int64_t T_max;
-  double eta_min = 0.0;
+  double base_lr;  ///< the base learning rate
+  int64_t T_max;  ///< steps of the half cosine (> 0)
+  double eta_min = 0.0;  ///< the rate at T_max
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     if (T_max <= 0) throw InvalidArgument("Invalid T_max: must be > 0");
     return eta_min + (base_lr - eta_min) * (1.0 + std::cos(detail::kPi * double(t) / double(T_max))) / 2.0;
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// A linear warmup followed by another schedule, as torch's
@@ -137,28 +145,31 @@ struct CosineAnnealing {
 /// inner.lr(0) * (start + (1 - start) * t / W) for t < W, then inner.lr(t - W).
 template <class Inner>
 struct Warmup {
-  int64_t warmup_steps;
-  double start_factor;
-  Inner inner;
+  int64_t warmup_steps;  ///< steps of the linear warmup
+  double start_factor;  ///< the factor of inner.lr(0) at step 0
+  Inner inner;  ///< the schedule after the warmup (its step 0 is warmup_steps)
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     if (t >= warmup_steps) return inner.lr(t - warmup_steps);
     return inner.lr(0) * (start_factor + (1.0 - start_factor) * double(t) / double(warmup_steps));
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// Warmup-stable-decay (dlopt.lr_scheduler.WarmupStableDecayLR): linear warmup over W steps from
 /// warmup_start_factor, a plateau of S steps, a decay over D steps to final_lr_factor * base_lr.
 struct WarmupStableDecay {
+  /// The shape of the decay phase: linear, half cosine, or 1 − √progress.
   enum class Decay { Linear, Cosine, Sqrt };
-  double base_lr;
-  int64_t warmup_steps;
-  int64_t stable_steps;
-  int64_t decay_steps;
-  double final_lr_factor = 0.0;
-  double warmup_start_factor = 0.0;
-  Decay decay = Decay::Linear;
+  double base_lr;  ///< the base learning rate
+  int64_t warmup_steps;  ///< W: steps of the linear warmup
+  int64_t stable_steps;  ///< S: steps at base_lr
+  int64_t decay_steps;  ///< D: steps of the decay
+  double final_lr_factor = 0.0;  ///< the factor at the end of the decay and after
+  double warmup_start_factor = 0.0;  ///< the factor at step 0
+  Decay decay = Decay::Linear;  ///< the decay's shape
+  /// The factor of base_lr at step t (no check of t).
   double factor(int64_t t) const {
     const int64_t decay_start = warmup_steps + stable_steps;
     if (t < warmup_steps)
@@ -174,24 +185,25 @@ struct WarmupStableDecay {
     }
     return final_lr_factor + (1.0 - final_lr_factor) * remaining;
   }
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const { detail::require_step(t); return base_lr * factor(t); }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// torch OneCycleLR (Smith & Topin, 2017): from max_lr / div_factor up to max_lr over the first
 /// pct_start of total_steps, then down to max_lr / (div_factor * final_div_factor)
 /// (three_phase: back to the initial lr first). Defined for 0 <= t <= total_steps.
 struct OneCycle {
-  double max_lr;
-  int64_t total_steps;
-  double pct_start = 0.3;
+  double max_lr;  ///< the peak learning rate
+  int64_t total_steps;  ///< the steps of the whole cycle (> 0)
+  double pct_start = 0.3;  ///< the fraction of total_steps spent rising
   bool cosine = true;  ///< anneal_strategy "cos" (true) or "linear"
-  double div_factor = 25.0;
-  double final_div_factor = 1e4;
-  bool three_phase = false;
+  double div_factor = 25.0;  ///< initial lr = max_lr / div_factor
+  double final_div_factor = 1e4;  ///< minimum lr = initial lr / final_div_factor
+  bool three_phase = false;  ///< back down to the initial lr before the final annealing
 
-  double initial_lr() const { return max_lr / div_factor; }
-  double min_lr() const { return initial_lr() / final_div_factor; }
+  double initial_lr() const { return max_lr / div_factor; }  ///< the learning rate at step 0
+  double min_lr() const { return initial_lr() / final_div_factor; }  ///< the learning rate at the end
 
   /// torch's anneal from `start` to `end` at fraction `pct`: cosine or linear.
   static double anneal(bool cosine, double start, double end, double pct) {
@@ -219,6 +231,7 @@ struct OneCycle {
     return {i, (double(t) - start) / (ends[i] - start)};
   }
 
+  /// The learning rate at step t >= 0 (throws InvalidArgument for a negative t or an invalid field).
   double lr(int64_t t) const {
     detail::require_step(t);
     if (total_steps <= 0) throw InvalidArgument("Invalid total_steps: must be > 0");
@@ -235,18 +248,18 @@ struct OneCycle {
     const auto [i, pct] = locate(t, ends, n);
     return anneal(cosine, lrs[i][0], lrs[i][1], pct);
   }
-  double operator()(int64_t t) const { return lr(t); }
+  double operator()(int64_t t) const { return lr(t); }  ///< lr(t)
 };
 
 /// A schedule chosen by name at run time (the linear models' `lr_schedule`): `name` plus its
 /// arguments by the field names above (torch's keyword names). Numbers (bools as 0/1) go to `params`,
 /// string arguments (`anneal_strategy`, `decay`) to `options`, MultiStep's list to `milestones`.
 struct ScheduleSpec {
-  std::string name = "constant";
-  std::map<std::string, double> params;
-  std::map<std::string, std::string> options;
-  std::vector<int64_t> milestones;
-  bool has_milestones = false;
+  std::string name = "constant";  ///< the schedule's name (make_schedule's list)
+  std::map<std::string, double> params;  ///< numeric arguments by field name
+  std::map<std::string, std::string> options;  ///< string arguments by name
+  std::vector<int64_t> milestones;  ///< MultiStep's milestones
+  bool has_milestones = false;  ///< whether milestones were given
 };
 
 /// Builds the schedule a spec names, for a base lr and a run of `length` steps (the linear models

@@ -1,5 +1,6 @@
-// The row kernels of the linear models (see row_kernels.hpp): Eigen blocks over the caller's
-// row-major X, the fused one-output pass over random rows with prefetching, and the scores.
+// The row kernels of the linear models (see row_kernels.hpp): the one-output pass over random rows
+// (DLOPT_KERNELs with fixed-order dot products, rows prefetched), Eigen blocks over the caller's
+// row-major X for the other passes, and the scores.
 
 #include "row_kernels.hpp"
 
@@ -9,6 +10,7 @@
 #include <utility>
 
 #include "dlopt/core/aligned.hpp"
+#include "dlopt/core/device.hpp"
 #include "dlopt/models/objective.hpp"
 
 namespace dlopt::detail {
@@ -28,6 +30,8 @@ namespace {
 // dominates tiny problems (the seed example has one feature).
 constexpr int64_t kSmallFeatures = 8;
 
+/// Per-thread scratch: gathered rows, their targets and weights, and the decision values.
+/// Cache-line aligned, so Eigen's vectorised loops peel the same way on every thread.
 template <class T>
 struct Scratch {
   AlignedVector<T> x, y, w, z;
@@ -123,76 +127,136 @@ template <int Locality, class T>
   if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, Locality);
 }
 
-/// Rows that the fused one-output pass handles: 1 .. kMaxChunks whole 64-byte chunks plus a tail
-/// (16 .. 271 floats or 8 .. 135 doubles); other rows are gathered into blocks.
-constexpr int kChunkBytes = 64, kMaxChunks = 16;
+/// The lanes of a row's dot product x·w: one 64-byte line of T (16 floats, 8 doubles). Feature j is
+/// multiplied into lane j % kLanes<T>, then the lanes are added pairwise (8, 4, 2, 1 for floats). The
+/// order is written out, not left to the vectorizer (the library compiles with -ffp-contract=off and
+/// without -ffast-math), so every x86-64 level's clone (one AVX-512 register, two AVX2 or four SSE2
+/// ones) computes the same bits.
+template <class T>
+constexpr int kLanes = 64 / int(sizeof(T));
 
-/// Loss and gradient sums of a one-output objective (squared error, logistic) over the random
-/// rows of `set`, read straight from X: per row z = x·w + b, then s·l and g += s·dl/dz · x. No
-/// gather copy and no second pass: the row's first Chunks·64 bytes, w and the gradient sum are
-/// fixed-size Eigen arrays that stay in SIMD registers; the rest of the row (< 64 bytes) is the
-/// tail, done element by element.
-template <class T, int Chunks>
-void fused_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW, T* gb,
-                double& loss, double& weight) {
-  constexpr int kHead = Chunks * kChunkBytes / int(sizeof(T)), kTailMax = kChunkBytes / int(sizeof(T));
-  using Head = Eigen::Array<T, kHead, 1>;
-  const int64_t d = data.n_features, tail = d - kHead, row_bytes = d * int64_t(sizeof(T));
+/// Adds the lanes pairwise into acc[0].
+template <class T>
+[[gnu::always_inline]] inline T combine_lanes(T* acc) {
+  for (int h = kLanes<T> / 2; h > 0; h /= 2)
+    for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
+  return acc[0];
+}
+
+/// Per row of `set` (random rows prefetched, read straight from X, never copied): z = x·w + b, the
+/// loss s·l, and (when gW is set) g += s·dl/dz · x; loss, weight, gW and gb receive the sums. `Dot`
+/// and `Axpy` are the row's x·w and g += a·x.
+template <class T, class Dot, class Axpy>
+[[gnu::always_inline]] inline void each_row(Objective obj, const DataView<T>& data, const RowSet& set, T b,
+                                            bool gradient, Dot dot, Axpy axpy, T& g_bias, double& loss,
+                                            double& weight) {
+  const int64_t d = data.n_features, row_bytes = d * int64_t(sizeof(T));
   const auto [near, far] = prefetch_distances(row_bytes);
-  const Head w = Eigen::Map<const Head>(W);
-  Head g = Head::Zero();
-  T w_tail[kTailMax] = {}, g_tail[kTailMax] = {};
-  for (int64_t k = 0; k < tail; ++k) w_tail[k] = W[kHead + k];
-  T g_bias = 0;
+  const T* __restrict sw = data.sample_weight;
   double l = 0, ws = 0;
   for (int64_t j = 0; j < set.count; ++j) {
-    prefetch_row<1>(data, set.row_ahead(j, far), row_bytes);
-    prefetch_row<3>(data, set.row_ahead(j, near), row_bytes);
-    const int64_t r = set.idx[set.offset + j];
-    const T* x = data.X + r * d;
-    const Head x_head = Eigen::Map<const Head>(x);
-    T z = (x_head * w).sum();
-    for (int64_t k = 0; k < tail; ++k) z += x[kHead + k] * w_tail[k];
-    const T s = data.sample_weight ? data.sample_weight[r] : T(1);
+    int64_t r = set.offset + j;
+    if (set.idx) {
+      prefetch_row<1>(data, set.row_ahead(j, far), row_bytes);
+      prefetch_row<3>(data, set.row_ahead(j, near), row_bytes);
+      r = set.idx[r];
+    }
+    const T* __restrict x = data.X + r * d;
+    const T z = dot(x) + b, s = sw ? sw[r] : T(1);
     T dz;
-    l += double(obj == Objective::SquaredError ? objective::squared_error(z + b, data.y[r], s, dz)
-                                               : objective::logistic(z + b, data.y[r], s, dz));
+    l += double(obj == Objective::SquaredError ? objective::squared_error(z, data.y[r], s, dz)
+                                               : objective::logistic(z, data.y[r], s, dz));
     ws += double(s);
-    g += dz * x_head;
-    for (int64_t k = 0; k < tail; ++k) g_tail[k] += dz * x[kHead + k];
-    g_bias += dz;
+    if (gradient) {
+      axpy(dz, x);
+      g_bias += dz;
+    }
   }
-  Eigen::Map<Head>(gW) += g;
-  for (int64_t k = 0; k < tail; ++k) gW[kHead + k] += g_tail[k];
-  gb[0] += g_bias;
   loss += l;
   weight += ws;
 }
 
-/// fused_rows for the row length of `data`; false (nothing done) when it has no kernel: rows under
-/// 64 bytes, or over kMaxChunks chunks, where block GEMVs do well.
+/// The one-output pass for rows of Chunks whole 64-byte lines plus a tail (< 64 bytes): w, g and the
+/// lanes are fixed-size arrays the compiler keeps in SIMD registers, each line of the row added into
+/// the lanes in order, then the lanes combined, then the tail's products added one by one.
+template <class T, int Chunks>
+DLOPT_KERNEL void fused_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* __restrict W,
+                             T b, T* __restrict gW, T* gb, double& loss, double& weight) {
+  constexpr int L = kLanes<T>, kHead = Chunks * L;
+  const int64_t tail = data.n_features - kHead;
+  T w[kHead], g[kHead] = {}, w_tail[L] = {}, g_tail[L] = {}, g_bias = 0;
+  for (int k = 0; k < kHead; ++k) w[k] = W[k];
+  for (int64_t k = 0; k < tail; ++k) w_tail[k] = W[kHead + k];
+  auto dot = [&](const T* __restrict x) __attribute__((always_inline)) {
+    T acc[L] = {};
+    for (int c = 0; c < kHead; c += L)
+      for (int l = 0; l < L; ++l) acc[l] += x[c + l] * w[c + l];
+    T z = combine_lanes<T>(acc);
+    for (int64_t k = 0; k < tail; ++k) z += x[kHead + k] * w_tail[k];
+    return z;
+  };
+  auto axpy = [&](T a, const T* __restrict x) __attribute__((always_inline)) {
+    for (int k = 0; k < kHead; ++k) g[k] += a * x[k];
+    for (int64_t k = 0; k < tail; ++k) g_tail[k] += a * x[kHead + k];
+  };
+  each_row(obj, data, set, b, gW != nullptr, dot, axpy, g_bias, loss, weight);
+  if (!gW) return;
+  for (int k = 0; k < kHead; ++k) gW[k] += g[k];
+  for (int64_t k = 0; k < tail; ++k) gW[kHead + k] += g_tail[k];
+  gb[0] += g_bias;
+}
+
+/// The same for rows of any length (under one line, or over kMaxChunks lines): w and g stay in
+/// memory (L1), the lanes take every full line in order, then the partial last line.
+template <class T>
+DLOPT_KERNEL void any_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* __restrict W, T b,
+                           T* __restrict gW, T* gb, double& loss, double& weight) {
+  constexpr int L = kLanes<T>;
+  const int64_t d = data.n_features;
+  T g_bias = 0;
+  auto dot = [&](const T* __restrict x) __attribute__((always_inline)) {
+    T acc[L] = {};
+    int64_t j = 0;
+    for (; j + L <= d; j += L)
+      for (int l = 0; l < L; ++l) acc[l] += x[j + l] * W[j + l];
+    for (int l = 0; j + l < d; ++l) acc[l] += x[j + l] * W[j + l];
+    return combine_lanes<T>(acc);
+  };
+  auto axpy = [&](T a, const T* __restrict x) __attribute__((always_inline)) {
+    for (int64_t k = 0; k < d; ++k) gW[k] += a * x[k];
+  };
+  each_row(obj, data, set, b, gW != nullptr, dot, axpy, g_bias, loss, weight);
+  if (gW) gb[0] += g_bias;
+}
+
+/// Rows of 1 .. kMaxChunks whole lines plus a tail (16 .. 271 floats, 8 .. 135 doubles) have a
+/// fused_rows kernel; others take any_rows.
+constexpr int kMaxChunks = 16;
+
+/// The one-output pass for the row length of `data`.
 template <class T, int Chunks = 1>
-bool fused_rows_for(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW,
-                    T* gb, double& loss, double& weight) {
+void one_output_rows(Objective obj, const DataView<T>& data, const RowSet& set, const T* W, T b, T* gW, T* gb,
+                     double& loss, double& weight) {
   if constexpr (Chunks > kMaxChunks) {
-    return false;
+    any_rows(obj, data, set, W, b, gW, gb, loss, weight);
   } else {
-    if (data.n_features * int64_t(sizeof(T)) / kChunkBytes != Chunks)
-      return fused_rows_for<T, Chunks + 1>(obj, data, set, W, b, gW, gb, loss, weight);
+    if (data.n_features / kLanes<T> != Chunks) {
+      if (Chunks == 1 && data.n_features < kLanes<T>) return any_rows(obj, data, set, W, b, gW, gb, loss, weight);
+      return one_output_rows<T, Chunks + 1>(obj, data, set, W, b, gW, gb, loss, weight);
+    }
     fused_rows<T, Chunks>(obj, data, set, W, b, gW, gb, loss, weight);
-    return true;
   }
 }
 
 }  // namespace
 
-/// Loss and gradient sums over the rows of `set`: random rows of one-output objectives with a
-/// fused pass, other rows with `block`, gathering non-contiguous rows kSub at a time.
+/// Loss and gradient sums over the rows of `set`: random rows of one-output objectives row by row
+/// (one_output_rows: the mini-batch epochs), other rows (full-batch passes, softmax) with `block`,
+/// gathering non-contiguous rows kSub at a time.
 template <class T>
 void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const DataView<T>& data,
                const RowSet& set, T* gW, T* gb, double& loss, double& weight) {
-  if (set.idx && K == 1 && gW && fused_rows_for(obj, data, set, W, b[0], gW, gb, loss, weight))
-    return;
+  if (set.idx && K == 1 && gW) return one_output_rows(obj, data, set, W, b[0], gW, gb, loss, weight);
   Scratch<T>& s = scratch<T>();
   s.z.resize(std::size_t(kSub * K));
   for (int64_t start = 0; start < set.count; start += kSub) {
@@ -224,7 +288,7 @@ void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, cons
 
 namespace {
 
-/// The softmax cross-entropy sums of `block` over m contiguous rows, with the exponentials and
+/// The softmax cross-entropy sums of `class_block` over m contiguous rows, with the exponentials and
 /// logarithms of the whole block vectorised (Eigen's exp / log, the logits column-major so that
 /// every step runs down the rows) instead of objective::softmax row by row: the same formula,
 /// rounded differently. Only the full-batch evaluations of L-BFGS (loss_and_gradient) use it; the

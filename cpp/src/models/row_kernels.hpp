@@ -47,11 +47,9 @@ struct RowSet {
   }
 };
 
-/// Per-thread scratch: gathered rows, their targets and weights, and the decision values.
-/// Cache-line aligned, so Eigen's vectorised loops peel the same way on every thread: the sums, and
-
-/// Loss and gradient sums over the rows of `set`: random rows of one-output objectives with a
-/// fused pass, other rows with blocks of kSub rows (gathered when not contiguous). Without gW only
+/// Loss and gradient sums over the rows of `set`: random rows of one-output objectives row by row (a
+/// DLOPT_KERNEL whose sums are the same bits at every x86-64 level), other rows with Eigen blocks of
+/// kSub rows (gathered when not contiguous). Without gW only
 /// the loss sums.
 template <class T>
 void rows_pass(Objective obj, int64_t d, int64_t K, const T* W, const T* b, const DataView<T>& data,

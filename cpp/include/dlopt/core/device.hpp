@@ -3,6 +3,7 @@
 /// DLOPT_HD marks the elementwise optimizer rules: plain inline functions for the CPU compiler,
 /// __host__ __device__ functions under nvcc, so CPU loops and CUDA kernels share one definition.
 
+/// DLOPT_HD: `__host__ __device__` and force-inlined under nvcc, `inline` for the CPU compiler.
 #if defined(__CUDACC__)
 #define DLOPT_HD __host__ __device__ __forceinline__
 #else

@@ -21,6 +21,7 @@ struct WrongType : std::invalid_argument {
 
 /// A backend this build does not contain (e.g. CUDA in a CPU-only build).
 struct NotCompiled : std::runtime_error {
+  /// `what`: the missing backend and the operation that needs it.
   explicit NotCompiled(const std::string& what)
       : std::runtime_error(what + ": dlopt was built without this backend") {}
 };

@@ -13,6 +13,7 @@
 
 namespace dlopt::formats {
 
+/// The bits of a float.
 DLOPT_HD uint32_t bits_of(float x) {
 #if defined(__CUDA_ARCH__)
   return __float_as_uint(x);
@@ -23,6 +24,7 @@ DLOPT_HD uint32_t bits_of(float x) {
 #endif
 }
 
+/// The float of these bits.
 DLOPT_HD float float_of(uint32_t b) {
 #if defined(__CUDA_ARCH__)
   return __uint_as_float(b);
@@ -64,11 +66,14 @@ DLOPT_HD uint64_t rounding_key(uint64_t seed, int64_t step, uint64_t tensor) {
 /// The part of random_bits' key that is constant over any 2³² elements, so that loops compute it
 /// once and hash 32-bit indices only (which vectorizes).
 struct BitsKey {
-  uint32_t lo, hi;
+  uint32_t lo;  ///< added to the 32-bit element index before mixing
+  uint32_t hi;  ///< xor-ed into the mixed bits
 };
+/// The BitsKey of element `i`'s 2³²-element range under step key `key`.
 DLOPT_HD BitsKey bits_key(uint64_t key, int64_t i) {
   return {uint32_t(key) + 0x9e3779b9U * uint32_t(uint64_t(i) >> 32), uint32_t(key >> 32)};
 }
+/// random_bits(key, i) from the element's BitsKey and the low 32 bits of its index.
 DLOPT_HD uint32_t random_bits(BitsKey k, uint32_t i) { return mix32(i + k.lo) ^ k.hi; }
 
 /// The 32 random bits of element `i` of a tensor whose step key is `key`: the same for every
@@ -82,6 +87,7 @@ DLOPT_HD uint32_t slot_byte(uint32_t random, int k) {
 
 // ---- bfloat16 ------------------------------------------------------------------------------------
 
+/// The float of bfloat16 bits (exact).
 DLOPT_HD float bf16_to_float(uint16_t h) { return float_of(uint32_t(h) << 16); }
 
 /// Round to nearest even; NaN stays a (quiet) NaN.
@@ -103,6 +109,7 @@ DLOPT_HD uint16_t float_to_bf16_sr(float x, uint32_t dither) {
 // ---- float16 (host; IEEE binary16 through the compiler's _Float16) -------------------------------
 
 #if !defined(__CUDACC__)
+/// The float of IEEE binary16 bits (exact).
 inline float f16_to_float(uint16_t h) {
   _Float16 v;
   std::memcpy(&v, &h, sizeof v);
@@ -146,8 +153,8 @@ inline uint16_t float_to_f16_sr(float x, uint32_t dither) {
 // UInt8). Integer operations only: exact, and vectorizable. A non-finite value makes the block's
 // scale NaN (so the NaN is not lost) and its codes 0.
 
-constexpr int kSignedBias = 15;
-constexpr int kUnsignedBias = 31;
+constexpr int kSignedBias = 15;    ///< B of the Int8 codes' exponent (7 magnitude bits)
+constexpr int kUnsignedBias = 31;  ///< B of the UInt8 codes' exponent (8 magnitude bits)
 constexpr uint32_t kHalfDither = 1U << 19;  ///< the dither of rounding to nearest
 
 /// The 20-bit dither of a random byte.
@@ -163,6 +170,7 @@ DLOPT_HD uint32_t magnitude_code(float u, uint32_t d) {
   return u >= float_of(uint32_t(128 - B) << 23) ? code : 0U;  // 2^(1−B)
 }
 
+/// The float bits of magnitude code `c` (exponent bias B), 0 for code 0: the inverse of magnitude_code.
 template <int B>
 DLOPT_HD uint32_t magnitude_bits(uint32_t c) {
   const uint32_t bits = ((c >> 3) + uint32_t(127 - B)) << 23 | (c & 7U) << 20;
@@ -174,6 +182,7 @@ DLOPT_HD int32_t encode_signed(float x, float inv, uint32_t dither) {
   return int32_t(magnitude_code<kSignedBias>(std::fabs(x * inv), dither) | (bits_of(x) >> 31) << 7);
 }
 
+/// The value of Int8 code `q` in a block of scale `scale`.
 DLOPT_HD float decode_signed(int8_t q, float scale) {
   const uint32_t c = uint32_t(uint8_t(q));
   return float_of(magnitude_bits<kSignedBias>(c & 0x7fU) | (c >> 7) << 31) * scale;
@@ -184,6 +193,7 @@ DLOPT_HD int32_t encode_unsigned(float x, float inv, uint32_t dither) {
   return int32_t(magnitude_code<kUnsignedBias>(x * inv, dither));
 }
 
+/// The value of UInt8 code `q` in a block of scale `scale`.
 DLOPT_HD float decode_unsigned(uint8_t q, float scale) {
   return float_of(magnitude_bits<kUnsignedBias>(q)) * scale;
 }

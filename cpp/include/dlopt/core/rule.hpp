@@ -45,7 +45,10 @@ struct TensorScalars {
 /// a vector or a scalar), `batch` the product of all but the last two (1 for a matrix): a tensor of
 /// rank ≥ 2 is `batch` row-major matrices of (rows / batch) × cols.
 struct TensorShape {
-  int64_t size = 0, rows = 0, batch = 1;
+  int64_t size = 0;   ///< elements
+  int64_t rows = 0;   ///< product of all dimensions but the last; 0 for a vector or a scalar
+  int64_t batch = 1;  ///< product of all dimensions but the last two; 1 for a matrix
+  /// The last dimension (the size of a vector).
   int64_t cols() const { return rows > 0 ? size / rows : size; }
 };
 
@@ -56,8 +59,8 @@ enum class SlotShape { Element, Rows, Cols, Unused };
 
 /// Defaults shared by rules; a rule overrides what it needs.
 struct RuleDefaults {
-  static constexpr std::array<const char*, 0> scalars = {};
-  static constexpr int reductions = 0;
+  static constexpr std::array<const char*, 0> scalars = {};  ///< names of the per-tensor host scalars: none
+  static constexpr int reductions = 0;  ///< per-tensor sums the rule needs before its update: none
   /// A matrix rule (e.g. Muon) updates a whole 2-D tensor at once with `update_matrix(coeffs, rows,
   /// cols, p, g, s)` (matrix algebra on the host) instead of the elementwise `update`.
   static constexpr bool matrix = false;
@@ -67,10 +70,13 @@ struct RuleDefaults {
   static SlotShape slot_shape(int /*slot*/, int64_t /*rows*/) { return SlotShape::Element; }
   /// True when `advance` runs after `coeffs`: the scalars then hold what the next step uses.
   static constexpr bool advance_after_coeffs = false;
+  /// Scalar k's value before the first step.
   template <class Config>
   static double scalar_init(const Config&, int /*k*/) { return 0.0; }
+  /// Updates the scalars once per step (nothing by default).
   template <class Config>
   static void advance(const Config&, TensorScalars&) {}
+  /// The value slot k starts with.
   template <class Config>
   static double slot_init(const Config&, int /*slot*/) { return 0.0; }
   /// What slot k holds, which decides the storage it may take (core/storage.hpp).

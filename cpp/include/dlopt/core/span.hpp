@@ -10,8 +10,8 @@ namespace dlopt {
 /// A contiguous buffer of `size` elements owned by the caller.
 template <class T>
 struct Span {
-  T* data = nullptr;
-  int64_t size = 0;
+  T* data = nullptr;  ///< the first element
+  int64_t size = 0;  ///< the number of elements
 };
 
 }  // namespace dlopt

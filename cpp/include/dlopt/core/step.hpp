@@ -30,16 +30,17 @@ constexpr std::size_t num_slots = std::tuple_size<decltype(Rule::slots)>::value;
 /// rounded to nearest.
 template <class Rule, class C>
 struct TensorStep {
-  Buffer param;
-  Buffer grad;
-  std::array<Buffer, num_slots<Rule>> slots{};
-  float* master = nullptr;
-  int64_t size = 0;
-  const typename Rule::Config* config = nullptr;
-  TensorScalars* scalars = nullptr;
-  Rounding rounding;
+  Buffer param;                                  ///< the parameters, updated in place
+  Buffer grad;                                   ///< their gradient (read only)
+  std::array<Buffer, num_slots<Rule>> slots{};   ///< the rule's state slots, in Rule::slots order
+  float* master = nullptr;                       ///< float32 master copy of 16-bit parameters, or null
+  int64_t size = 0;                              ///< elements of the parameter
+  const typename Rule::Config* config = nullptr; ///< the tensor's hyperparameters
+  TensorScalars* scalars = nullptr;              ///< its step count and host scalars (advanced by the step)
+  Rounding rounding;                             ///< how 16-bit parameters are rounded
   int64_t rows = 0;   ///< TensorShape::rows: all dimensions but the last (≥ 2-D tensors), 0 for a vector
   int64_t batch = 1;  ///< TensorShape::batch: all dimensions but the last two
+  /// The tensor's shape as rules see it.
   TensorShape shape() const { return {size, rows, batch}; }
 };
 
@@ -49,16 +50,17 @@ namespace cpu {
 /// buffer is stored in C (the direct loop); otherwise the CPU loop stages blocks through C.
 template <class Rule, class C>
 struct Segment {
-  Buffer param;
-  Buffer grad;
-  std::array<Buffer, num_slots<Rule>> slots;
-  float* master;
-  int64_t size;
-  typename Rule::template Coeffs<C> coeffs;
-  int64_t rows, batch;    ///< TensorStep::rows, batch
+  Buffer param;                               ///< TensorStep::param
+  Buffer grad;                                ///< TensorStep::grad
+  std::array<Buffer, num_slots<Rule>> slots;  ///< TensorStep::slots
+  float* master;                              ///< TensorStep::master
+  int64_t size;                               ///< TensorStep::size
+  typename Rule::template Coeffs<C> coeffs;   ///< this step's coefficients of the tensor
+  int64_t rows;           ///< TensorStep::rows
+  int64_t batch;          ///< TensorStep::batch
   uint64_t rounding_key;  ///< formats::rounding_key(seed, step, tensor); 0 without stochastic rounding
   bool stochastic;        ///< rounding of 16-bit parameters (not from a master copy), bf16 and 8-bit state
-  bool native;
+  bool native;           ///< every buffer stored in C: the direct loop, no staging
 };
 
 /// Applies Rule::update to every element of every segment in one parallel pass.

@@ -20,6 +20,7 @@
 
 namespace dlopt {
 
+/// How a buffer's elements are stored: IEEE formats, or 8-bit codes with per-block scales (docs/formats.md).
 enum class Storage : uint8_t { Float64, Float32, BFloat16, Float16, Int8, UInt8 };
 
 /// Elements per scale of the 8-bit formats: 256, as bitsandbytes' and torchao's blockwise 8-bit
@@ -30,6 +31,7 @@ constexpr int64_t kQuantBlock = 256;
 /// Number of scales of an 8-bit buffer of `size` elements.
 constexpr int64_t scale_count(int64_t size) { return (size + kQuantBlock - 1) / kQuantBlock; }
 
+/// The format's NumPy-style name ("float32", "bfloat16", "int8", ...).
 inline const char* storage_name(Storage s) {
   switch (s) {
     case Storage::Float64: return "float64";
@@ -42,6 +44,7 @@ inline const char* storage_name(Storage s) {
   return "?";
 }
 
+/// Bytes per element of the format.
 inline std::size_t storage_bytes(Storage s) {
   switch (s) {
     case Storage::Float64: return 8;
@@ -52,22 +55,37 @@ inline std::size_t storage_bytes(Storage s) {
   }
 }
 
-constexpr bool is_16bit(Storage s) { return s == Storage::BFloat16 || s == Storage::Float16; }
-constexpr bool is_8bit(Storage s) { return s == Storage::Int8 || s == Storage::UInt8; }
+constexpr bool is_16bit(Storage s) { return s == Storage::BFloat16 || s == Storage::Float16; }  ///< bfloat16 or float16
+constexpr bool is_8bit(Storage s) { return s == Storage::Int8 || s == Storage::UInt8; }  ///< int8 or uint8 codes
 
-/// The C++ types of the 16-bit formats (their bits; arithmetic happens in float).
+/// bfloat16 bits (arithmetic happens in float): the C++ type of Storage::BFloat16.
 struct bfloat16 {
-  uint16_t bits;
+  uint16_t bits;  ///< the upper 16 bits of a float32
 };
+/// IEEE binary16 bits (arithmetic happens in float): the C++ type of Storage::Float16.
 struct float16 {
-  uint16_t bits;
+  uint16_t bits;  ///< the binary16 bits
 };
 
+/// The Storage of C++ type T (`value`), for the four types that have one.
 template <class T> struct StorageOf;
-template <> struct StorageOf<double> { static constexpr Storage value = Storage::Float64; };
-template <> struct StorageOf<float> { static constexpr Storage value = Storage::Float32; };
-template <> struct StorageOf<bfloat16> { static constexpr Storage value = Storage::BFloat16; };
-template <> struct StorageOf<float16> { static constexpr Storage value = Storage::Float16; };
+/// double: Float64.
+template <> struct StorageOf<double> {
+  static constexpr Storage value = Storage::Float64;  ///< the format
+};
+/// float: Float32.
+template <> struct StorageOf<float> {
+  static constexpr Storage value = Storage::Float32;  ///< the format
+};
+/// bfloat16: BFloat16.
+template <> struct StorageOf<bfloat16> {
+  static constexpr Storage value = Storage::BFloat16;  ///< the format
+};
+/// float16: Float16.
+template <> struct StorageOf<float16> {
+  static constexpr Storage value = Storage::Float16;  ///< the format
+};
+/// The Storage of C++ type T (const ignored).
 template <class T>
 constexpr Storage storage_of = StorageOf<std::remove_const_t<T>>::value;
 
@@ -79,16 +97,17 @@ using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 /// float32 block scales for the 8-bit formats and is null otherwise. A typed pointer converts
 /// implicitly, so native buffers are written as before: `t.param = w; t.slots = {m, v, nullptr};`.
 struct Buffer {
-  void* data = nullptr;
-  Storage storage = Storage::Float32;
-  float* scale = nullptr;
+  void* data = nullptr;  ///< the elements (null: no buffer)
+  Storage storage = Storage::Float32;  ///< how they are stored
+  float* scale = nullptr;  ///< block scales of the 8-bit formats, else null
 
   Buffer() = default;
-  Buffer(std::nullptr_t) {}
+  Buffer(std::nullptr_t) {}  ///< no buffer
+  /// A typed pointer, stored as its type.
   template <class T, class = decltype(storage_of<T>)>
   Buffer(T* p) : data(const_cast<std::remove_const_t<T>*>(p)), storage(storage_of<T>) {}
-  Buffer(void* p, Storage s, float* sc = nullptr) : data(p), storage(s), scale(sc) {}
-  explicit operator bool() const { return data != nullptr; }
+  Buffer(void* p, Storage s, float* sc = nullptr) : data(p), storage(s), scale(sc) {}  ///< any format
+  explicit operator bool() const { return data != nullptr; }  ///< whether there is a buffer
 };
 
 /// What a state slot holds, which decides the formats it may take:
@@ -101,6 +120,7 @@ enum class SlotKind : uint8_t { Signed, NonNegative, Wide };
 /// The state format a user asks for (`state_dtype=`): Default is the compute type.
 enum class StateDType : uint8_t { Default, Float32, BFloat16, Int8 };
 
+/// The StateDType of a `state_dtype=` value ("" or "None", "float32", "bfloat16", "int8"); InvalidArgument otherwise.
 inline StateDType parse_state_dtype(const std::string& name) {
   if (name.empty() || name == "None") return StateDType::Default;
   if (name == "float32") return StateDType::Float32;
@@ -110,6 +130,7 @@ inline StateDType parse_state_dtype(const std::string& name) {
                         "' (expected None, 'float32', 'bfloat16' or 'int8')");
 }
 
+/// The name of a StateDType as Python writes it (None, 'float32', ...), for messages.
 inline const char* state_dtype_name(StateDType d) {
   switch (d) {
     case StateDType::Default: return "None";
@@ -147,16 +168,17 @@ struct Rounding {
 
 /// Options of an optimizer's storage (Python: the param-group keys of the same names).
 struct StorageOptions {
-  StateDType state_dtype = StateDType::Default;
-  bool stochastic_rounding = true;
+  StateDType state_dtype = StateDType::Default;  ///< the state format asked for
+  bool stochastic_rounding = true;  ///< round 16-bit parameters stochastically (else to nearest even)
   bool master_weights = false;  ///< keep a float32 copy of 16-bit parameters in the state
-  uint64_t seed = 0;
+  uint64_t seed = 0;  ///< keys the stochastic rounding's random bits
 
+  /// Every field equal.
   bool operator==(const StorageOptions& o) const {
     return state_dtype == o.state_dtype && stochastic_rounding == o.stochastic_rounding &&
            master_weights == o.master_weights && seed == o.seed;
   }
-  bool operator!=(const StorageOptions& o) const { return !(*this == o); }
+  bool operator!=(const StorageOptions& o) const { return !(*this == o); }  ///< some field differs
 };
 
 /// Elements [0, n) of `b` as float32 (dequantized for 8 bits): for inspection and checkpoints.

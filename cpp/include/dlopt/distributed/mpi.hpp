@@ -94,8 +94,10 @@ class ShardedOptimizer {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "float or double parameters");
 
  public:
-  using Config = typename Rule::Config;
+  using Config = typename Rule::Config;  ///< the rule's hyperparameters
 
+  /// Steps `params` (every rank passes the same shapes) with this rank's shard of the state;
+  /// gradients are averaged over `comm` in buckets of about `bucket_bytes`. Collective.
   ShardedOptimizer(MPI_Comm comm, std::vector<ParamView<T>> params, Config config = {},
                    StorageOptions options = {}, std::size_t bucket_bytes = kDefaultBucketBytes)
       : comm_(comm), params_(std::move(params)), bucket_bytes_(bucket_bytes) {
@@ -182,10 +184,10 @@ class ShardedOptimizer {
   }
 
   Optimizer<Rule, T>& local() { return *local_; }  ///< this rank's optimizer (its shard's state)
-  Config& config() { return local_->config(); }
+  Config& config() { return local_->config(); }  ///< the live hyperparameters (set the lr between steps)
   const std::vector<int64_t>& bounds() const { return bounds_; }  ///< rank r owns [bounds[r], bounds[r+1])
-  int rank() const { return rank_; }
-  int size() const { return nranks_; }
+  int rank() const { return rank_; }     ///< this rank in `comm`
+  int size() const { return nranks_; }   ///< ranks in `comm`
 
  private:
   static uint64_t hash_config(uint64_t h, Config c) {
