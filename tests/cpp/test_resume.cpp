@@ -231,6 +231,56 @@ void mismatched_checkpoint_changes_nothing() {
   std::remove("resume_mismatch.dlopt");
 }
 
+/// Python's keywords that are not one Config field (dlopt/param_group_keys.hpp) are written in
+/// Python's form and read back to the same Config; a choice that names neither choice is refused.
+void python_keywords_round_trip() {
+  auto round_trip = [](const std::string& type, std::vector<dlopt::ConfigValue> config) {
+    dlopt::TrainingCheckpoint c;
+    c.optimizer.emplace();
+    c.optimizer->type = type;
+    c.optimizer->config = config;
+    dlopt::write_training_checkpoint("resume_keys.dlopt", c);
+    const std::vector<dlopt::ConfigValue> back = dlopt::read_training_checkpoint("resume_keys.dlopt").optimizer->config;
+    bool same = back.size() == config.size();
+    for (const dlopt::ConfigValue& v : config) {
+      bool found = false;
+      for (const dlopt::ConfigValue& w : back) found |= w.name == v.name && w.value == v.value;
+      same &= found;
+    }
+    return same;
+  };
+  dlopt::MuonConfig muon;
+  muon.adjust_lr = 1;
+  muon.ns_bfloat16 = true;
+  muon.ns_a = 3.0;
+  check(round_trip("Muon", dlopt::detail::config_values(muon)) && round_trip("Muon", dlopt::detail::config_values(dlopt::MuonConfig{})),
+        "Muon's ns_coefficients, adjust_lr_fn and ns_dtype round-trip");
+  dlopt::ADOPTConfig adopt;
+  adopt.clip = false;
+  check(round_trip("ADOPT", dlopt::detail::config_values(adopt)) && round_trip("ADOPT", dlopt::detail::config_values(dlopt::ADOPTConfig{})),
+        "ADOPT's clip_exponent=None round-trips");
+  dlopt::AdEMAMixConfig ademamix;
+  ademamix.alpha_warmup = 5;
+  check(round_trip("AdEMAMix", dlopt::detail::config_values(ademamix)) &&
+            round_trip("AdEMAMix", dlopt::detail::config_values(dlopt::AdEMAMixConfig{})),
+        "AdEMAMix's three betas and warmups (None: 0) round-trip");
+  dlopt::AdafactorConfig adafactor;
+  check(round_trip("Adafactor", dlopt::detail::config_values(adafactor)), "Adafactor's eps=(None, eps2) round-trips");
+  adafactor.eps1 = 1e-20;
+  check(round_trip("Adafactor", dlopt::detail::config_values(adafactor)), "Adafactor's eps pair round-trips");
+  check(round_trip("Rprop", dlopt::detail::config_values(dlopt::RpropConfig{})), "Rprop's etas and step_sizes round-trip");
+
+  const std::string header =
+      "{\"format\": \"dlopt-checkpoint\", \"version\": 1, \"types\": {\"optimizer\": \"Muon\"}, "
+      "\"contents\": {\"optimizer\": {\"state\": {}, \"param_groups\": [{\"adjust_lr_fn\": \"bogus\", "
+      "\"params\": []}]}}}";
+  dlopt::write_checkpoint("resume_keys.dlopt", header, {});
+  check(throws<dlopt::CheckpointError>([] { dlopt::read_training_checkpoint("resume_keys.dlopt"); },
+                                       "adjust_lr_fn']: expected None, 'original' or 'match_rms_adamw'"),
+        "a choice keyword naming neither choice is refused");
+  std::remove("resume_keys.dlopt");
+}
+
 }  // namespace
 
 int main() {
@@ -238,5 +288,6 @@ int main() {
   bad_state_changes_nothing();
   lr_changes_between_steps();
   mismatched_checkpoint_changes_nothing();
+  python_keywords_round_trip();
   return summary();
 }
