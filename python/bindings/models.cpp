@@ -16,6 +16,8 @@
 
 #include "arrays.hpp"
 #include "models.hpp"
+#include "optim_fields.hpp"
+#include "dlopt/cuda/linear.hpp"
 #include "dlopt/models/linear.hpp"
 
 namespace dlopt::py_bindings {
@@ -28,20 +30,6 @@ Objective parse_objective(const std::string& name) {
 }
 
 namespace {
-
-double number(const py::handle& v, const std::string& key) {
-  if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || !PyNumber_Check(v.ptr()) ||
-      PyComplex_Check(v.ptr()))
-    throw py::type_error(key + ": expected a number, got " + py::repr(v).cast<std::string>());
-  const double x = PyFloat_AsDouble(v.ptr());  // (an array of several values, 10**400: errors, not casts)
-  if (x == -1.0 && PyErr_Occurred()) {
-    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
-    PyErr_Clear();
-    if (overflow) throw py::value_error(key + ": " + py::repr(v).cast<std::string>() + " is out of range");
-    throw py::type_error(key + ": expected a number, got " + py::repr(v).cast<std::string>());
-  }
-  return x;
-}
 
 /// An integer hyperparameter (an int or a NumPy integer, not a bool, a float or an array): ValueError
 /// in TrainConfig::validate's style otherwise.
@@ -96,12 +84,20 @@ ScheduleSpec schedule_from(const py::handle& v) {
     } else if (py::isinstance<py::bool_>(x)) {
       s.params[key] = x.cast<bool>() ? 1.0 : 0.0;
     } else if (PyNumber_Check(x.ptr()) && !py::isinstance<py::sequence>(x)) {
-      s.params[key] = number(x, "lr_schedule['" + key + "']");
+      s.params[key] = number_value(x, "lr_schedule['" + key + "']");
     } else {
       throw py::value_error(where + "expected a number or a string, got " + py::repr(x).cast<std::string>());
     }
   }
   return s;
+}
+
+/// A name (optimizer, penalty): TypeError for anything but a str (None, "none", where `none` allows it).
+std::string name_value(const py::handle& v, const std::string& key, const char* expected, bool none) {
+  if (none && v.is_none()) return "none";
+  if (!py::isinstance<py::str>(v))
+    throw py::type_error(key + ": expected " + expected + ", got " + py::repr(v).cast<std::string>());
+  return v.cast<std::string>();
 }
 
 }  // namespace
@@ -114,13 +110,14 @@ EpochCallback epoch_callback(const py::object& callback) {
   };
 }
 
+
 TrainConfig config_from_dict(const py::dict& d) {
   TrainConfig c;
   for (auto item : d) {
     const std::string key = py::str(item.first);
     py::handle v = item.second;
-    if (key == "optimizer") c.optimizer = v.cast<std::string>();
-    else if (key == "lr") c.lr = number(v, key);
+    if (key == "optimizer") c.optimizer = name_value(v, key, "a name such as 'adam'", false);
+    else if (key == "lr") c.lr = number_value(v, key);
     else if (key == "lr_schedule") c.lr_schedule = schedule_from(v);
     else if (key == "optimizer_params") {
       const py::dict params = v.cast<py::dict>();
@@ -129,7 +126,7 @@ TrainConfig config_from_dict(const py::dict& d) {
         const std::string k = py::str(kv.first);
         if (is_storage_key(k)) continue;
         c.optimizer_params[k] = py::isinstance<py::bool_>(kv.second) ? double(kv.second.cast<bool>())
-                                                                    : number(kv.second, k);
+                                                                    : number_value(kv.second, k);
       }
     } else if (key == "epochs") c.epochs = integer(v, key);
     else if (key == "batch_size") {  // None is full batch, the TrainConfig's 0: a 0 from Python is an error
@@ -141,13 +138,16 @@ TrainConfig config_from_dict(const py::dict& d) {
     else if (key == "shuffle_block") c.shuffle_block = integer(v, key);
     else if (key == "seed") c.seed = v.cast<uint64_t>();
     else if (key == "fit_intercept") c.fit_intercept = v.cast<bool>();
-    else if (key == "penalty") c.penalty = parse_penalty(v.is_none() ? "none" : v.cast<std::string>());
-    else if (key == "alpha") c.alpha = number(v, key);
-    else if (key == "l1_ratio") c.l1_ratio = number(v, key);
-    else if (key == "tol") c.tol = v.is_none() ? std::numeric_limits<double>::quiet_NaN() : number(v, key);
+    else if (key == "penalty") c.penalty = parse_penalty(name_value(v, key, "None, 'l2', 'l1' or 'elasticnet'", true));
+    else if (key == "alpha") c.alpha = number_value(v, key);
+    else if (key == "l1_ratio") c.l1_ratio = number_value(v, key);
+    else if (key == "tol") {  // None disables the plateau rule (the TrainConfig's NaN); a NaN from Python is an error
+      c.tol = v.is_none() ? std::numeric_limits<double>::quiet_NaN() : number_value(v, key);
+      if (!v.is_none() && std::isnan(c.tol)) throw py::value_error("Invalid tol: nan (must be >= 0, or None to disable)");
+    }
     else if (key == "n_iter_no_change") c.n_iter_no_change = integer(v, key);
     else if (key == "early_stopping") c.early_stopping = v.cast<bool>();
-    else if (key == "validation_fraction") c.validation_fraction = number(v, key);
+    else if (key == "validation_fraction") c.validation_fraction = number_value(v, key);
     else if (key == "batches") c.batches = v.is_none() ? 0 : integer(v, key);
     else throw py::type_error("config: unknown key '" + key + "'");
   }
@@ -343,9 +343,19 @@ void bind_models(py::module_& m) {
   }, py::arg("spec"), py::arg("base_lr"), py::arg("steps"),
   "lr(t) for t = 0..steps-1 of the closed-form C++ schedule that lr_schedule=spec names (dlopt/schedule.hpp).");
 
-  m.def("check_train_config", [](const py::dict& config) { config_from_dict(config); }, py::arg("config"),
-        "The linear models' hyperparameter checks (TrainConfig::validate and the conversion of each key): "
-        "ValueError / TypeError naming the key, as a trainer built with this config would raise.");
+  m.def("check_train_config", [](const py::dict& config, const std::string& device, const std::string& dtype) {
+    const TrainConfig c = config_from_dict(config);
+    if (device == "cuda") {
+      if (dtype == "float32") cuda::check_config<float>(c);
+      else if (dtype == "float64") cuda::check_config<double>(c);
+      else throw py::type_error("dtype: expected 'float32' or 'float64', got '" + dtype + "'");
+    } else if (device != "cpu") {
+      throw py::value_error("device: expected 'cpu' or 'cuda', got '" + device + "'");
+    }
+  }, py::arg("config"), py::arg("device") = "cpu", py::arg("dtype") = "float64",
+        "The linear models' hyperparameter checks (TrainConfig::validate and the conversion of each key; "
+        "with device='cuda', also what the GPU trainer cannot run, cuda::check_config): ValueError / "
+        "TypeError naming the key, as a trainer built with this config would raise.");
   m.def("check_sample_weight", [](const py::handle& sw) {
     const py::array a = checked_array(sw, "sample_weight", false);
     if (a.ndim() != 1) throw py::value_error("sample_weight: expected a 1-D array");

@@ -17,14 +17,6 @@ Objective parse_objective(const std::string& name);
 /// The estimator's config dict as a TrainConfig; errors name the key.
 TrainConfig config_from_dict(const py::dict& d);
 
-/// A param group's / optimizer_params' storage options (state_dtype, stochastic_rounding,
-/// master_weights, seed; absent keys take their defaults): the one parser of these keys
-/// (defined in optim.cpp). TypeError / ValueError name `where` + the key.
-StorageOptions storage_options(const py::dict& d, const std::string& where);
-
-/// The keys storage_options reads.
-bool is_storage_key(const std::string& key);
-
 /// A Python callback(epoch, loss, validation_score) -> bool as an EpochCallback that takes the GIL;
 /// empty for None. The callback object must outlive the returned function.
 EpochCallback epoch_callback(const py::object& callback);
