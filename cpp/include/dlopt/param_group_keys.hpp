@@ -69,44 +69,28 @@ inline constexpr Choice kChoices[] = {
     {"ns_dtype", "ns_bfloat16", {"float32", "bfloat16"}, false, ValueKind::Boolean},
 };
 
+/// The entry of `table` whose `member` is `name`, or nullptr.
+template <class Entry, std::size_t N>
+const Entry* find_entry(const Entry (&table)[N], const char* Entry::*member, std::string_view name) {
+  for (const Entry& e : table)
+    if (name == e.*member) return &e;
+  return nullptr;
+}
+
 /// The composite keyword `key`, or nullptr.
-inline const Composite* composite(std::string_view key) {
-  for (const Composite& c : kComposites)
-    if (key == c.key) return &c;
-  return nullptr;
-}
+inline const Composite* composite(std::string_view key) { return find_entry(kComposites, &Composite::key, key); }
 
-/// The None meaning of keyword `key`, or nullptr.
-inline const NoneMeans* none_for_key(std::string_view key) {
-  for (const NoneMeans& n : kNoneMeans)
-    if (key == n.key) return &n;
-  return nullptr;
-}
-
-/// The None meaning that sets Config field `field`, or nullptr.
-inline const NoneMeans* none_for_field(std::string_view field) {
-  for (const NoneMeans& n : kNoneMeans)
-    if (field == n.field) return &n;
-  return nullptr;
-}
+/// The None meaning of keyword `key` / of Config field `field`, or nullptr.
+inline const NoneMeans* none_for_key(std::string_view key) { return find_entry(kNoneMeans, &NoneMeans::key, key); }
+inline const NoneMeans* none_for_field(std::string_view field) { return find_entry(kNoneMeans, &NoneMeans::field, field); }
 
 /// Whether Config value `v` is what `n`'s None stands for (a negative sentinel: any negative value,
 /// as Adafactor reads every eps1 < 0 as the machine epsilon).
 inline bool means_none(const NoneMeans& n, double v) { return n.value < 0 ? v < 0 : v == n.value; }
 
-/// The choice keyword `key`, or nullptr.
-inline const Choice* choice(std::string_view key) {
-  for (const Choice& c : kChoices)
-    if (key == c.key) return &c;
-  return nullptr;
-}
-
-/// The choice keyword that sets Config field `field`, or nullptr.
-inline const Choice* choice_for_field(std::string_view field) {
-  for (const Choice& c : kChoices)
-    if (field == c.field) return &c;
-  return nullptr;
-}
+/// The choice keyword `key` / that sets Config field `field`, or nullptr.
+inline const Choice* choice(std::string_view key) { return find_entry(kChoices, &Choice::key, key); }
+inline const Choice* choice_for_field(std::string_view field) { return find_entry(kChoices, &Choice::field, field); }
 
 /// The index of `name` among the choices, -1 if it is none of them.
 inline int choice_index(const Choice& c, std::string_view name) {
