@@ -201,7 +201,7 @@ void require_apart(const Inputs& in, const py::array& coef, const py::array& int
                    {range_of(in.X, "X"), range_of(in.y, "y"), range_of(in.sw, "sample_weight")});
 }
 
-class PyLinearModel {
+class PyLinearModel final : public TrainerHolder<LinearModel> {
  public:
   PyLinearModel(const std::string& objective, const py::handle& coef, const py::handle& intercept,
                 const py::dict& config) {
@@ -221,11 +221,6 @@ class PyLinearModel {
     else
       model_ = std::make_unique<LinearModel<double>>(obj, d, K, static_cast<double*>(coef_.mutable_data()),
                                                      static_cast<double*>(intercept_.mutable_data()), cfg);
-  }
-
-  template <class F>
-  decltype(auto) visit(F&& f) {
-    return std::visit([&](auto& m) -> decltype(auto) { return f(*m); }, model_);
   }
 
   int64_t fit(const py::handle& X, const py::handle& y, const py::handle& sw, const py::object& callback) {
@@ -280,11 +275,6 @@ class PyLinearModel {
     });
   }
 
-  void set_config(const py::dict& config) {
-    const TrainConfig cfg = config_from_dict(config);
-    visit([&](auto& m) { m.config() = cfg; return 0; });
-  }
-  void reset_optimizer() { visit([](auto& m) { m.reset_optimizer(); return 0; }); }
   /// Data-parallel training (dlopt.distributed): fn(grad, sums) is called before every step with
   /// NumPy views of the batch's summed gradient and [loss, weight] sums, and replaces them in place by
   /// the sums over every worker. None removes it.
@@ -307,15 +297,9 @@ class PyLinearModel {
       return 0;
     });
   }
-  std::vector<double> loss_curve() { return visit([](auto& m) { return m.loss_curve(); }); }
-  std::vector<double> lr_curve() { return visit([](auto& m) { return m.lr_curve(); }); }
-  std::vector<double> validation_scores() { return visit([](auto& m) { return m.validation_scores(); }); }
-  int64_t steps() { return visit([](auto& m) { return m.steps(); }); }
-
  private:
   py::array coef_, intercept_;  // keep the parameter buffers alive as long as the model
   py::object reducer_ = py::none();
-  std::variant<std::unique_ptr<LinearModel<float>>, std::unique_ptr<LinearModel<double>>> model_;
 };
 
 template <class T>
@@ -366,9 +350,10 @@ void bind_models(py::module_& m) {
   }, py::arg("sample_weight"),
         "The linear models' sample_weight check (finite, >= 0, not all zero): ValueError naming the first bad row.");
 
-  py::class_<PyLinearModel>(m, "LinearModel",
+  py::class_<PyLinearModel> linear_model(m, "LinearModel",
                             "A linear model trained in C++ over caller-owned coef (K, d) and intercept (K,) "
-                            "arrays, updated in place. Use dlopt.linear_model instead.")
+                            "arrays, updated in place. Use dlopt.linear_model instead.");
+  linear_model
       .def(py::init<const std::string&, const py::handle&, const py::handle&, const py::dict&>(),
            py::arg("objective"), py::arg("coef"), py::arg("intercept"), py::arg("config"))
       .def("fit", &PyLinearModel::fit, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none(),
@@ -379,15 +364,10 @@ void bind_models(py::module_& m) {
            py::arg("sample_weight") = py::none(), "One epoch with the current optimizer state.")
       .def("loss", &PyLinearModel::loss, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none())
       .def("decision_function", &PyLinearModel::decision_function, py::arg("X"))
-      .def("set_config", &PyLinearModel::set_config, py::arg("config"))
       .def("set_batch_reducer", &PyLinearModel::set_batch_reducer, py::arg("fn"),
            "Data-parallel training: fn(grad, sums) replaces a batch's summed gradient and [loss, weight] "
-           "by their sums over every worker, in place (dlopt.distributed); None removes it.")
-      .def("reset_optimizer", &PyLinearModel::reset_optimizer)
-      .def_property_readonly("loss_curve", &PyLinearModel::loss_curve)
-      .def_property_readonly("lr_curve", &PyLinearModel::lr_curve)
-      .def_property_readonly("validation_scores", &PyLinearModel::validation_scores)
-      .def_property_readonly("steps", &PyLinearModel::steps);
+           "by their sums over every worker, in place (dlopt.distributed); None removes it.");
+  bind_trainer_calls(linear_model);
 
   m.def(
       "solve_least_squares",
