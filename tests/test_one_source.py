@@ -10,6 +10,7 @@ import pytest
 import dlopt
 from dlopt import _core
 from dlopt import lr_scheduler as S
+from test_cuda import FakeDeviceArray  # __cuda_array_interface__ over host memory: the checks before any device
 
 
 class Groups:
@@ -79,3 +80,101 @@ def test_nonfinite_norm_message_is_torchs_from_cpp(norm_type):
         dlopt.clip_grad_norm_(g, 1.0, norm_type, error_if_nonfinite=True)
     assert str(a.value) == str(b.value) and str(a.value).startswith(expected)
     np.testing.assert_array_equal(g[0], [np.inf, 1.0])
+
+
+# -- Python's param-group keywords: one table (dlopt/param_group_keys.hpp) for live groups and checkpoints --
+
+@pytest.mark.parametrize("group, fields", [
+    ({"betas": (0.8, 0.9)}, {"beta1": 0.8, "beta2": 0.9}),
+    ({"betas": [0.8, 0.9, 0.99]}, {"beta1": 0.8, "beta2": 0.9, "beta3": 0.99}),
+    ({"eps": 1e-6}, {"eps": 1e-6}),
+    ({"eps": (None, 1e-3)}, {"eps1": -1.0, "eps2": 1e-3}),
+    ({"etas": (0.4, 1.3), "step_sizes": (1e-5, 10.0)},
+     {"etaminus": 0.4, "etaplus": 1.3, "step_size_min": 1e-5, "step_size_max": 10.0}),
+    ({"ns_coefficients": (3.0, -4.0, 2.0)}, {"ns_a": 3.0, "ns_b": -4.0, "ns_c": 2.0}),
+    ({"alpha_warmup": None, "beta3_warmup": 7}, {"alpha_warmup": 0, "beta3_warmup": 7}),
+    ({"clip_exponent": None}, {"clip": False}),
+    ({"adjust_lr_fn": None, "ns_dtype": "bfloat16"}, {"adjust_lr": 0.0, "ns_bfloat16": True}),
+    ({"adjust_lr_fn": "match_rms_adamw", "ns_dtype": "float32"}, {"adjust_lr": 1.0, "ns_bfloat16": False}),
+    ({"lr": 0.1, "state_dtype": "bfloat16", "seed": 3}, {"lr": 0.1}),
+])
+def test_group_keywords_become_config_fields(group, fields):
+    out = _core.config_fields(group)
+    assert out == fields
+    assert [type(v) for v in out.values()] == [type(v) for v in fields.values()]
+
+
+@pytest.mark.parametrize("group, error, message", [
+    ({"betas": (0.9,)}, TypeError, "betas: expected a pair of floats, got"),
+    ({"betas": 0.9}, TypeError, "betas: expected a pair of floats, got"),
+    ({"eps": (1e-30, 1e-3, 1.0)}, TypeError, r"eps: expected a pair \(eps1 or None, eps2\), got"),
+    ({"etas": 0.5}, TypeError, r"etas: expected a pair of floats \(etaminus, etaplus\), got"),
+    ({"ns_coefficients": (1.0, 2.0)}, TypeError, r"ns_coefficients: expected three floats \(a, b, c\), got"),
+    ({"adjust_lr_fn": "other"}, ValueError, "adjust_lr_fn: expected None, 'original' or 'match_rms_adamw', got"),
+    ({"ns_dtype": None}, ValueError, "ns_dtype: expected 'float32' or 'bfloat16', got None"),
+])
+def test_group_keywords_refused_with_the_tables_words(group, error, message):
+    with pytest.raises(error, match="^where: " + message):
+        _core.config_fields(group, "where: ")
+
+
+# -- the linear models' config: C++'s checks, in C++'s words (no Python copy) -------------------------
+
+@pytest.mark.parametrize("config, error, message", [
+    ({"penalty": True}, TypeError, "penalty: expected None, 'l2', 'l1' or 'elasticnet', got True"),
+    ({"penalty": 1}, TypeError, "penalty: expected None, 'l2', 'l1' or 'elasticnet', got 1"),
+    ({"optimizer": 3}, TypeError, "optimizer: expected a name such as 'adam', got 3"),
+    ({"alpha": 1j}, TypeError, "alpha: expected a number, got 1j"),
+    ({"lr": 10**400}, ValueError, "lr: 1000.* is out of range"),
+    ({"l1_ratio": np.array([0.1, 0.2])}, TypeError, "l1_ratio: expected a number"),
+    ({"tol": math.nan}, ValueError, r"Invalid tol: nan \(must be >= 0, or None to disable\)"),
+    ({"optimizer": "ScheduleFreeAdamW"}, ValueError, "Invalid optimizer: 'ScheduleFreeAdamW' .*not supported by the "
+                                                     "linear models"),
+])
+def test_linear_config_checks_are_cpps(config, error, message):
+    with pytest.raises(error, match=message):
+        _core.check_train_config(config)
+    X, y = np.ones((8, 2)), np.arange(8.0)
+    with pytest.raises(error, match=message):  # the estimators raise the same
+        dlopt.LinearRegression(solver="gradient", **config).fit(X, y)
+
+
+# -- what the GPU cannot run: one decision, one message (dlopt/cuda/support.hpp), testable without a GPU --
+
+@pytest.mark.parametrize("optimizer, name", [("lbfgs", "LBFGS"), ("lamb", "LAMB"), ("LARS", "LARS"),
+                                              ("muon", "Muon"), ("adafactor", "Adafactor")])
+def test_optimizers_without_a_cuda_step_are_refused_in_one_message(optimizer, name):
+    with pytest.raises(ValueError, match=f"^{name} runs on the CPU only for now"):
+        _core.check_train_config({"optimizer": optimizer}, "cuda", "float32")
+    _core.check_train_config({"optimizer": optimizer}, "cpu")
+    if name != "LBFGS":  # the device plan of dlopt.optim refuses device parameters in the same words
+        fake = FakeDeviceArray(np.zeros((2, 2), np.float32))
+        opt = getattr(dlopt.optim, name)([fake])
+        with pytest.raises(ValueError) as plan:
+            opt.step([FakeDeviceArray(np.zeros((2, 2), np.float32))])
+        with pytest.raises(ValueError) as linear:
+            _core.check_train_config({"optimizer": name}, "cuda", "float32")
+        assert str(plan.value) == str(linear.value)
+
+
+@pytest.mark.parametrize("state_dtype, dtype", [("bfloat16", np.float32), ("int8", np.float64),
+                                                ("float32", np.float64)])
+def test_state_dtypes_the_gpu_cannot_keep_are_refused_in_one_message(state_dtype, dtype):
+    expected = (f"state_dtype='{state_dtype}' runs on the CPU only for now (on the GPU, state is kept in the "
+                f"parameters' dtype, {np.dtype(dtype).name})")
+    with pytest.raises(ValueError) as linear:
+        _core.check_train_config({"optimizer_params": {"state_dtype": state_dtype}}, "cuda", np.dtype(dtype).name)
+    assert str(linear.value) == "optimizer_params: " + expected
+    fake = FakeDeviceArray(np.zeros(3, dtype))
+    opt = dlopt.optim.Adam([fake], state_dtype=state_dtype)
+    with pytest.raises(ValueError) as plan:
+        opt.step([FakeDeviceArray(np.zeros(3, dtype))])
+    assert str(plan.value) == "param_groups[0]: " + expected
+    assert opt.state == {}
+
+
+@pytest.mark.parametrize("params", [{"state_dtype": "float32"}, {"state_dtype": None}, {"master_weights": True}])
+def test_storage_options_the_gpu_keeps_as_the_cpu_pass(params):
+    """float32 state for float32 parameters is their own dtype; master_weights concerns 16-bit
+    parameters only, which the GPU does not take: as on the CPU for float32, it changes nothing."""
+    _core.check_train_config({"optimizer_params": params}, "cuda", "float32")

@@ -6,6 +6,7 @@
 
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/step.hpp"
+#include "dlopt/cuda/support.hpp"
 
 namespace dlopt {
 namespace {
@@ -158,12 +159,22 @@ std::unique_ptr<AnyOptimizer<T>> make_device_optimizer(const std::string& name,
                                                        const std::map<std::string, double>& hyperparameters,
                                                        void* stream) {
   make_optimizer<T>(name, {}, hyperparameters, {});  // the same name and hyperparameter checks
+  cuda::require_step(name);
 #define DLOPT_DEVICE(Rule)                                                                  \
   if (lower(name) == lower(Rule::name))                                                     \
     return std::unique_ptr<AnyOptimizer<T>>(new DeviceErased<Rule, T>(std::move(params), hyperparameters, stream));
   DLOPT_FOR_EACH_RULE(DLOPT_DEVICE)
 #undef DLOPT_DEVICE
   return nullptr;  // unreachable: make_optimizer knows every name
+}
+
+void cuda::require_step(const std::string& name) {
+  const std::string n = lower(name);
+  if (n == "lbfgs") throw cpu_only("LBFGS");  // not a rule (optim/lbfgs.hpp): a host line search
+#define DLOPT_REQUIRE_STEP(Rule) \
+  if (n == lower(Rule::name) && !has_step<Rule>) throw cpu_only(Rule::name);
+  DLOPT_FOR_EACH_RULE(DLOPT_REQUIRE_STEP)
+#undef DLOPT_REQUIRE_STEP
 }
 
 std::vector<std::string> optimizer_names() {

@@ -20,6 +20,7 @@
 #include "step_plan.hpp"
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/step.hpp"
+#include "dlopt/cuda/support.hpp"
 #include "dlopt/core/step.hpp"
 
 namespace dlopt::py_bindings {
@@ -93,9 +94,7 @@ class DeviceStepPlan final : public StepPlanBase {
  public:
   void step(const py::object& groups, const py::object& state, const py::object& grads) override {
     if (placement(groups) == Placement::Host) throw WrongPlan{};
-    if constexpr (Rule::reductions > 0 || Rule::matrix)
-      throw py::value_error(std::string(Rule::name) + " runs on the CPU only for now (no CUDA kernel for its "
-                            "per-tensor norms or matrix products yet): pass NumPy arrays");
+    if constexpr (!cuda::has_step<Rule>) throw cuda::cpu_only(Rule::name);
     if (!PyDict_Check(state.ptr())) throw py::type_error("state: expected a dict");
     if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()))
       throw py::type_error("grads: expected a list with one array per parameter, got " +
@@ -115,14 +114,13 @@ class DeviceStepPlan final : public StepPlanBase {
       py::dict d = py::reinterpret_borrow<py::dict>(gl[gi]);
       configs_.push_back(config_from_dict<Config>(group_fields(d, where, params_key_, nullptr), where));
       const StorageOptions options = storage_options(d, where);
-      if (options.state_dtype != StateDType::Default && options.state_dtype != StateDType::Float32)
-        throw py::value_error(where + "state_dtype=" + state_dtype_name(options.state_dtype) +
-                              " is CPU-only for now (device parameters keep their state in their own dtype)");
       for (py::handle p : py::reinterpret_borrow<py::list>(d[params_key_])) {
         const std::size_t i = tensors_.size();
         Tensor t;
         const std::string name = "params[" + idx(i) + "]";
         t.param = device_view(p, name, /*writeable=*/true);
+        cuda::require_native_state(where, options.state_dtype,
+                                   t.param.dtype == DType::Float64 ? Storage::Float64 : Storage::Float32);
         t.group = gi;
         t.key = py::int_(i);
         written.push_back(range_of(t.param, name));

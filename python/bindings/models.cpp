@@ -16,6 +16,8 @@
 
 #include "arrays.hpp"
 #include "models.hpp"
+#include "optim_fields.hpp"
+#include "dlopt/cuda/linear.hpp"
 #include "dlopt/models/linear.hpp"
 
 namespace dlopt::py_bindings {
@@ -28,20 +30,6 @@ Objective parse_objective(const std::string& name) {
 }
 
 namespace {
-
-double number(const py::handle& v, const std::string& key) {
-  if (py::isinstance<py::bool_>(v) || py::isinstance<py::str>(v) || !PyNumber_Check(v.ptr()) ||
-      PyComplex_Check(v.ptr()))
-    throw py::type_error(key + ": expected a number, got " + py::repr(v).cast<std::string>());
-  const double x = PyFloat_AsDouble(v.ptr());  // (an array of several values, 10**400: errors, not casts)
-  if (x == -1.0 && PyErr_Occurred()) {
-    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
-    PyErr_Clear();
-    if (overflow) throw py::value_error(key + ": " + py::repr(v).cast<std::string>() + " is out of range");
-    throw py::type_error(key + ": expected a number, got " + py::repr(v).cast<std::string>());
-  }
-  return x;
-}
 
 /// An integer hyperparameter (an int or a NumPy integer, not a bool, a float or an array): ValueError
 /// in TrainConfig::validate's style otherwise.
@@ -96,12 +84,20 @@ ScheduleSpec schedule_from(const py::handle& v) {
     } else if (py::isinstance<py::bool_>(x)) {
       s.params[key] = x.cast<bool>() ? 1.0 : 0.0;
     } else if (PyNumber_Check(x.ptr()) && !py::isinstance<py::sequence>(x)) {
-      s.params[key] = number(x, "lr_schedule['" + key + "']");
+      s.params[key] = number_value(x, "lr_schedule['" + key + "']");
     } else {
       throw py::value_error(where + "expected a number or a string, got " + py::repr(x).cast<std::string>());
     }
   }
   return s;
+}
+
+/// A name (optimizer, penalty): TypeError for anything but a str (None, "none", where `none` allows it).
+std::string name_value(const py::handle& v, const std::string& key, const char* expected, bool none) {
+  if (none && v.is_none()) return "none";
+  if (!py::isinstance<py::str>(v))
+    throw py::type_error(key + ": expected " + expected + ", got " + py::repr(v).cast<std::string>());
+  return v.cast<std::string>();
 }
 
 }  // namespace
@@ -114,13 +110,14 @@ EpochCallback epoch_callback(const py::object& callback) {
   };
 }
 
+
 TrainConfig config_from_dict(const py::dict& d) {
   TrainConfig c;
   for (auto item : d) {
     const std::string key = py::str(item.first);
     py::handle v = item.second;
-    if (key == "optimizer") c.optimizer = v.cast<std::string>();
-    else if (key == "lr") c.lr = number(v, key);
+    if (key == "optimizer") c.optimizer = name_value(v, key, "a name such as 'adam'", false);
+    else if (key == "lr") c.lr = number_value(v, key);
     else if (key == "lr_schedule") c.lr_schedule = schedule_from(v);
     else if (key == "optimizer_params") {
       const py::dict params = v.cast<py::dict>();
@@ -129,7 +126,7 @@ TrainConfig config_from_dict(const py::dict& d) {
         const std::string k = py::str(kv.first);
         if (is_storage_key(k)) continue;
         c.optimizer_params[k] = py::isinstance<py::bool_>(kv.second) ? double(kv.second.cast<bool>())
-                                                                    : number(kv.second, k);
+                                                                    : number_value(kv.second, k);
       }
     } else if (key == "epochs") c.epochs = integer(v, key);
     else if (key == "batch_size") {  // None is full batch, the TrainConfig's 0: a 0 from Python is an error
@@ -141,13 +138,16 @@ TrainConfig config_from_dict(const py::dict& d) {
     else if (key == "shuffle_block") c.shuffle_block = integer(v, key);
     else if (key == "seed") c.seed = v.cast<uint64_t>();
     else if (key == "fit_intercept") c.fit_intercept = v.cast<bool>();
-    else if (key == "penalty") c.penalty = parse_penalty(v.is_none() ? "none" : v.cast<std::string>());
-    else if (key == "alpha") c.alpha = number(v, key);
-    else if (key == "l1_ratio") c.l1_ratio = number(v, key);
-    else if (key == "tol") c.tol = v.is_none() ? std::numeric_limits<double>::quiet_NaN() : number(v, key);
+    else if (key == "penalty") c.penalty = parse_penalty(name_value(v, key, "None, 'l2', 'l1' or 'elasticnet'", true));
+    else if (key == "alpha") c.alpha = number_value(v, key);
+    else if (key == "l1_ratio") c.l1_ratio = number_value(v, key);
+    else if (key == "tol") {  // None disables the plateau rule (the TrainConfig's NaN); a NaN from Python is an error
+      c.tol = v.is_none() ? std::numeric_limits<double>::quiet_NaN() : number_value(v, key);
+      if (!v.is_none() && std::isnan(c.tol)) throw py::value_error("Invalid tol: nan (must be >= 0, or None to disable)");
+    }
     else if (key == "n_iter_no_change") c.n_iter_no_change = integer(v, key);
     else if (key == "early_stopping") c.early_stopping = v.cast<bool>();
-    else if (key == "validation_fraction") c.validation_fraction = number(v, key);
+    else if (key == "validation_fraction") c.validation_fraction = number_value(v, key);
     else if (key == "batches") c.batches = v.is_none() ? 0 : integer(v, key);
     else throw py::type_error("config: unknown key '" + key + "'");
   }
@@ -201,7 +201,7 @@ void require_apart(const Inputs& in, const py::array& coef, const py::array& int
                    {range_of(in.X, "X"), range_of(in.y, "y"), range_of(in.sw, "sample_weight")});
 }
 
-class PyLinearModel {
+class PyLinearModel final : public TrainerHolder<LinearModel> {
  public:
   PyLinearModel(const std::string& objective, const py::handle& coef, const py::handle& intercept,
                 const py::dict& config) {
@@ -221,11 +221,6 @@ class PyLinearModel {
     else
       model_ = std::make_unique<LinearModel<double>>(obj, d, K, static_cast<double*>(coef_.mutable_data()),
                                                      static_cast<double*>(intercept_.mutable_data()), cfg);
-  }
-
-  template <class F>
-  decltype(auto) visit(F&& f) {
-    return std::visit([&](auto& m) -> decltype(auto) { return f(*m); }, model_);
   }
 
   int64_t fit(const py::handle& X, const py::handle& y, const py::handle& sw, const py::object& callback) {
@@ -280,11 +275,6 @@ class PyLinearModel {
     });
   }
 
-  void set_config(const py::dict& config) {
-    const TrainConfig cfg = config_from_dict(config);
-    visit([&](auto& m) { m.config() = cfg; return 0; });
-  }
-  void reset_optimizer() { visit([](auto& m) { m.reset_optimizer(); return 0; }); }
   /// Data-parallel training (dlopt.distributed): fn(grad, sums) is called before every step with
   /// NumPy views of the batch's summed gradient and [loss, weight] sums, and replaces them in place by
   /// the sums over every worker. None removes it.
@@ -307,15 +297,9 @@ class PyLinearModel {
       return 0;
     });
   }
-  std::vector<double> loss_curve() { return visit([](auto& m) { return m.loss_curve(); }); }
-  std::vector<double> lr_curve() { return visit([](auto& m) { return m.lr_curve(); }); }
-  std::vector<double> validation_scores() { return visit([](auto& m) { return m.validation_scores(); }); }
-  int64_t steps() { return visit([](auto& m) { return m.steps(); }); }
-
  private:
   py::array coef_, intercept_;  // keep the parameter buffers alive as long as the model
   py::object reducer_ = py::none();
-  std::variant<std::unique_ptr<LinearModel<float>>, std::unique_ptr<LinearModel<double>>> model_;
 };
 
 template <class T>
@@ -343,9 +327,19 @@ void bind_models(py::module_& m) {
   }, py::arg("spec"), py::arg("base_lr"), py::arg("steps"),
   "lr(t) for t = 0..steps-1 of the closed-form C++ schedule that lr_schedule=spec names (dlopt/schedule.hpp).");
 
-  m.def("check_train_config", [](const py::dict& config) { config_from_dict(config); }, py::arg("config"),
-        "The linear models' hyperparameter checks (TrainConfig::validate and the conversion of each key): "
-        "ValueError / TypeError naming the key, as a trainer built with this config would raise.");
+  m.def("check_train_config", [](const py::dict& config, const std::string& device, const std::string& dtype) {
+    const TrainConfig c = config_from_dict(config);
+    if (device == "cuda") {
+      if (dtype == "float32") cuda::check_config<float>(c);
+      else if (dtype == "float64") cuda::check_config<double>(c);
+      else throw py::type_error("dtype: expected 'float32' or 'float64', got '" + dtype + "'");
+    } else if (device != "cpu") {
+      throw py::value_error("device: expected 'cpu' or 'cuda', got '" + device + "'");
+    }
+  }, py::arg("config"), py::arg("device") = "cpu", py::arg("dtype") = "float64",
+        "The linear models' hyperparameter checks (TrainConfig::validate and the conversion of each key; "
+        "with device='cuda', also what the GPU trainer cannot run, cuda::check_config): ValueError / "
+        "TypeError naming the key, as a trainer built with this config would raise.");
   m.def("check_sample_weight", [](const py::handle& sw) {
     const py::array a = checked_array(sw, "sample_weight", false);
     if (a.ndim() != 1) throw py::value_error("sample_weight: expected a 1-D array");
@@ -356,9 +350,10 @@ void bind_models(py::module_& m) {
   }, py::arg("sample_weight"),
         "The linear models' sample_weight check (finite, >= 0, not all zero): ValueError naming the first bad row.");
 
-  py::class_<PyLinearModel>(m, "LinearModel",
+  py::class_<PyLinearModel> linear_model(m, "LinearModel",
                             "A linear model trained in C++ over caller-owned coef (K, d) and intercept (K,) "
-                            "arrays, updated in place. Use dlopt.linear_model instead.")
+                            "arrays, updated in place. Use dlopt.linear_model instead.");
+  linear_model
       .def(py::init<const std::string&, const py::handle&, const py::handle&, const py::dict&>(),
            py::arg("objective"), py::arg("coef"), py::arg("intercept"), py::arg("config"))
       .def("fit", &PyLinearModel::fit, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none(),
@@ -369,15 +364,10 @@ void bind_models(py::module_& m) {
            py::arg("sample_weight") = py::none(), "One epoch with the current optimizer state.")
       .def("loss", &PyLinearModel::loss, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none())
       .def("decision_function", &PyLinearModel::decision_function, py::arg("X"))
-      .def("set_config", &PyLinearModel::set_config, py::arg("config"))
       .def("set_batch_reducer", &PyLinearModel::set_batch_reducer, py::arg("fn"),
            "Data-parallel training: fn(grad, sums) replaces a batch's summed gradient and [loss, weight] "
-           "by their sums over every worker, in place (dlopt.distributed); None removes it.")
-      .def("reset_optimizer", &PyLinearModel::reset_optimizer)
-      .def_property_readonly("loss_curve", &PyLinearModel::loss_curve)
-      .def_property_readonly("lr_curve", &PyLinearModel::lr_curve)
-      .def_property_readonly("validation_scores", &PyLinearModel::validation_scores)
-      .def_property_readonly("steps", &PyLinearModel::steps);
+           "by their sums over every worker, in place (dlopt.distributed); None removes it.");
+  bind_trainer_calls(linear_model);
 
   m.def(
       "solve_least_squares",

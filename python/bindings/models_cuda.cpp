@@ -18,7 +18,7 @@ namespace dlopt::py_bindings {
 
 namespace {
 
-class PyCudaLinearModel {
+class PyCudaLinearModel final : public TrainerHolder<cuda::LinearTrainer> {
  public:
   PyCudaLinearModel(const std::string& objective, const py::object& coef, const py::object& intercept,
                     const py::dict& config)
@@ -40,11 +40,6 @@ class PyCudaLinearModel {
     else
       model_ = std::make_unique<cuda::LinearTrainer<double>>(obj, d, K, static_cast<double*>(c.data),
                                                              static_cast<double*>(b.data), cfg);
-  }
-
-  template <class F>
-  decltype(auto) visit(F&& f) {
-    return std::visit([&](auto& m) -> decltype(auto) { return f(*m); }, model_);
   }
 
   /// X (n, d), y (n,), sample_weight (n,) | None: device arrays of the model's dtype and device.
@@ -99,42 +94,28 @@ class PyCudaLinearModel {
     });
   }
 
-  void set_config(const py::dict& config) {
-    const TrainConfig cfg = config_from_dict(config);
-    visit([&](auto& m) { m.config() = cfg; return 0; });
-  }
-  void reset_optimizer() { visit([](auto& m) { m.reset_optimizer(); return 0; }); }
-  std::vector<double> loss_curve() { return visit([](auto& m) { return m.loss_curve(); }); }
-  std::vector<double> lr_curve() { return visit([](auto& m) { return m.lr_curve(); }); }
-  std::vector<double> validation_scores() { return visit([](auto& m) { return m.validation_scores(); }); }
-  int64_t steps() { return visit([](auto& m) { return m.steps(); }); }
-
  private:
   py::object coef_obj_, intercept_obj_;  // keep the parameter buffers alive as long as the model
   int device_ = 0;
   DType dtype_ = DType::Float32;
-  std::variant<std::unique_ptr<cuda::LinearTrainer<float>>, std::unique_ptr<cuda::LinearTrainer<double>>> model_;
 };
 
 }  // namespace
 
 void bind_models_cuda(py::module_& m) {
-  py::class_<PyCudaLinearModel>(m, "CudaLinearModel",
-                                "A linear model trained on the GPU over device coef (K, d) and intercept (K,) "
-                                "arrays, updated in place. Use dlopt.linear_model with device='cuda' instead.")
+  py::class_<PyCudaLinearModel> model(m, "CudaLinearModel",
+                                      "A linear model trained on the GPU over device coef (K, d) and intercept "
+                                      "(K,) arrays, updated in place. Use dlopt.linear_model with device='cuda' "
+                                      "instead.");
+  model
       .def(py::init<const std::string&, const py::object&, const py::object&, const py::dict&>(),
            py::arg("objective"), py::arg("coef"), py::arg("intercept"), py::arg("config"))
       .def("fit", &PyCudaLinearModel::fit, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none(),
            py::arg("callback") = py::none())
       .def("partial_fit", &PyCudaLinearModel::partial_fit, py::arg("X"), py::arg("y"),
            py::arg("sample_weight") = py::none())
-      .def("loss", &PyCudaLinearModel::loss, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none())
-      .def("set_config", &PyCudaLinearModel::set_config, py::arg("config"))
-      .def("reset_optimizer", &PyCudaLinearModel::reset_optimizer)
-      .def_property_readonly("loss_curve", &PyCudaLinearModel::loss_curve)
-      .def_property_readonly("lr_curve", &PyCudaLinearModel::lr_curve)
-      .def_property_readonly("validation_scores", &PyCudaLinearModel::validation_scores)
-      .def_property_readonly("steps", &PyCudaLinearModel::steps);
+      .def("loss", &PyCudaLinearModel::loss, py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none());
+  bind_trainer_calls(model);
 }
 
 }  // namespace dlopt::py_bindings

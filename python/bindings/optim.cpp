@@ -80,7 +80,7 @@ RuleInfo info() {
           &state_layout<Rule>,
           &slot_shapes<Rule>,
           std::vector<std::string>(Rule::scalars.begin(), Rule::scalars.end()),
-          Rule::reductions == 0 && !Rule::matrix};
+          cuda::has_step<Rule>};
 }
 
 const std::map<std::string, RuleInfo>& registry() {

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "dlopt/core/storage.hpp"
+#include "dlopt/param_group_keys.hpp"
 
 namespace dlopt::py_bindings {
 
@@ -99,6 +100,18 @@ bool is_immutable_value(const py::handle& v) {
   return py::isinstance(v, *numpy_scalar);
 }
 
+namespace {
+
+py::object as_python(double value, group_keys::ValueKind kind) {
+  if (kind == group_keys::ValueKind::Boolean) return py::bool_(value != 0);
+  if (kind == group_keys::ValueKind::Integer) return py::int_(int64_t(value));
+  return py::float_(value);
+}
+
+bool is_sequence(const py::handle& v) { return py::isinstance<py::tuple>(v) || py::isinstance<py::list>(v); }
+
+}  // namespace
+
 py::dict group_fields(const py::dict& d, const std::string& where, const py::object& params_key,
                       std::vector<std::pair<py::object, py::object>>* items) {
   py::dict fields;
@@ -108,42 +121,31 @@ py::dict group_fields(const py::dict& d, const std::string& where, const py::obj
     if (key.equal(params_key)) continue;
     if (items) items->emplace_back(key, value);
     const std::string name = py::isinstance<py::str>(key) ? key.cast<std::string>() : "";
-    auto split = [&](std::initializer_list<const char*> parts, const char* what) {
-      if (!(py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) || py::len(value) != parts.size())
-        throw py::type_error(where + name + ": expected " + what + ", got " + py::repr(value).cast<std::string>());
-      int i = 0;
-      for (const char* part : parts) fields[part] = value[py::int_(i++)];
-    };
-    // torch's composite keywords as the Config's scalar fields (one place: Python asks here too)
-    if (name == "betas") {
-      const bool triple = (py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value)) && py::len(value) == 3;
-      if (triple) split({"beta1", "beta2", "beta3"}, "three floats");  // AdEMAMix; config_from_dict checks
-      else split({"beta1", "beta2"}, "a pair of floats");
-    } else if (name == "eps" && (py::isinstance<py::tuple>(value) || py::isinstance<py::list>(value))) {
-      split({"eps1", "eps2"}, "a pair (eps1 or None, eps2)");  // Adafactor; config_from_dict checks
-      if (fields["eps1"].is_none()) fields["eps1"] = py::float_(-1.0);  // the dtype's machine epsilon
-    } else if (name == "etas") {
-      split({"etaminus", "etaplus"}, "a pair of floats (etaminus, etaplus)");
-    } else if (name == "step_sizes") {
-      split({"step_size_min", "step_size_max"}, "a pair of floats (min, max)");
-    } else if ((name == "alpha_warmup" || name == "beta3_warmup") && value.is_none()) {
-      fields[key] = py::int_(0);  // no warmup: the Config's 0
-    } else if (name == "clip_exponent" && value.is_none()) {
-      fields["clip"] = py::bool_(false);
-    } else if (name == "ns_coefficients") {
-      split({"ns_a", "ns_b", "ns_c"}, "three floats (a, b, c)");
-    } else if (name == "adjust_lr_fn") {
-      const std::string fn = value.is_none() ? "original" : py::isinstance<py::str>(value) ? value.cast<std::string>() : "?";
-      if (fn != "original" && fn != "match_rms_adamw")
-        throw py::value_error(where + "adjust_lr_fn: expected None, 'original' or 'match_rms_adamw', got " +
+    // torch's keywords as the Config's fields, by the one table (dlopt/param_group_keys.hpp);
+    // config_from_dict then checks the values and which fields the Config has
+    const group_keys::Composite* composite = group_keys::composite(name);
+    const group_keys::NoneMeans* none = value.is_none() ? group_keys::none_for_key(name) : nullptr;
+    if (composite && (is_sequence(value) || !composite->scalar_is_field)) {
+      const std::size_t parts = is_sequence(value) ? py::len(value) : 0;
+      if (parts < composite->min_parts || parts > composite->max_parts)
+        throw py::type_error(where + name + ": expected " + composite->expected + ", got " +
+                             py::repr(value).cast<std::string>());
+      for (std::size_t i = 0; i < parts; ++i) {
+        py::object part = value[py::int_(i)];
+        const group_keys::NoneMeans* part_none =
+            part.is_none() ? group_keys::none_for_field(composite->fields[i]) : nullptr;
+        fields[composite->fields[i]] = part_none ? as_python(part_none->value, part_none->kind) : part;
+      }
+    } else if (none) {
+      fields[none->field] = as_python(none->value, none->kind);
+    } else if (const group_keys::Choice* choice = group_keys::choice(name)) {
+      const int index = value.is_none() && choice->none_is_first ? 0
+                        : py::isinstance<py::str>(value)       ? group_keys::choice_index(*choice, value.cast<std::string>())
+                                                               : -1;
+      if (index < 0)
+        throw py::value_error(where + name + ": expected " + group_keys::choice_expected(*choice) + ", got " +
                               py::repr(value).cast<std::string>());
-      fields["adjust_lr"] = py::float_(fn == "original" ? 0.0 : 1.0);
-    } else if (name == "ns_dtype") {
-      const std::string dt = py::isinstance<py::str>(value) ? value.cast<std::string>() : "?";
-      if (dt != "float32" && dt != "bfloat16")
-        throw py::value_error(where + "ns_dtype: expected 'float32' or 'bfloat16', got " +
-                              py::repr(value).cast<std::string>());
-      fields["ns_bfloat16"] = py::bool_(dt == "bfloat16");
+      fields[choice->field] = as_python(index, choice->kind);
     } else if (!is_storage_key(name)) {
       fields[key] = value;
     }

@@ -1,7 +1,7 @@
 #pragma once
 // Hyperparameters and storage options between Python and C++ (optim_fields.cpp): the value
 // parsers and their messages, torch's composite keywords split into Config fields (group_fields,
-// the one place), and a Config to and from a dict through Config::visit. The step plans, the
+// by the table of dlopt/param_group_keys.hpp that the C++ checkpoints use too), and a Config to and from a dict through Config::visit. The step plans, the
 // registry bindings and the linear models' optimizer_params all read them here.
 
 #include <pybind11/pybind11.h>
@@ -14,13 +14,23 @@
 #include <vector>
 
 #include "dlopt/core/error.hpp"
-#include "models.hpp"
+#include "dlopt/core/storage.hpp"
 
 namespace dlopt::py_bindings {
+
+namespace py = pybind11;
 
 /// The param-group keys of StorageOptions (Python's dlopt.optim.optimizer.STORAGE_KEYS reads them here).
 inline constexpr std::array<const char*, 4> kStorageKeys = {"state_dtype", "stochastic_rounding", "master_weights",
                                                             "seed"};
+
+/// A param group's / optimizer_params' storage options (state_dtype, stochastic_rounding,
+/// master_weights, seed; absent keys take their defaults): the one parser of these keys.
+/// TypeError / ValueError name `where` + the key.
+StorageOptions storage_options(const py::dict& d, const std::string& where);
+
+/// The keys storage_options reads.
+bool is_storage_key(const std::string& key);
 
 /// A bool (Python's or NumPy's): TypeError naming `what` otherwise.
 bool bool_value(py::handle v, const std::string& what);

@@ -265,9 +265,9 @@ def check_storage_options(arg0: dict) -> None:
     """
     Raises TypeError/ValueError unless the group's state_dtype, stochastic_rounding, master_weights and seed are valid.
     """
-def check_train_config(config: dict) -> None:
+def check_train_config(config: dict, device: str = 'cpu', dtype: str = 'float64') -> None:
     """
-    The linear models' hyperparameter checks (TrainConfig::validate and the conversion of each key): ValueError / TypeError naming the key, as a trainer built with this config would raise.
+    The linear models' hyperparameter checks (TrainConfig::validate and the conversion of each key; with device='cuda', also what the GPU trainer cannot run, cuda::check_config): ValueError / TypeError naming the key, as a trainer built with this config would raise.
     """
 def checkpoint_itemsize(dtype: str) -> int:
     """

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._checks import real
 from .optim.optimizer import STORAGE_KEYS
 
 __all__ = ["LinearRegression", "LogisticRegression", "SoftmaxRegression", "NotFittedError", "ConvergenceWarning"]
@@ -329,24 +328,14 @@ class _LinearModel:
 
     # -- training ----------------------------------------------------------------------------------
 
-    def _config(self) -> dict[str, Any]:
-        """The trainer's config dict, checked by the trainers' own validator (C++: one message per
-        bad value, raised here before anything changes)."""
+    def _config(self, device: str = "cpu", dtype=np.float64) -> dict[str, Any]:
+        """The trainer's config dict, checked by the trainers' own validator (C++: types, ranges and,
+        for ``device="cuda"``, what the GPU trainer cannot run; one message per bad value, raised here
+        before anything changes)."""
         optimizer = DEFAULT_OPTIMIZER if self.optimizer is None else self.optimizer
-        if not isinstance(optimizer, str):
-            raise TypeError(f"optimizer: expected a name such as 'adam', got {optimizer!r}")
-        if optimizer.lower().startswith("schedulefree"):
-            # the fitted coefficients would be Schedule-Free's y, not its average x (train/eval)
-            raise ValueError(f"optimizer: {optimizer!r} is not supported by the linear models yet; use "
-                             "dlopt.optim.ScheduleFreeSGD / ScheduleFreeAdamW in your own loop")
-        lbfgs = optimizer.lower() == "lbfgs"  # full-batch L-BFGS: lr is its first trial step, torch's 1
+        # full-batch L-BFGS: lr is its first trial step, torch's 1
+        lbfgs = isinstance(optimizer, str) and optimizer.lower() == "lbfgs"
         lr = (1.0 if lbfgs else DEFAULT_LR) if self.lr is None else self.lr
-        # Types here (complex, 10**400 or a bool penalty would be a cast error in C++); ranges in C++.
-        if self.penalty is not None and not isinstance(self.penalty, str):
-            raise TypeError(f"penalty: expected None, 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
-        for key in ("alpha", "l1_ratio", "validation_fraction") + (() if self.tol is None else ("tol",)):
-            real(key, getattr(self, key))
-        real("lr", lr)
         optimizer_params = _optimizer_params(self.optimizer_params)
         config = dict(optimizer=optimizer, lr=lr, lr_schedule=self.lr_schedule, optimizer_params=optimizer_params,
                       epochs=self.epochs, batch_size=self.batch_size, shuffle=bool(self.shuffle),
@@ -354,7 +343,7 @@ class _LinearModel:
                       penalty=self.penalty, alpha=self.alpha, l1_ratio=self.l1_ratio, tol=self.tol,
                       n_iter_no_change=self.n_iter_no_change, early_stopping=bool(self.early_stopping),
                       validation_fraction=self.validation_fraction)
-        _core.check_train_config(config)
+        _core.check_train_config(config, device, np.dtype(dtype).name)
         known = {name.lower(): name for name in _core.optimizers()}.get(optimizer.lower())
         if known is not None:  # (an unknown name is reported by the trainer)
             _core.validate_config(known, {k: v for k, v in optimizer_params.items() if k not in STORAGE_KEYS})
@@ -470,10 +459,10 @@ class _LinearModel:
         once per call and a device X is read in place; y and sample_weight are checked (and labels
         encoded) on the host, then copied; coef_ / intercept_ come back as NumPy."""
         cuda = self._device() == "cuda"
-        if cuda and isinstance(self.optimizer, str) and self.optimizer.lower() == "lbfgs":
-            raise ValueError("optimizer='lbfgs' runs on the CPU only: use device='cpu'")
         first = not hasattr(self, "_coef") or not (partial or self.warm_start)
         X, n, d, dtype = self._fit_X(X, first, cuda)
+        if cuda:  # what the GPU trainer cannot run (C++'s one check), before anything goes to the device
+            self._config("cuda", dtype)
         if cuda:
             y, sample_weight = (_core.cuda_to_numpy(v) if v is not None and _core.is_device_array(v) else v
                                 for v in (y, sample_weight))

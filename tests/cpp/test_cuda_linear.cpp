@@ -3,7 +3,8 @@
 // butterfly and the block tree emulated in the kernels' order, and the loss and gradient must equal
 // the CPU LinearModel's (its loss, and the gradient of one plain SGD step with lr = 1), for the three
 // objectives, float and double, with and without sample weights, shuffled rows and a penalty.
-// Also: without a device, LinearTrainer refuses before changing anything.
+// Also: without a device, LinearTrainer refuses before changing anything; what the GPU cannot run is
+// refused in cuda/support.hpp's words.
 
 #include <algorithm>
 #include <cmath>
@@ -152,6 +153,35 @@ void without_a_device() {
   check(bad_name, "make_device_optimizer checks the name first");
 }
 
+/// What the GPU cannot run is refused by the trainer's constructor (no device needed) and by
+/// make_device_optimizer, in the words of cuda/support.hpp; the rest passes.
+void gpu_refusals() {
+  std::vector<float> W(2, 0.5f), b(1, 0.25f);
+  auto refused = [&](dlopt::TrainConfig cfg, const std::string& message) {
+    return throws<dlopt::InvalidArgument>(
+        [&] { dlopt::cuda::LinearTrainer<float>(dlopt::Objective::SquaredError, 2, 1, W.data(), b.data(), cfg); },
+        message);
+  };
+  dlopt::TrainConfig cfg;
+  cfg.optimizer = "lbfgs";
+  check(refused(cfg, "LBFGS runs on the CPU only for now"), "lbfgs is refused on the GPU");
+  cfg.optimizer = "Lamb";
+  check(refused(cfg, "LAMB runs on the CPU only for now"), "a rule with per-tensor norms is refused on the GPU");
+  check(throws<dlopt::InvalidArgument>([&] { dlopt::make_device_optimizer<float>("muon", {{W.data(), 2}}); },
+                                       "Muon runs on the CPU only for now"),
+        "make_device_optimizer refuses a matrix rule before allocating");
+  cfg.optimizer = "adam";
+  cfg.optimizer_storage.state_dtype = dlopt::StateDType::BFloat16;
+  check(refused(cfg, "optimizer_params: state_dtype='bfloat16' runs on the CPU only for now (on the GPU, state is "
+                     "kept in the parameters' dtype, float32)"),
+        "bfloat16 state is refused on the GPU");
+  cfg.optimizer_storage.state_dtype = dlopt::StateDType::Float32;
+  cfg.optimizer_storage.master_weights = true;
+  check(!refused(cfg, ""), "float32 state and master_weights for float32 parameters work as on the CPU");
+  check(throws<dlopt::InvalidArgument>([&] { dlopt::cuda::check_config<double>(cfg); }, "float64)"),
+        "float32 state for float64 parameters is refused on the GPU");
+}
+
 }  // namespace
 
 int main() {
@@ -160,5 +190,6 @@ int main() {
   check(batch_parts(1) == 1 && batch_parts(256) == 8 && batch_parts(int64_t(1) << 30) == kMaxParts,
         "row ranges depend on the batch size only");
   without_a_device();
+  gpu_refusals();
   return summary();
 }

@@ -231,6 +231,60 @@ void mismatched_checkpoint_changes_nothing() {
   std::remove("resume_mismatch.dlopt");
 }
 
+/// Python's keywords that are not one Config field (dlopt/param_group_keys.hpp) are written in
+/// Python's form and read back to the same Config; a choice that names neither choice is refused.
+void python_keywords_round_trip() {
+  // the Config read back (absent fields at their defaults, as a load builds it) is the one written
+  auto round_trip = [](const std::string& type, const auto& written) {
+    using Config = std::decay_t<decltype(written)>;
+    dlopt::TrainingCheckpoint c;
+    c.optimizer.emplace();
+    c.optimizer->type = type;
+    c.optimizer->config = dlopt::detail::config_values(written);
+    dlopt::write_training_checkpoint("resume_keys.dlopt", c);
+    const Config read = dlopt::detail::config_from_values<Config>(
+        dlopt::read_training_checkpoint("resume_keys.dlopt").optimizer->config);
+    bool same = true;
+    const std::vector<dlopt::ConfigValue> a = dlopt::detail::config_values(written), b = dlopt::detail::config_values(read);
+    for (std::size_t i = 0; i < a.size(); ++i) same &= a[i].name == b[i].name && a[i].value == b[i].value;
+    return same;
+  };
+  dlopt::MuonConfig muon;
+  muon.adjust_lr = 1;
+  muon.ns_bfloat16 = true;
+  muon.ns_a = 3.0;
+  check(round_trip("Muon", muon) && round_trip("Muon", dlopt::MuonConfig{}),
+        "Muon's ns_coefficients, adjust_lr_fn and ns_dtype round-trip");
+  dlopt::ADOPTConfig adopt;
+  adopt.clip = false;
+  check(round_trip("ADOPT", adopt) && round_trip("ADOPT", dlopt::ADOPTConfig{}),
+        "ADOPT's clip_exponent=None round-trips");
+  dlopt::AdEMAMixConfig ademamix;
+  ademamix.alpha_warmup = 5;
+  ademamix.beta3 = 0.95;
+  check(round_trip("AdEMAMix", ademamix) &&
+            round_trip("AdEMAMix", dlopt::AdEMAMixConfig{}),
+        "AdEMAMix's three betas and warmups (None: 0) round-trip");
+  dlopt::AdafactorConfig adafactor;
+  check(round_trip("Adafactor", adafactor), "Adafactor's eps=(None, eps2) round-trips");
+  adafactor.eps1 = 1e-20;
+  check(round_trip("Adafactor", adafactor), "Adafactor's eps pair round-trips");
+  dlopt::RpropConfig rprop;
+  rprop.etaminus = 0.4;
+  rprop.step_size_max = 10;
+  check(round_trip("Rprop", rprop), "Rprop's etas and step_sizes round-trip");
+
+  const std::string header =
+      "{\"format\": \"dlopt-checkpoint\", \"version\": 1, \"types\": {\"optimizer\": \"Muon\"}, "
+      "\"contents\": {\"optimizer\": {\"state\": {}, \"param_groups\": [{\"adjust_lr_fn\": \"bogus\", "
+      "\"params\": []}]}}}";
+  dlopt::write_checkpoint("resume_keys.dlopt", header, {});
+  check(throws<dlopt::CheckpointError>([] { dlopt::read_training_checkpoint("resume_keys.dlopt"); },
+                                       "adjust_lr_fn']: expected None, 'original' or 'match_rms_adamw'"),
+        "a choice keyword naming neither choice is refused");
+  std::remove("resume_keys.dlopt");
+}
+
 }  // namespace
 
 int main() {
@@ -238,5 +292,6 @@ int main() {
   bad_state_changes_nothing();
   lr_changes_between_steps();
   mismatched_checkpoint_changes_nothing();
+  python_keywords_round_trip();
   return summary();
 }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "dlopt/checkpoint.hpp"
+#include "dlopt/param_group_keys.hpp"
 #include "dlopt/optim/optimizer.hpp"
 
 namespace dlopt {
@@ -41,7 +42,7 @@ struct SchedulerState {
 
 /// A hyperparameter as a checkpoint holds it, by its Config field name.
 struct ConfigValue {
-  enum class Kind : uint8_t { Real, Integer, Boolean };
+  using Kind = group_keys::ValueKind;  ///< Real, Integer or Boolean
   std::string name;
   double value = 0;
   Kind kind = Kind::Real;

@@ -16,6 +16,7 @@
 #include "dlopt/cuda/linear.hpp"
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/step.hpp"
+#include "dlopt/cuda/support.hpp"
 
 namespace dlopt::cuda {
 namespace {
@@ -184,10 +185,6 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
   }
 
   void ensure_optimizer() override {
-    const StorageOptions& o = config.optimizer_storage;
-    if ((o.state_dtype != StateDType::Default && o.state_dtype != StateDType::Float32) || o.master_weights)
-      throw InvalidArgument("optimizer_params: state_dtype=" + std::string(state_dtype_name(o.state_dtype)) +
-                            " and master_weights are CPU-only for now");
     std::map<std::string, double> h = config.optimizer_params;
     h["lr"] = config.lr;
     if (optimizer && dlopt::detail::lower(optimizer->name()) == dlopt::detail::lower(config.optimizer)) {
@@ -200,6 +197,16 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
 };
 
 template <class T>
+void check_config(const TrainConfig& config) {
+  config.validate();
+  require_step(config.optimizer);
+  require_native_state("optimizer_params: ", config.optimizer_storage.state_dtype, storage_of<T>);
+}
+
+template void check_config<float>(const TrainConfig&);
+template void check_config<double>(const TrainConfig&);
+
+template <class T>
 LinearTrainer<T>::LinearTrainer(Objective objective, int64_t n_features, int64_t n_outputs, T* coef,
                                 T* intercept, TrainConfig config, void* stream)
     : s_(new State{objective, n_features, n_outputs, coef, intercept, std::move(config), stream}) {
@@ -207,7 +214,7 @@ LinearTrainer<T>::LinearTrainer(Objective objective, int64_t n_features, int64_t
   if (objective == Objective::Softmax ? n_outputs < 2 : n_outputs != 1)
     throw InvalidArgument("Invalid n_outputs: " + std::to_string(n_outputs));
   if (!coef || !intercept) throw InvalidArgument("Invalid coef / intercept: null buffer");
-  s_->config.validate();
+  check_config<T>(s_->config);
 }
 
 template <class T>
@@ -217,7 +224,7 @@ template <class T>
 int64_t LinearTrainer<T>::fit(const DataView<T>& data, const EpochCallback& callback) {
   State& s = *s_;
   s.check(data, "fit");
-  s.config.validate();
+  check_config<T>(s.config);
   s.data = &data;
   struct Done {  // the view dies with this call
     State& s;

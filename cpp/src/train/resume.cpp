@@ -1,14 +1,15 @@
 // dlopt::write_training_checkpoint / read_training_checkpoint: the JSON header of a training
 // checkpoint in exactly the tree Python's dlopt.save writes (python/dlopt/checkpoint.py), on top of
 // the container (write_checkpoint / read_checkpoint). The param group's keys are Python's: the
-// composite keywords (betas, eps pairs, ...) are split and joined here as the binding's
-// group_fields does for a live optimizer.
+// composite keywords (betas, eps pairs, ...), None meanings and choices are translated by the table
+// the binding's group_fields uses for a live optimizer (dlopt/param_group_keys.hpp).
 
 #include "dlopt/resume.hpp"
 
 #include <cmath>
 #include <limits>
 
+#include "dlopt/param_group_keys.hpp"
 #include "dlopt/version.hpp"
 #include "json.hpp"
 
@@ -36,19 +37,6 @@ std::optional<Storage> storage_from_dtype(const std::string& dtype) {
 namespace {
 
 using json::Value;
-
-/// Python's composite param-group keywords: one key for several Config fields, in this order.
-struct Composite {
-  const char* key;
-  std::vector<const char*> fields;
-};
-const std::vector<Composite>& composites() {
-  static const std::vector<Composite> table = {
-      {"betas", {"beta1", "beta2", "beta3"}}, {"eps", {"eps1", "eps2"}},
-      {"etas", {"etaminus", "etaplus"}},       {"step_sizes", {"step_size_min", "step_size_max"}},
-      {"ns_coefficients", {"ns_a", "ns_b", "ns_c"}}};
-  return table;
-}
 
 /// Where a Python class's param group differs from its rule's Config: a field the class fixes and
 /// does not take (`value` null: not written), or a key it keeps besides the Config (written as
@@ -86,34 +74,36 @@ std::string group_keys(const OptimizerRecord& r) {
       if (r.config[i].name == name) return std::ptrdiff_t(i);
     return -1;
   };
+  // a Config value equal to a None meaning's value is written as Python's None
+  auto is_none = [&](const group_keys::NoneMeans* n) {
+    const std::ptrdiff_t j = n ? index(n->field) : -1;
+    return j >= 0 && group_keys::means_none(*n, r.config[std::size_t(j)].value);
+  };
   for (std::size_t i = 0; i < r.config.size(); ++i) {
     if (done[i]) continue;
     const ConfigValue& v = r.config[i];
     std::string text;
-    for (const Composite& c : composites()) {
+    for (const group_keys::Composite& c : group_keys::kComposites) {
       if (index(c.fields[0]) != std::ptrdiff_t(i) || index(c.fields[1]) < 0) continue;
       for (const char* f : c.fields) {
-        const std::ptrdiff_t j = index(f);
+        const std::ptrdiff_t j = f ? index(f) : -1;
         if (j < 0) continue;
         done[std::size_t(j)] = true;
-        const bool machine_eps = std::string(f) == "eps1" && r.config[std::size_t(j)].value < 0;  // Python's None
-        text += std::string(text.empty() ? "" : ", ") + (machine_eps ? "null" : number(r.config[std::size_t(j)]));
+        const bool none = is_none(group_keys::none_for_field(f));
+        text += std::string(text.empty() ? "" : ", ") + (none ? "null" : number(r.config[std::size_t(j)]));
       }
       keys.emplace_back(c.key, "{\"__tuple__\": [" + text + "]}");
     }
     if (!text.empty()) continue;
     done[i] = true;
+    const group_keys::NoneMeans* hidden = group_keys::none_for_field(v.name);
     if (python_key(r.type, v.name)) {
       continue;  // fixed by the Python class
-    } else if (v.name == "adjust_lr") {
-      keys.emplace_back("adjust_lr_fn", v.value != 0 ? "\"match_rms_adamw\"" : "null");  // None: original
-    } else if (v.name == "ns_bfloat16") {
-      keys.emplace_back("ns_dtype", v.value != 0 ? "\"bfloat16\"" : "\"float32\"");
-    } else if ((v.name == "alpha_warmup" || v.name == "beta3_warmup") && v.value == 0) {
-      keys.emplace_back(v.name, "null");
-    } else if (v.name == "clip") {
-      continue;  // Python's clip_exponent=None, below
-    } else if (v.name == "clip_exponent" && index("clip") >= 0 && r.config[std::size_t(index("clip"))].value == 0) {
+    } else if (const group_keys::Choice* c = group_keys::choice_for_field(v.name)) {
+      keys.emplace_back(c->key, v.value == 0 && c->none_is_first ? "null" : json::quote(c->names[v.value != 0]));
+    } else if (hidden && v.name != hidden->key) {
+      continue;  // no Python keyword: its key's None says it (clip: clip_exponent=None)
+    } else if (is_none(group_keys::none_for_key(v.name))) {
       keys.emplace_back(v.name, "null");
     } else {
       keys.emplace_back(v.name, number(v));
@@ -277,18 +267,22 @@ class Reader {
                                                               : ConfigValue::Kind::Real;
       r.config.push_back({name, x.is(Value::Kind::Bool) ? double(x.boolean) : number(x, what), kind});
     };
-    auto set = [&](const std::string& name, double x) { r.config.push_back({name, x, ConfigValue::Kind::Real}); };
+    auto set_none = [&](const group_keys::NoneMeans& n) {
+      r.config.push_back({n.field, n.value, n.kind});
+    };
     const bool listed = value.is(Value::Kind::Array) || tagged(value, "__tuple__");
-    for (const Composite& c : composites()) {
-      if (key != c.key || !listed) continue;
+    if (const group_keys::Composite* c = group_keys::composite(key); c && listed) {
       const std::vector<Value>& parts = sequence(value, what);
-      if (parts.size() > c.fields.size() || parts.size() < 2) fail(what + ": expected " + std::to_string(c.fields.size()) + " values");
+      if (parts.size() < c->min_parts || parts.size() > c->max_parts) fail(what + ": expected " + c->expected);
       for (std::size_t j = 0; j < parts.size(); ++j) {
-        if (std::string(c.fields[j]) == "eps1" && parts[j].is(Value::Kind::Null)) set("eps1", -1.0);
-        else add(c.fields[j], parts[j]);
+        const group_keys::NoneMeans* none = group_keys::none_for_field(c->fields[j]);
+        if (none && parts[j].is(Value::Kind::Null)) set_none(*none);
+        else add(c->fields[j], parts[j]);
       }
       return;
     }
+    const group_keys::NoneMeans* none = value.is(Value::Kind::Null) ? group_keys::none_for_key(key) : nullptr;
+    const group_keys::Choice* choice = group_keys::choice(key);
     if (const PythonKey* k = python_key(r.type, key); k && k->value) {
       if (!value.is(Value::Kind::Bool) || (value.boolean ? "true" : "false") != std::string(k->value))
         fail(what + ": expected " + k->value + " (a " + r.type + " saved in train mode)");
@@ -301,14 +295,14 @@ class Reader {
       r.options.seed = uint64_t(integer(value, what));
     } else if (key == "initial_lr") {
       r.initial_lr = number(value, what);
-    } else if (key == "adjust_lr_fn") {
-      set("adjust_lr", value.is(Value::Kind::String) && value.text == "match_rms_adamw" ? 1.0 : 0.0);
-    } else if (key == "ns_dtype") {
-      r.config.push_back({"ns_bfloat16", double(value.text == "bfloat16"), ConfigValue::Kind::Boolean});
-    } else if ((key == "alpha_warmup" || key == "beta3_warmup") && value.is(Value::Kind::Null)) {
-      r.config.push_back({key, 0, ConfigValue::Kind::Integer});
-    } else if (key == "clip_exponent" && value.is(Value::Kind::Null)) {
-      r.config.push_back({"clip", 0, ConfigValue::Kind::Boolean});
+    } else if (choice) {
+      const int i = value.is(Value::Kind::Null) && choice->none_is_first ? 0
+                    : value.is(Value::Kind::String)                       ? group_keys::choice_index(*choice, value.text)
+                                                                          : -1;
+      if (i < 0) fail(what + ": expected " + group_keys::choice_expected(*choice));
+      r.config.push_back({choice->field, double(i), choice->kind});
+    } else if (none) {
+      set_none(*none);
     } else if (value.is_number() || value.is(Value::Kind::Bool) || tagged(value, "__float__") ||
                tagged(value, "__scalar__")) {
       add(key, value);

@@ -144,10 +144,8 @@ class LBFGS:
         if isinstance(params, (np.ndarray, dict)) or _core.is_device_array(params):
             raise TypeError(f"params: expected an iterable of arrays or of dicts, got {type(params).__name__} "
                             "(wrap a single array in a list)")
-        groups = list(params)
-        if not groups:
-            raise ValueError("params: optimizer got an empty parameter list")
-        if isinstance(groups[0], dict):
+        groups = list(params)  # (empty: _core.LBFGS refuses it below)
+        if groups and isinstance(groups[0], dict):
             if len(groups) != 1:
                 raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
             group = dict(groups[0])

@@ -37,6 +37,14 @@ namespace dlopt::cuda {
 template <class T>
 void launch_batch(const detail::LinearBatch<T>& batch, void* stream);
 
+/// What LinearTrainer<T> cannot run, refused before anything changes (InvalidArgument, the messages
+/// of cuda/support.hpp): an optimizer without a CUDA step (L-BFGS, LAMB, LARS, Muon, Adafactor) and
+/// a state_dtype other than T's. Every other option works as on the CPU. The trainer's constructor
+/// and fit call it after TrainConfig::validate; Python's _core.check_train_config(config, "cuda",
+/// dtype) too, so the estimators refuse with device="cuda" before copying anything to the device.
+template <class T>
+void check_config(const TrainConfig& config);
+
 template <class T>
 class LinearTrainer {
  public:

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dlopt/core/step.hpp"
+#include "dlopt/cuda/support.hpp"
 
 namespace dlopt::cuda {
 
@@ -44,8 +45,7 @@ void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream)
 template <class Rule, class T>
 void step(const TensorStep<Rule, T>* tensors, std::size_t count, void* stream = nullptr) {
   dlopt::detail::check_step(tensors, count);
-  if constexpr (Rule::reductions > 0 || Rule::matrix)
-    throw InvalidArgument(std::string(Rule::name) + ": matrix rules and per-tensor reductions are CPU-only for now");
+  if constexpr (!has_step<Rule>) throw cpu_only(Rule::name);
   for (std::size_t i = 0; i < count; ++i) {
     bool native = tensors[i].param.storage == storage_of<T> && !tensors[i].master;
     for (const dlopt::Buffer& b : tensors[i].slots) native = native && (!b || b.storage == storage_of<T>);

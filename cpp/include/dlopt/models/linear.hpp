@@ -62,7 +62,7 @@ Penalty parse_penalty(const std::string& name);
 
 /// Training hyperparameters. Defaults: full-batch Adam for 1000 epochs, no plateau stopping.
 struct TrainConfig {
-  std::string optimizer = "adam";                  ///< any registry name, case-insensitive
+  std::string optimizer = "adam";                  ///< a registry name (not Schedule-Free) or "lbfgs", any case
   double lr = 0.01;                                ///< the optimizer's learning rate
   /// Learning-rate schedule counted in epochs: epoch e (0-based, counting every epoch this model has
   /// trained, so warm starts and partial_fit continue the schedule) runs with make_schedule(lr_schedule,
@@ -71,7 +71,7 @@ struct TrainConfig {
   /// come from `epochs` (see make_schedule).
   ScheduleSpec lr_schedule;
   std::map<std::string, double> optimizer_params;  ///< other hyperparameters by Config field name
-  StorageOptions optimizer_storage;                ///< how the optimizer stores its state (CPU only)
+  StorageOptions optimizer_storage;                ///< how the optimizer stores its state (GPU: cuda::check_config)
   int64_t epochs = 1000;                           ///< passes over the training rows
   int64_t batch_size = 0;                          ///< 0: full batch; otherwise rows per step
   bool shuffle = true;                             ///< reshuffle the rows every epoch (mini-batch)
