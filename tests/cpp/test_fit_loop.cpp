@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "epoch_threads.hpp"
 #include "fit_loop.hpp"
 #include "harness.hpp"
 
@@ -198,7 +199,35 @@ void batches() {
 
 }  // namespace
 
+// The mini-batch epoch's thread choice: try the team and one thread, run the faster, probe the other.
+void epoch_threads() {
+  dlopt::detail::EpochThreads t;
+  check(t.pick(1) == 1 && t.pick(1) == 1, "one thread set: always one");
+  std::vector<int> seq;
+  auto run = [&](int epochs, double one, double team) {
+    for (int e = 0; e < epochs; ++e) {
+      const int k = t.pick(4);
+      seq.push_back(k);
+      t.record(k, k == 1 ? one : team);
+    }
+  };
+  run(2, 1.0, 2.0);  // the first two epochs measure the team, then one thread
+  check(seq == std::vector<int>({4, 1}), "the team first, then one thread");
+  seq.clear();
+  run(62, 1.0, 2.0);  // one thread is faster (a busy core): it runs, the team is probed at epoch 32
+  check(std::count(seq.begin(), seq.end(), 4) == 1 && seq[30] == 4, "one thread runs; the team probed every 32");
+  seq.clear();
+  run(40, 3.0, 2.0);  // the load went away: the probe of the team finds it faster, and it stays
+  check(seq.back() == 4 && std::count(seq.begin(), seq.end(), 1) <= 4, "the team again once it is faster");
+  dlopt::detail::EpochThreads u;
+  u.pick(4), u.record(4, 1.0), u.pick(4), u.record(1, 2.0);
+  const int first = u.pick(2);
+  u.record(first, 1.0);
+  check(first == 2 && u.pick(2) == 1, "a new thread setting starts measuring again");
+}
+
 int main() {
+  epoch_threads();
   epochs_and_schedule();
   plateau_and_callback();
   early_stopping();

@@ -16,6 +16,7 @@
 #endif
 
 #include "batch_gate.hpp"
+#include "epoch_threads.hpp"
 #include "common.hpp"
 #include "dlopt/core/aligned.hpp"
 #include "dlopt/models/objective.hpp"
@@ -51,6 +52,7 @@ struct LinearModel<T>::Work {
   std::vector<double> part_loss, part_weight;
   std::vector<uint32_t> tiles, order;   // block shuffling: the block order, the epoch's row order
   std::vector<const T*> grads = {nullptr, nullptr};  // the optimizer's argument, reused every step
+  detail::EpochThreads threads;         // 1 or the whole team, by measured epoch times
 };
 
 template <class T>
@@ -160,7 +162,9 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   };
 
   const bool parallel = parts > 1 && parallel_ok(B * d * K);
-  if (parallel && nb > 1) {
+  const int team = parallel ? w.threads.pick(get_num_threads()) : 1;
+  const double started = parallel ? detail::EpochThreads::now() : 0;
+  if (team > 1 && nb > 1) {
     // One parallel region for the whole epoch (not one per batch). Batch g runs while the gate's
     // generation is g. Each thread takes its own share of the batch's partitions in order (its
     // prefetch stream), then the partitions nobody has taken, from the end of the others' shares;
@@ -174,7 +178,7 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
     std::atomic<uint32_t> claim[detail::kMaxParts] = {};  // g + 1: partition taken in batch g
     std::atomic<int64_t> done{0};                          // partitions of the current batch summed
     detail::BatchGate gate;
-#pragma omp parallel num_threads(get_num_threads())
+#pragma omp parallel num_threads(team)
     for (;;) {
       const uint32_t g = gate.generation();
       if (int64_t(g) >= nb || stop.load(std::memory_order_relaxed)) break;
@@ -210,8 +214,8 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
   } else {  // one batch (its optimizer step may use every thread), or too little work to share
     for (int64_t j = 0; j < nb; ++j) {
       const int64_t start = first(j), count = first(j + 1) - start, n_parts = partitions(count);
-      if (parallel) {
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
+      if (team > 1) {
+#pragma omp parallel for schedule(static) num_threads(team)
         for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts, p, p + 1);
       } else {  // no OpenMP call at all: tiny problems (the seed example) pay per epoch for one
         for (int64_t p = 0; p < n_parts; ++p) part(start, count, p, n_parts, 0, n_parts);
@@ -219,6 +223,7 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
       update(n_parts);
     }
   }
+  if (parallel) w.threads.record(team, detail::EpochThreads::now() - started);
   double l1 = 0, l2 = 0;
   if (config_.penalty != Penalty::None)
     for (int64_t k = 0; k < K * d; ++k) l1 += std::abs(double(coef_[k])), l2 += double(coef_[k]) * coef_[k];
