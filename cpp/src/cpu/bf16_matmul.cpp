@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,18 +22,7 @@ namespace dlopt {
 
 #if defined(DLOPT_HAS_ONEDNN)
 
-const char* bf16_matmul_library() {
-  static const std::string name = [] {
-    const dnnl_version_t* v = dnnl_version();
-    return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
-  }();
-  return name.c_str();
-}
-
 namespace detail {
-
-bool has_bf16_matmul() { return true; }
-
 namespace {
 
 using dnnl::memory;
@@ -78,14 +68,31 @@ const TileKernel& kernel_for(int64_t rows, int64_t cols, int64_t depth, int64_t 
 
 }  // namespace
 
+bool has_bf16_matmul() {
+  // oneDNN has bfloat16 matmul kernels only for some CPUs (AVX-512 and newer): elsewhere making the
+  // primitive throws, and Muon keeps its Eigen path. Asked once, on a small product.
+  static const bool available = [] {
+    try {
+      make_kernel(16, 16, 16, 16);
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return available;
+}
+
 void bf16_matmul(const uint16_t* L, const uint16_t* R, bool r_transposed, int64_t m, int64_t k, int64_t n,
                  bool symmetric, float alpha, const uint16_t* add, float beta, uint16_t* out) {
+  if (!has_bf16_matmul())
+    throw std::logic_error("dlopt::detail::bf16_matmul: oneDNN has no bfloat16 matmul for this CPU");
   if (m <= 0 || n <= 0 || k <= 0) throw std::invalid_argument("dlopt::detail::bf16_matmul: empty product");
   const int64_t tm = (m + kTile - 1) / kTile, tn = (n + kTile - 1) / kTile;
   std::vector<std::pair<int64_t, int64_t>> tiles;
   for (int64_t i = 0; i < tm; ++i)
     for (int64_t j = symmetric ? i : 0; j < tn; ++j) tiles.emplace_back(i, j);
   const int64_t count = int64_t(tiles.size());
+  std::exception_ptr error;  // an exception must not leave the parallel region (std::terminate)
 #pragma omp parallel if (count > 1)  // one tile (a small matrix): no threads to wake
   {
     // oneDNN (OpenMP runtime) reads the thread count when a primitive is made and run: one thread
@@ -95,7 +102,7 @@ void bf16_matmul(const uint16_t* L, const uint16_t* R, bool r_transposed, int64_
     std::vector<float> acc(std::size_t(kTile * kTile));
     std::vector<unsigned char> scratch;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < count; ++t) {
+    for (int64_t t = 0; t < count; ++t) try {
       const int64_t i0 = tiles[t].first * kTile, j0 = tiles[t].second * kTile;
       const int64_t rows = std::min(kTile, m - i0), cols = std::min(kTile, n - j0);
       const TileKernel& kern = kernel_for(rows, cols, k, r_transposed ? 0 : n);
@@ -122,11 +129,24 @@ void bf16_matmul(const uint16_t* L, const uint16_t* R, bool r_transposed, int64_
           out[(i0 + x) * n + j0 + y] = h;
           if (mirror) out[(j0 + y) * n + i0 + x] = h;
         }
+    } catch (...) {
+#pragma omp critical(dlopt_bf16_matmul_error)
+      if (!error) error = std::current_exception();
     }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace detail
+
+const char* bf16_matmul_library() {
+  static const std::string name = [] {
+    if (!detail::has_bf16_matmul()) return std::string("none");
+    const dnnl_version_t* v = dnnl_version();
+    return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  }();
+  return name.c_str();
+}
 
 #else  // built without oneDNN
 

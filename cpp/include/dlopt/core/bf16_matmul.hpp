@@ -12,13 +12,15 @@
 
 namespace dlopt {
 
-/// The library bfloat16 products run with: "oneDNN X.Y.Z", or "none" in a build without it (Muon's
-/// ns_dtype="bfloat16" then uses Eigen's float GEMM and rounds each product to bfloat16).
+/// The library bfloat16 products run with: "oneDNN X.Y.Z", or "none" in a build without it or on a CPU
+/// oneDNN has no bfloat16 matmul for (Muon's ns_dtype="bfloat16" then uses Eigen's float GEMM and
+/// rounds each product to bfloat16).
 const char* bf16_matmul_library();
 
 namespace detail {
 
-/// True when bf16_matmul can run: libdlopt was built with oneDNN.
+/// True when bf16_matmul can run: libdlopt was built with oneDNN and oneDNN has a bfloat16 matmul for
+/// this CPU (probed once).
 bool has_bf16_matmul();
 
 /// out ← bf16(beta·add + alpha·(L·R)), row-major bfloat16 (uint16_t) matrices, the product
