@@ -268,8 +268,10 @@ class LinearLR(LRScheduler):
         if self._is_initial or self.last_epoch > self.total_iters:
             return self._current_lrs()
         change = self.end_factor - self.start_factor
+        # torch's chainable factor; with end_factor 0 its last step can round to -1e-16 instead of 0, a
+        # negative lr the optimizer refuses: the factor is never below 0, so clamp the rounding away.
         return self._scaled_lrs(
-            1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change)
+            max(0.0, 1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change))
         )
 
     def _get_closed_form_lr(self) -> list[float]:
