@@ -1,5 +1,5 @@
 #pragma once
-// EpochThreads: how many threads a mini-batch epoch runs on, chosen from measured epoch times.
+// EpochThreads: how many threads a linear model's CPU epoch runs on, chosen from measured epoch times.
 // A team only pays when each thread has a core. On a machine whose cores are busy with other work, a
 // 2-thread epoch can be slower than a 1-thread one (issue 17: 1.2–1.6× with one core busy, even with
 // the batch gate). A model's results do not depend on its thread count (partition sums in a fixed

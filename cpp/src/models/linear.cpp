@@ -211,7 +211,8 @@ double LinearModel<T>::epoch(const DataView<T>& data, std::vector<uint32_t>& row
       gate.wait(g);  // at once when this thread opened it
     }
     if (error) std::rethrow_exception(error);
-  } else {  // one batch (its optimizer step may use every thread), or too little work to share
+  } else {  // one batch (its optimizer step may use every thread), too little work to share, or one
+           // thread measured faster (EpochThreads)
     for (int64_t j = 0; j < nb; ++j) {
       const int64_t start = first(j), count = first(j + 1) - start, n_parts = partitions(count);
       if (team > 1) {
