@@ -51,7 +51,7 @@ C* in_place(const Buffer& b, int64_t begin) {
 /// Stores the updated 16-bit parameter (C = float): stochastically rounded from the low 16 of each
 /// element's `random` bits, or to nearest even when `random` is null.
 template <class C>
-void store_param(const Buffer& param, int64_t begin, int64_t n, const C* __restrict in,
+[[gnu::always_inline]] inline void store_param(const Buffer& param, int64_t begin, int64_t n, const C* __restrict in,
                  const uint32_t* __restrict random) {
   uint16_t* __restrict x = static_cast<uint16_t*>(param.data) + begin;
   const bool bf16 = param.storage == Storage::BFloat16;
@@ -80,7 +80,9 @@ struct Staged {
   C* s[S + 1] = {};
   bool staged_param = false;
 
-  void load_chunk(const Segment<Rule, C>& seg, int64_t off, int64_t n) {
+  // always_inline: compiled into each DLOPT_KERNEL clone (a separate function would run at the
+  // portable build's baseline ISA).
+  [[gnu::always_inline]] void load_chunk(const Segment<Rule, C>& seg, int64_t off, int64_t n) {
     p = nullptr;
     if constexpr (std::is_same_v<C, float>) p = seg.master ? seg.master + off : nullptr;
     if (!p) p = in_place<C>(seg.param, off);
