@@ -27,7 +27,7 @@ constexpr int64_t kBlock = int64_t(1) << 12;
 constexpr int64_t kParallelMin = int64_t(1) << 14;
 
 // Buffers that are not stored in the compute type go through L1-sized chunks of it.
-constexpr int64_t kStage = 1024;
+constexpr int64_t kStage = 256;
 static_assert(kBlock % kStage == 0 && kStage % kQuantBlock == 0, "chunks hold whole quant blocks");
 
 template <class Rule, class C>
@@ -99,40 +99,49 @@ struct Staged {
   }
 };
 
-/// A block with buffers in other formats than C: chunk by chunk, each such buffer is loaded into
+/// One chunk of a staged block (n elements from `off`): each buffer not stored in C is loaded into
 /// C scratch, the rule runs on C arrays exactly as in run_native, and the results are stored back
-/// (rounded with one hash per element and step when stochastic rounding is on).
+/// (rounded with one hash per element and step when stochastic rounding is on). `n` is a
+/// compile-time constant for whole chunks: the loops then have fixed trip counts, and GCC keeps
+/// each chunk's conversions and maths close enough that they overlap in the core.
+template <class Rule, class C, class N>
+[[gnu::always_inline]] inline void run_chunk(const Segment<Rule, C>& seg, Staged<Rule, C>& st,
+                                             uint32_t* __restrict rbuf, int64_t off, N n) {
+  constexpr std::size_t S = num_slots<Rule>;
+  const auto c = seg.coeffs;
+  st.load_chunk(seg, off, n);
+  {
+    C* __restrict pp = st.p;
+    const C* __restrict gg = st.g;
+    C* const* s = st.s;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) Rule::update(c, i, pp, gg, s);
+  }
+  const uint32_t* random = nullptr;
+  if (seg.stochastic) {
+    const formats::BitsKey key = formats::bits_key(seg.rounding_key, off);
+    const uint32_t first = uint32_t(off);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) rbuf[i] = formats::random_bits(key, first + uint32_t(i));
+    random = rbuf;
+  }
+  for (std::size_t k = 0; k < S; ++k)
+    if (st.s[k] == st.sbuf[k]) store(seg.slots[k], off, n, st.s[k], random, int(k));
+  if constexpr (std::is_same_v<C, float>) {
+    if (seg.master) store_param(seg.param, off, n, st.p, nullptr);  // to nearest from the master
+    else if (st.staged_param) store_param(seg.param, off, n, st.p, random);
+  }
+}
+
+/// A block with buffers in other formats than C, chunk by chunk (run_chunk).
 template <class Rule, class C>
 DLOPT_KERNEL void run_staged(const Segment<Rule, C>& seg, int64_t begin, int64_t len) {
-  constexpr std::size_t S = num_slots<Rule>;
   Staged<Rule, C> st;
   alignas(64) uint32_t rbuf[kStage];
-  const auto c = seg.coeffs;
-  for (int64_t off = begin; off < begin + len; off += kStage) {
-    const int64_t n = std::min(kStage, begin + len - off);
-    st.load_chunk(seg, off, n);
-    {
-      C* __restrict pp = st.p;
-      const C* __restrict gg = st.g;
-      C* const* s = st.s;
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) Rule::update(c, i, pp, gg, s);
-    }
-    const uint32_t* random = nullptr;
-    if (seg.stochastic) {
-      const formats::BitsKey key = formats::bits_key(seg.rounding_key, off);
-      const uint32_t first = uint32_t(off);
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) rbuf[i] = formats::random_bits(key, first + uint32_t(i));
-      random = rbuf;
-    }
-    for (std::size_t k = 0; k < S; ++k)
-      if (st.s[k] == st.sbuf[k]) store(seg.slots[k], off, n, st.s[k], random, int(k));
-    if constexpr (std::is_same_v<C, float>) {
-      if (seg.master) store_param(seg.param, off, n, st.p, nullptr);  // to nearest from the master
-      else if (st.staged_param) store_param(seg.param, off, n, st.p, random);
-    }
-  }
+  const int64_t whole = begin + len / kStage * kStage;
+  for (int64_t off = begin; off < whole; off += kStage)
+    run_chunk(seg, st, rbuf, off, std::integral_constant<int64_t, kStage>{});
+  if (whole < begin + len) run_chunk(seg, st, rbuf, whole, begin + len - whole);
 }
 
 template <class Rule, class C>
