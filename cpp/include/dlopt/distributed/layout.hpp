@@ -6,7 +6,7 @@
 /// The parameters of one dtype are laid end to end as one flat vector and cut into N consecutive
 /// ranges, one per rank, each near total * r / N. A cut inside a tensor falls on a multiple of
 /// kShardAlign elements from the tensor's start: a boundary of the CPU step's 4096-element blocks,
-/// of its 1024-element staging chunks and of the 256-element blocks of 8-bit state, so each rank's
+/// of its 256-element staging chunks and of the 256-element blocks of 8-bit state, so each rank's
 /// part of a tensor is processed exactly as in the unsharded step. Tensors whose update is not
 /// elementwise (per-tensor reductions such as LAMB's norms, matrix rules such as Muon) or draws
 /// random bits keyed by the element's index in its tensor (stochastic rounding) are never cut: the
