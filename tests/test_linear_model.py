@@ -138,12 +138,10 @@ def test_every_optimizer_trains_minibatch_sgd(optimizer, lr, params):
     assert model.t_ == 30 * 32  # ceil(2000 / 64) steps per epoch
 
 
-def test_rprop_trains_full_batch_and_schedule_free_is_refused():
+def test_rprop_trains_full_batch():  # (Schedule-Free: tests/test_linear_schedule_free.py)
     X, y, _ = regression_data()
     model = LinearRegression(optimizer="rprop", lr=0.01, epochs=200, tol=None).fit(X, y)
     assert model.score(X, y) > 0.99
-    with pytest.raises(ValueError, match="ScheduleFree"):
-        LinearRegression(optimizer="schedulefreeadamw", lr=0.01).fit(X, y)
     with pytest.raises(TypeError, match="betas: expected three floats"):
         LinearRegression(optimizer="ademamix", lr=0.01, optimizer_params={"betas": (0.9, 0.99)}).fit(X, y)
 

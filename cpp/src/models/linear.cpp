@@ -239,6 +239,9 @@ class LinearModel<T>::Cpu final : public detail::FitBackend<T> {
   void ensure_optimizer() override { m_.ensure_optimizer(); }
   void reset_optimizer() override { m_.reset_optimizer(); }
   void set_lr(double lr) override { m_.optimizer_->set("lr", lr); }
+  void set_train_mode(bool train) override {
+    if (m_.optimizer_) train ? m_.optimizer_->train() : m_.optimizer_->eval();
+  }
   double epoch(std::vector<uint32_t>& rows) override { return m_.epoch(data_, rows); }
   double score(const std::vector<uint32_t>& rows) override {
     return detail::validation_score(m_.objective_, m_.n_features_, m_.n_outputs_, m_.coef_, m_.intercept_, data_,
