@@ -90,7 +90,9 @@ void LinearModel<T>::ensure_optimizer() {
     return;
   }
   const int64_t nc = n_outputs_ * n_features_;
-  optimizer_ = make_optimizer<T>(config_.optimizer, {{coef_, nc}, {intercept_, n_outputs_}}, h, o);
+  // coef is a K × d matrix (rows K), as torch's nn.Linear weight; the intercept a vector: LARS's
+  // exclude_1d then leaves out the intercept only, and the matrix rules see coef's shape
+  optimizer_ = make_optimizer<T>(config_.optimizer, {{coef_, nc, n_outputs_}, {intercept_, n_outputs_}}, h, o);
   storage_ = o;
   steps_ = 0;
 }

@@ -195,7 +195,7 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
       for (const auto& [key, value] : h) optimizer->set(key, value);
       return;
     }
-    optimizer = make_device_optimizer<T>(config.optimizer, {{coef, K * d}, {intercept, K}}, h, stream);
+    optimizer = make_device_optimizer<T>(config.optimizer, {{coef, K * d, K}, {intercept, K}}, h, stream);  // as the CPU's
     steps = 0;
   }
 };
