@@ -672,6 +672,11 @@ class LARS(Optimizer):
     decay, as pytorch-optimizer always does; the paper scales every layer (the default). The norms
     are summed in double in a fixed order: results do not depend on the thread count. CPU only.
 
+    A step moves a scaled tensor by about :math:`\gamma\eta\lVert p\rVert/(1-\mu)` whatever the
+    gradient's size: with the defaults (:math:`\gamma = \eta = 10^{-3}`) that is :math:`10^{-5}`
+    of :math:`\lVert p\rVert`, so LARS wants a large ``lr`` (about 1 gives 1% a step), as in
+    large-batch training. From zero parameters the first step is plain SGD (trust ratio 1).
+
     Parameters
     ----------
     {params}
