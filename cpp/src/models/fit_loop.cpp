@@ -127,6 +127,9 @@ int64_t fit_loop(FitBackend<T>& device, const TrainConfig& c, Objective objectiv
     std::string msg = device.bad_input();
     if (msg.empty()) msg = diverged(int64_t(curve_before) + run + 1, lrs[std::size_t(run)]);
     throw InvalidArgument(msg);
+  } catch (...) {  // a callback's or reducer's error: the parameters are left at x, as between calls
+    device.set_train_mode(false);
+    throw;
   }
   device.set_train_mode(false);
   if (c.early_stopping && !best_params.empty()) device.restore(best_params);  // the best epoch's
