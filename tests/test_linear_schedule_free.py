@@ -14,6 +14,7 @@ from dlopt.linear_model import LinearRegression, LogisticRegression
 
 torch = pytest.importorskip("torch")
 schedulefree = pytest.importorskip("schedulefree")
+pytestmark = pytest.mark.filterwarnings("ignore:.*stopped at the epoch limit")  # short fits on purpose
 
 CASES = {
     "ScheduleFreeSGD": (schedulefree.SGDScheduleFree, 0.05, dict(momentum=0.8, warmup_steps=5)),
