@@ -398,3 +398,44 @@ def test_gpu_many_tensors_one_launch(dtype):
         _assert_close(to_host(d), p, dtype)
     assert gpu_opt.state[0]["step"] == 5 and gpu_opt.state[0]["mu_product"] == pytest.approx(
         cpu_opt.state[0]["mu_product"])
+
+
+# -- Schedule-Free's train() / eval() on device arrays (_core.schedule_free_move) ----------------------
+
+def test_schedule_free_move_checks_before_the_device():
+    p, z = _fake((5,)), _fake((5,), seed=1)
+    before = p.host.copy()
+    with pytest.raises(ValueError, match="differ in dtype or size"):
+        _core.schedule_free_move(p, _fake((4,)), 0.1)
+    with pytest.raises(ValueError, match="differ in dtype or size"):
+        _core.schedule_free_move(p, _fake((5,), np.float64), 0.1)
+    with pytest.raises(ValueError, match="z shares memory with param"):
+        _core.schedule_free_move(p, p, 0.1)
+    with pytest.raises(ValueError, match="param: array is read-only"):
+        _core.schedule_free_move(_fake((5,), data=(p.host.ctypes.data, True)), z, 0.1)  # read-only
+    np.testing.assert_array_equal(p.host, before)
+    if not GPU:  # the checks pass: the launch needs the device
+        with pytest.raises(RuntimeError, match="CUDA"):
+            _core.schedule_free_move(p, z, 0.1)
+        np.testing.assert_array_equal(p.host, before)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["ScheduleFreeSGD", "ScheduleFreeAdamW"])
+def test_gpu_schedule_free_train_eval_equal_the_host(name, dtype):
+    host, grads = _case(name, dtype)
+    dev = [to_device(p) for p in host]
+    cpu_opt = getattr(dlopt.optim, name)(host, lr=0.05, warmup_steps=2)
+    gpu_opt = getattr(dlopt.optim, name)(dev, lr=0.05, warmup_steps=2)
+    for t, g in enumerate(grads[:10]):
+        cpu_opt.step(g)
+        gpu_opt.step([to_device(x) for x in g])
+        if t % 4 == 3:  # a round trip mid-run, as an evaluation would
+            cpu_opt.eval(), gpu_opt.eval()
+            for a, b in zip(dev, host):
+                np.testing.assert_array_equal(to_host(a), b)
+            cpu_opt.train(), gpu_opt.train()
+    cpu_opt.eval(), gpu_opt.eval()
+    for a, b in zip(dev, host):
+        np.testing.assert_array_equal(to_host(a), b)

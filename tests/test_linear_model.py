@@ -129,6 +129,9 @@ def regression_data(n=2000, d=10, seed=5, dtype=np.float64):
     ("dynamiclr", 0.1, {"beta": 0.1}), ("adamax", 0.05, {}), ("lion", 0.005, {}), ("adadelta", 1.0, {}),
     ("asgd", 0.05, {"t0": 300}), ("adopt", 0.05, {}), ("ademamix", 0.05, {"betas": (0.9, 0.999, 0.999)}),
     ("lamb", 0.05, {}), ("adafactor", 0.05, {}),
+    # LARS moves a tensor by about lr·trust_coefficient·‖p‖/(1 − momentum) per step: lr 1 with the
+    # default η = 1e-3 is 1% a step (docs/linear_models.md); exclude_1d: the intercept takes plain SGD
+    ("lars", 1.0, {}), ("lars", 1.0, {"exclude_1d": True}),
 ])
 def test_every_optimizer_trains_minibatch_sgd(optimizer, lr, params):
     X, y, w = regression_data()
@@ -138,12 +141,20 @@ def test_every_optimizer_trains_minibatch_sgd(optimizer, lr, params):
     assert model.t_ == 30 * 32  # ceil(2000 / 64) steps per epoch
 
 
-def test_rprop_trains_full_batch_and_schedule_free_is_refused():
+@pytest.mark.parametrize("scale", [0.3, 3.0])
+def test_lars_at_lr_1_does_not_depend_on_the_scale_of_x(scale):
+    # At lr 0.05 LARS only seemed to train: its first step (‖p‖ = 0, trust ratio 1) is plain SGD, whose
+    # momentum carries lr·g/(1 − μ) ≈ w* for unit-variance X, and later steps move 5e-5·‖p‖; with X
+    # scaled by 3 it ends at R² < 0. At lr 1 the trust-ratio steps (1% of ‖p‖) do the training.
+    X, y, _ = regression_data()
+    model = LinearRegression(optimizer="lars", lr=1.0, epochs=30, batch_size=64, random_state=0).fit(X * scale, y)
+    assert model.score(X * scale, y) > 0.99
+
+
+def test_rprop_trains_full_batch():  # (Schedule-Free: tests/test_linear_schedule_free.py)
     X, y, _ = regression_data()
     model = LinearRegression(optimizer="rprop", lr=0.01, epochs=200, tol=None).fit(X, y)
     assert model.score(X, y) > 0.99
-    with pytest.raises(ValueError, match="ScheduleFree"):
-        LinearRegression(optimizer="schedulefreeadamw", lr=0.01).fit(X, y)
     with pytest.raises(TypeError, match="betas: expected three floats"):
         LinearRegression(optimizer="ademamix", lr=0.01, optimizer_params={"betas": (0.9, 0.99)}).fit(X, y)
 

@@ -128,8 +128,6 @@ def test_group_keywords_refused_with_the_tables_words(group, error, message):
     ({"lr": 10**400}, ValueError, "lr: 1000.* is out of range"),
     ({"l1_ratio": np.array([0.1, 0.2])}, TypeError, "l1_ratio: expected a number"),
     ({"tol": math.nan}, ValueError, r"Invalid tol: nan \(must be >= 0, or None to disable\)"),
-    ({"optimizer": "ScheduleFreeAdamW"}, ValueError, "Invalid optimizer: 'ScheduleFreeAdamW' .*not supported by the "
-                                                     "linear models"),
 ])
 def test_linear_config_checks_are_cpps(config, error, message):
     with pytest.raises(error, match=message):
@@ -140,6 +138,15 @@ def test_linear_config_checks_are_cpps(config, error, message):
 
 
 # -- what the GPU cannot run: one decision, one message (dlopt/cuda/support.hpp), testable without a GPU --
+
+@pytest.mark.parametrize("optimizer, name", [("schedulefreesgd", "ScheduleFreeSGD"),
+                                              ("ScheduleFreeAdamW", "ScheduleFreeAdamW")])
+def test_schedule_free_linear_models_are_refused_on_the_gpu_in_one_message(optimizer, name):
+    # the CPU linear models train it (tests/test_linear_schedule_free.py); the GPU trainer has no switch
+    with pytest.raises(ValueError, match=fr"^{name}'s train\(\) / eval\(\) switch runs on the CPU only"):
+        _core.check_train_config({"optimizer": optimizer}, "cuda", "float32")
+    _core.check_train_config({"optimizer": optimizer}, "cpu")
+
 
 @pytest.mark.parametrize("optimizer, name", [("lbfgs", "LBFGS"), ("lamb", "LAMB"), ("LARS", "LARS"),
                                               ("muon", "Muon"), ("adafactor", "Adafactor")])

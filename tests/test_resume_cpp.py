@@ -31,9 +31,9 @@ def _tool() -> pathlib.Path:
     pytest.skip("no C++ test build (build/cpp-tests or build/dev) with dlopt_resume_tool")
 
 
-def run_cpp(name, state_dtype, start, steps, out):
-    done = subprocess.run([str(_tool()), name, state_dtype or "none", str(start or "-"), str(steps), str(out)],
-                          capture_output=True, text=True)
+def run_cpp(name, state_dtype, start, steps, out, evaluate=False):
+    done = subprocess.run([str(_tool()), name, state_dtype or "none", str(start or "-"), str(steps), str(out)]
+                          + (["eval"] if evaluate else []), capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"dlopt_resume_tool {name}: {done.stderr.strip()}")
 
@@ -144,9 +144,21 @@ def test_python_hyperparameters_resume_in_cpp(tmp_path, name):
     assert_same_run(tmp_path / "cpp.dlopt", *run_python(name, None, 7, **hyperparameters))
 
 
-def test_cpp_refuses_schedule_free_saved_in_eval_mode(tmp_path):
-    params, opt, sched = run_python("ScheduleFreeSGD", None, 2)
-    opt.eval()  # the parameters now hold the average, not the iterate a step continues from
+@pytest.mark.parametrize("name", ["ScheduleFreeSGD", "ScheduleFreeAdamW"])
+def test_schedule_free_saved_in_eval_mode_resumes_across_languages(tmp_path, name):
+    # Python: 2 steps, eval(), saved (the parameters hold the average x, train_mode False); C++:
+    # loads that mode, train(), 3 steps, eval(), saves; Python does the same uninterrupted.
+    params, opt, sched = run_python(name, None, 2)
+    opt.eval()
     dlopt.save(tmp_path / "eval.dlopt", optimizer=opt, scheduler=sched, params=params)
-    with pytest.raises(RuntimeError, match="train_mode'\\]: expected true"):
-        run_cpp("ScheduleFreeSGD", None, tmp_path / "eval.dlopt", 1, tmp_path / "out.dlopt")
+    run_cpp(name, None, tmp_path / "eval.dlopt", 3, tmp_path / "cpp.dlopt", evaluate=True)
+    assert dlopt.load(tmp_path / "cpp.dlopt")["optimizer"]["param_groups"][0]["train_mode"] is False
+    opt.train()
+    for _ in range(3):
+        opt.step(_grads(params, sched.last_epoch))
+        sched.step()
+    opt.eval()
+    assert_same_run(tmp_path / "cpp.dlopt", params, opt, sched)
+    # and back: the C++ eval-mode checkpoint resumes in Python
+    resumed, again, resumed_sched = run_python(name, None, 0, start=tmp_path / "cpp.dlopt")
+    assert all(group["train_mode"] is False for group in again.param_groups)

@@ -67,6 +67,9 @@ class Erased final : public Configurable<Rule, T> {
          const StorageOptions& options)
       : opt_(std::move(params), this->configured(hyperparameters), options) {}
   void step(const std::vector<const T*>& grads) override { opt_.step(grads); }
+  void train() override { opt_.train(); }
+  void eval() override { opt_.eval(); }
+  bool train_mode() const override { return opt_.train_mode(); }
   void save(const std::string& path, const SaveOptions& options) const override { dlopt::save(path, opt_, options); }
   std::optional<SchedulerState> load(const std::string& path, const std::vector<std::string>& names) override {
     return dlopt::load(path, opt_, names);
@@ -95,11 +98,20 @@ class DeviceErased final : public Configurable<Rule, T> {
         [](std::size_t) { return static_cast<float*>(nullptr); }, work_);
     cuda::step(work_.data(), work_.size(), stream_);
   }
+  void train() override { set_mode(true); }
+  void eval() override { set_mode(false); }
+  bool train_mode() const override { return train_mode_; }
   void save(const std::string&, const SaveOptions&) const override { unsupported(); }
   std::optional<SchedulerState> load(const std::string&, const std::vector<std::string>&) override { unsupported(); }
 
  private:
   typename Rule::Config& config() override { return config_; }
+  void set_mode(bool train) {
+    if constexpr (Rule::has_modes) {
+      if (train == train_mode_) return;
+      throw cuda::modes_cpu_only(Rule::name);
+    }
+  }
   [[noreturn]] static void unsupported() {
     throw InvalidArgument(std::string(Rule::name) + " on the device: save / load of device state from C++ is not supported");
   }
@@ -118,6 +130,7 @@ class DeviceErased final : public Configurable<Rule, T> {
   std::vector<std::array<std::unique_ptr<cuda::Buffer>, num_slots<Rule>>> state_;
   void* stream_;
   std::vector<TensorStep<Rule, T>> work_;
+  bool train_mode_ = true;
 };
 
 template <class T>
@@ -175,6 +188,14 @@ void cuda::require_step(const std::string& name) {
   if (n == lower(Rule::name) && !has_step<Rule>) throw cpu_only(Rule::name);
   DLOPT_FOR_EACH_RULE(DLOPT_REQUIRE_STEP)
 #undef DLOPT_REQUIRE_STEP
+}
+
+void cuda::require_host_modes(const std::string& name) {
+  const std::string n = lower(name);
+#define DLOPT_REQUIRE_HOST_MODES(Rule) \
+  if (n == lower(Rule::name) && Rule::has_modes) throw modes_cpu_only(Rule::name);
+  DLOPT_FOR_EACH_RULE(DLOPT_REQUIRE_HOST_MODES)
+#undef DLOPT_REQUIRE_HOST_MODES
 }
 
 std::vector<std::string> optimizer_names() {

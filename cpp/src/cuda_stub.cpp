@@ -2,6 +2,7 @@
 
 #include "dlopt/cuda/linear.hpp"
 #include "dlopt/cuda/memory.hpp"
+#include "dlopt/cuda/schedule_free.hpp"
 #include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
@@ -52,5 +53,9 @@ template <class T>
 void fill(T*, int64_t, T, void*) { not_compiled("dlopt::cuda::fill"); }
 template void fill<float>(float*, int64_t, float, void*);
 template void fill<double>(double*, int64_t, double, void*);
+template <class T>
+void schedule_free_move(T*, const T*, int64_t, T, void*) { not_compiled("dlopt::cuda::schedule_free_move"); }
+template void schedule_free_move<float>(float*, const float*, int64_t, float, void*);
+template void schedule_free_move<double>(double*, const double*, int64_t, double, void*);
 
 }  // namespace dlopt::cuda

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "dlopt/cuda/memory.hpp"
+#include "dlopt/cuda/schedule_free.hpp"
 #include "dlopt/cuda/step.hpp"
 
 namespace dlopt::py_bindings {
@@ -202,6 +203,27 @@ void bind_cuda(py::module_& m) {
     cuda::copy_async(d.data, s.data, d.nbytes());
   }, py::arg("dst"), py::arg("src"),
      "Enqueues a device copy src -> dst (same byte size) on the legacy default stream (benchmarks).");
+  m.def("schedule_free_move", [](const py::handle& param, const py::handle& z, double weight) {
+    const DeviceView p = device_view(param, "param", true), s = device_view(z, "z", false);
+    if (p.dtype != s.dtype || p.size != s.size)
+      throw py::value_error("schedule_free_move: param and z differ in dtype or size");
+    require_disjoint({range_of(p, "param")}, {range_of(s, "z")});
+    if (p.size == 0) return;
+    const int device = device_of(p, "param");
+    if (device_of(s, "z") != device) throw py::value_error("schedule_free_move: param and z are on different devices");
+    py::gil_scoped_release release;
+    cuda::DeviceGuard guard(device);
+    for (std::intptr_t st : {p.stream, s.stream})  // after the producers' streams (1, 2: default streams)
+      if (st > 2) cuda::stream_wait(reinterpret_cast<void*>(st), nullptr);
+    if (p.dtype == DType::Float32)
+      cuda::schedule_free_move(static_cast<float*>(p.data), static_cast<const float*>(s.data), p.size, float(weight));
+    else
+      cuda::schedule_free_move(static_cast<double*>(p.data), static_cast<const double*>(s.data), p.size, weight);
+    for (std::intptr_t st : {p.stream, s.stream})
+      if (st > 2) cuda::stream_wait(nullptr, reinterpret_cast<void*>(st));
+  }, py::arg("param"), py::arg("z"), py::arg("weight"),
+     "Schedule-Free's train() / eval() on device arrays: param <- lerp(param, z, weight) in param's dtype "
+     "(dlopt/cuda/schedule_free.hpp), on the legacy default stream after the arrays' streams.");
   py::class_<cuda::EventTimer>(m, "CudaEventTimer",
                                "GPU time of the work enqueued on the legacy default stream (benchmarks).")
       .def(py::init([] {

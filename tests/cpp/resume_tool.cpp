@@ -1,12 +1,13 @@
 // A training run in C++ that tests/test_resume_cpp.py resumes in Python and the other way round:
 //
-//   dlopt_resume_tool <optimizer> <state_dtype: none|float32|bfloat16|int8> <from: checkpoint|-> <steps> <out>
+//   dlopt_resume_tool <optimizer> <state_dtype: none|float32|bfloat16|int8> <from: checkpoint|-> <steps> <out> [eval]
 //
 // Parameters "w" (4 x 8) and "b" (8; not for Muon, which takes matrices only), float32, start from
 // fixed values (or from <from>), take <steps> steps of fixed exact gradients with lr 0.01 under
 // StepLR(step_size=3, gamma=0.5) (dlopt::StepDecay), and are saved with the optimizer and the
 // schedule to <out> by AnyOptimizer::save (dlopt::save). tests/test_resume_cpp.py holds the same
-// values and gradients.
+// values and gradients. The run calls train() before its steps (Schedule-Free: from a checkpoint
+// saved in eval mode) and, with "eval", eval() before saving (a no-op for other optimizers).
 
 #include <cstdio>
 #include <cstdlib>
@@ -23,8 +24,8 @@ float gradient(int64_t j, int64_t t, int64_t i) { return float((j * 7 + t * 13 +
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    std::fprintf(stderr, "usage: %s <optimizer> <state_dtype|none> <from|-> <steps> <out>\n", argv[0]);
+  if (argc != 6 && !(argc == 7 && std::string(argv[6]) == "eval")) {
+    std::fprintf(stderr, "usage: %s <optimizer> <state_dtype|none> <from|-> <steps> <out> [eval]\n", argv[0]);
     return 2;
   }
   const std::string name = argv[1], state_dtype = argv[2], from = argv[3], out = argv[5];
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     auto opt = dlopt::make_optimizer<float>(name, views, {{"lr", schedule.lr(0)}}, options);
     int64_t epoch = 0;
     if (from != "-") epoch = opt->load(from, names).value().last_epoch;
+    opt->train();
 
     std::vector<std::vector<float>> grads(values.size());
     for (int64_t s = 0; s < steps; ++s, ++epoch) {
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
     save.shapes = {{4, 8}, {8}};
     save.shapes.resize(values.size());
     save.scheduler = dlopt::SchedulerState{"StepLR", epoch, {schedule.base_lr}};
+    if (argc == 7) opt->eval();
     opt->save(out, save);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dlopt/cuda/multi_tensor.hpp"
+#include "dlopt/cuda/schedule_free.hpp"
 #include "dlopt/dlopt.hpp"
 #include "harness.hpp"
 
@@ -217,8 +218,49 @@ void device_equals_host() {
 
 }  // namespace
 
+/// Schedule-Free's train / eval switch: the kernel body run for every (block, thread) of the launch
+/// schedule_free_move makes equals Optimizer::eval() then train() on the host, bit for bit; with a
+/// device, the launch itself too.
+template <class T>
+void schedule_free_switch() {
+  const int64_t n = 3 * dlopt::cuda::kMoveThreads + 17;  // several blocks and a partial one
+  std::vector<T> p(static_cast<std::size_t>(n)), g(p.size());
+  for (int64_t j = 0; j < n; ++j) p[std::size_t(j)] = T(std::sin(double(j))), g[std::size_t(j)] = T(std::cos(3.0 * double(j)));
+  dlopt::ScheduleFreeSGDConfig config;
+  config.lr = 0.1;
+  config.momentum = 0.8;
+  dlopt::ScheduleFreeSGD<T> opt({{p.data(), n}}, config);
+  for (int s = 0; s < 3; ++s) opt.step({g.data()});
+  const std::vector<T> y = p, z(opt.state(0, 0).template data<T>(), opt.state(0, 0).template data<T>() + n);
+  opt.eval();
+  const std::vector<T> x = p;
+  auto emulate = [&](std::vector<T> q, bool to_train) {
+    const T w = T(dlopt::ScheduleFreeSGDRule::mode_weight(config, to_train));
+    const int64_t blocks = dlopt::cuda::move_blocks(n), threads = blocks * dlopt::cuda::kMoveThreads;
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t t = 0; t < dlopt::cuda::kMoveThreads; ++t)
+        dlopt::cuda::detail::move_elements(b * dlopt::cuda::kMoveThreads + t, threads, n, q.data(), z.data(), w);
+    return q;
+  };
+  check(emulate(y, false) == x && x != y, "emulated eval() launch equals Optimizer::eval()");
+  opt.train();
+  check(emulate(x, true) == p, "emulated train() launch equals Optimizer::train()");
+  if (!dlopt::cuda::is_available()) return;
+  const std::size_t bytes = std::size_t(n) * sizeof(T);
+  dlopt::cuda::Buffer dp(bytes, 0), dz(bytes, 0);
+  dlopt::cuda::copy(dp.data(), y.data(), bytes);
+  dlopt::cuda::copy(dz.data(), z.data(), bytes);
+  dlopt::cuda::schedule_free_move(static_cast<T*>(dp.data()), static_cast<const T*>(dz.data()), n,
+                                  T(dlopt::ScheduleFreeSGDRule::mode_weight(config, false)));
+  std::vector<T> back(static_cast<std::size_t>(n));
+  dlopt::cuda::copy(back.data(), dp.data(), bytes);
+  check(back == x, "device eval() equals the host's");
+}
+
 int main() {
   checks_before_the_device();
+  schedule_free_switch<float>();
+  schedule_free_switch<double>();
 #define DLOPT_EMULATE_RULE(Rule)                     \
   emulated_launch_equals_cpu<dlopt::Rule, float>();   \
   emulated_launch_equals_cpu<dlopt::Rule, double>();

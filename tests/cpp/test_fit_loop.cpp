@@ -29,11 +29,19 @@ struct FakeDevice final : dlopt::detail::FitBackend<float> {
   std::string bad;
   int epochs = 0, scored = 0, resets = 0;
   bool made = false;
+  bool train_mode = false;             // as after a previous fit's eval()
+  std::string modes;                   // every set_train_mode: 't' / 'e'; 's' for a score
+  std::vector<bool> epoch_modes;       // the mode each epoch ran in
 
   void ensure_optimizer() override { made = true; }
   void reset_optimizer() override { ++resets; }
   void set_lr(double lr) override { lrs.push_back(lr); }
+  void set_train_mode(bool train) override {
+    train_mode = train;
+    modes += train ? 't' : 'e';
+  }
   double epoch(std::vector<uint32_t>& rows) override {
+    epoch_modes.push_back(train_mode);
     epoch_rows.push_back(rows.size());
     params[0] += 1.0f;  // the epoch's update
     const double l = losses[std::min<std::size_t>(std::size_t(epochs++), losses.size() - 1)];
@@ -42,6 +50,7 @@ struct FakeDevice final : dlopt::detail::FitBackend<float> {
   }
   double score(const std::vector<uint32_t>& rows) override {
     score_rows.push_back(rows.size());
+    modes += train_mode ? 'S' : 's';
     return scores[std::min<std::size_t>(std::size_t(scored++), scores.size() - 1)];
   }
   void save(std::vector<float>& out) override { out = params; }
@@ -226,7 +235,41 @@ void epoch_threads() {
   check(first == 2 && u.pick(2) == 1, "a new thread setting starts measuring again");
 }
 
+/// Schedule-Free's switch: epochs in train mode, scores and the end of a fit in eval mode, and the
+/// parameters saved for the rollback are those before train() (the average x of the last call).
+void train_eval_modes() {
+  FakeDevice device;
+  device.losses = {3, 2, 1};
+  dlopt::TrainConfig c;
+  c.epochs = 3;
+  FitHistory h;
+  fit(device, c, h);
+  check(device.modes == "te" && device.epoch_modes == std::vector<bool>(3, true),
+        "train() before the first epoch, eval() after the last");
+  FakeDevice stopping;
+  stopping.losses = {3, 2, 1};
+  stopping.scores = {0.5, 0.7, 0.6};
+  c.early_stopping = true;
+  c.n_iter_no_change = 10;
+  fit(stopping, c, h);
+  check(stopping.modes == "testesteste" && stopping.epoch_modes == std::vector<bool>(3, true),
+        "each validation score in eval mode, training resumed in train mode");
+  check(stopping.params[0] == 2.0f, "the best epoch's (eval-mode) parameters are restored after eval()");
+  FakeDevice diverging;
+  diverging.losses = {1, NAN};
+  c.early_stopping = false;
+  bool threw = false;
+  try {
+    fit(diverging, c, h);
+  } catch (const dlopt::InvalidArgument&) {
+    threw = true;
+  }
+  check(threw && diverging.params[0] == 0.0f && diverging.resets == 1,
+        "a divergence restores the parameters saved before train() and resets the optimizer");
+}
+
 int main() {
+  train_eval_modes();
   epoch_threads();
   epochs_and_schedule();
   plateau_and_callback();

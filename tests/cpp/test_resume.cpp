@@ -287,7 +287,62 @@ void python_keywords_round_trip() {
 
 }  // namespace
 
+/// Schedule-Free's modes: eval() moves the parameters to the average and back (train()), a step in
+/// eval mode throws and changes nothing, the mode travels in state_dict and through dlopt::save /
+/// load, and a rule without modes refuses a state in eval mode.
+void schedule_free_modes() {
+  std::vector<double> p = {1.0, -2.0, 0.5}, g = {0.25, 0.5, -1.0};
+  dlopt::ScheduleFreeSGD<double> opt({{p.data(), 3}}, {});
+  opt.eval();
+  check(p == std::vector<double>({1.0, -2.0, 0.5}), "eval() before any step: y = x, nothing moves");
+  opt.train();
+  for (int t = 0; t < 3; ++t) opt.step({g.data()});
+  const std::vector<double> y = p;
+  const double* z = opt.state(0, 0).data<double>();
+  opt.eval();
+  check(!opt.train_mode() && p[1] == dlopt::detail::lerp(y[1], z[1], 1 - 1 / 0.9), "eval() moves p to lerp(y, z, 1 - 1/beta)");
+  const std::vector<double> x = p;
+  bool threw = false;
+  try {
+    opt.step({g.data()});
+  } catch (const dlopt::InvalidArgument& e) {
+    threw = std::string(e.what()).find("not in train mode") != std::string::npos;
+  }
+  check(threw && p == x && opt.scalars(0).step == 3, "a step in eval mode throws and changes nothing");
+  const auto saved = opt.state_dict();
+  check(!saved.train_mode, "state_dict holds the mode");
+  dlopt::ScheduleFreeSGD<double> other({{p.data(), 3}}, {});
+  other.load_state_dict(saved);
+  check(!other.train_mode(), "load_state_dict restores the mode");
+  const std::string path = "test_resume_modes.dlopt";
+  dlopt::SaveOptions options;
+  options.names = {"p"};
+  dlopt::save(path, opt, options);
+  std::vector<double> q(3);
+  dlopt::ScheduleFreeSGD<double> loaded({{q.data(), 3}}, {});
+  dlopt::load(path, loaded, {"p"});
+  std::remove(path.c_str());
+  check(!loaded.train_mode() && q == x, "an eval-mode checkpoint resumes in eval mode, at x");
+  loaded.train();
+  opt.train();
+  check(q == p, "train() after resuming equals train() in the uninterrupted run");
+  std::vector<double> a = {1.0};
+  dlopt::SGD<double> sgd({{a.data(), 1}}, {});
+  auto state = sgd.state_dict();
+  state.train_mode = false;
+  threw = false;
+  try {
+    sgd.load_state_dict(state);
+  } catch (const dlopt::InvalidArgument& e) {
+    threw = std::string(e.what()).find("has no eval mode") != std::string::npos;
+  }
+  check(threw && sgd.train_mode(), "a rule without modes refuses a state in eval mode");
+  sgd.eval();
+  check(sgd.train_mode(), "train() / eval() are no-ops for rules without modes");
+}
+
 int main() {
+  schedule_free_modes();
   every_rule_resumes();
   bad_state_changes_nothing();
   lr_changes_between_steps();

@@ -63,6 +63,8 @@ struct OptimizerRecord {
   std::optional<double> initial_lr;  ///< Python's group["initial_lr"], which its schedulers set
   std::vector<std::string> param_names;  ///< the group's parameters; empty when saved by index
   std::vector<std::optional<TensorStateRecord>> state;  ///< per parameter, in the group's order
+  /// Python's group["train_mode"] for optimizers with modes (Schedule-Free; OptimizerState::train_mode).
+  bool train_mode = true;
 };
 
 /// The parts of a checkpoint a training run resumes from. `params` are named by parameter name.
@@ -239,6 +241,7 @@ void save(const std::string& path, const Optimizer<Rule, T>& opt, const SaveOpti
   r.type = Rule::name;
   r.config = detail::config_values(state.config);
   r.options = state.options;
+  r.train_mode = state.train_mode;
   r.param_names = options.names;
   for (std::size_t i = 0; i < params.size(); ++i) {
     std::vector<int64_t> dims = options.shapes.empty() ? detail::view_dims(params[i].shape()) : options.shapes[i];
@@ -283,7 +286,7 @@ std::optional<SchedulerState> load(const std::string& path, Optimizer<Rule, T>& 
     throw mismatch("its optimizer has " + std::to_string(r.state.size()) + " parameters, this one " +
                    std::to_string(params.size()));
   OptimizerState<Rule> state{detail::config_from_values<typename Rule::Config>(r.config), r.options,
-                             std::vector<TensorState<Rule>>(params.size())};
+                             std::vector<TensorState<Rule>>(params.size()), r.train_mode};
   std::vector<const CheckpointArray*> values(params.size());
   for (std::size_t i = 0; i < params.size(); ++i) {
     std::size_t saved = i;  // by index unless the state is keyed by name

@@ -78,6 +78,9 @@ int64_t fit_loop(FitBackend<T>& device, const TrainConfig& c, Objective objectiv
 
   std::vector<T> before, best_params;  // for the rollback; the best epoch's, with early stopping
   device.save(before);
+  // Schedule-Free: training steps at y; the parameters between fits (predictions, coef_, the
+  // validation score, the best epoch kept) are the average x, as its package's train() / eval().
+  device.set_train_mode(true);
   const std::size_t curve_before = h.loss_curve.size();
   h.validation_scores.clear();
 
@@ -97,6 +100,7 @@ int64_t fit_loop(FitBackend<T>& device, const TrainConfig& c, Objective objectiv
       double val = std::numeric_limits<double>::quiet_NaN();
       bool stop = false;
       if (c.early_stopping) {
+        device.set_train_mode(false);
         val = device.score(h.val);
         if (!std::isfinite(val)) throw NonFinite{};
         h.validation_scores.push_back(val);
@@ -105,6 +109,7 @@ int64_t fit_loop(FitBackend<T>& device, const TrainConfig& c, Objective objectiv
           best = val;
           device.save(best_params);
         }
+        device.set_train_mode(true);
         stop = no_improvement >= c.n_iter_no_change;
       } else if (plateau) {
         no_improvement = loss > best - tol ? no_improvement + 1 : 0;
@@ -122,7 +127,11 @@ int64_t fit_loop(FitBackend<T>& device, const TrainConfig& c, Objective objectiv
     std::string msg = device.bad_input();
     if (msg.empty()) msg = diverged(int64_t(curve_before) + run + 1, lrs[std::size_t(run)]);
     throw InvalidArgument(msg);
+  } catch (...) {  // a callback's or reducer's error: the parameters are left at x, as between calls
+    device.set_train_mode(false);
+    throw;
   }
+  device.set_train_mode(false);
   if (c.early_stopping && !best_params.empty()) device.restore(best_params);  // the best epoch's
   return run;
 }

@@ -22,6 +22,9 @@ class FitBackend {
   virtual void ensure_optimizer() = 0;
   virtual void reset_optimizer() = 0;
   virtual void set_lr(double lr) = 0;
+  /// The optimizer's train / eval switch (AnyOptimizer::train / eval: Schedule-Free moves the
+  /// parameters between y and the average x; a no-op for other optimizers or without one).
+  virtual void set_train_mode(bool train) = 0;
   /// One epoch over `rows` (row indices, reshuffled in place as epoch_order says; empty: every
   /// row in order); returns the mean training loss plus the penalty, or throws NonFinite.
   virtual double epoch(std::vector<uint32_t>& rows) = 0;

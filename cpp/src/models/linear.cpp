@@ -90,7 +90,9 @@ void LinearModel<T>::ensure_optimizer() {
     return;
   }
   const int64_t nc = n_outputs_ * n_features_;
-  optimizer_ = make_optimizer<T>(config_.optimizer, {{coef_, nc}, {intercept_, n_outputs_}}, h, o);
+  // coef is a K × d matrix (rows K), as torch's nn.Linear weight; the intercept a vector: LARS's
+  // exclude_1d then leaves out the intercept only, and the matrix rules see coef's shape
+  optimizer_ = make_optimizer<T>(config_.optimizer, {{coef_, nc, n_outputs_}, {intercept_, n_outputs_}}, h, o);
   storage_ = o;
   steps_ = 0;
 }
@@ -239,6 +241,9 @@ class LinearModel<T>::Cpu final : public detail::FitBackend<T> {
   void ensure_optimizer() override { m_.ensure_optimizer(); }
   void reset_optimizer() override { m_.reset_optimizer(); }
   void set_lr(double lr) override { m_.optimizer_->set("lr", lr); }
+  void set_train_mode(bool train) override {
+    if (m_.optimizer_) train ? m_.optimizer_->train() : m_.optimizer_->eval();
+  }
   double epoch(std::vector<uint32_t>& rows) override { return m_.epoch(data_, rows); }
   double score(const std::vector<uint32_t>& rows) override {
     return detail::validation_score(m_.objective_, m_.n_features_, m_.n_outputs_, m_.coef_, m_.intercept_, data_,

@@ -178,6 +178,10 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
   std::string bad_input() override { return dlopt::detail::nonfinite_cell(host_data(), data->n_samples, d); }
 
   void set_lr(double lr) override { optimizer->set("lr", lr); }
+  // Schedule-Free is refused by check_config: for the device optimizers left these are no-ops
+  void set_train_mode(bool train) override {
+    if (optimizer) train ? optimizer->train() : optimizer->eval();
+  }
 
   void reset_optimizer() override {
     optimizer.reset();
@@ -191,7 +195,7 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
       for (const auto& [key, value] : h) optimizer->set(key, value);
       return;
     }
-    optimizer = make_device_optimizer<T>(config.optimizer, {{coef, K * d}, {intercept, K}}, h, stream);
+    optimizer = make_device_optimizer<T>(config.optimizer, {{coef, K * d, K}, {intercept, K}}, h, stream);  // as the CPU's
     steps = 0;
   }
 };
@@ -200,6 +204,7 @@ template <class T>
 void check_config(const TrainConfig& config) {
   config.validate();
   require_step(config.optimizer);
+  require_host_modes(config.optimizer);
   require_native_state("optimizer_params: ", config.optimizer_storage.state_dtype, storage_of<T>);
 }
 

@@ -32,10 +32,6 @@ void TrainConfig::validate() const {
   detail::require(n_iter_no_change >= 1, "n_iter_no_change", double(n_iter_no_change), "must be >= 1");
   detail::require(validation_fraction > 0 && validation_fraction < 1, "validation_fraction",
                   validation_fraction, "must be in (0, 1)");
-  if (detail::lower(optimizer).rfind("schedulefree", 0) == 0)  // the fitted coefficients would be
-    // Schedule-Free's training iterate y, not the average x its eval mode gives
-    throw InvalidArgument("Invalid optimizer: '" + optimizer + "' (not supported by the linear models yet; use "
-                          "ScheduleFreeSGD / ScheduleFreeAdamW in your own training loop)");
   if (optimizer_params.count("lr"))
     throw InvalidArgument("Invalid optimizer_params: 'lr' is set by the lr argument, not here");
   make_schedule(lr_schedule, lr, epochs);  // checks the name and every key

@@ -39,17 +39,16 @@ namespace {
 using json::Value;
 
 /// Where a Python class's param group differs from its rule's Config: a field the class fixes and
-/// does not take (`value` null: not written), or a key it keeps besides the Config (written as
-/// `value`, and a checkpoint with another value is refused: ScheduleFree's parameters saved in
-/// eval mode are not the training iterate).
+/// does not take (`value` null: not written), or its train / eval mode (`mode`: the group's
+/// "train_mode", OptimizerRecord::train_mode).
 struct PythonKey {
   const char* optimizer;
   const char* key;
-  const char* value;
+  bool mode;
 };
-constexpr PythonKey kPythonKeys[] = {{"AdamW", "decoupled_weight_decay", nullptr},
-                                     {"ScheduleFreeSGD", "train_mode", "true"},
-                                     {"ScheduleFreeAdamW", "train_mode", "true"}};
+constexpr PythonKey kPythonKeys[] = {{"AdamW", "decoupled_weight_decay", false},
+                                     {"ScheduleFreeSGD", "train_mode", true},
+                                     {"ScheduleFreeAdamW", "train_mode", true}};
 
 const PythonKey* python_key(const std::string& optimizer, const std::string& key) {
   for (const PythonKey& k : kPythonKeys)
@@ -116,7 +115,7 @@ std::string group_keys(const OptimizerRecord& r) {
   keys.emplace_back("master_weights", o.master_weights ? "true" : "false");
   keys.emplace_back("seed", std::to_string(o.seed));
   for (const PythonKey& k : kPythonKeys)
-    if (r.type == k.optimizer && k.value) keys.emplace_back(k.key, k.value);
+    if (r.type == k.optimizer && k.mode) keys.emplace_back(k.key, r.train_mode ? "true" : "false");
   if (r.initial_lr) keys.emplace_back("initial_lr", json::real(*r.initial_lr));
   std::string out;
   for (const auto& [k, v] : keys) out += json::quote(k) + ": " + v + ", ";
@@ -283,9 +282,9 @@ class Reader {
     }
     const group_keys::NoneMeans* none = value.is(Value::Kind::Null) ? group_keys::none_for_key(key) : nullptr;
     const group_keys::Choice* choice = group_keys::choice(key);
-    if (const PythonKey* k = python_key(r.type, key); k && k->value) {
-      if (!value.is(Value::Kind::Bool) || (value.boolean ? "true" : "false") != std::string(k->value))
-        fail(what + ": expected " + k->value + " (a " + r.type + " saved in train mode)");
+    if (const PythonKey* k = python_key(r.type, key); k && k->mode) {
+      if (!value.is(Value::Kind::Bool)) fail(what + ": expected a bool");
+      r.train_mode = value.boolean;
     } else if (key == "state_dtype") {
       r.options.state_dtype = parse_state_dtype(value.is(Value::Kind::Null) ? "" : value.text);
     } else if (key == "stochastic_rounding" || key == "master_weights") {

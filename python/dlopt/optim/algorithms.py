@@ -672,6 +672,11 @@ class LARS(Optimizer):
     decay, as pytorch-optimizer always does; the paper scales every layer (the default). The norms
     are summed in double in a fixed order: results do not depend on the thread count. CPU only.
 
+    A step moves a scaled tensor by about :math:`\gamma\eta\lVert p\rVert/(1-\mu)` whatever the
+    gradient's size: with the defaults (:math:`\gamma = \eta = 10^{-3}`) that is :math:`10^{-5}`
+    of :math:`\lVert p\rVert`, so LARS wants a large ``lr`` (about 1 gives 1% a step), as in
+    large-batch training. From zero parameters the first step is plain SGD (trust ratio 1).
+
     Parameters
     ----------
     {params}
@@ -860,9 +865,11 @@ class _ScheduleFree(Optimizer):
 
 def _lerp_in_place(p: Any, master: np.ndarray | None, z: np.ndarray, weight: float) -> None:
     """p ← lerp(p, z, weight) as torch.lerp, in z's dtype (the compute type); a 16-bit parameter
-    with a float32 master copy moves the master and takes it rounded to nearest."""
+    with a float32 master copy moves the master and takes it rounded to nearest. Device arrays (whose
+    state is device memory, never 16-bit) move on the device with the same elementwise rule."""
     if _core.is_device_array(p):
-        raise NotImplementedError("Schedule-Free train()/eval() on device arrays is not implemented yet")
+        _core.schedule_free_move(p, z, weight)
+        return
     start = master if master is not None else np.asarray(p, dtype=z.dtype)
     w = z.dtype.type(weight)
     moved = start + w * (z - start) if weight < 0.5 else z - (z - start) * (1 - w)

@@ -66,6 +66,9 @@ struct RuleDefaults {
   static constexpr bool matrix = false;
   /// Matrix rules take 2-D parameters only (Muon), unless this is false (Adafactor: any rank).
   static constexpr bool matrix_2d = true;
+  /// True for a rule with a train and an eval mode (Schedule-Free): Optimizer::train / eval move the
+  /// parameters with `mode_weight` and `move` (see schedule_free.hpp), and a step needs train mode.
+  static constexpr bool has_modes = false;
   /// Slot k's shape for a tensor with `rows` rows (TensorShape; 0: a vector); Element by default.
   static SlotShape slot_shape(int /*slot*/, int64_t /*rows*/) { return SlotShape::Element; }
   /// True when `advance` runs after `coeffs`: the scalars then hold what the next step uses.

@@ -30,6 +30,16 @@ inline InvalidArgument cpu_only(const std::string& name) {
 /// (any_optimizer.cpp).
 void require_step(const std::string& name);
 
+/// The refusal of optimizer `name`'s train / eval switch (Schedule-Free) on the GPU from C++.
+inline InvalidArgument modes_cpu_only(const std::string& name) {
+  return InvalidArgument(name + "'s train() / eval() switch runs on the CPU only for now in C++ (the GPU linear "
+                         "model and make_device_optimizer): use device='cpu'");
+}
+
+/// Throws modes_cpu_only(name) when optimizer `name` (any case) has a train / eval switch
+/// (Rule::has_modes). Defined with the registry (any_optimizer.cpp).
+void require_host_modes(const std::string& name);
+
 /// State stored as on the CPU: the GPU keeps every slot in the parameters' own dtype, so a
 /// state_dtype asking for another one (bfloat16 or int8, float32 for float64 parameters) is refused
 /// (`where` prefixes the message). master_weights concerns 16-bit parameters only, which the GPU

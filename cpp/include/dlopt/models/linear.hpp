@@ -28,6 +28,9 @@
 /// always share a batch (fine for i.i.d. rows, not for sorted data).
 /// Gradients are summed over fixed row partitions in a fixed order, so results do not depend on the
 /// number of threads.
+/// Schedule-Free (optimizer "schedulefreesgd" / "schedulefreeadamw"): fit and partial_fit take
+/// their steps at y and end with the optimizer's eval(), so coef / intercept hold the average x
+/// between calls (predictions, the early-stopping score); the next call starts with train().
 ///
 /// @code
 ///   std::vector<double> w(3), b(1);
@@ -62,7 +65,7 @@ Penalty parse_penalty(const std::string& name);
 
 /// Training hyperparameters. Defaults: full-batch Adam for 1000 epochs, no plateau stopping.
 struct TrainConfig {
-  std::string optimizer = "adam";                  ///< a registry name (not Schedule-Free) or "lbfgs", any case
+  std::string optimizer = "adam";                  ///< a registry name or "lbfgs", any case
   double lr = 0.01;                                ///< the optimizer's learning rate
   /// Learning-rate schedule counted in epochs: epoch e (0-based, counting every epoch this model has
   /// trained, so warm starts and partial_fit continue the schedule) runs with make_schedule(lr_schedule,

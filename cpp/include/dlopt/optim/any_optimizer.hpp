@@ -36,6 +36,12 @@ class AnyOptimizer {
   virtual double get(const std::string& key) const = 0;
   /// The registry name (PyTorch's class name, e.g. "Adam").
   virtual const char* name() const = 0;
+  /// Schedule-Free's train / eval switch (Optimizer::train); no-ops for optimizers without modes.
+  /// Device optimizers: see dlopt/cuda/support.hpp.
+  virtual void train() = 0;
+  virtual void eval() = 0;  ///< see train()
+  /// False after eval() (optimizers with modes only).
+  virtual bool train_mode() const = 0;
   /// dlopt::save and dlopt::load (dlopt/resume.hpp) of this optimizer: parameters, state, config
   /// and a schedule's position, in the file Python's dlopt.save / dlopt.load read and write.
   /// Device optimizers throw InvalidArgument (their state is not readable from C++ yet).

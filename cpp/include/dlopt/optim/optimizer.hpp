@@ -13,6 +13,7 @@
 /// @endcode
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dlopt/core/aligned.hpp"
@@ -91,12 +92,24 @@ class Optimizer {
 
   /// One step: grads[i] has params[i].size elements, or is nullptr to leave params[i] alone.
   void step(const std::vector<const T*>& grads) {
+    if (!train_mode_)
+      throw InvalidArgument(std::string(Rule::name) + ": not in train mode; call train() before step() "
+                            "(and eval() before evaluating or saving the model)");
     detail::collect_steps<Rule>(
         params_, grads, config_, options_, scalars_,
         [this](std::size_t i, std::size_t k) { return slot(i, k); },
         [this](std::size_t i) { return master(i); }, work_);
     dlopt::step(work_.data(), work_.size());
   }
+
+  /// Schedule-Free's switch (Rule::has_modes; for any other rule both are no-ops): train() moves
+  /// each parameter that has stepped from the average x to y, where gradients are taken; eval()
+  /// moves it to x, the weights to evaluate or save. Steps need train mode, the mode of a new
+  /// optimizer. A 16-bit parameter with a master copy moves the copy and takes it rounded to nearest.
+  void train() { set_mode(true); }
+  void eval() { set_mode(false); }  ///< see train()
+  /// False after eval() (rules with modes only).
+  bool train_mode() const { return train_mode_; }
 
   /// The hyperparameters, read by every step: `opt.config().lr = schedule.lr(t)` changes the lr
   /// of the next step (checked by that step; a bad value throws before anything changes).
@@ -123,7 +136,7 @@ class Optimizer {
   /// A copy of the whole state: config, storage options and, per parameter, the step count, the
   /// rule's host scalars, every slot in its stored form and the master copy.
   OptimizerState<Rule> state_dict() const {
-    OptimizerState<Rule> s{config_, options_, std::vector<TensorState<Rule>>(params_.size())};
+    OptimizerState<Rule> s{config_, options_, std::vector<TensorState<Rule>>(params_.size()), train_mode_};
     for (std::size_t i = 0; i < params_.size(); ++i) {
       s.tensors[i].scalars = scalars_[i];
       s.tensors[i].slots = state_[i];
@@ -139,6 +152,7 @@ class Optimizer {
     check_state(s);
     config_ = s.config;
     options_ = s.options;
+    train_mode_ = s.train_mode;
     for (std::size_t i = 0; i < params_.size(); ++i) {
       scalars_[i] = s.tensors[i].scalars;
       state_[i] = std::move(s.tensors[i].slots);
@@ -147,6 +161,33 @@ class Optimizer {
   }
 
  private:
+  void set_mode(bool train) {
+    if constexpr (Rule::has_modes) {
+      if (train == train_mode_) return;
+      config_.validate();  // the weight comes from β
+      using C = compute_t<T>;
+      const C w = C(Rule::mode_weight(config_, train));
+      for (std::size_t i = 0; i < params_.size(); ++i) {
+        if (state_[i][0].empty()) continue;  // not stepped yet: y = x
+        const C* z = state_[i][0].template data<C>();
+        const int64_t n = params_[i].size;
+        if constexpr (std::is_same_v<T, C>) {
+          for (int64_t j = 0; j < n; ++j) Rule::move(j, params_[i].data, z, w);
+        } else {  // 16-bit: move the float32 master copy (or the widened parameter), store to nearest
+          AlignedVector<float> widened;
+          float* x = master_[i].empty() ? nullptr : master_[i].data();
+          if (!x) {
+            widened.resize(std::size_t(n));
+            load_float(params_[i].data, n, widened.data());
+            x = widened.data();
+          }
+          for (int64_t j = 0; j < n; ++j) Rule::move(j, x, z, w);
+          from_float(Buffer(params_[i].data), n, x);
+        }
+      }
+      train_mode_ = train;
+    }
+  }
   Buffer slot(std::size_t i, std::size_t k) {
     StateBuffer& buf = state_[i][k];
     const auto n = std::size_t(slot_elements<Rule>(config_, int(k), params_[i].shape()));
@@ -180,6 +221,7 @@ class Optimizer {
   std::vector<std::array<StateBuffer, num_slots<Rule>>> state_;
   std::vector<AlignedVector<float>> master_;
   std::vector<TensorStep<Rule, compute_t<T>>> work_;
+  bool train_mode_ = true;  ///< Rule::has_modes: the parameters hold y (true) or the average x
 };
 
 /// @name PyTorch's names for the C++ classes

@@ -9,9 +9,11 @@
 ///   SGD:    d ← g + λ·y
 ///   y ← lerp(y, z, c) + γ_t·(β(1−c) − 1)·d      z ← z − γ_t·d      (β = β1, or momentum)
 ///
-/// The parameter holds y while training. The Python classes' `eval()` moves it to the average x
-/// (x = lerp(y, z, 1 − 1/β)) and `train()` back (y = lerp(x, z, 1 − β)); the mode is the param
-/// group's "train_mode". z starts as a copy of the parameter (taken in the first step). The
+/// The parameter holds y while training. `eval()` moves it to the average x (x = lerp(y, z, 1 − 1/β))
+/// and `train()` back (y = lerp(x, z, 1 − β)): `mode_weight` and `move` below, the one switch of
+/// Optimizer::train / eval (C++, the linear models), Python's train() / eval() on host and device
+/// arrays and the CUDA kernel (cuda/schedule_free.cu). The mode is Python's param group key
+/// "train_mode" and OptimizerState::train_mode. z starts as a copy of the parameter (taken in the first step). The
 /// weighting (Σw, γ_max) is kept per tensor, as dlopt keeps every step count (the package keeps
 /// it per param group: the same unless a tensor skips steps with a None gradient).
 
@@ -121,6 +123,13 @@ struct ScheduleFreeBase : RuleDefaults {
     return {T(lr), T(ckp1), T(lr * (c.beta() * (1 - ckp1) - 1)), T(c.weight_decay), T(0), T(0), T(1), T(0),
             s.step == 1};
   }
+
+  /// The train / eval switch: p ← lerp(p, z, w) with w = mode_weight(config, to_train), for every
+  /// tensor that has stepped (before the first step y = x = z: nothing to move).
+  static constexpr bool has_modes = true;
+  static double mode_weight(const Config& c, bool to_train) { return to_train ? 1 - c.beta() : 1 - 1 / c.beta(); }
+  template <class T>
+  DLOPT_HD static void move(int64_t i, T* p, const T* z, T w) { p[i] = detail::lerp(p[i], z[i], w); }
 
   /// Slot 0 is z (kept in the compute type: it is a parameter iterate, not a statistic).
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Wide : SlotKind::NonNegative; }

@@ -44,6 +44,9 @@ struct OptimizerState {
   typename Rule::Config config;
   StorageOptions options;
   std::vector<TensorState<Rule>> tensors;
+  /// Rules with modes (Schedule-Free): false when saved after eval(), the parameters then holding
+  /// the average x (Python's param group key "train_mode"). Always true for other rules.
+  bool train_mode = true;
 };
 
 namespace detail {
@@ -59,6 +62,8 @@ void check_state(const OptimizerState<Rule>& s, const std::vector<TensorShape>& 
     throw InvalidArgument("state: holds " + std::to_string(s.tensors.size()) + " tensors, the optimizer has " +
                           std::to_string(shapes.size()));
   s.config.validate();
+  if (!s.train_mode && !Rule::has_modes)
+    throw InvalidArgument(std::string("state: train_mode is false, but ") + Rule::name + " has no eval mode");
   if (s.options.master_weights && !is_16bit(param))
     throw InvalidArgument("state: master_weights: only for 16-bit parameters");
   for (std::size_t i = 0; i < shapes.size(); ++i) {
