@@ -6,15 +6,15 @@ torch's ZeroRedundancyOptimizer over gloo, side by side, on this machine.
 
 The driver launches ``mpirun -n N --oversubscribe python bench/bench_distributed.py --worker ...`` for
 each N (and the torch peer the same way, its gloo group initialised from Open MPI's rank variables)
-and prints, per step (median over --steps after --warmup):
+and prints, per step (median over --steps after --warmup; with --rounds R, R launches of dlopt then
+torch per rank count, interleaved, and the median ratios):
 
 - comm: bytes each rank sends (reduce-scatter of the gradients + all-gather of the parameters) and the
-  time in MPI calls (the data's, and the two small all-gathers by which the ranks agree on the
-  arguments, which also absorb any skew between ranks) plus the rank-order sum (the reduction
-  MPI_Reduce_scatter would do inside);
+  time of the two exchanges (MPI's point-to-point messages, with the rank-order sum that the
+  reduce-scatter makes as the buckets arrive) plus the two small all-gathers by which the ranks agree
+  on the arguments (which also absorb any skew between ranks);
 - step: this rank's optimizer step on its shard (the fused C++ kernel);
-- overhead: the rest of the sharded step (argument checks, the ranks' agreement, describing the
-  buckets' pieces to MPI: MPI reads and writes the arrays in place, so there is no packing copy);
+- overhead: the rest of the sharded step (argument checks and the hyperparameters' digest);
 - state: optimizer state bytes per rank, and its fraction of the unsharded state;
 - the unsharded dlopt step on all parameters (one rank, measured in the same run) and torch's
   ZeroRedundancyOptimizer (gloo) step plus its gradient all-reduce (what DDP does before it).
@@ -49,28 +49,15 @@ def worker_dlopt(args) -> dict:
     from dlopt.distributed import ZeroRedundancyOptimizer
 
     class TimedComm(MPI.Intracomm):
-        """The world communicator, timing every data-moving collective."""
+        """The world communicator, timing the ranks' agreement on arguments (two small all-gathers
+        per step, which also absorb any skew between ranks)."""
         seconds = 0.0
 
-        def _timed(self, name, *a):
-            t = time.perf_counter()
-            getattr(super(), name)(*a)
-            TimedComm.seconds += time.perf_counter() - t
-
-        def Alltoallv(self, *a):
-            self._timed("Alltoallv", *a)
-
-        def Alltoallw(self, *a):
-            self._timed("Alltoallw", *a)
-
-        def allgather(self, obj):  # the ranks' agreement on arguments: two small collectives per step
+        def allgather(self, obj):
             t = time.perf_counter()
             out = super().allgather(obj)
             TimedComm.seconds += time.perf_counter() - t
             return out
-
-        def Allgatherv(self, *a):
-            self._timed("Allgatherv", *a)
 
     comm = TimedComm(MPI.COMM_WORLD)
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -79,33 +66,28 @@ def worker_dlopt(args) -> dict:
     params = [np.random.default_rng(i).random(n, dtype=np.float32) for i, n in enumerate(sizes)]
     grads = [rng.random(n, dtype=np.float32) - 0.5 for n in sizes]
     zero = ZeroRedundancyOptimizer(params, args.optimizer, comm, lr=1e-3)
-    # time this rank's optimizer step and the rank-order sum
-    from dlopt.distributed import _comm
-    local = {"step": 0.0, "sum": 0.0}
-    inner_step = zero._local.step
+    local = {"step": 0.0, "comm": 0.0}
 
-    def timed_step(g):
-        t = time.perf_counter()
-        inner_step(g)
-        local["step"] += time.perf_counter() - t
-    zero._local.step = timed_step
-    inner_mean = _comm.ordered_mean
-
-    def timed_mean(c, out):
-        t = time.perf_counter()
-        inner_mean(c, out)
-        local["sum"] += time.perf_counter() - t
-    _comm.ordered_mean = timed_mean
+    def timed(fn, key):
+        def run(*a):
+            t = time.perf_counter()
+            fn(*a)
+            local[key] += time.perf_counter() - t
+        return run
+    # the data's exchanges (with the rank-order sum inside the reduce-scatter) and the shard's step
+    zero._reduce_scatter = timed(zero._reduce_scatter, "comm")
+    zero._allgather_params = timed(zero._allgather_params, "comm")
+    zero._local.step = timed(zero._local.step, "step")
 
     rows = []
     for s in range(args.warmup + args.steps):
-        TimedComm.seconds, local["step"], local["sum"] = 0.0, 0.0, 0.0
+        TimedComm.seconds, local["step"], local["comm"] = 0.0, 0.0, 0.0
         comm.Barrier()
         t = time.perf_counter()
         zero.step(grads)
         total = time.perf_counter() - t
         if s >= args.warmup:
-            comm_s = TimedComm.seconds + local["sum"]
+            comm_s = TimedComm.seconds + local["comm"]
             rows.append((total, comm_s, local["step"], total - comm_s - local["step"]))
     # the slowest rank decides a step: the maximum over ranks of each median
     med = [statistics.median(r[k] for r in rows) for k in range(4)]
@@ -192,6 +174,7 @@ def main() -> None:
     p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=1, help="launches of dlopt then torch per rank count")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--worker", choices=["dlopt", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=29500, help=argparse.SUPPRESS)
@@ -203,24 +186,36 @@ def main() -> None:
         return
 
     print(f"{args.optimizer}, {args.params / 1e6:g}M float32 parameters in {args.tensors} tensors, "
-          f"{os.cpu_count()} cores; per step, the slowest rank's median of {args.steps}")
+          f"{os.cpu_count()} cores; per step, the slowest rank's median of {args.steps}; "
+          f"{args.rounds} round(s) of dlopt then torch per rank count")
     head = ("ranks", "step ms", "comm ms", "shard step ms", "overhead ms", "overhead/unsharded",
-            "comm MB/rank", "state MB/rank", "state/unsharded", "torch ZeRO+allreduce ms", "dlopt speedup")
+            "comm MB/rank", "state MB/rank", "state/unsharded", "torch ZeRO+allreduce ms", "dlopt speedup",
+            "load avg")
     print(" | ".join(head))
     base = launch(1, args, "dlopt")  # the unsharded step and state, alone on the machine
     unsharded, unsharded_state = base["unsharded_step_ms"], base["unsharded_state_bytes"]
     for n in args.ranks:
-        r = base if n == 1 else launch(n, args, "dlopt")
-        t = None if args.no_torch else launch(n, args, "torch")
-        cells = [n, f"{r['step_ms']:.1f}", f"{r['comm_ms']:.1f}", f"{r['local_step_ms']:.1f}",
-                 f"{r['overhead_ms']:.1f}", f"{r['overhead_ms'] / unsharded:.0%}",
-                 f"{r['comm_bytes_per_rank'] / 1e6:.0f}", f"{r['state_bytes_per_rank'] / 1e6:.0f}",
-                 f"{r['state_bytes_per_rank'] / unsharded_state:.3f} (1/N = {1 / n:.3f})",
-                 "-" if t is None else f"{t['torch_step_ms']:.1f} ({t['torch_allreduce_ms']:.1f} + {t['torch_zero_step_ms']:.1f})",
-                 "-" if t is None else f"{t['torch_step_ms'] / r['step_ms']:.2f}x"]
-        print(" | ".join(str(c) for c in cells), flush=True)
+        speedups, overheads = [], []
+        for round_ in range(args.rounds):  # interleaved: the machine's load changes between launches
+            r = base if n == 1 and round_ == 0 else launch(n, args, "dlopt")
+            t = None if args.no_torch else launch(n, args, "torch")
+            overheads.append(r["overhead_ms"] / unsharded)
+            if t is not None:
+                speedups.append(t["torch_step_ms"] / r["step_ms"])
+            cells = [n, f"{r['step_ms']:.1f}", f"{r['comm_ms']:.1f}", f"{r['local_step_ms']:.1f}",
+                     f"{r['overhead_ms']:.1f}", f"{overheads[-1]:.1%}",
+                     f"{r['comm_bytes_per_rank'] / 1e6:.0f}", f"{r['state_bytes_per_rank'] / 1e6:.0f}",
+                     f"{r['state_bytes_per_rank'] / unsharded_state:.3f} (1/N = {1 / n:.3f})",
+                     "-" if t is None else
+                     f"{t['torch_step_ms']:.1f} ({t['torch_allreduce_ms']:.1f} + {t['torch_zero_step_ms']:.1f})",
+                     "-" if t is None else f"{speedups[-1]:.2f}x",
+                     f"{os.getloadavg()[0]:.1f}"]
+            print(" | ".join(str(c) for c in cells), flush=True)
+        if args.rounds > 1:
+            print(f"{n} ranks, median over {args.rounds} rounds: overhead/unsharded "
+                  f"{statistics.median(overheads):.1%}"
+                  + ("" if not speedups else f", dlopt speedup {statistics.median(speedups):.2f}x"), flush=True)
     print(f"unsharded dlopt {args.optimizer} step on one rank: {unsharded:.1f} ms")
-
 
 if __name__ == "__main__":
     main()

@@ -5,13 +5,13 @@
 #include <climits>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dlopt/distributed/mpi.hpp"
 
 namespace dlopt::distributed {
 namespace detail {
-namespace {
 
 void check(int rc, const char* what) {
   if (rc != MPI_SUCCESS) {
@@ -21,6 +21,8 @@ void check(int rc, const char* what) {
     throw std::runtime_error(std::string(what) + ": " + std::string(text, std::size_t(n)));
   }
 }
+
+namespace {
 
 int as_int(int64_t bytes) {
   if (bytes > INT_MAX) throw InvalidArgument("a bucket part exceeds 2 GiB: use a smaller bucket_bytes");
@@ -54,6 +56,85 @@ void agree(MPI_Comm comm, const std::string& error, uint64_t signature, const st
 }
 
 template <class T>
+void ordered_mean(const std::vector<const T*>& c, int64_t n, T* out) {
+  const std::size_t ranks = c.size();
+  if constexpr (std::is_same_v<compute_t<T>, T>) {
+    // (c_0 + c_1 + ... + c_{N-1}) / N, added in rank order: the same bits as dlopt.distributed.
+    if (ranks == 1) {
+      std::copy(c[0], c[0] + n, out);
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) out[i] = c[0][i] + c[1][i];
+    for (std::size_t r = 2; r < ranks; ++r)
+      for (int64_t i = 0; i < n; ++i) out[i] = out[i] + c[r][i];
+    const T count = T(ranks);
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] / count;
+  } else {  // 16-bit: summed in float, the mean rounded to nearest once (as NumPy's float32 sum)
+    constexpr int64_t kChunk = 1024;
+    float acc[kChunk], x[kChunk];
+    const float count = float(ranks);
+    for (int64_t a = 0; a < n; a += kChunk) {
+      const int64_t m = std::min(kChunk, n - a);
+      to_float(Buffer(c[0] + a), m, acc);
+      for (std::size_t r = 1; r < ranks; ++r) {
+        to_float(Buffer(c[r] + a), m, x);
+        for (int64_t i = 0; i < m; ++i) acc[i] = acc[i] + x[i];
+      }
+      if (ranks > 1)
+        for (int64_t i = 0; i < m; ++i) acc[i] = acc[i] / count;
+      from_float(Buffer(out + a), m, acc);
+    }
+  }
+}
+
+void Messages::add(bool receive, const void* data, int64_t bytes, int peer) {
+  auto* p = static_cast<unsigned char*>(const_cast<void*>(data));
+  do {  // MPI counts are ints: pieces of at most 1 GiB (cut the same way on both sides)
+    const int64_t n = std::min<int64_t>(bytes, int64_t(1) << 30);
+    requests.emplace_back();
+    if (receive)
+      check(MPI_Irecv(p, int(n), MPI_BYTE, peer, kTag, comm, &requests.back()), "MPI_Irecv");
+    else
+      check(MPI_Isend(p, int(n), MPI_BYTE, peer, kTag, comm, &requests.back()), "MPI_Isend");
+    p += n;
+    bytes -= n;
+  } while (bytes > 0);
+}
+
+void Messages::wait() {
+  check(MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  requests.clear();
+}
+
+void send_blob(MPI_Comm comm, int dest, const std::vector<unsigned char>& blob) {
+  uint64_t n = blob.size();
+  check(MPI_Send(&n, 1, MPI_UINT64_T, dest, kTag, comm), "MPI_Send");
+  Messages m{comm, {}};
+  if (n) m.send(blob.data(), int64_t(n), dest);
+  m.wait();
+}
+
+std::vector<unsigned char> recv_blob(MPI_Comm comm, int source) {
+  uint64_t n = 0;
+  check(MPI_Recv(&n, 1, MPI_UINT64_T, source, kTag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+  std::vector<unsigned char> blob(n);
+  Messages m{comm, {}};
+  if (n) m.receive(blob.data(), int64_t(n), source);
+  m.wait();
+  return blob;
+}
+
+void bcast_blob(MPI_Comm comm, int root, std::vector<unsigned char>& blob) {
+  uint64_t n = blob.size();
+  check(MPI_Bcast(&n, 1, MPI_UINT64_T, root, comm), "MPI_Bcast");
+  blob.resize(n);
+  for (uint64_t a = 0; a < n; a += uint64_t(1) << 30) {
+    const uint64_t m = std::min<uint64_t>(n - a, uint64_t(1) << 30);
+    check(MPI_Bcast(blob.data() + a, int(m), MPI_BYTE, root, comm), "MPI_Bcast");
+  }
+}
+
+template <class T>
 void reduce_scatter_mean(MPI_Comm comm, const T* send, const std::vector<int64_t>& counts, T* out,
                          std::vector<T>& scratch) {
   int rank = 0, n = 1;
@@ -77,15 +158,9 @@ void reduce_scatter_mean(MPI_Comm comm, const T* send, const std::vector<int64_t
   check(MPI_Alltoallv(send, scount.data(), sdispl.data(), MPI_BYTE, scratch.data(), rcount.data(), rdispl.data(),
                       MPI_BYTE, comm),
         "MPI_Alltoallv");
-  // (c_0 + c_1 + ... + c_{N-1}) / N, added in rank order: the same bits as dlopt.distributed.
-  const T* c = scratch.data();
-  std::copy(c, c + mine, out);
-  for (int r = 1; r < n; ++r) {
-    const T* x = c + int64_t(r) * mine;
-    for (int64_t i = 0; i < mine; ++i) out[i] = out[i] + x[i];
-  }
-  const T count = T(n);
-  for (int64_t i = 0; i < mine; ++i) out[i] = out[i] / count;
+  std::vector<const T*> c;
+  for (int r = 0; r < n; ++r) c.push_back(scratch.data() + int64_t(r) * mine);
+  ordered_mean(c, mine, out);
 }
 
 template <class T>
@@ -101,10 +176,15 @@ void allgather_inplace(MPI_Comm comm, T* buf, const std::vector<int64_t>& counts
   check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_BYTE, buf, count.data(), displ.data(), MPI_BYTE, comm), "MPI_Allgatherv");
 }
 
-template void reduce_scatter_mean<float>(MPI_Comm, const float*, const std::vector<int64_t>&, float*, std::vector<float>&);
-template void reduce_scatter_mean<double>(MPI_Comm, const double*, const std::vector<int64_t>&, double*, std::vector<double>&);
-template void allgather_inplace<float>(MPI_Comm, float*, const std::vector<int64_t>&);
-template void allgather_inplace<double>(MPI_Comm, double*, const std::vector<int64_t>&);
+#define DLOPT_MPI_INSTANTIATE(T)                                                                              \
+  template void ordered_mean<T>(const std::vector<const T*>&, int64_t, T*);                                 \
+  template void reduce_scatter_mean<T>(MPI_Comm, const T*, const std::vector<int64_t>&, T*, std::vector<T>&); \
+  template void allgather_inplace<T>(MPI_Comm, T*, const std::vector<int64_t>&);
+DLOPT_MPI_INSTANTIATE(float)
+DLOPT_MPI_INSTANTIATE(double)
+DLOPT_MPI_INSTANTIATE(bfloat16)
+DLOPT_MPI_INSTANTIATE(float16)
+#undef DLOPT_MPI_INSTANTIATE
 
 }  // namespace detail
 
@@ -155,5 +235,7 @@ void allreduce_mean(MPI_Comm comm, const std::vector<Span<T>>& tensors, std::siz
 
 template void allreduce_mean<float>(MPI_Comm, const std::vector<Span<float>>&, std::size_t);
 template void allreduce_mean<double>(MPI_Comm, const std::vector<Span<double>>&, std::size_t);
+template void allreduce_mean<bfloat16>(MPI_Comm, const std::vector<Span<bfloat16>>&, std::size_t);
+template void allreduce_mean<float16>(MPI_Comm, const std::vector<Span<float16>>&, std::size_t);
 
 }  // namespace dlopt::distributed

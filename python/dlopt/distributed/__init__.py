@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _core
-from ._comm import MEAN_DTYPES, agree, allgather_pieces, get_comm, mpi, reduce_scatter_pieces
-from ._flat import FlatSpace, even_counts, part_array, plan_buckets
+from ._comm import MEAN_DTYPES, agree, allgather_buckets, get_comm, mpi, reduce_scatter_buckets
+from ._flat import FlatSpace, bucket_arrays, even_counts, plan_buckets, staged_size
 from .zero import ZeroRedundancyOptimizer
 
 __all__ = ["allreduce_mean_", "ZeroRedundancyOptimizer", "DEFAULT_BUCKET_BYTES", "get_comm"]
@@ -136,21 +136,22 @@ def allreduce_mean_(grads: Sequence[np.ndarray], comm: Any = None, *,
         counts = even_counts(space.size, size)
         bounds = [sum(counts[:r]) for r in range(size + 1)]
         plan = plan_buckets(space, bounds, max(1, int(bucket_bytes) // dtype.itemsize // size))
-        longest = max([sum(sum(e - s for _, s, e in part) for part in bucket) for bucket in plan] + [0])
-        stage = np.empty(longest, dtype)
-        scratch = np.empty(longest * size, dtype)
-        mean_buf = np.empty(longest, dtype)
-        for bucket in plan:
-            sizes = [sum(e - s for _, s, e in part) for part in bucket]
-            offsets = [sum(sizes[:q]) for q in range(size)]
-            parts = [[part_array(space.flat, part, stage[offsets[q]:], pack=True)] for q, part in enumerate(bucket)]
-            # this rank's mean goes back into its pieces, then every rank's mean to every rank
-            mean = mean_buf[: sizes[rank]]
-            reduce_scatter_pieces(comm, parts, mean, scratch)
-            space.unpack_pieces(bucket[rank], mean)
-            if len(bucket[rank]) > 1:
-                parts[rank][0][...] = mean
-            allgather_pieces(comm, parts)
+        # every rank's part of every bucket as one array: large pieces in place, small ones staged
+        parts = bucket_arrays(space.flat, plan, np.empty(staged_size(plan), dtype), pack=lambda q: True)
+        longest = max([row[rank].size for row in parts] + [0])
+        mean = np.empty(longest, dtype)
+
+        def write_back(k: int) -> None:  # this rank's mean of bucket k into its part (other parts: unsent)
+            own = parts[k][rank]
+            if len(plan[k][rank]) > 1:
+                space.unpack_pieces(plan[k][rank], mean)
+            own[...] = mean[: own.size]
+
+        reduce_scatter_buckets(comm, parts, [mean[: row[rank].size] for row in parts],
+                               np.empty(2 * (size - 1) * longest, dtype),
+                               np.empty(longest, np.float32) if dtype.itemsize == 2 else None, write_back)
+        allgather_buckets(comm, parts)  # then every rank's mean to every rank
+        for bucket, row in zip(plan, parts):
             for q, part in enumerate(bucket):
                 if q != rank and len(part) > 1:
-                    space.unpack_pieces(part, parts[q][0])
+                    space.unpack_pieces(part, row[q])

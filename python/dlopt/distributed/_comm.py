@@ -4,10 +4,10 @@ the deterministic bucketed reduce-scatter / all-gather.
 Why not MPI_Allreduce: MPI leaves the order in which ranks' values are added to the library (it
 changes with the algorithm Open MPI picks for a message size), so a float sum could differ between
 an all-reduce and a reduce-scatter of the same data, or between bucket sizes. Here MPI only moves
-bytes (MPI_Alltoallw / MPI_Alltoallv for the reduce-scatter, MPI_Alltoallw / MPI_Allgatherv for the
-all-gather: the two halves of a ring all-reduce, the same traffic), and the sum is made locally,
-elementwise, in rank order 0, 1, ..., N-1: the result is a function of the ranks' values alone,
-whatever the bucket size or the layout of the shards.
+bytes (point-to-point messages of contiguous arrays for the two halves of a ring all-reduce — the
+same traffic — and MPI_Alltoallv / MPI_Allgatherv for the small sums of the linear models), and the
+sum is made locally, elementwise, in rank order 0, 1, ..., N-1: the result is a function of the
+ranks' values alone, whatever the bucket size or the layout of the shards.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import ml_dtypes
 import numpy as np
 
-__all__ = ["mpi", "get_comm", "agree", "MEAN_DTYPES", "accumulator_dtype", "ordered_mean"]
+__all__ = ["mpi", "get_comm", "agree", "MEAN_DTYPES", "accumulator_dtype", "ordered_mean",
+           "reduce_scatter_buckets", "allgather_buckets"]
 
 _BF16 = np.dtype(ml_dtypes.bfloat16)
 #: Gradient dtypes the collectives take (those of dlopt's parameters).
@@ -111,25 +112,29 @@ def accumulator_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype.itemsize == 2 else np.dtype(dtype)
 
 
-def ordered_mean(contributions: np.ndarray, out: np.ndarray) -> None:
+def ordered_mean(contributions: Sequence[np.ndarray], out: np.ndarray, acc: np.ndarray | None = None) -> None:
     """``out = (c[0] + c[1] + ... + c[N-1]) / N``, elementwise, added in rank order.
 
-    ``contributions`` is (N, n) in the gradient dtype; 16-bit values are summed in float32 and the
-    mean rounded to nearest once.
+    ``contributions``: N arrays (or an (N, n) array) of out's size and dtype; ``out`` may be
+    ``c[0]`` or ``c[1]`` but no later one. 16-bit values are summed in float32 (in ``acc``, at
+    least n float32 elements, when given: no allocation) and the mean rounded to nearest once. The
+    first two are added straight into the result (two passes over the data for two ranks, not three).
     """
-    n = contributions.shape[0]
+    n = len(contributions)
     acc_dtype = accumulator_dtype(out.dtype)
+    if n == 1:
+        np.copyto(out, contributions[0])  # the mean of one value is that value, exactly
+        return
     if acc_dtype == out.dtype:
-        np.copyto(out, contributions[0])
-        acc = out
+        total = out
     else:
-        acc = contributions[0].astype(acc_dtype)
-    for r in range(1, n):
-        np.add(acc, contributions[r], out=acc, dtype=acc_dtype, casting="unsafe")
-    if n > 1:
-        np.divide(acc, acc_dtype.type(n), out=acc)
-    if acc is not out:
-        np.copyto(out, acc, casting="unsafe")
+        total = np.empty(out.size, acc_dtype) if acc is None else acc[: out.size]
+    np.add(contributions[0], contributions[1], out=total, dtype=acc_dtype, casting="unsafe")
+    for r in range(2, n):
+        np.add(total, contributions[r], out=total, dtype=acc_dtype, casting="unsafe")
+    np.divide(total, acc_dtype.type(n), out=total)
+    if total is not out:
+        np.copyto(out, total, casting="unsafe")
 
 
 def reduce_scatter_mean(comm: Any, flat: np.ndarray, counts: Sequence[int], out: np.ndarray,
@@ -186,65 +191,75 @@ def allgather_inplace(comm: Any, flat: np.ndarray, counts: Sequence[int]) -> Non
                                                         [int(d) * item for d in displs]), MPI.BYTE])
 
 
-# -- zero-copy exchanges: MPI reads and writes the arrays' pieces in place --------------------------
+# -- the bucketed exchanges of ZeRO and allreduce_mean_ -------------------------------------------
 #
-# A rank's part of a bucket is scattered over several arrays (gradients, parameters). Describing the
-# pieces to MPI as one derived datatype (MPI_Type_create_hindexed over absolute addresses, used with
-# MPI_BOTTOM) lets MPI_Alltoallw send from and receive into them directly: no packing copy in Python.
+# Point to point, not MPI_Alltoallw: each rank's part of a bucket is one contiguous array (a piece
+# of a large tensor, in place, or small tensors staged together), and a contiguous message between
+# two processes of one machine is a single copy (Open MPI's sm BTL with CMA), where a derived
+# datatype over several arrays is packed in small fragments. A rank sends nothing to itself: its own
+# contribution is read in place. Every send is posted at once (they read the arrays in place: no
+# memory), and the receives of two buckets are in flight at a time (bounded scratch), so the ranks
+# never wait for each other bucket by bucket, only for the data: with more ranks than cores, each
+# rendezvous would cost a scheduler slice. Messages between two ranks are matched in the order they
+# were posted (MPI's non-overtaking rule), so one tag serves every bucket.
+
+#: The tag of dlopt's point-to-point messages (kept apart from a user's traffic by its value only).
+TAG = 0x646C
 
 
-def _pieces_type(pieces: Sequence[np.ndarray]):
-    """(datatype, count) describing the byte ranges of `pieces` (contiguous views) at their addresses."""
+def _bytes(a: np.ndarray) -> list:
+    return [a.view(np.uint8), mpi().BYTE]  # MPI has no bfloat16, and moves bytes only
+
+
+def reduce_scatter_buckets(comm: Any, sends: Sequence[Sequence[np.ndarray]], outs: Sequence[np.ndarray],
+                           scratch: np.ndarray, acc: np.ndarray | None = None, done: Any = None) -> None:
+    """For each bucket k, ``outs[k]`` = the rank-order mean over ranks q of rank q's ``sends[k][rank]``.
+
+    ``sends[k][q]``: the contiguous array this rank contributes to rank q's part of bucket k (its own
+    part, ``sends[k][rank]``, is read in place); every rank's parts have the same sizes. ``scratch``
+    holds 2 * (N - 1) * max_k outs[k].size elements; ``acc``: see :func:`ordered_mean`. ``done(k)``,
+    if given, is called once ``outs[k]`` is complete (outs may then share one buffer).
+    """
     MPI = mpi()
-    pieces = [p for p in pieces if p.size]
-    if not pieces:
-        return MPI.BYTE, 0
-    t = MPI.BYTE.Create_hindexed([p.nbytes for p in pieces], [p.ctypes.data for p in pieces]).Commit()
-    return t, 1
+    size, rank = comm.Get_size(), comm.Get_rank()
+    peers = [q for q in range(size) if q != rank]
+    longest = max([o.size for o in outs] + [0])
+    send_reqs = [comm.Isend(_bytes(bucket[q]), q, TAG) for bucket in sends for q in peers if bucket[q].size]
+
+    def slots(k: int) -> list[np.ndarray]:
+        base = (k % 2) * len(peers) * longest
+        return [scratch[base + j * longest: base + j * longest + outs[k].size] for j in range(len(peers))]
+
+    def post(k: int) -> list:
+        if k >= len(outs) or not outs[k].size:
+            return []
+        return [comm.Irecv(_bytes(buf), q, TAG) for q, buf in zip(peers, slots(k))]
+
+    pending = [post(0), post(1)]
+    for k in range(len(outs)):
+        MPI.Request.Waitall(pending[0])
+        received = slots(k)
+        contributions = received[:rank] + [sends[k][rank]] + received[rank:]
+        if outs[k].size:
+            ordered_mean(contributions, outs[k], acc)
+        if done is not None:
+            done(k)
+        pending = [pending[1], post(k + 2)]
+    MPI.Request.Waitall(send_reqs)
 
 
-def _free(types) -> None:
-    MPI = mpi()
-    for t in types:
-        if t != MPI.BYTE:
-            t.Free()
-
-
-def reduce_scatter_pieces(comm: Any, parts: Sequence[Sequence[np.ndarray]], out: np.ndarray,
-                          scratch: np.ndarray) -> None:
-    """Rank r sends ``parts[q]`` (pieces of its arrays) to rank q; ``out`` = the rank-order mean of what
-    this rank receives (every rank's ``parts[rank]``, out.size elements). ``scratch``: N * out.size."""
-    MPI = mpi()
-    size, rank, mine = comm.Get_size(), comm.Get_rank(), out.size
-    if size == 1:  # the mean of one rank's values: those values, one copy
-        pos = 0
-        for p in parts[0]:
-            out[pos: pos + p.size] = p
-            pos += p.size
-        return
-    recv = scratch[: size * mine]
-    item = out.dtype.itemsize
-    sends = [_pieces_type(p) for p in parts]
-    try:
-        comm.Alltoallw([MPI.BOTTOM, ([c for _, c in sends], [0] * size), [t for t, _ in sends]],
-                       [recv.view(np.uint8), ([mine * item] * size, [r * mine * item for r in range(size)]),
-                        [MPI.BYTE] * size])
-    finally:
-        _free(t for t, _ in sends)
-    ordered_mean(recv.reshape(size, mine), out)
-
-
-def allgather_pieces(comm: Any, parts: Sequence[Sequence[np.ndarray]]) -> None:
-    """Every rank's ``parts[rank]`` (pieces of its arrays) is copied into ``parts[rank]`` of every other rank."""
+def allgather_buckets(comm: Any, parts: Sequence[Sequence[np.ndarray]]) -> None:
+    """For each bucket k, every rank's ``parts[k][rank]`` is received into ``parts[k][rank]`` of every
+    other rank (contiguous arrays, written in place). All messages are posted at once."""
     MPI = mpi()
     size, rank = comm.Get_size(), comm.Get_rank()
     if size == 1:
         return
-    own, own_count = _pieces_type(parts[rank])
-    recvs = [(MPI.BYTE, 0) if r == rank else _pieces_type(parts[r]) for r in range(size)]
-    try:
-        send_counts = [0 if r == rank else own_count for r in range(size)]
-        comm.Alltoallw([MPI.BOTTOM, (send_counts, [0] * size), [own] * size],
-                       [MPI.BOTTOM, ([c for _, c in recvs], [0] * size), [t for t, _ in recvs]])
-    finally:
-        _free([own] + [t for t, _ in recvs])
+    reqs = []
+    for bucket in parts:
+        for q in range(size):
+            if q != rank and bucket[q].size:
+                reqs.append(comm.Irecv(_bytes(bucket[q]), q, TAG))
+        if bucket[rank].size:
+            reqs += [comm.Isend(_bytes(bucket[rank]), q, TAG) for q in range(size) if q != rank]
+    MPI.Request.Waitall(reqs)

@@ -96,6 +96,30 @@ def plan_buckets(space: FlatSpace, bounds: Sequence[int], per_rank: int) -> list
     return [[c[k] if k < len(c) else [] for c in per_rank_chunks] for k in range(count)]
 
 
+def staged_size(plan) -> int:
+    """Elements of the staging buffer :func:`bucket_arrays` needs for `plan` (its groups of small pieces)."""
+    return sum(sum(e - s for _, s, e in part) for bucket in plan for part in bucket if len(part) > 1)
+
+
+def bucket_arrays(flat: Sequence[np.ndarray], plan, stage: np.ndarray, pack) -> list[list[np.ndarray]]:
+    """arrays[k][q]: rank q's part of bucket k as one contiguous array: the single piece itself (in
+    place), or the next slice of `stage` (:func:`staged_size` elements), filled from the pieces when
+    ``pack(q)``."""
+    arrays, pos = [], 0
+    for bucket in plan:
+        row = []
+        for q, part in enumerate(bucket):
+            if len(part) == 1:
+                i, s, e = part[0]
+                row.append(flat[i][s:e])
+                continue
+            n = sum(e - s for _, s, e in part)
+            row.append(part_array(flat, part, stage[pos: pos + n], pack(q)) if part else stage[:0])
+            pos += n
+        arrays.append(row)
+    return arrays
+
+
 def part_array(flat: Sequence[np.ndarray], pieces, stage: np.ndarray, pack: bool) -> np.ndarray:
     """A rank's part of a bucket as one contiguous array: the single piece itself (in place), or
     `stage` (filled from the pieces when `pack`)."""

@@ -27,7 +27,7 @@ from ..optim import Optimizer
 from ..optim import algorithms as _algorithms
 from . import _comm
 from ._comm import MEAN_DTYPES, agree, get_comm
-from ._flat import FlatSpace, part_array, plan_buckets
+from ._flat import FlatSpace, bucket_arrays, plan_buckets, staged_size
 
 __all__ = ["ZeroRedundancyOptimizer"]
 
@@ -327,35 +327,32 @@ class ZeroRedundancyOptimizer:
 
     def _reduce_scatter(self, grads: list[np.ndarray], params: FlatSpace, bounds: list[int],
                         shard: np.ndarray) -> None:
-        """shard = the rank-order mean of every rank's gradients over this rank's range, bucket by bucket
-        (_comm.reduce_scatter_pieces: MPI reads large gradient pieces in place)."""
+        """shard = the rank-order mean of every rank's gradients over this rank's range
+        (_comm.reduce_scatter_buckets: large gradient pieces are sent in place)."""
         flat = [g.reshape(-1) for g in grads]
-        dtype, n, pos = shard.dtype, self.world_size, 0
-        for bucket in self._buckets(params, bounds):
-            sizes = [sum(e - s for _, s, e in part) for part in bucket]
-            stage = self._staging(sum(sizes), dtype, "send")
-            offsets = np.concatenate(([0], np.cumsum(sizes)))
-            parts = [[part_array(flat, part, stage[offsets[q]:], pack=True)] for q, part in enumerate(bucket)]
-            mine = sizes[self.rank]
-            scratch = self._staging(n * max(sizes), dtype, "recv")
-            _comm.reduce_scatter_pieces(self.comm, parts, shard[pos: pos + mine], scratch)
-            pos += mine
+        plan, dtype, n = self._buckets(params, bounds), shard.dtype, self.world_size
+        sends = bucket_arrays(flat, plan, self._staging(staged_size(plan), dtype, "send"), pack=lambda q: True)
+        outs, pos = [], 0
+        for row in sends:
+            outs.append(shard[pos: pos + row[self.rank].size])
+            pos += row[self.rank].size
+        longest = max([o.size for o in outs] + [0])
+        scratch = self._staging(2 * (n - 1) * longest, dtype, "recv")
+        acc = self._staging(longest, np.dtype(np.float32), "acc") if dtype.itemsize == 2 else None
+        _comm.reduce_scatter_buckets(self.comm, sends, outs, scratch, acc)
 
     def _allgather_params(self, space: FlatSpace, bounds: list[int]) -> None:
         """Every rank's updated range of the parameters to every rank, large pieces written in place."""
         if self.world_size == 1:
             return
-        dtype = space.flat[0].dtype
-        for bucket in self._buckets(space, bounds):
-            sizes = [sum(e - s for _, s, e in part) for part in bucket]
-            stage = self._staging(sum(sizes), dtype, "send")
-            offsets = np.concatenate(([0], np.cumsum(sizes)))
-            parts = [[part_array(space.flat, part, stage[offsets[q]:], pack=q == self.rank)]
-                     for q, part in enumerate(bucket)]
-            _comm.allgather_pieces(self.comm, parts)
-            for q, part in enumerate(bucket):  # staged parts of the other ranks: unpack
+        plan = self._buckets(space, bounds)
+        stage = self._staging(staged_size(plan), space.flat[0].dtype, "gather")
+        parts = bucket_arrays(space.flat, plan, stage, pack=lambda q: q == self.rank)
+        _comm.allgather_buckets(self.comm, parts)
+        for bucket, row in zip(plan, parts):  # staged parts of the other ranks: unpack
+            for q, part in enumerate(bucket):
                 if q != self.rank and len(part) > 1:
-                    space.unpack_pieces(part, parts[q][0])
+                    space.unpack_pieces(part, row[q])
 
     def _clip(self, max_norm: float, norm_type: float) -> Any:
         """clip_grad_norm_ on the full averaged gradients; this rank's shard gets the clipped values."""
