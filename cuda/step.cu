@@ -11,6 +11,11 @@
 // registers and shared memory as multi_tensor.hpp describes. Chunks are small (4096 elements) so that a large
 // step is many short blocks: the hardware scheduler balances them and the last wave is short.
 //
+// A rule with per-tensor reductions (LAMB, LARS) launches two kernels first: reduce_kernel writes
+// each chunk's sums (cpu::reduce's blocks and order) into scratch behind the block table, and
+// finish_kernel adds them per tensor and runs Rule::finish on the device copy of the table, whose
+// coefficients step_kernel then reads; no host round trip.
+//
 // The block table (the Segment array and first_chunk) is written into pinned host memory and
 // copied to device memory with one cudaMemcpyAsync on the step's stream, ahead of the kernel.
 // Both buffers are cached per device in a ring of kRing slots, each guarded by an event recorded
