@@ -4,10 +4,17 @@
 // Launch layout. Every tensor of the step is cut into chunks of kChunk elements; chunks are
 // numbered across tensors (first_chunk[k] = index of tensor k's first chunk, a prefix sum) and
 // the grid has one block per chunk (a grid-stride loop covers grids beyond the hardware limit).
-// A block finds its tensor by binary search in first_chunk, then its threads walk the chunk in
-// 16-byte packs (float4 / double2 loads and stores) when every buffer of that tensor is 16-byte
-// aligned, or element by element otherwise. Chunks are small (4096 elements) so that a large
+// A block finds its tensor by binary search in first_chunk. In a native tensor (every buffer in
+// the compute type) its threads walk the chunk in 16-byte packs (float4 / double2 loads and stores)
+// when every buffer of that tensor is 16-byte aligned, or element by element otherwise; other
+// storage formats (bfloat16 / float16 parameters, bfloat16 / 8-bit state) are staged through
+// registers and shared memory as multi_tensor.hpp describes. Chunks are small (4096 elements) so that a large
 // step is many short blocks: the hardware scheduler balances them and the last wave is short.
+//
+// A rule with per-tensor reductions (LAMB, LARS) launches two kernels first: reduce_kernel writes
+// each chunk's sums (cpu::reduce's blocks and order) into scratch behind the block table, and
+// finish_kernel adds them per tensor and runs Rule::finish on the device copy of the table, whose
+// coefficients step_kernel then reads; no host round trip.
 //
 // The block table (the Segment array and first_chunk) is written into pinned host memory and
 // copied to device memory with one cudaMemcpyAsync on the step's stream, ahead of the kernel.
@@ -47,8 +54,40 @@ __global__ void __launch_bounds__(kThreads)
     step_kernel(const int64_t* __restrict__ first_chunk,
                 const cpu::Segment<Rule, T>* __restrict__ segments, int64_t count,
                 int64_t total_chunks) {
+  __shared__ detail::StageShared<Rule> shared;  // staged chunks' 8-bit values (multi_tensor.hpp)
+  const int thread = int(threadIdx.x);
+  // A phase of the chunk in this thread, then the block's barrier (chunk is uniform over the block).
+  const auto all_threads = [thread](const auto& phase) {
+    phase(thread);
+    __syncthreads();
+  };
   for (int64_t chunk = blockIdx.x; chunk < total_chunks; chunk += gridDim.x)
-    detail::process_chunk<Rule, T>(first_chunk, segments, count, chunk, int(threadIdx.x), kThreads);
+    detail::process_chunk<Rule, T>(first_chunk, segments, count, chunk, shared, all_threads);
+}
+
+/// The reduction phase of a rule with Rule::reductions > 0: each chunk's sums into `partial`
+/// (multi_tensor.hpp: cpu::reduce's order).
+template <class Rule, class T>
+__global__ void __launch_bounds__(kThreads)
+    reduce_kernel(const int64_t* __restrict__ first_chunk, const cpu::Segment<Rule, T>* __restrict__ segments,
+                  int64_t count, int64_t total_chunks, double* __restrict__ partial) {
+  __shared__ detail::ReduceShared<Rule> shared;
+  const int thread = int(threadIdx.x);
+  const auto all_threads = [thread](const auto& phase) {
+    phase(thread);
+    __syncthreads();
+  };
+  for (int64_t chunk = blockIdx.x; chunk < total_chunks; chunk += gridDim.x)
+    detail::reduce_chunk<Rule, T>(first_chunk, segments, count, chunk, shared, all_threads, partial);
+}
+
+/// Rule::finish of every tensor from its chunks' sums, into the block table's coefficients that
+/// step_kernel reads next (one thread per tensor).
+template <class Rule, class T>
+__global__ void finish_kernel(const int64_t* __restrict__ first_chunk, cpu::Segment<Rule, T>* segments,
+                              int64_t count, const double* __restrict__ partial) {
+  const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k < count) detail::finish_tensor<Rule, T>(first_chunk, segments, k, partial);
 }
 
 /// One slot of the table ring: pinned staging memory, device memory, and the event recorded
@@ -105,7 +144,7 @@ void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, v
 
 template <class Rule, class T>
 void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
-  if constexpr (Rule::matrix) {  // no elementwise kernel (dlopt::cuda::step refuses matrix rules)
+  if constexpr (Rule::matrix) {  // no kernel (dlopt::cuda::step refuses matrix rules)
     (void)segments, (void)count, (void)stream_ptr;
     throw std::runtime_error(std::string(Rule::name) + ": no CUDA kernel");
   } else {
@@ -125,7 +164,9 @@ void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, v
   int device = 0;
   check(cudaGetDevice(&device), "cudaGetDevice");
   const std::size_t chunk_bytes = round_up((count + 1) * sizeof(int64_t), 16);
-  const std::size_t bytes = chunk_bytes + count * sizeof(Seg);
+  const std::size_t table_bytes = round_up(chunk_bytes + count * sizeof(Seg), 16);
+  // Behind the table, device scratch for the reduction phase's per-chunk sums (not copied).
+  const std::size_t bytes = table_bytes + std::size_t(total_chunks) * std::size_t(Rule::reductions) * sizeof(double);
 
   std::lock_guard<std::mutex> lock(tables_mutex);
   std::vector<DeviceTables>& tables = all_tables();
@@ -154,14 +195,27 @@ void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, v
   detail::chunk_prefix(segments, count, static_cast<int64_t*>(slot.host));
   std::memcpy(static_cast<char*>(slot.host) + chunk_bytes, segments, count * sizeof(Seg));
 
-  check(cudaMemcpyAsync(slot.device, slot.host, bytes, cudaMemcpyHostToDevice, stream),
+  check(cudaMemcpyAsync(slot.device, slot.host, table_bytes, cudaMemcpyHostToDevice, stream),
         "cudaMemcpyAsync (block table)");
   const int grid = int(total_chunks < int64_t(INT_MAX) ? total_chunks : int64_t(INT_MAX));
-  step_kernel<Rule, T><<<grid, kThreads, 0, stream>>>(
-      static_cast<const int64_t*>(slot.device),
-      reinterpret_cast<const Seg*>(static_cast<const char*>(slot.device) + chunk_bytes),
-      int64_t(count), total_chunks);
-  const cudaError_t launched = cudaGetLastError();
+  const auto* first_chunk = static_cast<const int64_t*>(slot.device);
+  auto* device_segments = reinterpret_cast<Seg*>(static_cast<char*>(slot.device) + chunk_bytes);
+  cudaError_t launched = cudaSuccess;
+  if constexpr (Rule::reductions > 0) {  // the sums, then the finished coefficients, then the update
+    auto* partial = reinterpret_cast<double*>(static_cast<char*>(slot.device) + table_bytes);
+    reduce_kernel<Rule, T><<<grid, kThreads, 0, stream>>>(first_chunk, device_segments, int64_t(count),
+                                                          total_chunks, partial);
+    launched = cudaGetLastError();
+    if (launched == cudaSuccess) {
+      finish_kernel<Rule, T><<<unsigned((count + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+          first_chunk, device_segments, int64_t(count), partial);
+      launched = cudaGetLastError();
+    }
+  }
+  if (launched == cudaSuccess) {
+    step_kernel<Rule, T><<<grid, kThreads, 0, stream>>>(first_chunk, device_segments, int64_t(count), total_chunks);
+    launched = cudaGetLastError();
+  }
   // Recorded even after a failed launch: the copy above may still be reading slot.host.
   const cudaError_t recorded = cudaEventRecord(slot.done, stream);
   slot.pending = recorded == cudaSuccess;

@@ -76,7 +76,7 @@ def test_fake_device_params_raise_and_change_nothing(name):
     grads = [_fake((5,), seed=3), _fake((3, 4), seed=4)]
     before = [f.host.copy() for f in fakes + grads]
     opt = make_optimizer(name, fakes)
-    if not _core.runs_on_device(name):  # e.g. LAMB: refused before anything, GPU or not
+    if not _core.runs_on_device(name):  # e.g. Muon: refused before anything, GPU or not
         with pytest.raises(ValueError, match="CPU only"):
             opt.step(grads)
     else:
@@ -253,7 +253,7 @@ def _assert_close(actual, expected, dtype, name=""):
 @pytest.mark.parametrize("name", sorted(FULL_STATE_CONFIGS))
 def test_gpu_equals_cpu(name, dtype):
     if not _core.runs_on_device(name):
-        pytest.skip(f"{name} has no CUDA step yet (per-tensor reductions are CPU-only)")
+        pytest.skip(f"{name} has no CUDA step yet (matrix rules are CPU-only)")
     host, grads = _case(name, dtype)
     dev = [to_device(p) for p in host]
     # One parameter as an unaligned view (offset by one element): the element-wise path.
@@ -275,6 +275,22 @@ def test_gpu_equals_cpu(name, dtype):
                 _assert_close(gpu_opt.state[i][k].to_numpy(), v, dtype, name)
             else:
                 assert gpu_opt.state[i][k] == pytest.approx(v)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_lars_exclude_1d_sees_the_shapes(dtype):
+    """The device plan gives the reduction's finish each tensor's rows, as the host plan does:
+    with exclude_1d, vectors keep τ = 1 and matrices get their trust ratio on both devices."""
+    host, grads = _case("LARS", dtype)
+    dev = [to_device(p) for p in host]
+    cpu_opt = make_optimizer("LARS", host, exclude_1d=True)
+    gpu_opt = make_optimizer("LARS", dev, exclude_1d=True)
+    for step in range(5):
+        cpu_opt.step(grads[step])
+        gpu_opt.step([to_device(g) for g in grads[step]])
+    for p, d in zip(host, dev):
+        _assert_close(to_host(d), p, dtype, "LARS exclude_1d")
 
 
 @gpu

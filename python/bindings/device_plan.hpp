@@ -84,6 +84,9 @@ class DeviceStepPlan final : public StepPlanBase {
     s.param = static_cast<T*>(t.param.data);
     s.grad = static_cast<const T*>(t.grad);
     s.size = t.param.size;
+    const TensorShape shape = shape_of(t.param.shape.data(), py::ssize_t(t.param.shape.size()), t.param.size);
+    s.rows = shape.rows;  // LARS' exclude_1d leaves vectors out, as on the host
+    s.batch = shape.batch;
     s.config = &configs_[t.group];
     s.scalars = &t.scalars;
     for (std::size_t k = 0; k < S; ++k)  // only the slots the rule uses: no traffic for the others

@@ -77,16 +77,20 @@ constexpr int kWriteable = py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
 }  // namespace npy
 
 /// What the plan remembers of one array: the object (kept alive), its data pointer, shape, flags.
-/// An array's shape as the rules see it (dlopt::TensorShape).
-inline TensorShape shape_of(const py::array& a) {
-  TensorShape t{int64_t(a.size()), 0, 1};
-  if (a.ndim() >= 2) {
-    t.rows = t.size / std::max<int64_t>(a.shape(a.ndim() - 1), 1);
-    for (py::ssize_t d = 0; d + 2 < a.ndim(); ++d) t.batch *= a.shape(d);
+/// A shape (`ndim` extents, `size` elements) as the rules see it (dlopt::TensorShape): host arrays
+/// and device arrays alike.
+inline TensorShape shape_of(const py::ssize_t* shape, py::ssize_t ndim, int64_t size) {
+  TensorShape t{size, 0, 1};
+  if (ndim >= 2) {
+    t.rows = t.size / std::max<int64_t>(shape[ndim - 1], 1);
+    for (py::ssize_t d = 0; d + 2 < ndim; ++d) t.batch *= shape[d];
     if (t.size == 0) t.rows = 0, t.batch = 1;
   }
   return t;
 }
+
+/// An array's shape as the rules see it.
+inline TensorShape shape_of(const py::array& a) { return shape_of(a.shape(), a.ndim(), int64_t(a.size())); }
 
 /// state[key] of a tensor that has state: its dict (TypeError naming `where` for anything else), or
 /// None when the tensor has no state yet.

@@ -407,7 +407,7 @@ def require_finite_norm(total: typing.SupportsFloat | typing.SupportsIndex, norm
     """
 def runs_on_device(arg0: str) -> bool:
     """
-    Whether optimizer `name` has a CUDA step (rules with per-tensor reductions are CPU-only for now).
+    Whether optimizer `name` has a CUDA step (matrix rules are CPU-only for now).
     """
 def scalar_names(arg0: str) -> list[str]:
     """

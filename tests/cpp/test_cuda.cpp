@@ -1,12 +1,15 @@
 // C++ tests of the CUDA backend (dlopt::cuda::step). Everywhere: a device step is checked like a
 // host step and, without a usable device, throws before changing anything; and the kernel body
 // (dlopt/cuda/multi_tensor.hpp) run on the host for every (chunk, thread) of a launch equals the CPU
-// step, which checks the launch's indexing without a GPU. With a CUDA device:
+// step bit for bit, which checks the launch's indexing without a GPU — native buffers, every storage
+// format (bfloat16 / float16 parameters, stochastic rounding, master weights, bfloat16 and 8-bit
+// state), and the reduction phase of LAMB and LARS (cpu::reduce's order). With a CUDA device:
 // every rule on the device equals the host result over 50 steps, for several tensors in one launch
 // (odd sizes, several chunks, an unaligned buffer), in float and double.
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -54,7 +57,44 @@ void checks_before_the_device() {
   check(dlopt::cuda::device_count() == 0 || DLOPT_HAS_CUDA, "device_count is 0 without CUDA");
 }
 
-// The launch of cuda::run, emulated on the host: same block table, every chunk, every thread.
+// The launch of cuda::run, emulated on the host: the same block table, every chunk, each phase of
+// a chunk run by every thread in turn before the next (the kernel's barriers).
+template <class Rule, class T>
+void emulate_launch(const dlopt::cpu::Segment<Rule, T>* segments, std::size_t n) {
+  namespace cd = dlopt::cuda::detail;
+  std::vector<int64_t> first_chunk(n + 1);
+  const int64_t total = cd::chunk_prefix(segments, n, first_chunk.data());
+  auto shared = std::make_unique<cd::StageShared<Rule>>();
+  std::memset(static_cast<void*>(shared.get()), 0xa5, sizeof(cd::StageShared<Rule>));  // stale, as on a GPU
+  const auto all_threads = [](const auto& phase) {
+    for (int thread = 0; thread < cd::kThreads; ++thread) phase(thread);
+  };
+  for (int64_t chunk = 0; chunk < total; ++chunk)
+    cd::process_chunk<Rule, T>(first_chunk.data(), segments, int64_t(n), chunk, *shared, all_threads);
+}
+
+// The reduction phase of cuda::run (Rule::reductions > 0), emulated the same way: every chunk's
+// sums, then Rule::finish of every tensor on the segments the update then reads.
+template <class Rule, class T>
+void emulate_reduce(dlopt::cpu::Segment<Rule, T>* segments, std::size_t n) {
+  if constexpr (Rule::reductions > 0) {
+    namespace cd = dlopt::cuda::detail;
+    std::vector<int64_t> first_chunk(n + 1);
+    const int64_t total = cd::chunk_prefix(segments, n, first_chunk.data());
+    auto shared = std::make_unique<cd::ReduceShared<Rule>>();
+    std::memset(static_cast<void*>(shared.get()), 0xa5, sizeof(cd::ReduceShared<Rule>));  // stale
+    const auto all_threads = [](const auto& phase) {
+      for (int thread = 0; thread < cd::kThreads; ++thread) phase(thread);
+    };
+    std::vector<double> partial(std::size_t(total) * Rule::reductions, -1.0);
+    for (int64_t chunk = 0; chunk < total; ++chunk)
+      cd::reduce_chunk<Rule, T>(first_chunk.data(), segments, int64_t(n), chunk, *shared, all_threads, partial.data());
+    for (std::size_t k = 0; k < n; ++k) cd::finish_tensor<Rule, T>(first_chunk.data(), segments, int64_t(k), partial.data());
+  } else {
+    (void)segments, (void)n;
+  }
+}
+
 template <class Rule, class T>
 void emulate() {
   using Config = typename Rule::Config;
@@ -99,15 +139,8 @@ void emulate() {
     auto tb = steps(b, sb);
     dlopt::detail::check_step(tb.data(), n);
     auto& segments = dlopt::detail::begin_step(tb.data(), n);
-    // A rule's reduction phase runs on the host (the device step refuses such rules for now); the
-    // kernel body must then apply the finished coefficients exactly as the CPU loop does.
-    if constexpr (Rule::reductions > 0) dlopt::cpu::reduce(segments.data(), n);
-    std::vector<int64_t> first_chunk(n + 1);
-    const int64_t total = dlopt::cuda::detail::chunk_prefix(segments.data(), n, first_chunk.data());
-    for (int64_t chunk = 0; chunk < total; ++chunk)
-      for (int thread = 0; thread < dlopt::cuda::detail::kThreads; ++thread)
-        dlopt::cuda::detail::process_chunk<Rule, T>(first_chunk.data(), segments.data(), int64_t(n),
-                                                    chunk, thread, dlopt::cuda::detail::kThreads);
+    emulate_reduce(segments.data(), n);
+    emulate_launch(segments.data(), n);
   }
   // Bitwise: the library and this test are compiled without multiply-add contraction (see the
   // top-level CMakeLists.txt), so a rule rounds the same in the CPU loop and in the kernel body.
@@ -125,6 +158,214 @@ void emulate() {
   check(worst <= tol && untouched && sb[4].step == 20,
         std::string("emulated launch equals the CPU step: ") + Rule::name +
             (sizeof(T) == 4 ? "<float>" : "<double>") + " (worst rel " + std::to_string(worst) + ")");
+}
+
+// ---- storage formats: the emulated kernel body equals cpu::run byte for byte -----------------------
+
+// The hyperparameters a test steps with: the defaults, but momentum for SGD (else it has no state).
+template <class Rule>
+typename Rule::Config config_for() {
+  typename Rule::Config c{};
+  if constexpr (std::is_same_v<Rule, dlopt::SGDRule>) c.momentum = 0.9;
+  return c;
+}
+
+std::size_t element_bytes(dlopt::Storage s) {
+  switch (s) {
+    case dlopt::Storage::Float64: return 8;
+    case dlopt::Storage::Float32: return 4;
+    case dlopt::Storage::BFloat16:
+    case dlopt::Storage::Float16: return 2;
+    default: return 1;
+  }
+}
+
+// One buffer of a tensor, in any storage: its bytes and (8 bits) block scales.
+struct Stored {
+  dlopt::Storage storage = dlopt::Storage::Float32;
+  std::vector<unsigned char> bytes;
+  std::vector<float> scale;
+  dlopt::Buffer buffer() {
+    return {bytes.data(), storage, scale.empty() ? nullptr : scale.data()};
+  }
+  void resize(dlopt::Storage s, int64_t n) {
+    storage = s;
+    bytes.assign(std::size_t(n) * element_bytes(s) + 16, 0);
+    if (element_bytes(s) == 1) scale.assign(std::size_t((n + dlopt::kQuantBlock - 1) / dlopt::kQuantBlock), 0.0f);
+  }
+  bool operator==(const Stored& o) const { return bytes == o.bytes && scale == o.scale; }
+};
+
+struct FormatCase {
+  const char* name;
+  dlopt::Storage param;   // the parameters' (and gradients') storage
+  dlopt::StateDType state;
+  bool stochastic;
+  bool master;
+};
+
+// A device copy of a Stored buffer (bytes and scales), and of a master copy.
+struct DeviceStored {
+  std::unique_ptr<dlopt::cuda::Buffer> bytes, scale;
+  static std::unique_ptr<dlopt::cuda::Buffer> of(const void* host, std::size_t n) {
+    if (n == 0) return nullptr;
+    auto b = std::make_unique<dlopt::cuda::Buffer>(n, 0);
+    dlopt::cuda::copy(b->data(), host, n);
+    return b;
+  }
+  static void back(void* host, const std::unique_ptr<dlopt::cuda::Buffer>& b, std::size_t n) {
+    if (n) dlopt::cuda::copy(host, b->data(), n);
+  }
+};
+
+// One step sequence of every tensor, on the CPU (a) and (b) through the emulated kernel or, with
+// `device`, on the GPU (dlopt::cuda::step on device copies of b's buffers).
+template <class Rule, class T>
+void staged_equals_cpu(const FormatCase& f, bool device = false) {
+  constexpr std::size_t S = dlopt::num_slots<Rule>;
+  const auto config = config_for<Rule>();
+  const int64_t sizes[] = {1, 255, 257, 1000, 4095, 4097, 10001, 8192, 0, 12288};
+  constexpr std::size_t n = sizeof(sizes) / sizeof(sizes[0]);
+  struct Tensor {
+    Stored p, g, s[S + 1];
+    std::vector<float> master;
+    dlopt::TensorScalars scalars;
+  };
+  std::vector<Tensor> a(n);
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  auto fill = [&](Stored& b, int64_t size, double scale) {
+    std::vector<float> x{};
+    x.resize(std::size_t(size));
+    for (float& v : x) v = float(scale * normal(rng));
+    if (b.storage == dlopt::Storage::Float64) {
+      for (int64_t j = 0; j < size; ++j) reinterpret_cast<double*>(b.bytes.data())[j] = scale * normal(rng);
+    } else {
+      dlopt::from_float(b.buffer(), size, x.data());
+    }
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    Tensor& t = a[i];
+    t.p.resize(f.param, sizes[i]);
+    t.g.resize(f.param, sizes[i]);
+    fill(t.p, sizes[i], 1.0);
+    for (std::size_t k = 0; k < S; ++k) {
+      if (!Rule::uses_slot(config, int(k))) continue;
+      t.s[k].resize(dlopt::slot_storage(Rule::slot_kind(int(k)), f.state, f.param), sizes[i]);
+      dlopt::fill_state(t.s[k].buffer(), sizes[i], Rule::slot_init(config, int(k)));
+    }
+    if (f.master) {
+      t.master.resize(std::size_t(sizes[i]));
+      dlopt::to_float(t.p.buffer(), sizes[i], t.master.data());
+    }
+  }
+  std::vector<Tensor> b = a;
+  const Stored initial = a[7].p;
+  auto steps = [&](std::vector<Tensor>& ts) {
+    std::vector<dlopt::TensorStep<Rule, T>> out(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i].param = ts[i].p.buffer();
+      out[i].grad = ts[i].g.buffer();
+      for (std::size_t k = 0; k < S; ++k)
+        out[i].slots[k] = ts[i].s[k].bytes.empty() ? dlopt::Buffer() : ts[i].s[k].buffer();
+      out[i].master = f.master ? ts[i].master.data() : nullptr;
+      out[i].size = sizes[i];
+      out[i].config = &config;
+      out[i].scalars = &ts[i].scalars;
+      out[i].rounding = {f.stochastic, 1234, i};
+    }
+    return out;
+  };
+  // With `device`: the buffers of b on the GPU, and the steps taken through them.
+  std::vector<std::vector<DeviceStored>> d(device ? n : 0);
+  std::vector<std::unique_ptr<dlopt::cuda::Buffer>> dmaster(device ? n : 0);
+  auto to_device = [](Stored& h) {
+    return DeviceStored{DeviceStored::of(h.bytes.data(), h.bytes.size()),
+                        DeviceStored::of(h.scale.data(), h.scale.size() * sizeof(float))};
+  };
+  auto device_buffer = [](const Stored& h, const DeviceStored& x) {
+    return dlopt::Buffer(x.bytes->data(), h.storage, x.scale ? static_cast<float*>(x.scale->data()) : nullptr);
+  };
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    d[i].push_back(to_device(b[i].p));
+    d[i].push_back(to_device(b[i].g));
+    for (std::size_t k = 0; k < S; ++k) d[i].push_back(to_device(b[i].s[k]));
+    dmaster[i] = DeviceStored::of(b[i].master.data(), b[i].master.size() * sizeof(float));
+  }
+  for (int step = 0; step < 5; ++step) {
+    for (std::size_t i = 0; i < n; ++i) {
+      fill(a[i].g, sizes[i], step % 2 ? 1.0 : 1e-3);
+      b[i].g = a[i].g;
+    }
+    auto ta = steps(a);
+    dlopt::step(ta.data(), n);
+    auto tb = steps(b);
+    if (device) {
+      for (std::size_t i = 0; i < n; ++i) {
+        dlopt::cuda::copy(d[i][1].bytes->data(), b[i].g.bytes.data(), b[i].g.bytes.size());
+        tb[i].param = device_buffer(b[i].p, d[i][0]);
+        tb[i].grad = device_buffer(b[i].g, d[i][1]);
+        for (std::size_t k = 0; k < S; ++k)
+          if (tb[i].slots[k]) tb[i].slots[k] = device_buffer(b[i].s[k], d[i][2 + k]);
+        if (f.master) tb[i].master = dmaster[i] ? static_cast<float*>(dmaster[i]->data()) : nullptr;
+      }
+      dlopt::cuda::step(tb.data(), n);
+      continue;
+    }
+    dlopt::detail::check_step(tb.data(), n);
+    auto& segments = dlopt::detail::begin_step(tb.data(), n);
+    emulate_reduce(segments.data(), n);
+    emulate_launch(segments.data(), n);
+  }
+  for (std::size_t i = 0; i < d.size(); ++i) {  // the device's results into b
+    dlopt::cuda::synchronize();
+    DeviceStored::back(b[i].p.bytes.data(), d[i][0].bytes, b[i].p.bytes.size());
+    for (std::size_t k = 0; k < S; ++k) {
+      DeviceStored::back(b[i].s[k].bytes.data(), d[i][2 + k].bytes, b[i].s[k].bytes.size());
+      DeviceStored::back(b[i].s[k].scale.data(), d[i][2 + k].scale, b[i].s[k].scale.size() * sizeof(float));
+    }
+    DeviceStored::back(b[i].master.data(), dmaster[i], b[i].master.size() * sizeof(float));
+  }
+  bool equal = true, moved = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    equal = equal && a[i].p == b[i].p && a[i].master == b[i].master;
+    for (std::size_t k = 0; k < S; ++k) equal = equal && a[i].s[k] == b[i].s[k];
+  }
+  // The steps did something: the parameters of the 8192-element tensor changed.
+  moved = a[7].scalars.step == 5 && b[7].scalars.step == 5 && !(a[7].p == initial);
+  check(equal && moved, std::string(device ? "device" : "emulated launch") + " equals the CPU bit for bit: " + Rule::name +
+                            (sizeof(T) == 4 ? "<float>, " : "<double>, ") + f.name);
+}
+
+template <class Rule, class T>
+void storage_formats(bool device) {
+  if constexpr (!Rule::matrix) {
+    using dlopt::StateDType;
+    using dlopt::Storage;
+    const Storage wide = dlopt::storage_of<T>;
+    const Storage p16 = sizeof(T) == 4 ? Storage::BFloat16 : Storage::Float64;  // 16-bit params: float only
+    const FormatCase cases[] = {
+        {"bfloat16 state, stochastic", wide, StateDType::BFloat16, true, false},
+        {"bfloat16 state, nearest", wide, StateDType::BFloat16, false, false},
+        {"int8 state, stochastic", wide, StateDType::Int8, true, false},
+        {"int8 state, nearest", wide, StateDType::Int8, false, false},
+        {"float32 state", wide, StateDType::Float32, true, false},
+    };
+    for (const FormatCase& f : cases) staged_equals_cpu<Rule, T>(f, device);
+    if constexpr (sizeof(T) == 4) {
+      const FormatCase sixteen[] = {
+          {"bfloat16 params, stochastic", p16, StateDType::Default, true, false},
+          {"bfloat16 params, nearest", p16, StateDType::Default, false, false},
+          {"float16 params, nearest", Storage::Float16, StateDType::Default, false, false},
+          {"float16 params, stochastic", Storage::Float16, StateDType::Default, true, false},
+          {"bfloat16 params, master weights", p16, StateDType::Default, true, true},
+          {"float16 params, master weights, int8 state", Storage::Float16, StateDType::Int8, true, true},
+          {"bfloat16 params, int8 state, stochastic", p16, StateDType::Int8, true, false},
+          {"bfloat16 params, bfloat16 state, stochastic", p16, StateDType::BFloat16, true, false},
+      };
+      for (const FormatCase& f : sixteen) staged_equals_cpu<Rule, T>(f, device);
+    }
+  }
 }
 
 // Host and device copies of one tensor's buffers.
@@ -266,14 +507,21 @@ int main() {
   emulated_launch_equals_cpu<dlopt::Rule, double>();
   DLOPT_FOR_EACH_RULE(DLOPT_EMULATE_RULE)
 #undef DLOPT_EMULATE_RULE
+#define DLOPT_EMULATE_FORMATS(Rule)           \
+  storage_formats<dlopt::Rule, float>(false); \
+  storage_formats<dlopt::Rule, double>(false);
+  DLOPT_FOR_EACH_RULE(DLOPT_EMULATE_FORMATS)
+#undef DLOPT_EMULATE_FORMATS
   if (!dlopt::cuda::is_available()) {
     std::printf("no CUDA device (or a build without CUDA): device comparisons skipped\n");
   } else {
     std::printf("CUDA device: %s\n", dlopt::cuda::device_name(0).c_str());
-#define DLOPT_TEST_RULE(Rule)                                              \
-  if constexpr (dlopt::Rule::reductions == 0 && !dlopt::Rule::matrix) { \
+#define DLOPT_TEST_RULE(Rule)                     \
+  if constexpr (!dlopt::Rule::matrix) {           \
     device_equals_host<dlopt::Rule, float>();     \
     device_equals_host<dlopt::Rule, double>();    \
+    storage_formats<dlopt::Rule, float>(true);    \
+    storage_formats<dlopt::Rule, double>(true);   \
   }
     DLOPT_FOR_EACH_RULE(DLOPT_TEST_RULE)
 #undef DLOPT_TEST_RULE

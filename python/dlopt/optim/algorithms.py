@@ -422,7 +422,8 @@ class LAMB(Optimizer):
         p &\leftarrow p - \gamma\,\frac{\lVert p\rVert}{\lVert r\rVert}\, r
 
     torch.optim has no LAMB; the norms are per parameter tensor (a "layer"), summed in double in a
-    fixed order, so results do not depend on the thread count. CPU only for now.
+    fixed order, so results do not depend on the thread count (on a GPU too: the same order, the
+    same bits).
 
     Parameters
     ----------
@@ -670,7 +671,8 @@ class LARS(Optimizer):
 
     ``exclude_1d=True`` gives vectors (biases, normalization weights) plain momentum SGD without
     decay, as pytorch-optimizer always does; the paper scales every layer (the default). The norms
-    are summed in double in a fixed order: results do not depend on the thread count. CPU only.
+    are summed in double in a fixed order: results do not depend on the thread count (on a GPU too:
+    the same order, the same bits).
 
     A step moves a scaled tensor by about :math:`\gamma\eta\lVert p\rVert/(1-\mu)` whatever the
     gradient's size: with the defaults (:math:`\gamma = \eta = 10^{-3}`) that is :math:`10^{-5}`

@@ -11,6 +11,10 @@
 
 #include "dlopt/core/device.hpp"
 
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#endif
+
 namespace dlopt::formats {
 
 /// The bits of a float.
@@ -106,9 +110,15 @@ DLOPT_HD uint16_t float_to_bf16_sr(float x, uint32_t dither) {
   return (b & 0x7fffffffU) > 0x7f800000U ? uint16_t((b >> 16) | 0x40U) : rounded;  // a select: vectorizes
 }
 
-// ---- float16 (host; IEEE binary16 through the compiler's _Float16) -------------------------------
+// ---- float16 (IEEE binary16: the compiler's _Float16 on the CPU, cuda_fp16 under nvcc) ----------
 
-#if !defined(__CUDACC__)
+#if defined(__CUDACC__)
+/// The float of IEEE binary16 bits (exact).
+DLOPT_HD float f16_to_float(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+
+/// Round to nearest even (IEEE's conversion, as the C++ cast on the CPU).
+DLOPT_HD uint16_t float_to_f16(float x) { return __half_as_ushort(__float2half_rn(x)); }
+#else
 /// The float of IEEE binary16 bits (exact).
 inline float f16_to_float(uint16_t h) {
   _Float16 v;
@@ -123,10 +133,11 @@ inline uint16_t float_to_f16(float x) {
   std::memcpy(&h, &v, sizeof h);
   return h;
 }
+#endif
 
 /// Stochastic rounding: the neighbour beyond the nearest one (one ulp further towards x) is taken
 /// with probability |x − nearest| / |other − nearest|, compared with `dither`/2^16 (dither < 2^16).
-inline uint16_t float_to_f16_sr(float x, uint32_t dither) {
+DLOPT_HD uint16_t float_to_f16_sr(float x, uint32_t dither) {
   const uint16_t h = float_to_f16(x);
   const float y = f16_to_float(h);
   if (y == x || !std::isfinite(y) || x != x) return h;
@@ -136,7 +147,6 @@ inline uint16_t float_to_f16_sr(float x, uint32_t dither) {
   const float u = float(dither) * 0x1p-16f;
   return u < p ? other : h;
 }
-#endif
 
 // ---- 8-bit blockwise codes -----------------------------------------------------------------------
 //

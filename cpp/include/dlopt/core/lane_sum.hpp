@@ -6,8 +6,9 @@
 /// (the reduction phase of cpu::reduce, Adafactor's row and column statistics) is reproducible.
 /// Internal to dlopt.
 
-#include <algorithm>
 #include <cstdint>
+
+#include "dlopt/core/device.hpp"
 
 namespace dlopt::detail {
 
@@ -29,14 +30,26 @@ struct LaneSum {
     for (int l = 0; l < kLanes; ++l) lane[l] = acc[l];
   }
 
-  /// The lanes combined pairwise (lane l with l + w, w = 8, 4, 2, 1).
-  double total() const {
+  /// Lane l's part of add(n, f) on a lane holding `acc`: acc + f(j) for j = l, l + kLanes, ... < n,
+  /// added in this order (add's additions, one lane at a time: the GPU's reduction gives each
+  /// lane to a thread).
+  template <class F>
+  DLOPT_HD static double add_lane(double acc, int l, int64_t n, const F& f) {
+    for (int64_t j = l; j < n; j += kLanes) acc += f(j);
+    return acc;
+  }
+
+  /// kLanes lane sums combined pairwise (lane l with l + w, w = 8, 4, 2, 1).
+  DLOPT_HD static double combine(const double* lanes) {
     double t[kLanes];
-    std::copy(lane, lane + kLanes, t);
+    for (int l = 0; l < kLanes; ++l) t[l] = lanes[l];
     for (int w = kLanes / 2; w >= 1; w /= 2)
       for (int l = 0; l < w; ++l) t[l] += t[l + w];
     return t[0];
   }
+
+  /// The lanes combined pairwise (combine).
+  double total() const { return combine(lane); }
 
   /// Σ f(j) over j < n in this order.
   template <class F>

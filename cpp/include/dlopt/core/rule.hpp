@@ -17,6 +17,7 @@
 ///     the backend sums them per tensor in double in a fixed order (core/step.hpp), and `finish`
 ///     folds the sums into the coefficients before the elementwise pass (`rows` is the tensor's
 ///     leading extent when it has two or more dimensions, 0 for a vector: LARS may skip vectors);
+///     both DLOPT_HD: the GPU runs them on the device, between its reduction and update kernels;
 ///   - `update(coeffs, i, p, g, s)`: the elementwise maths, a DLOPT_HD function and the only place
 ///     the algorithm is written. The CPU loop and the CUDA kernel both call it.
 

@@ -37,22 +37,16 @@ void require_device();
 template <class Rule, class T>
 void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream);
 
-/// dlopt::step on device buffers (param, grad and slots are device or managed pointers of the
-/// current device): the same checks and step counters as dlopt::step (shared code), then one
-/// launch on `stream`. Host scalars (step counters) are advanced when the call returns; the
+/// dlopt::step on device buffers (param, grad, slots, 8-bit slots' scales and the master copy are
+/// device or managed pointers of the current device): the same checks, storage formats, rounding
+/// (stochastic rounding draws the same bits) and step counters as dlopt::step (shared code), then
+/// one launch on `stream`; the results equal the CPU's bit for bit. Host scalars (step counters) are advanced when the call returns; the
 /// buffers are updated when the stream reaches the kernel. If the launch fails, the counters are
 /// restored and the error is rethrown.
 template <class Rule, class T>
 void step(const TensorStep<Rule, T>* tensors, std::size_t count, void* stream = nullptr) {
   dlopt::detail::check_step(tensors, count);
   if constexpr (!has_step<Rule>) throw cpu_only(Rule::name);
-  for (std::size_t i = 0; i < count; ++i) {
-    bool native = tensors[i].param.storage == storage_of<T> && !tensors[i].master;
-    for (const dlopt::Buffer& b : tensors[i].slots) native = native && (!b || b.storage == storage_of<T>);
-    if (!native)
-      throw InvalidArgument("tensor " + std::to_string(i) +
-                            ": 16-bit parameters and bfloat16 / 8-bit state are CPU-only for now");
-  }
   require_device();
   thread_local std::vector<TensorScalars> saved;
   saved.clear();

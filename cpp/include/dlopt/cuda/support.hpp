@@ -14,14 +14,14 @@
 
 namespace dlopt::cuda {
 
-/// Whether Rule has a CUDA step: the elementwise rules; not the ones with per-tensor reductions
-/// (LAMB, LARS) or whole-matrix updates (Muon, Adafactor).
+/// Whether Rule has a CUDA step: the elementwise rules, with or without per-tensor reductions
+/// (LAMB, LARS), in every storage format; not the whole-matrix updates (Muon, Adafactor).
 template <class Rule>
-inline constexpr bool has_step = Rule::reductions == 0 && !Rule::matrix;
+inline constexpr bool has_step = !Rule::matrix;
 
 /// The refusal of optimizer `name` on the GPU.
 inline InvalidArgument cpu_only(const std::string& name) {
-  return InvalidArgument(name + " runs on the CPU only for now (no CUDA kernel for its per-tensor norms, "
+  return InvalidArgument(name + " runs on the CPU only for now (no CUDA kernel for its "
                          "matrix products or line search yet): use NumPy arrays / device='cpu'");
 }
 

@@ -80,9 +80,9 @@ struct LAMBRule : RuleDefaults {
     return {double(p[i]) * double(p[i]), r * r};
   }
 
-  /// γ·τ from the tensor's sums (host).
+  /// γ·τ from the tensor's sums (host, or the GPU after its reduction: sqrt and division round the same).
   template <class T>
-  static void finish(Coeffs<T>& c, const double* sums, int64_t /*rows*/) {
+  DLOPT_HD static void finish(Coeffs<T>& c, const double* sums, int64_t /*rows*/) {
     const double trust = sums[0] > 0 && sums[1] > 0 ? std::sqrt(sums[0]) / std::sqrt(sums[1]) : 1.0;
     c.step_size = T(c.lr * trust);
   }

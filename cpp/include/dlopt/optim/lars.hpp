@@ -72,9 +72,9 @@ struct LARSRule : RuleDefaults {
     return {double(p[i]) * double(p[i]), double(g[i]) * double(g[i])};
   }
 
-  /// τ and λ from the tensor's sums (host); a vector under exclude_1d keeps τ = 1, λ = 0.
+  /// τ and λ from the tensor's sums (host, or the GPU after its reduction: sqrt and division round the same); a vector under exclude_1d keeps τ = 1, λ = 0.
   template <class T>
-  static void finish(Coeffs<T>& c, const double* sums, int64_t rows) {
+  DLOPT_HD static void finish(Coeffs<T>& c, const double* sums, int64_t rows) {
     if (c.exclude_1d && rows == 0) return;
     const double p_norm = std::sqrt(sums[0]), denom = std::sqrt(sums[1]) + c.decay * p_norm;
     c.trust = T(p_norm > 0 && denom > 0 ? c.trust_coefficient * p_norm / denom : 1.0);
