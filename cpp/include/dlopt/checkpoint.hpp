@@ -32,10 +32,11 @@ struct CheckpointError : std::runtime_error {
 /// A failed system call (open, read, write, fsync, rename) on `path`; `code` is its errno.
 /// Python sees it as the OSError of that errno (FileNotFoundError, PermissionError, ...).
 struct CheckpointIOError : CheckpointError {
+  /// The message `what`, the call's errno and the file it was about.
   CheckpointIOError(const std::string& what, int code, std::string path)
       : CheckpointError(what), code(code), path(std::move(path)) {}
-  int code;
-  std::string path;
+  int code;          ///< errno of the failed call
+  std::string path;  ///< the file
 };
 
 /// Format version written by this build and the only one it reads.
@@ -53,9 +54,10 @@ uint32_t crc32(const void* data, std::size_t size, uint32_t crc = 0);
 struct CheckpointArray {
   std::string name;             ///< e.g. "params/fc.weight", "optimizer/state/fc.weight/exp_avg"
   std::string dtype;            ///< NumPy's dtype string: "<f4", "<f8", "<i8", "|b1", ...
-  std::vector<int64_t> shape;
-  AlignedVector<unsigned char> data;
+  std::vector<int64_t> shape;         ///< the dimensions (empty: a 0-d array, one element)
+  AlignedVector<unsigned char> data;  ///< the elements in C order (row-major)
 
+  /// Elements: the product of the shape.
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -69,20 +71,25 @@ struct CheckpointArray {
       throw CheckpointError("array '" + name + "' has dtype " + dtype + ", not " + dtype_string<T>());
     return reinterpret_cast<const T*>(data.data());
   }
+  /// NumPy's dtype string of T (defined for float, double, int32_t and int64_t only).
   template <class T>
   static const char* dtype_string();
 };
 
+/// float is "<f4".
 template <> inline const char* CheckpointArray::dtype_string<float>() { return "<f4"; }
+/// double is "<f8".
 template <> inline const char* CheckpointArray::dtype_string<double>() { return "<f8"; }
+/// int32_t is "<i4".
 template <> inline const char* CheckpointArray::dtype_string<int32_t>() { return "<i4"; }
+/// int64_t is "<i8".
 template <> inline const char* CheckpointArray::dtype_string<int64_t>() { return "<i8"; }
 
 /// A whole checkpoint: the format version, the JSON header text and every array.
 struct Checkpoint {
-  uint32_t version = kCheckpointVersion;
-  std::string header_json;
-  std::vector<CheckpointArray> arrays;
+  uint32_t version = kCheckpointVersion;  ///< the format version (kCheckpointVersion)
+  std::string header_json;                ///< the JSON header (docs/checkpoint-format.md)
+  std::vector<CheckpointArray> arrays;    ///< every array, in the file's table order
 
   /// The array called `name`, or nullptr.
   const CheckpointArray* find(const std::string& name) const {
@@ -104,9 +111,9 @@ Checkpoint read_checkpoint(const std::string& path);
 struct CheckpointArrayRef {
   std::string name;   ///< the table name ("params/<name>" when written by the params writer)
   std::string dtype;  ///< "<f4", "<f8", ... (see checkpoint_itemsize)
-  std::vector<int64_t> shape;
-  const void* data;
-  std::size_t nbytes;
+  std::vector<int64_t> shape;  ///< the dimensions
+  const void* data;            ///< the elements in C order (the caller keeps them alive until written)
+  std::size_t nbytes;          ///< bytes at data: the product of the shape times the dtype's item size
 };
 
 /// Convenience: a named float/double buffer of the given shape.

@@ -22,13 +22,15 @@ enum class ValueKind : uint8_t { Real, Integer, Boolean };
 /// One keyword for several Config fields, in order: a value has min_parts to max_parts of them
 /// (betas: two, or three for AdEMAMix's beta3; the Config decides which it needs).
 struct Composite {
-  const char* key;
+  const char* key;                    ///< the Python keyword, e.g. "betas"
   std::array<const char*, 3> fields;  ///< nullptr past the last
-  std::size_t min_parts, max_parts;
+  std::size_t min_parts;              ///< fewest parts a value may have
+  std::size_t max_parts;              ///< most parts a value may have
   bool scalar_is_field;  ///< a single number is the Config field of the same name (eps of every other optimizer)
   const char* expected;  ///< what a message says a value should be
 };
 
+/// Every composite keyword.
 inline constexpr Composite kComposites[] = {
     {"betas", {"beta1", "beta2", "beta3"}, 2, 3, false, "a pair of floats"},
     {"eps", {"eps1", "eps2", nullptr}, 2, 2, true, "a pair (eps1 or None, eps2)"},  // Adafactor
@@ -41,12 +43,13 @@ inline constexpr Composite kComposites[] = {
 /// Python has no keyword for it (clip is clip_exponent's None). "eps[0]" is the first part of the
 /// eps pair (None: the dtype's machine epsilon), not a keyword.
 struct NoneMeans {
-  const char* key;
-  const char* field;
-  double value;
-  ValueKind kind;
+  const char* key;    ///< the Python keyword (or "eps[0]")
+  const char* field;  ///< the Config field None sets
+  double value;       ///< what None sets it to (a negative value: any negative value means None)
+  ValueKind kind;     ///< the keyword's type when it is not None
 };
 
+/// Every keyword that may be None.
 inline constexpr NoneMeans kNoneMeans[] = {
     {"alpha_warmup", "alpha_warmup", 0, ValueKind::Integer},  // AdEMAMix: no warmup
     {"beta3_warmup", "beta3_warmup", 0, ValueKind::Integer},
@@ -57,13 +60,14 @@ inline constexpr NoneMeans kNoneMeans[] = {
 /// A keyword that names one of two choices: the Config's `field` is the choice's index (0 or 1).
 /// With none_is_first, None is the first choice (and is what a writer writes for it).
 struct Choice {
-  const char* key;
-  const char* field;
-  std::array<const char*, 2> names;
-  bool none_is_first;
-  ValueKind kind;
+  const char* key;                   ///< the Python keyword, e.g. "adjust_lr_fn"
+  const char* field;                 ///< the Config field holding the index
+  std::array<const char*, 2> names;  ///< the two choices, index 0 then 1
+  bool none_is_first;                ///< None means choice 0
+  ValueKind kind;                    ///< the Config field's type as Python sees it
 };
 
+/// Every choice keyword.
 inline constexpr Choice kChoices[] = {
     {"adjust_lr_fn", "adjust_lr", {"original", "match_rms_adamw"}, true, ValueKind::Real},  // Muon
     {"ns_dtype", "ns_bfloat16", {"float32", "bfloat16"}, false, ValueKind::Boolean},
@@ -80,16 +84,18 @@ const Entry* find_entry(const Entry (&table)[N], const char* Entry::*member, std
 /// The composite keyword `key`, or nullptr.
 inline const Composite* composite(std::string_view key) { return find_entry(kComposites, &Composite::key, key); }
 
-/// The None meaning of keyword `key` / of Config field `field`, or nullptr.
+/// The None meaning of keyword `key`, or nullptr.
 inline const NoneMeans* none_for_key(std::string_view key) { return find_entry(kNoneMeans, &NoneMeans::key, key); }
+/// The None meaning of Config field `field`, or nullptr.
 inline const NoneMeans* none_for_field(std::string_view field) { return find_entry(kNoneMeans, &NoneMeans::field, field); }
 
 /// Whether Config value `v` is what `n`'s None stands for (a negative sentinel: any negative value,
 /// as Adafactor reads every eps1 < 0 as the machine epsilon).
 inline bool means_none(const NoneMeans& n, double v) { return n.value < 0 ? v < 0 : v == n.value; }
 
-/// The choice keyword `key` / that sets Config field `field`, or nullptr.
+/// The choice keyword `key`, or nullptr.
 inline const Choice* choice(std::string_view key) { return find_entry(kChoices, &Choice::key, key); }
+/// The choice keyword that sets Config field `field`, or nullptr.
 inline const Choice* choice_for_field(std::string_view field) { return find_entry(kChoices, &Choice::field, field); }
 
 /// The index of `name` among the choices, -1 if it is none of them.

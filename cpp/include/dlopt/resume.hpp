@@ -43,14 +43,14 @@ struct SchedulerState {
 /// A hyperparameter as a checkpoint holds it, by its Config field name.
 struct ConfigValue {
   using Kind = group_keys::ValueKind;  ///< Real, Integer or Boolean
-  std::string name;
-  double value = 0;
-  Kind kind = Kind::Real;
+  std::string name;        ///< the Config field, e.g. "beta1"
+  double value = 0;        ///< its value (an integer or a boolean as a double)
+  Kind kind = Kind::Real;  ///< its type as Python sees it
 };
 
 /// One parameter's optimizer state as a checkpoint holds it: Python's state entry.
 struct TensorStateRecord {
-  int64_t step = 0;
+  int64_t step = 0;  ///< Python's state["step"]
   std::vector<std::pair<std::string, double>> scalars;  ///< the rule's scalars by name
   std::vector<CheckpointArray> arrays;  ///< named by state key: a slot, "<slot>_scale", "master_param"
 };
@@ -58,8 +58,8 @@ struct TensorStateRecord {
 /// An optimizer with one param group, whatever its rule and parameter type.
 struct OptimizerRecord {
   std::string type;  ///< the registry name (Python's class name): "Adam", ...
-  std::vector<ConfigValue> config;
-  StorageOptions options;
+  std::vector<ConfigValue> config;  ///< every Config field
+  StorageOptions options;           ///< the state format, the rounding of 16-bit parameters, master weights
   std::optional<double> initial_lr;  ///< Python's group["initial_lr"], which its schedulers set
   std::vector<std::string> param_names;  ///< the group's parameters; empty when saved by index
   std::vector<std::optional<TensorStateRecord>> state;  ///< per parameter, in the group's order
@@ -69,9 +69,9 @@ struct OptimizerRecord {
 
 /// The parts of a checkpoint a training run resumes from. `params` are named by parameter name.
 struct TrainingCheckpoint {
-  std::vector<CheckpointArray> params;
-  std::optional<OptimizerRecord> optimizer;
-  std::optional<SchedulerState> scheduler;
+  std::vector<CheckpointArray> params;       ///< the parameters, named by parameter name
+  std::optional<OptimizerRecord> optimizer;  ///< absent in a checkpoint of parameters only
+  std::optional<SchedulerState> scheduler;   ///< absent without a scheduler
 };
 
 /// Writes `c` atomically (as write_checkpoint) in Python's layout: the optimizer state keyed by
@@ -81,15 +81,16 @@ void write_training_checkpoint(const std::string& path, const TrainingCheckpoint
 /// CheckpointError for a file that is not one, or whose optimizer has several param groups.
 TrainingCheckpoint read_training_checkpoint(const std::string& path);
 
-/// The checkpoint dtype of a storage ("<f4", "bfloat16", "|i1", ...) and back (nullopt: none).
+/// The checkpoint dtype of a storage: "<f4", "bfloat16", "|i1", ...
 const char* storage_dtype(Storage s);
+/// The storage of a checkpoint dtype; nullopt when no storage has it.
 std::optional<Storage> storage_from_dtype(const std::string& dtype);
 
 /// What dlopt::save needs besides the optimizer.
 struct SaveOptions {
   std::vector<std::string> names;            ///< one distinct name per parameter, in the optimizer's order
   std::vector<std::vector<int64_t>> shapes;  ///< each parameter's dims; empty: from ParamView (rank <= 3)
-  std::optional<SchedulerState> scheduler;
+  std::optional<SchedulerState> scheduler;  ///< the scheduler to save with it, if any
 };
 
 namespace detail {

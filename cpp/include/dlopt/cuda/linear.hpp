@@ -45,10 +45,12 @@ void launch_batch(const detail::LinearBatch<T>& batch, void* stream);
 template <class T>
 void check_config(const TrainConfig& config);
 
+/// A linear model trained on a CUDA device (float or double): LinearModel's interface over device
+/// buffers (the file comment says what differs).
 template <class T>
 class LinearTrainer {
  public:
-  using Scalar = T;
+  using Scalar = T;  ///< the parameters' and the data's type
 
   /// coef (n_outputs × n_features) and intercept (n_outputs) are device buffers owned by the caller.
   LinearTrainer(Objective objective, int64_t n_features, int64_t n_outputs, T* coef, T* intercept,
@@ -61,18 +63,26 @@ class LinearTrainer {
   int64_t fit(const DataView<T>& data, const EpochCallback& callback = {});
   /// One epoch with the current optimizer state.
   void partial_fit(const DataView<T>& data);
+  /// Forgets the optimizer state (moments, step counts); the next fit starts it afresh.
   void reset_optimizer();
   /// Mean loss plus penalty on device data (as LinearModel::loss).
   double loss(const DataView<T>& data);
 
+  /// Training loss of every epoch trained so far (as LinearModel::loss_curve).
   const std::vector<double>& loss_curve() const;
+  /// Learning rate of every epoch trained so far.
   const std::vector<double>& lr_curve() const;
   /// Validation score after every epoch of the last fit with early stopping.
   const std::vector<double>& validation_scores() const;
+  /// Optimizer steps taken since the last reset_optimizer().
   int64_t steps() const;
+  /// The training options, changeable between fits.
   TrainConfig& config();
+  /// The loss the model minimises.
   Objective objective() const;
+  /// The number of features (columns of X).
   int64_t n_features() const;
+  /// The number of outputs (rows of coef).
   int64_t n_outputs() const;
 
  private:

@@ -10,15 +10,19 @@
 
 namespace dlopt::cuda {
 
+/// What memory a pointer points into (cudaMemoryType): plain host memory CUDA does not know
+/// (Unregistered), pinned host memory, device memory, or managed (unified) memory.
 enum class MemoryKind { Unregistered, Host, Device, Managed };
 
 /// Where a pointer lives (cudaPointerGetAttributes); `device` is -1 for plain host memory.
 struct PointerInfo {
-  MemoryKind kind = MemoryKind::Unregistered;
-  int device = -1;
+  MemoryKind kind = MemoryKind::Unregistered;  ///< the kind of memory
+  int device = -1;                             ///< the device it belongs to; -1 for plain host memory
 };
+/// Where `p` lives.
 PointerInfo pointer_info(const void* p);
 
+/// The current device (cudaGetDevice).
 int current_device();
 /// Name of device `device` (cudaDeviceProp::name).
 std::string device_name(int device);
@@ -28,6 +32,7 @@ void synchronize();
 /// Makes `device` current for its lifetime, then restores the previous device.
 class DeviceGuard {
  public:
+  /// Makes `device` current, remembering the current one.
   explicit DeviceGuard(int device);
   ~DeviceGuard();
   DeviceGuard(const DeviceGuard&) = delete;
@@ -40,13 +45,14 @@ class DeviceGuard {
 /// Device memory on one device, freed on destruction (cudaMalloc / cudaFree).
 class Buffer {
  public:
+  /// Allocates `bytes` on `device` (uninitialized).
   Buffer(std::size_t bytes, int device);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  void* data() const { return data_; }
-  std::size_t bytes() const { return bytes_; }
-  int device() const { return device_; }
+  void* data() const { return data_; }         ///< the device pointer
+  std::size_t bytes() const { return bytes_; }  ///< its size
+  int device() const { return device_; }        ///< the device it is on
 
  private:
   void* data_ = nullptr;
@@ -65,10 +71,12 @@ void copy_async(void* dst, const void* src, std::size_t bytes, void* stream = nu
 /// GPU time between start() and stop() of the work enqueued on `stream` (CUDA events).
 class EventTimer {
  public:
+  /// Creates the two events, for work on `stream` (a cudaStream_t; nullptr: the legacy default stream).
   explicit EventTimer(void* stream = nullptr);
   ~EventTimer();
   EventTimer(const EventTimer&) = delete;
   EventTimer& operator=(const EventTimer&) = delete;
+  /// Records the start event.
   void start();
   /// Records the end event, waits for it, and returns the milliseconds since start().
   double stop_ms();

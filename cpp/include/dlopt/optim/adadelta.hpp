@@ -35,22 +35,34 @@ struct AdadeltaConfig {
   }
 };
 
+/// The Adadelta rule (core/rule.hpp).
 struct AdadeltaRule : RuleDefaults {
-  using Config = AdadeltaConfig;
-  static constexpr const char* name = "Adadelta";
+  using Config = AdadeltaConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Adadelta";  ///< the optimizer's name (registry, checkpoints)
+  /// v (running average of g²) and u (running average of Δ²), torch's state keys.
   static constexpr std::array<const char*, 2> slots = {"square_avg", "acc_delta"};
+  /// Both slots, always.
   static bool uses_slot(const Config&, int) { return true; }
+  /// Both slots are averages of squares.
   static SlotKind slot_kind(int) { return SlotKind::NonNegative; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, rho, one_minus_rho, eps, weight_decay, sign;
+    T lr;             ///< γ
+    T rho;            ///< ρ
+    T one_minus_rho;  ///< 1 − ρ
+    T eps;            ///< ε
+    T weight_decay;   ///< λ
+    T sign;           ///< −1 to maximize, else 1
   };
+  /// The config as T (nothing depends on the step).
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr), T(c.rho), T(1 - c.rho), T(c.eps), T(c.weight_decay), T(c.maximize ? -1 : 1)};
   }
 
+  /// Element i: v, Δ, u and p as in the file comment.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = c.sign * g[i];

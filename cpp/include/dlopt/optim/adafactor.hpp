@@ -55,24 +55,38 @@ struct AdafactorConfig {
   }
 };
 
+/// The Adafactor rule (core/rule.hpp): a whole-tensor rule (update_matrix), run on the host.
 struct AdafactorRule : RuleDefaults {
-  using Config = AdafactorConfig;
-  static constexpr const char* name = "Adafactor";
-  static constexpr bool matrix = true;
-  static constexpr bool matrix_2d = false;
+  using Config = AdafactorConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Adafactor";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr bool matrix = true;  ///< the statistics are sums over the whole tensor
+  static constexpr bool matrix_2d = false;  ///< any rank: vectors keep V, higher ranks are batches of matrices
+  /// R, C and V, torch's state keys.
   static constexpr std::array<const char*, 3> slots = {"row_var", "col_var", "variance"};
+  /// Every slot is declared; slot_shape says which one a tensor has.
   static bool uses_slot(const Config&, int) { return true; }
+  /// A tensor of rank ≥ 2 keeps R (one per row) and C (one per column of each matrix); a vector
+  /// keeps V (one per element).
   static SlotShape slot_shape(int k, int64_t rows) {
     if (rows == 0) return k == 2 ? SlotShape::Element : SlotShape::Unused;
     return k == 0 ? SlotShape::Rows : k == 1 ? SlotShape::Cols : SlotShape::Unused;
   }
+  /// The state is tiny (R + C per matrix): it stays in the compute type.
   static SlotKind slot_kind(int) { return SlotKind::Wide; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    double lr, rho, eps2, d, decay;
-    T beta2_weight, eps1, sign;  ///< t^c (torch's one_minus_beta2_t), ε₁, ±1
+    double lr;       ///< γ
+    double rho;      ///< ρₜ = min(γ, 1/√t), the relative step size
+    double eps2;     ///< ε₂
+    double d;        ///< the clipping threshold
+    double decay;    ///< 1 − γλ
+    T beta2_weight;  ///< tᶜ = 1 − β̂₂ₜ (torch's one_minus_beta2_t)
+    T eps1;          ///< ε₁ (the machine epsilon of T when the config's is < 0)
+    T sign;          ///< −1 to maximize, else 1
   };
+  /// ρₜ and tᶜ of step t, ε₁ resolved for T.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double t = double(s.step);
@@ -90,18 +104,24 @@ struct AdafactorRule : RuleDefaults {
   /// OpenMP loops of update_matrix.
   template <class T>
   struct Rows {
-    const Coeffs<T>& c;
-    T* p;
-    const T* g;
-    T* const* s;
-    int64_t cols, rows, per_matrix;
-    bool factored;
+    const Coeffs<T>& c;  ///< the step's scalars
+    T* p;                ///< the parameter, rows × cols
+    const T* g;          ///< its gradient
+    T* const* s;         ///< the slots R, C, V
+    int64_t cols;        ///< the last dimension
+    int64_t rows;        ///< rows over all matrices (1 for a vector)
+    int64_t per_matrix;  ///< rows of each matrix
+    bool factored;       ///< rank ≥ 2: R and C (else V)
     int64_t stride;  ///< per block in `partial`: its column sums (factored), then Σp²
-    double* partial;
+    double* partial;  ///< per-block partial sums (pass 1), then Σ U² per block (pass 2)
     const T* row_mean = nullptr;  ///< max(mean(R), ε₁) per matrix (factored)
-    T floor = 0, step = 0, decay = 1;
+    T floor = 0;  ///< ε₁², the floor of V̂
+    T step = 0;   ///< −αₜ / max(1, RMS(U)/d), set before pass 3
+    T decay = 1;  ///< 1 − γλ, set before pass 3
 
+    /// x², summed in double.
     static double square(T x) { return double(x) * double(x); }
+    /// One past the last row of block b.
     int64_t end(int64_t b) const { return std::min(rows, (b + 1) * kRowBlock); }
 
     /// Pass 1: the block's Σp², and for a matrix each row's Σg² (→ R) and the block's column Σg².
@@ -151,6 +171,8 @@ struct AdafactorRule : RuleDefaults {
     }
   };
 
+  /// One tensor's step: R, C (or V), RMS(p) and RMS(U) in three passes over row blocks, then the
+  /// update of the file comment.
   template <class T>
   static void update_matrix(const Coeffs<T>& c, const TensorShape& shape, T* p, const T* g, T* const* s) {
     const int64_t n = shape.size;

@@ -38,25 +38,34 @@ struct AdagradConfig {
   }
 };
 
+/// The Adagrad rule (core/rule.hpp).
 struct AdagradRule : RuleDefaults {
-  using Config = AdagradConfig;
-  static constexpr const char* name = "Adagrad";
-  static constexpr std::array<const char*, 1> slots = {"sum"};
+  using Config = AdagradConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Adagrad";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 1> slots = {"sum"};  ///< s, the sum of g², torch's state key
+  /// The sum, always.
   static bool uses_slot(const Config&, int) { return true; }
   /// The sum only grows: a 16- or 8-bit format would round small squared gradients away.
   static SlotKind slot_kind(int) { return SlotKind::Wide; }
+  /// s starts at initial_accumulator_value.
   static double slot_init(const Config& c, int) { return c.initial_accumulator_value; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T clr, eps, weight_decay, sign;
+    T clr;           ///< γ̃ = γ / (1 + (t−1)·η), the decayed learning rate
+    T eps;           ///< ε
+    T weight_decay;  ///< λ
+    T sign;          ///< −1 to maximize, else 1
   };
+  /// γ̃ of step t and the config as T.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     return {T(c.lr / (1 + double(s.step - 1) * c.lr_decay)), T(c.eps), T(c.weight_decay),
             T(c.maximize ? -1 : 1)};
   }
 
+  /// Element i: s ← s + g², p ← p − γ̃·g/(√s + ε).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = c.sign * g[i];

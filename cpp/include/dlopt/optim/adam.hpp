@@ -49,19 +49,32 @@ struct AdamWConfig : AdamConfig {
   }
 };
 
+/// The Adam rule (core/rule.hpp), AdamW's too.
 struct AdamRule : RuleDefaults {
-  using Config = AdamConfig;
-  static constexpr const char* name = "Adam";
+  using Config = AdamConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Adam";  ///< the optimizer's name (registry, checkpoints)
+  /// m, v and v̂ (AMSGrad's running maximum), torch's state keys.
   static constexpr std::array<const char*, 3> slots = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  /// m and v always; v̂ only with amsgrad.
   static bool uses_slot(const AdamConfig& c, int k) { return k < 2 || c.amsgrad; }
+  /// m is signed; v and v̂ are averages of squares.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T step_size, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps;
-    T l2, decay, sign;
-    bool amsgrad;
+    T step_size;              ///< γ/(1−β₁ᵗ): the learning rate with m's bias correction
+    T one_minus_beta1;        ///< 1 − β₁
+    T beta2;                  ///< β₂
+    T one_minus_beta2;        ///< 1 − β₂
+    T bias_correction2_sqrt;  ///< √(1−β₂ᵗ)
+    T eps;                    ///< ε
+    T l2;                     ///< λ added to the gradient (L2); 0 when decoupled
+    T decay;                  ///< 1 − γλ when decoupled (AdamW), else 1
+    T sign;                   ///< −1 to maximize, else 1
+    bool amsgrad;             ///< normalize by v̂ = max(v̂, v)
   };
+  /// The bias corrections of step t and the weight decay in its L2 or decoupled form.
   template <class T>
   static Coeffs<T> coeffs(const AdamConfig& c, const TensorScalars& s) {
     const double t = double(s.step);
@@ -78,6 +91,7 @@ struct AdamRule : RuleDefaults {
             c.amsgrad};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T param = p[i] * c.decay;
@@ -95,8 +109,8 @@ struct AdamRule : RuleDefaults {
 
 /// AdamW: the Adam rule under AdamW's defaults.
 struct AdamWRule : AdamRule {
-  using Config = AdamWConfig;
-  static constexpr const char* name = "AdamW";
+  using Config = AdamWConfig;  ///< Adam's hyperparameters under AdamW's defaults
+  static constexpr const char* name = "AdamW";  ///< the optimizer's name (registry, checkpoints)
 };
 
 }  // namespace dlopt

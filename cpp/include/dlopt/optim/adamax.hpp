@@ -35,17 +35,28 @@ struct AdamaxConfig {
   }
 };
 
+/// The Adamax rule (core/rule.hpp).
 struct AdamaxRule : RuleDefaults {
-  using Config = AdamaxConfig;
-  static constexpr const char* name = "Adamax";
+  using Config = AdamaxConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Adamax";  ///< the optimizer's name (registry, checkpoints)
+  /// m (first moment) and u (exponentially weighted infinity norm), torch's state keys.
   static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_inf"};
+  /// Both slots, always.
   static bool uses_slot(const Config&, int) { return true; }
+  /// m is signed; u is a maximum of absolute values.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T clr, one_minus_beta1, beta2, eps, weight_decay, sign;
+    T clr;              ///< γ/(1−β₁ᵗ): the learning rate with m's bias correction
+    T one_minus_beta1;  ///< 1 − β₁
+    T beta2;            ///< β₂
+    T eps;              ///< ε
+    T weight_decay;     ///< λ
+    T sign;             ///< −1 to maximize, else 1
   };
+  /// The bias-corrected learning rate of step t and the config as T.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     return {T(c.lr / (1 - std::pow(c.beta1, double(s.step)))),
@@ -56,6 +67,7 @@ struct AdamaxRule : RuleDefaults {
             T(c.maximize ? -1 : 1)};
   }
 
+  /// Element i: m, u and p as in the file comment.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = c.sign * g[i];

@@ -51,16 +51,22 @@ struct AdEMAMixConfig {
   }
 };
 
+/// The AdEMAMix rule (core/rule.hpp).
 struct AdEMAMixRule : RuleDefaults {
-  using Config = AdEMAMixConfig;
-  static constexpr const char* name = "AdEMAMix";
+  using Config = AdEMAMixConfig;  ///< its hyperparameters
+  static constexpr const char* name = "AdEMAMix";  ///< the optimizer's name (registry, checkpoints)
+  /// m1, m2 and v, the reference's state keys.
   static constexpr std::array<const char*, 3> slots = {"exp_avg_fast", "exp_avg_slow", "exp_avg_sq"};
+  /// m1 only when β₁ ≠ 0 (else it is the gradient itself); m2 and v always.
   static bool uses_slot(const Config& c, int k) { return k != 0 || c.beta1 != 0; }
+  /// The EMAs are signed; v is an average of squares.
   static SlotKind slot_kind(int k) { return k == 2 ? SlotKind::NonNegative : SlotKind::Signed; }
 
+  /// α(t): linear warmup from 0 over T_α steps, then α.
   static double alpha_at(const Config& c, double t) {
     return t < c.alpha_warmup ? t / c.alpha_warmup * c.alpha : c.alpha;
   }
+  /// β3(t): the half-life interpolated linearly from β₁'s to β₃'s over T steps, then β₃.
   static double beta3_at(const Config& c, double t) {
     if (!(t < c.beta3_warmup)) return c.beta3;
     const auto half_life = [](double beta) { return std::log(0.5) / std::log(beta + 1e-8) - 1; };
@@ -68,12 +74,25 @@ struct AdEMAMixRule : RuleDefaults {
     return std::pow(0.5, 1 / ((1 - a) * half_life(c.beta1) + a * half_life(c.beta3) + 1));
   }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, beta1, one_minus_beta1, beta2, one_minus_beta2, beta3, one_minus_beta3;
-    T bias_correction1, bias_correction2_sqrt, alpha, eps, weight_decay, sign;
+    T lr;                     ///< γ
+    T beta1;                  ///< β₁
+    T one_minus_beta1;        ///< 1 − β₁
+    T beta2;                  ///< β₂
+    T one_minus_beta2;        ///< 1 − β₂
+    T beta3;                  ///< β3(t)
+    T one_minus_beta3;        ///< 1 − β3(t)
+    T bias_correction1;       ///< 1 − β₁ᵗ
+    T bias_correction2_sqrt;  ///< √(1−β₂ᵗ)
+    T alpha;                  ///< α(t)
+    T eps;                    ///< ε
+    T weight_decay;           ///< λ
+    T sign;                   ///< −1 to maximize, else 1
     bool fast;  ///< β1 ≠ 0: the fast EMA is stored
   };
+  /// The warmed-up α(t) and β3(t) and the bias corrections of step t.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double t = double(s.step), beta3 = beta3_at(c, t);
@@ -82,6 +101,7 @@ struct AdEMAMixRule : RuleDefaults {
             T(c.eps), T(c.weight_decay), T(c.maximize ? -1 : 1), c.beta1 != 0};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     const T grad = c.sign * g[i];

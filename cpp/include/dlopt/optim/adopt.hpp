@@ -48,19 +48,32 @@ struct ADOPTConfig {
   }
 };
 
+/// The ADOPT rule (core/rule.hpp).
 struct ADOPTRule : RuleDefaults {
-  using Config = ADOPTConfig;
-  static constexpr const char* name = "ADOPT";
-  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
+  using Config = ADOPTConfig;  ///< its hyperparameters
+  static constexpr const char* name = "ADOPT";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};  ///< m and v, the reference's state keys
+  /// Both slots, always.
   static bool uses_slot(const Config&, int) { return true; }
+  /// m is signed; v is an average of squares.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, one_minus_beta1, beta2, one_minus_beta2, eps, l2, neg_decay, clip, sign;
+    T lr;               ///< γ
+    T one_minus_beta1;  ///< 1 − β₁
+    T beta2;            ///< β₂
+    T one_minus_beta2;  ///< 1 − β₂
+    T eps;              ///< ε
+    T l2;               ///< λ added to the gradient; 0 with decouple
+    T neg_decay;        ///< −γλ with decouple (p ← p − γλ·p), else 0
+    T clip;             ///< the clip bound (t−1)^c; +∞ without clipping
+    T sign;             ///< −1 to maximize, else 1
     T first;  ///< 1 on the first step, else 0 (a T, not a bool: GCC 12 vectorizes selects on a
               ///< loop-invariant float compare, not on a bool copied out of this struct)
   };
+  /// The clip bound of step t, the first-step flag, and the weight decay in its L2 or decoupled form.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const bool first = s.step == 1;
@@ -77,6 +90,7 @@ struct ADOPTRule : RuleDefaults {
             T(first ? 1 : 0)};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     const T param = p[i], m = s[0][i], v = s[1][i];

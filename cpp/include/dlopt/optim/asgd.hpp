@@ -43,31 +43,43 @@ struct ASGDConfig {
   }
 };
 
+/// The ASGD rule (core/rule.hpp).
 struct ASGDRule : RuleDefaults {
-  using Config = ASGDConfig;
-  static constexpr const char* name = "ASGD";
-  static constexpr std::array<const char*, 1> slots = {"ax"};
+  using Config = ASGDConfig;  ///< its hyperparameters
+  static constexpr const char* name = "ASGD";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 1> slots = {"ax"};  ///< a, the average of the iterates
+  /// The average, always.
   static bool uses_slot(const Config&, int) { return true; }
-  static constexpr std::array<const char*, 2> scalars = {"eta", "mu"};
+  static constexpr std::array<const char*, 2> scalars = {"eta", "mu"};  ///< η and μ, torch's state keys
+  /// η₀ = γ, μ₀ = 1.
   static double scalar_init(const Config& c, int k) { return k == 0 ? c.lr : 1.0; }
+  /// As torch, η and μ are updated after the step: the scalars hold what the next step uses.
   static constexpr bool advance_after_coeffs = true;
+  /// η ← γ / (1 + λγt)^α,  μ ← 1 / max(1, t − t₀).
   static void advance(const Config& c, TensorScalars& s) {
     const double t = double(s.step);
     s.value[0] = c.lr / std::pow(1 + c.lambd * c.lr * t, c.alpha);
     s.value[1] = 1 / std::max(1.0, t - c.t0);
   }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T decay, eta, mu, weight_decay, sign;
+    T decay;         ///< 1 − λη
+    T eta;           ///< η
+    T mu;            ///< μ
+    T weight_decay;  ///< λ_wd
+    T sign;          ///< −1 to maximize, else 1
     bool copy;  ///< μ = 1: the average is the parameter itself (torch copies it)
   };
+  /// This step's η and μ (advanced after the previous step) and the config as T.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double eta = s.value[0], mu = s.value[1];
     return {T(1 - c.lambd * eta), T(eta), T(mu), T(c.weight_decay), T(c.maximize ? -1 : 1), mu == 1};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = c.sign * g[i];

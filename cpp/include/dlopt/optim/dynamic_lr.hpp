@@ -31,21 +31,28 @@ struct DynamicLRConfig {
   }
 };
 
+/// The DynamicLR rule (core/rule.hpp): stateless, one elementwise pass.
 struct DynamicLRRule : RuleDefaults {
-  using Config = DynamicLRConfig;
-  static constexpr const char* name = "DynamicLR";
-  static constexpr std::array<const char*, 0> slots = {};
+  using Config = DynamicLRConfig;  ///< its hyperparameters
+  static constexpr const char* name = "DynamicLR";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 0> slots = {};  ///< no per-element state
+  /// Never: the step depends on the current gradient only.
   static bool uses_slot(const Config&, int) { return false; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, beta, sign;
+    T lr;    ///< γ
+    T beta;  ///< β
+    T sign;  ///< −1 to maximize, else 1
   };
+  /// The config as the compute type T (nothing depends on the step).
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr), T(c.beta), T(c.maximize ? -1 : 1)};
   }
 
+  /// Element i: p ← p − γ/(1 + β·g²)·g.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const*) {
     T grad = c.sign * g[i];

@@ -42,20 +42,32 @@ struct LAMBConfig {
   }
 };
 
+/// The LAMB rule (core/rule.hpp): a reduction pass for the norms, then the elementwise update.
 struct LAMBRule : RuleDefaults {
-  using Config = LAMBConfig;
-  static constexpr const char* name = "LAMB";
-  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
+  using Config = LAMBConfig;  ///< its hyperparameters
+  static constexpr const char* name = "LAMB";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};  ///< m and v
+  /// Both slots, always.
   static bool uses_slot(const Config&, int) { return true; }
+  /// m is signed; v is an average of squares.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
   static constexpr int reductions = 2;  ///< Σp², Σr²
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T one_minus_beta1, beta2, one_minus_beta2, bias_correction1, bias_correction2, eps, weight_decay, sign;
+    T one_minus_beta1;   ///< 1 − β₁
+    T beta2;             ///< β₂
+    T one_minus_beta2;   ///< 1 − β₂
+    T bias_correction1;  ///< 1 − β₁ᵗ
+    T bias_correction2;  ///< 1 − β₂ᵗ
+    T eps;               ///< ε
+    T weight_decay;      ///< λ
+    T sign;              ///< −1 to maximize, else 1
     T step_size;  ///< γ·τ, set by finish
     double lr;    ///< γ, for finish
   };
+  /// The bias corrections of step t; step_size is γ until finish multiplies in τ.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double t = double(s.step);
@@ -72,6 +84,8 @@ struct LAMBRule : RuleDefaults {
     return (m / c.bias_correction1) / (std::sqrt(v / c.bias_correction2) + c.eps) + c.weight_decay * p;
   }
 
+  /// Element i's terms of the sums: p² and r² (r from the moments this step will write, which the
+  /// reduction pass computes but does not store).
   template <class T>
   DLOPT_HD static std::array<double, reductions> reduce(const Coeffs<T>& c, int64_t i, const T* p, const T* g,
                                                         T* const* s) {
@@ -87,6 +101,7 @@ struct LAMBRule : RuleDefaults {
     c.step_size = T(c.lr * trust);
   }
 
+  /// Element i: the new moments and p ← p − γτ·r.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T m = s[0][i], v = s[1][i];

@@ -46,26 +46,37 @@ struct LARSConfig {
   }
 };
 
+/// The LARS rule (core/rule.hpp): a reduction pass for the norms, then the elementwise update.
 struct LARSRule : RuleDefaults {
-  using Config = LARSConfig;
-  static constexpr const char* name = "LARS";
-  static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};
+  using Config = LARSConfig;  ///< its hyperparameters
+  static constexpr const char* name = "LARS";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};  ///< b
+  /// The momentum buffer exists only with momentum (μ ≠ 0).
   static bool uses_slot(const Config& c, int) { return c.momentum != 0; }
   static constexpr int reductions = 2;  ///< Σp², Σg²
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, momentum, one_minus_dampening, sign;
-    T weight_decay, trust;  ///< set by finish
-    double decay, trust_coefficient;
-    bool nesterov, exclude_1d;
+    T lr;                      ///< γ
+    T momentum;                ///< μ
+    T one_minus_dampening;     ///< 1 − δ
+    T sign;                    ///< −1 to maximize, else 1
+    T weight_decay;            ///< λ for this tensor, set by finish (0 for a vector under exclude_1d)
+    T trust;                   ///< τ, set by finish (1 until then)
+    double decay;              ///< λ of the config, for finish
+    double trust_coefficient;  ///< η, for finish
+    bool nesterov;             ///< step along g + μ·b instead of b
+    bool exclude_1d;           ///< vectors take plain SGD
   };
+  /// The config as T; τ and the tensor's λ wait for finish.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr), T(c.momentum), T(1 - c.dampening), T(c.maximize ? -1 : 1), T(0), T(1),
             c.weight_decay, c.trust_coefficient, c.nesterov, c.exclude_1d};
   }
 
+  /// Element i's terms of the sums: p² and g².
   template <class T>
   DLOPT_HD static std::array<double, reductions> reduce(const Coeffs<T>&, int64_t i, const T* p, const T* g,
                                                         T* const*) {
@@ -81,6 +92,7 @@ struct LARSRule : RuleDefaults {
     c.weight_decay = T(c.decay);
   }
 
+  /// Element i: the scaled gradient, the momentum buffer and p ← p − γ·g.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = (c.sign * g[i] + c.weight_decay * p[i]) * c.trust;

@@ -57,8 +57,8 @@ struct LBFGSOptions {
 /// A number as torch's L-BFGS holds it: a Python float (`tensor` false) or a 0-dim tensor of the
 /// parameters' dtype (`tensor` true; `value` is then exactly a float or double).
 struct LBFGSScalar {
-  double value = 0;
-  bool tensor = false;
+  double value = 0;     ///< the number
+  bool tensor = false;  ///< a 0-dim tensor of the parameters' dtype (true) or a Python float (false)
 };
 
 /// The state torch keeps in `optimizer.state[first param]`, with its names.
@@ -70,9 +70,10 @@ struct LBFGSState {
   bool has_history = false;
   std::vector<T> d;               ///< the last search direction
   LBFGSScalar t;                  ///< the last step length
-  /// The (y, s) pairs, oldest first: y = g_k+1 − g_k, s = t·d. Immutable once stored, so a copy of
+  /// The y of each (y, s) pair, oldest first: y = g_k+1 − g_k. Immutable once stored, so a copy of
   /// the state (taken by step() to roll back on an error) shares them.
-  std::deque<std::shared_ptr<const std::vector<T>>> old_dirs, old_stps;
+  std::deque<std::shared_ptr<const std::vector<T>>> old_dirs;
+  std::deque<std::shared_ptr<const std::vector<T>>> old_stps;  ///< the s of each pair: s = t·d (shared as old_dirs)
   std::deque<T> ro;               ///< 1 / (yᵀs) of each pair
   LBFGSScalar H_diag;             ///< initial inverse Hessian scale yᵀs / yᵀy (the int 1 at first)
   std::vector<T> prev_flat_grad;  ///< the gradient at the start of the last iteration
@@ -82,10 +83,12 @@ struct LBFGSState {
   std::vector<T> al;
 };
 
+/// torch.optim.LBFGS over caller-owned parameter buffers of float or double (the file comment
+/// says how it matches torch, and shows a use).
 template <class T>
 class LBFGS {
  public:
-  using Scalar = T;
+  using Scalar = T;  ///< the parameters' type
   /// Evaluates the objective at the current parameters: writes the gradient of parameter i into
   /// grad[i] (grad[i].size == params[i].size; all parts of one flat buffer) and returns the loss.
   /// An exception it throws leaves the parameters and the state as they were before step().
@@ -102,8 +105,11 @@ class LBFGS {
   /// invalid options, leave parameters and state exactly as they were (InvalidArgument names it).
   double step(const Closure& closure, const IterationHook& hook = {});
 
+  /// The options, to change between steps (validated by the next step()).
   LBFGSOptions& options() { return options_; }
+  /// The options.
   const LBFGSOptions& options() const { return options_; }
+  /// The state torch keeps (what a checkpoint saves).
   const LBFGSState<T>& state() const { return state_; }
   /// Replaces the state (a resumed run continues bit for bit); throws InvalidArgument, changing
   /// nothing, if it does not fit the parameters or the options.
@@ -112,6 +118,7 @@ class LBFGS {
   void reset_state() { state_ = LBFGSState<T>{}; }
   /// Elements over all parameters.
   int64_t numel() const { return n_; }
+  /// The parameter buffers, as bound.
   const std::vector<Span<T>>& params() const { return params_; }
 
  private:

@@ -35,22 +35,33 @@ struct LionConfig {
   }
 };
 
+/// The Lion rule (core/rule.hpp).
 struct LionRule : RuleDefaults {
-  using Config = LionConfig;
-  static constexpr const char* name = "Lion";
-  static constexpr std::array<const char*, 1> slots = {"exp_avg"};
+  using Config = LionConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Lion";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 1> slots = {"exp_avg"};  ///< m, the momentum
+  /// The momentum, always.
   static bool uses_slot(const Config&, int) { return true; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, beta1, one_minus_beta1, beta2, one_minus_beta2, decay, sign;
+    T lr;               ///< γ
+    T beta1;            ///< β₁
+    T one_minus_beta1;  ///< 1 − β₁
+    T beta2;            ///< β₂
+    T one_minus_beta2;  ///< 1 − β₂
+    T decay;            ///< 1 − γλ, the decoupled weight decay
+    T sign;             ///< −1 to maximize, else 1
   };
+  /// The config as T (nothing depends on the step).
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr),        T(c.beta1),           T(1 - c.beta1),         T(c.beta2),
             T(1 - c.beta2), T(1 - c.lr * c.weight_decay), T(c.maximize ? -1 : 1)};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = c.sign * g[i];

@@ -35,7 +35,9 @@ struct MuonConfig {
   double weight_decay = 0.1;  ///< λ, decoupled
   double momentum = 0.95;     ///< μ
   bool nesterov = true;  ///< orthogonalize the Nesterov look-ahead
-  double ns_a = 3.4445, ns_b = -4.7750, ns_c = 2.0315;  ///< torch's ns_coefficients
+  double ns_a = 3.4445;  ///< a, torch's ns_coefficients[0]
+  double ns_b = -4.7750;  ///< b, torch's ns_coefficients[1]
+  double ns_c = 2.0315;  ///< c, torch's ns_coefficients[2]
   double eps = 1e-7;  ///< ε, lower bound of the Frobenius norm
   double ns_steps = 5;      ///< k, an integer in [0, 100)
   double adjust_lr = 0;     ///< 0: "original", 1: "match_rms_adamw" (torch's adjust_lr_fn)
@@ -63,20 +65,32 @@ struct MuonConfig {
   }
 };
 
+/// The Muon rule (core/rule.hpp): a matrix rule over 2-D parameters (update_matrix).
 struct MuonRule : RuleDefaults {
-  using Config = MuonConfig;
-  static constexpr const char* name = "Muon";
-  static constexpr bool matrix = true;
-  static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};
+  using Config = MuonConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Muon";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr bool matrix = true;  ///< the update is matrix algebra over the whole tensor
+  static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};  ///< B, torch's state key
+  /// The momentum buffer, always.
   static bool uses_slot(const Config&, int) { return true; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T one_minus_momentum, momentum, a, b, c, eps, decay;
-    double lr, adjust_lr;
-    int steps;
-    bool nesterov, bf16;
+    T one_minus_momentum;  ///< 1 − μ
+    T momentum;            ///< μ
+    T a;                   ///< a, the Newton–Schulz coefficients
+    T b;                   ///< b
+    T c;                   ///< c
+    T eps;                 ///< ε
+    T decay;               ///< 1 − γλ
+    double lr;             ///< γ (scaled by the shape in update_matrix)
+    double adjust_lr;      ///< 0: "original", 1: "match_rms_adamw"
+    int steps;             ///< k, Newton–Schulz iterations
+    bool nesterov;         ///< orthogonalize the look-ahead U instead of B
+    bool bf16;             ///< round every product to bfloat16
   };
+  /// The config as T (nothing depends on the step).
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(1 - c.momentum), T(c.momentum), T(c.ns_a), T(c.ns_b), T(c.ns_c), T(c.eps),

@@ -43,23 +43,39 @@ struct NAdamConfig {
   }
 };
 
+/// The NAdam rule (core/rule.hpp).
 struct NAdamRule : RuleDefaults {
-  using Config = NAdamConfig;
-  static constexpr const char* name = "NAdam";
+  using Config = NAdamConfig;  ///< its hyperparameters
+  static constexpr const char* name = "NAdam";  ///< the optimizer's name (registry, checkpoints)
   static constexpr std::array<const char*, 1> scalars = {"mu_product"};  ///< Πₜ
+  /// Π₀ = 1 (an empty product).
   static double scalar_init(const Config&, int) { return 1.0; }
-  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};  ///< m and v, torch's state keys
+  /// Both slots, always.
   static bool uses_slot(const Config&, int) { return true; }
+  /// m is signed; v is an average of squares.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T grad_coeff, avg_coeff, one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps;
-    T l2, decay, sign;
+    T grad_coeff;        ///< −γ(1−μₜ)/(1−Πₜ), the weight of g/d
+    T avg_coeff;         ///< −γμₜ₊₁/(1−Πₜμₜ₊₁), the weight of m/d (the Nesterov look-ahead)
+    T one_minus_beta1;   ///< 1 − β₁
+    T beta2;             ///< β₂
+    T one_minus_beta2;   ///< 1 − β₂
+    T bias_correction2;  ///< 1 − β₂ᵗ
+    T eps;               ///< ε
+    T l2;                ///< λ added to the gradient (L2); 0 when decoupled
+    T decay;             ///< 1 − γλ when decoupled, else 1
+    T sign;              ///< −1 to maximize, else 1
   };
+  /// The momentum schedule μₜ = β₁·(1 − ½·0.96^(t·ψ)).
   static double mu(const Config& c, double t) { return c.beta1 * (1 - 0.5 * std::pow(0.96, t * c.momentum_decay)); }
+  /// Πₜ ← Πₜ₋₁·μₜ.
   static void advance(const Config& c, TensorScalars& s) { s.value[0] *= mu(c, double(s.step)); }
 
+  /// The two step weights from μₜ, μₜ₊₁ and Πₜ, the bias correction of v, and the weight decay.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double t = double(s.step);
@@ -77,6 +93,7 @@ struct NAdamRule : RuleDefaults {
             T(c.maximize ? -1 : 1)};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T param = p[i] * c.decay;

@@ -41,19 +41,33 @@ struct RAdamConfig {
   }
 };
 
+/// The RAdam rule (core/rule.hpp).
 struct RAdamRule : RuleDefaults {
-  using Config = RAdamConfig;
-  static constexpr const char* name = "RAdam";
-  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};
+  using Config = RAdamConfig;  ///< its hyperparameters
+  static constexpr const char* name = "RAdam";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 2> slots = {"exp_avg", "exp_avg_sq"};  ///< m and v, torch's state keys
+  /// Both slots, always.
   static bool uses_slot(const Config&, int) { return true; }
+  /// m is signed; v is an average of squares.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::NonNegative; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, bias_correction1, bias_correction2_sqrt, rect, one_minus_beta1, beta2, one_minus_beta2, eps;
-    T l2, decay, sign;
-    bool rectified;
+    T lr;                     ///< γ
+    T bias_correction1;       ///< 1 − β₁ᵗ
+    T bias_correction2_sqrt;  ///< √(1−β₂ᵗ)
+    T rect;                   ///< r, the variance rectification (1 when not rectified)
+    T one_minus_beta1;        ///< 1 − β₁
+    T beta2;                  ///< β₂
+    T one_minus_beta2;        ///< 1 − β₂
+    T eps;                    ///< ε
+    T l2;                     ///< λ added to the gradient (L2); 0 when decoupled
+    T decay;                  ///< 1 − γλ when decoupled, else 1
+    T sign;                   ///< −1 to maximize, else 1
+    bool rectified;           ///< ρₜ > 5: the variance is tractable and the adaptive step is taken
   };
+  /// ρₜ, r and the bias corrections of step t (host, double), and the weight decay.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     const double t = double(s.step);
@@ -80,6 +94,7 @@ struct RAdamRule : RuleDefaults {
             rectified};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T param = p[i] * c.decay;

@@ -38,26 +38,39 @@ struct RMSpropConfig {
   }
 };
 
+/// The RMSprop rule (core/rule.hpp).
 struct RMSpropRule : RuleDefaults {
-  using Config = RMSpropConfig;
-  static constexpr const char* name = "RMSprop";
+  using Config = RMSpropConfig;  ///< its hyperparameters
+  static constexpr const char* name = "RMSprop";  ///< the optimizer's name (registry, checkpoints)
+  /// v, b and ḡ, torch's state keys.
   static constexpr std::array<const char*, 3> slots = {"square_avg", "momentum_buffer", "grad_avg"};
+  /// v always; b only with momentum > 0; ḡ only when centered.
   static bool uses_slot(const Config& c, int k) {
     return k == 0 || (k == 1 && c.momentum > 0) || (k == 2 && c.centered);
   }
+  /// v is an average of squares; b and ḡ are signed.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::NonNegative : SlotKind::Signed; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, alpha, one_minus_alpha, eps, weight_decay, momentum, sign;
-    bool centered;
+    T lr;               ///< γ
+    T alpha;            ///< α
+    T one_minus_alpha;  ///< 1 − α
+    T eps;              ///< ε
+    T weight_decay;     ///< λ
+    T momentum;         ///< μ
+    T sign;             ///< −1 to maximize, else 1
+    bool centered;      ///< subtract ḡ² from v
   };
+  /// The config as T (nothing depends on the step).
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.lr),           T(c.alpha),    T(1 - c.alpha),         T(c.eps),
             T(c.weight_decay), T(c.momentum), T(c.maximize ? -1 : 1), c.centered};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = c.sign * g[i];

@@ -42,25 +42,36 @@ struct RpropConfig {
   }
 };
 
+/// The Rprop rule (core/rule.hpp).
 struct RpropRule : RuleDefaults {
-  using Config = RpropConfig;
-  static constexpr const char* name = "Rprop";
+  using Config = RpropConfig;  ///< its hyperparameters
+  static constexpr const char* name = "Rprop";  ///< the optimizer's name (registry, checkpoints)
+  /// g_prev and each element's Δ, torch's state keys.
   static constexpr std::array<const char*, 2> slots = {"prev", "step_size"};
+  /// Both slots, always.
   static bool uses_slot(const Config&, int) { return true; }
+  /// g_prev starts at 0 (no previous sign), Δ at lr.
   static double slot_init(const Config& c, int k) { return k == 1 ? c.lr : 0.0; }
   /// Step sizes span Δ_min..Δ_max (1e-6..50 by default) element by element: a block-scaled 8-bit
   /// code would flush the small ones, so they stay in the compute type.
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Signed : SlotKind::Wide; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T etaminus, etaplus, step_size_min, step_size_max, sign;
+    T etaminus;       ///< η₋
+    T etaplus;        ///< η₊
+    T step_size_min;  ///< Δ_min
+    T step_size_max;  ///< Δ_max
+    T sign;           ///< −1 to maximize, else 1
   };
+  /// The config as T (nothing depends on the step).
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars&) {
     return {T(c.etaminus), T(c.etaplus), T(c.step_size_min), T(c.step_size_max), T(c.maximize ? -1 : 1)};
   }
 
+  /// Element i's step, the formulas of the file comment (the CPU loop and the CUDA kernel both call it).
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     const T grad = c.sign * g[i];

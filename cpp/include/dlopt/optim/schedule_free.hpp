@@ -26,18 +26,20 @@
 
 namespace dlopt {
 
-/// The hyperparameters of the weighting, shared by both variants.
-/// The warmup and the averaging weights c_t = w_t / Σ w_s, w_t = t^r · γ_max^p, shared by both Schedule-Free rules.
+/// The hyperparameters of the warmup and of the averaging weights cₜ = wₜ / Σ wₛ, wₜ = tʳ · γ_maxᵖ,
+/// shared by both Schedule-Free rules.
 struct ScheduleFreeWeighting {
   double warmup_steps = 0;       ///< steps of linear learning-rate warmup
   double r = 0.0;                ///< r, the power of t in the weights
   double weight_lr_power = 2.0;  ///< p, the power of the learning rate in the weights
 
+  /// Throws dlopt::InvalidArgument naming the first field out of its range.
   void validate() const {
     detail::require(warmup_steps >= 0, "warmup_steps", warmup_steps, "must be >= 0");
     detail::require(std::isfinite(r), "r", r, "must be finite");
     detail::require(std::isfinite(weight_lr_power), "weight_lr_power", weight_lr_power, "must be finite");
   }
+  /// Calls f(name, field) for every field (the variants' visit calls it after their own).
   template <class F>
   void visit(F&& f) {
     f("warmup_steps", warmup_steps), f("r", r), f("weight_lr_power", weight_lr_power);
@@ -63,6 +65,7 @@ struct ScheduleFreeSGDConfig : ScheduleFreeWeighting {
     f("lr", lr), f("momentum", momentum), f("weight_decay", weight_decay);
     ScheduleFreeWeighting::visit(f);
   }
+  /// β of the interpolation: the momentum.
   double beta() const { return momentum; }
 };
 
@@ -86,6 +89,7 @@ struct ScheduleFreeAdamWConfig : ScheduleFreeWeighting {
     f("lr", lr), f("beta1", beta1), f("beta2", beta2), f("eps", eps), f("weight_decay", weight_decay);
     ScheduleFreeWeighting::visit(f);
   }
+  /// β of the interpolation: β₁.
   double beta() const { return beta1; }
 };
 
@@ -93,29 +97,40 @@ struct ScheduleFreeAdamWConfig : ScheduleFreeWeighting {
 /// per-step coefficients; `Rule::direction` is what differs.
 template <class Config_>
 struct ScheduleFreeBase : RuleDefaults {
-  using Config = Config_;
-  static constexpr std::array<const char*, 2> scalars = {"weight_sum", "lr_max"};
+  using Config = Config_;  ///< the variant's hyperparameters
+  static constexpr std::array<const char*, 2> scalars = {"weight_sum", "lr_max"};  ///< Σw and γ_max, the package's keys
+  /// Σw starts at 0; γ_max at −1, below any learning rate, as the package's.
   static double scalar_init(const Config&, int k) { return k == 0 ? 0.0 : -1.0; }
 
-  /// γ_t and w_t of step t (1-based) given γ_max.
+  /// γₜ = γ·min(1, t/warmup_steps) of step t (1-based).
   static double scheduled_lr(const Config& c, double t) {
     return c.lr * (t - 1 < c.warmup_steps ? t / c.warmup_steps : 1.0);
   }
+  /// wₜ = tʳ · γ_maxᵖ.
   static double weight(const Config& c, double t, double lr_max) {
     return std::pow(t, c.r) * std::pow(lr_max, c.weight_lr_power);
   }
+  /// γ_max ← max(γ_max, γₜ), then Σw ← Σw + wₜ (the weight of this step's iterate counts in cₜ).
   static void advance(const Config& c, TensorScalars& s) {
     const double t = double(s.step);
     s.value[1] = std::max(scheduled_lr(c, t), s.value[1]);
     s.value[0] += weight(c, t, s.value[1]);
   }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, ckp1, y_step, weight_decay;       ///< γ_t, c, γ_t·(β(1−c) − 1), λ
-    T beta2, one_minus_beta2, bias_correction2, eps;  ///< AdamW only
-    bool first;                              ///< z ← y before the step
+    T lr;                ///< γₜ
+    T ckp1;              ///< c = wₜ / Σw (the package's ckp1)
+    T y_step;            ///< γₜ·(β(1−c) − 1), the weight of d in y's update
+    T weight_decay;      ///< λ
+    T beta2;             ///< β₂ (AdamW only)
+    T one_minus_beta2;   ///< 1 − β₂ (AdamW only)
+    T bias_correction2;  ///< 1 − β₂ᵗ (AdamW only)
+    T eps;               ///< ε (AdamW only)
+    bool first;          ///< z ← y before the step
   };
+  /// The scalars both variants share: γₜ, c and y's step weight of step t.
   template <class T>
   static Coeffs<T> schedule(const Config& c, const TensorScalars& s) {
     const double t = double(s.step), lr = scheduled_lr(c, t), sum = s.value[0];
@@ -133,8 +148,10 @@ struct ScheduleFreeBase : RuleDefaults {
 
   /// Slot 0 is z (kept in the compute type: it is a parameter iterate, not a statistic).
   static SlotKind slot_kind(int k) { return k == 0 ? SlotKind::Wide : SlotKind::NonNegative; }
+  /// Every slot, always.
   static bool uses_slot(const Config&, int) { return true; }
 
+  /// Element i given its direction d: y ← lerp(y, z, c) + γₜ·(β(1−c) − 1)·d, z ← z − γₜ·d.
   template <class T>
   DLOPT_HD static void step_y_z(const Coeffs<T>& c, int64_t i, T* p, T d, T* z) {
     const T y = p[i], z0 = c.first ? y : z[i];
@@ -143,12 +160,15 @@ struct ScheduleFreeBase : RuleDefaults {
   }
 };
 
+/// The Schedule-Free SGD rule (core/rule.hpp): d = g + λ·y.
 struct ScheduleFreeSGDRule : ScheduleFreeBase<ScheduleFreeSGDConfig> {
-  static constexpr const char* name = "ScheduleFreeSGD";
-  static constexpr std::array<const char*, 1> slots = {"z"};
+  static constexpr const char* name = "ScheduleFreeSGD";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 1> slots = {"z"};  ///< z, the SGD iterate
+  /// The shared schedule; SGD needs nothing more.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) { return schedule<T>(c, s); }
 
+  /// Element i: d = g + λ·y, then y and z.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T d = g[i];
@@ -157,9 +177,11 @@ struct ScheduleFreeSGDRule : ScheduleFreeBase<ScheduleFreeSGDConfig> {
   }
 };
 
+/// The Schedule-Free AdamW rule (core/rule.hpp): d = g / (√(v/(1−β₂ᵗ)) + ε) + λ·y.
 struct ScheduleFreeAdamWRule : ScheduleFreeBase<ScheduleFreeAdamWConfig> {
-  static constexpr const char* name = "ScheduleFreeAdamW";
-  static constexpr std::array<const char*, 2> slots = {"z", "exp_avg_sq"};
+  static constexpr const char* name = "ScheduleFreeAdamW";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 2> slots = {"z", "exp_avg_sq"};  ///< z (the Adam iterate) and v
+  /// The shared schedule plus v's decay and bias correction.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     Coeffs<T> k = schedule<T>(c, s);
@@ -168,6 +190,7 @@ struct ScheduleFreeAdamWRule : ScheduleFreeBase<ScheduleFreeAdamWConfig> {
     return k;
   }
 
+  /// Element i: v, d, then y and z.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     const T grad = g[i];

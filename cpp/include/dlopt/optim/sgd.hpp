@@ -42,23 +42,33 @@ struct SGDConfig {
   }
 };
 
+/// The SGD rule (core/rule.hpp).
 struct SGDRule : RuleDefaults {
-  using Config = SGDConfig;
-  static constexpr const char* name = "SGD";
-  static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};
+  using Config = SGDConfig;  ///< its hyperparameters
+  static constexpr const char* name = "SGD";  ///< the optimizer's name (registry, checkpoints)
+  static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};  ///< b, torch's state key
+  /// The momentum buffer exists only with momentum (μ ≠ 0), as in torch.
   static bool uses_slot(const Config& c, int) { return c.momentum != 0; }
 
+  /// The per-step scalars.
   template <class T>
   struct Coeffs {
-    T lr, momentum, one_minus_dampening, weight_decay, sign;
-    bool nesterov, first_step;
+    T lr;                   ///< γ
+    T momentum;             ///< μ
+    T one_minus_dampening;  ///< 1 − τ
+    T weight_decay;         ///< λ
+    T sign;                 ///< −1 to maximize, else 1
+    bool nesterov;          ///< step along g + μ·b instead of b
+    bool first_step;        ///< torch's first step sets b ← g (no dampening)
   };
+  /// The config as T, and whether this is the tensor's first step.
   template <class T>
   static Coeffs<T> coeffs(const Config& c, const TensorScalars& s) {
     return {T(c.lr), T(c.momentum), T(1 - c.dampening), T(c.weight_decay),
             T(c.maximize ? -1 : 1), c.nesterov, s.step == 1};
   }
 
+  /// Element i: the momentum buffer and the step, as in the file comment.
   template <class T>
   DLOPT_HD static void update(const Coeffs<T>& c, int64_t i, T* p, const T* g, T* const* s) {
     T grad = c.sign * g[i];

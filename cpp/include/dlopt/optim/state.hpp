@@ -17,11 +17,13 @@ namespace dlopt {
 /// One state buffer of one tensor, in its storage (core/storage.hpp): the raw elements and, for
 /// the 8-bit formats, the block scales. Empty until the tensor's first step.
 struct StateBuffer {
-  Storage storage = Storage::Float32;
-  AlignedVector<unsigned char> bytes;
-  AlignedVector<float> scales;
+  Storage storage = Storage::Float32;  ///< the element format
+  AlignedVector<unsigned char> bytes;  ///< the raw elements
+  AlignedVector<float> scales;         ///< one scale per block of the 8-bit formats; empty otherwise
 
+  /// True before the tensor's first step (or where the slot is unused).
   bool empty() const { return bytes.empty(); }
+  /// The buffer as the step functions take it (null pointers where empty).
   Buffer view() { return {bytes.empty() ? nullptr : bytes.data(), storage, scales.empty() ? nullptr : scales.data()}; }
   /// The elements as T (T must be the storage's type).
   template <class T>
@@ -33,17 +35,17 @@ struct StateBuffer {
 /// with master_weights, its float32 master copy (empty before its first step).
 template <class Rule>
 struct TensorState {
-  TensorScalars scalars;
-  std::array<StateBuffer, num_slots<Rule>> slots;
-  AlignedVector<float> master;
+  TensorScalars scalars;                           ///< the step count and the rule's scalars
+  std::array<StateBuffer, num_slots<Rule>> slots;  ///< in Rule::slots order
+  AlignedVector<float> master;                     ///< the float32 master copy (master_weights)
 };
 
 /// An optimizer's hyperparameters, storage options and per-parameter state.
 template <class Rule>
 struct OptimizerState {
-  typename Rule::Config config;
-  StorageOptions options;
-  std::vector<TensorState<Rule>> tensors;
+  typename Rule::Config config;            ///< the hyperparameters
+  StorageOptions options;                  ///< the state format, the rounding of 16-bit parameters, master weights
+  std::vector<TensorState<Rule>> tensors;  ///< one per parameter, in the optimizer's order
   /// Rules with modes (Schedule-Free): false when saved after eval(), the parameters then holding
   /// the average x (Python's param group key "train_mode"). Always true for other rules.
   bool train_mode = true;
