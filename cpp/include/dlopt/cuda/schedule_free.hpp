@@ -30,7 +30,7 @@ DLOPT_HD void move_elements(int64_t thread, int64_t threads, int64_t n, T* p, co
 }  // namespace detail
 
 /// p ← lerp(p, z, w) for n elements of device memory (float or double), one launch on `stream`
-/// (a cudaStream_t; nullptr: the legacy default stream). w is ScheduleFree*Rule::mode_weight.
+/// (a cudaStream_t; nullptr: the legacy default stream). w is the rule's `mode_weight` (ScheduleFreeSGDRule / ScheduleFreeAdamWRule).
 /// Throws NotCompiled in a build without CUDA.
 template <class T>
 void schedule_free_move(T* p, const T* z, int64_t n, T w, void* stream = nullptr);

@@ -142,7 +142,9 @@ struct ScheduleFreeBase : RuleDefaults {
   /// The train / eval switch: p ← lerp(p, z, w) with w = mode_weight(config, to_train), for every
   /// tensor that has stepped (before the first step y = x = z: nothing to move).
   static constexpr bool has_modes = true;
+  /// w of the switch: 1 − β to train (x → y = (1 − β)·z + β·x), 1 − 1/β to eval (y → x).
   static double mode_weight(const Config& c, bool to_train) { return to_train ? 1 - c.beta() : 1 - 1 / c.beta(); }
+  /// p[i] ← lerp(p[i], z[i], w): one element of the switch (the CPU loop and the CUDA kernel).
   template <class T>
   DLOPT_HD static void move(int64_t i, T* p, const T* z, T w) { p[i] = detail::lerp(p[i], z[i], w); }
 
