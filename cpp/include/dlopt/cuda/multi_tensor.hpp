@@ -148,26 +148,46 @@ struct StageShared {
   uint32_t absmax[num_slots<Rule> + 1][kThreads];
 };
 
+/// One thread's elements of a stage at `off` (a multiple of kStage from the tensor's start), loaded
+/// from their storage into registers in the compute type C (the parameter from the master copy
+/// when there is one). The update and the reduction stages both start here.
+template <class Rule, class C>
+struct ThreadElements {
+  static constexpr int S = int(num_slots<Rule>);
+  int64_t first;  ///< the index of the thread's first element in its tensor
+  int n;          ///< how many of the kPerThread it has (fewer at the tensor's end)
+  C p[kPerThread] = {}, g[kPerThread] = {}, s[S + 1][kPerThread] = {};
+  C* sp[S + 1] = {};  ///< the slots the rule sees: s[k], or null for a slot the tensor does not use
+  float* master = nullptr;  ///< the float32 master copy of a 16-bit parameter, else null
+
+  DLOPT_HD ThreadElements(const cpu::Segment<Rule, C>& seg, int64_t off, int64_t end, int thread)
+      : first(off + int64_t(thread) * kPerThread),
+        n(first >= end ? 0 : (end - first < kPerThread ? int(end - first) : kPerThread)) {
+    if constexpr (sizeof(C) == sizeof(float)) master = seg.master;
+    for (int k = 0; k < S; ++k) sp[k] = seg.slots[k].data ? s[k] : nullptr;
+    for (int e = 0; e < n; ++e) {
+      p[e] = master ? C(master[first + e]) : load_element<C>(seg.param, first + e);
+      g[e] = load_element<C>(seg.grad, first + e);
+      for (int k = 0; k < S; ++k)
+        if (sp[k]) s[k][e] = load_element<C>(seg.slots[k], first + e);
+    }
+  }
+};
+
 /// Phase 1 of a stage at `off` (a multiple of kStage from the tensor's start): thread `thread` loads
 /// its elements, runs the rule, stores every buffer but the 8-bit slots, and leaves those in `sh`.
 template <class Rule, class C>
 DLOPT_HD void update_stage(const cpu::Segment<Rule, C>& seg, int64_t off, int64_t end, StageShared<Rule>& sh,
                            int thread) {
   constexpr int S = int(num_slots<Rule>);
-  const int64_t first = off + int64_t(thread) * kPerThread;
-  const int n = first >= end ? 0 : (end - first < kPerThread ? int(end - first) : kPerThread);
-  C p[kPerThread] = {}, g[kPerThread] = {}, s[S + 1][kPerThread] = {};
-  C* sp[S + 1] = {};
-  float* master = nullptr;
-  if constexpr (sizeof(C) == sizeof(float)) master = seg.master;
-  for (int k = 0; k < S; ++k) sp[k] = seg.slots[k].data ? s[k] : nullptr;
-  for (int e = 0; e < n; ++e) {
-    p[e] = master ? C(master[first + e]) : load_element<C>(seg.param, first + e);
-    g[e] = load_element<C>(seg.grad, first + e);
-    for (int k = 0; k < S; ++k)
-      if (sp[k]) s[k][e] = load_element<C>(seg.slots[k], first + e);
-  }
-  for (int e = 0; e < n; ++e) Rule::update(seg.coeffs, e, p, g, sp);
+  ThreadElements<Rule, C> t(seg, off, end, thread);
+  const int64_t first = t.first;
+  const int n = t.n;
+  C* const p = t.p;
+  C(&s)[S + 1][kPerThread] = t.s;
+  C* const* sp = t.sp;
+  float* const master = t.master;
+  for (int e = 0; e < n; ++e) Rule::update(seg.coeffs, e, p, t.g, sp);
   for (int e = 0; e < n; ++e) {
     const uint32_t random = seg.stochastic ? formats::random_bits(seg.rounding_key, first + e) : 0U;
     if (master) {  // the master keeps the value; the parameter is its nearest 16-bit neighbour
@@ -265,22 +285,9 @@ struct ReduceShared {
 template <class Rule, class C>
 DLOPT_HD void reduce_terms_stage(const cpu::Segment<Rule, C>& seg, int64_t off, int64_t end, ReduceShared<Rule>& sh,
                                  int thread) {
-  constexpr int S = int(num_slots<Rule>);
-  const int64_t first = off + int64_t(thread) * kPerThread;
-  const int n = first >= end ? 0 : (end - first < kPerThread ? int(end - first) : kPerThread);
-  C p[kPerThread] = {}, g[kPerThread] = {}, s[S + 1][kPerThread] = {};
-  C* sp[S + 1] = {};
-  const float* master = nullptr;
-  if constexpr (sizeof(C) == sizeof(float)) master = seg.master;
-  for (int k = 0; k < S; ++k) sp[k] = seg.slots[k].data ? s[k] : nullptr;
-  for (int e = 0; e < n; ++e) {
-    p[e] = master ? C(master[first + e]) : load_element<C>(seg.param, first + e);
-    g[e] = load_element<C>(seg.grad, first + e);
-    for (int k = 0; k < S; ++k)
-      if (sp[k]) s[k][e] = load_element<C>(seg.slots[k], first + e);
-  }
-  for (int e = 0; e < n; ++e) {
-    const auto t = Rule::reduce(seg.coeffs, e, p, g, sp);
+  ThreadElements<Rule, C> x(seg, off, end, thread);
+  for (int e = 0; e < x.n; ++e) {
+    const auto t = Rule::reduce(seg.coeffs, e, x.p, x.g, x.sp);
     for (int r = 0; r < Rule::reductions; ++r) sh.terms[r][thread * kPerThread + e] = t[r];
   }
 }
