@@ -26,7 +26,8 @@ constexpr int64_t kBlock = int64_t(1) << 12;
 // the calling thread and never touch the OpenMP pool).
 constexpr int64_t kParallelMin = int64_t(1) << 14;
 
-// Buffers that are not stored in the compute type go through L1-sized chunks of it.
+// Buffers that are not stored in the compute type go through L1-sized chunks of it (256: one 8-bit
+// quant block; measured faster than 64, 512 and 1024 for Adam with bf16 and int8 state).
 constexpr int64_t kStage = 256;
 static_assert(kBlock % kStage == 0 && kStage % kQuantBlock == 0, "chunks hold whole quant blocks");
 
