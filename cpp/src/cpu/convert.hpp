@@ -89,7 +89,7 @@ template <class C>
       if (random) {
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i)
-          x[i] = formats::float_to_bf16_sr(float(in[i]), formats::slot_byte(random[i], slot) << 8 | 0x80U);
+          x[i] = formats::float_to_bf16_sr(float(in[i]), formats::bf16_state_dither(random[i], slot));
       } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16(float(in[i]));

@@ -58,9 +58,9 @@ template <class C>
   const bool bf16 = param.storage == Storage::BFloat16;
   if (random && bf16) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16_sr(float(in[i]), random[i] & 0xffffU);
+    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16_sr(float(in[i]), formats::param_dither(random[i]));
   } else if (random) {
-    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_f16_sr(float(in[i]), random[i] & 0xffffU);
+    for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_f16_sr(float(in[i]), formats::param_dither(random[i]));
   } else if (bf16) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) x[i] = formats::float_to_bf16(float(in[i]));

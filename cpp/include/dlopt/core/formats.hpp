@@ -89,6 +89,12 @@ DLOPT_HD uint32_t slot_byte(uint32_t random, int k) {
   return k < 2 ? (random >> (16 + 8 * k)) & 0xffU : mix32(random ^ uint32_t(k)) >> 24;
 }
 
+/// The 16-bit dither that stochastically rounds a 16-bit parameter: its element's low 16 random bits.
+DLOPT_HD uint32_t param_dither(uint32_t random) { return random & 0xffffU; }
+
+/// The 16-bit dither of bfloat16 state slot k: the slot's random byte, centred on the low byte.
+DLOPT_HD uint32_t bf16_state_dither(uint32_t random, int k) { return slot_byte(random, k) << 8 | 0x80U; }
+
 // ---- bfloat16 ------------------------------------------------------------------------------------
 
 /// The float of bfloat16 bits (exact).

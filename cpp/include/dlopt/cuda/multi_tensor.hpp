@@ -125,14 +125,14 @@ DLOPT_HD void store_element(const Buffer& b, int64_t i, C x, bool stochastic, ui
     case Storage::Float64: static_cast<double*>(b.data)[i] = double(x); break;
     case Storage::Float32: static_cast<float*>(b.data)[i] = float(x); break;
     case Storage::BFloat16: {
-      const uint32_t dither = slot < 0 ? random & 0xffffU : formats::slot_byte(random, slot) << 8 | 0x80U;
+      const uint32_t dither = slot < 0 ? formats::param_dither(random) : formats::bf16_state_dither(random, slot);
       static_cast<uint16_t*>(b.data)[i] =
           stochastic ? formats::float_to_bf16_sr(float(x), dither) : formats::float_to_bf16(float(x));
       break;
     }
     case Storage::Float16:  // parameters only (no slot is stored in float16)
       static_cast<uint16_t*>(b.data)[i] =
-          stochastic ? formats::float_to_f16_sr(float(x), random & 0xffffU) : formats::float_to_f16(float(x));
+          stochastic ? formats::float_to_f16_sr(float(x), formats::param_dither(random)) : formats::float_to_f16(float(x));
       break;
     default: break;  // 8-bit codes: encode_stage
   }
