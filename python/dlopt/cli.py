@@ -4,7 +4,7 @@ Usage::
 
     dlopt demo [--dataset diabetes|breast_cancer]
     dlopt fit DATA --target COL [--task ...] [--model ...] [--optimizer adam] [--lr ...] [--epochs N]
-              [--batch-size B] [--test-size 0.2] [--save model.npz] [--plot loss.png]
+              [--batch-size B] [--test-size 0.2] [--save model.npz] [--plot loss.png] [--distributed]
     dlopt predict MODEL DATA [--out predictions.csv]
     dlopt --version;  dlopt COMMAND --help  (every option with its default)
 
@@ -73,17 +73,36 @@ def _read_csv(path: Path, target: str | None, need_target: bool) -> Table:
                 raise DataError(f"{path}: line {reader.line_num}: {e}") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file") from None
-    if not rows or not any(cell.strip() for cell in rows[0]):
+    header, tcol = csv_header(rows[0] if rows else [], path, target, need_target)
+    X, labels, lines = csv_body(((i + 2, r) for i, r in enumerate(rows[1:])), header, tcol, path)
+    if not lines:
+        raise DataError(f"{path}: no data rows after the header")
+    y = None
+    if tcol is not None:
+        y = numeric_target(labels)
+        if y is None:
+            y = np.array(labels)  # class labels
+        else:
+            check_finite_target(y, lines, path, target)
+    return Table(X, y, [h for c, h in enumerate(header) if c != tcol], target)
+
+
+def csv_header(row: list[str], path, target: str | None, need_target: bool) -> tuple[list[str], int | None]:
+    """The column names of a CSV header row and the target's column (None without a target)."""
+    if not any(cell.strip() for cell in row):
         raise DataError(f"{path}: line 1: empty file, expected a header row")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in row]
     if target is not None and target not in header:
         raise DataError(f"{path}: line 1: no column '{target}' (columns: {', '.join(header)})")
     if need_target and target is None:
         raise DataError(f"{path}: --target is required")
-    tcol = header.index(target) if target is not None else None
-    body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
-    if not body:
-        raise DataError(f"{path}: no data rows after the header")
+    return header, header.index(target) if target is not None else None
+
+
+def csv_body(records, header: list[str], tcol: int | None, path) -> tuple[np.ndarray, list[str], list[int]]:
+    """(features, target cells, line numbers) of CSV records given as (line number, fields) pairs;
+    blank lines are skipped."""
+    body = [(line, r) for line, r in records if any(c.strip() for c in r)]
     X = np.empty((len(body), len(header) - (tcol is not None)), dtype=np.float64)
     labels = []
     for k, (line, r) in enumerate(body):
@@ -101,26 +120,32 @@ def _read_csv(path: Path, target: str | None, need_target: bool) -> Table:
                 raise DataError(f"{path}: line {line}, column '{header[c]}': missing value")
             X[k, j] = _number(cell, path, line, header[c])
             j += 1
-    y = None
-    if tcol is not None:
-        try:
-            y = np.array([float(v) for v in labels])
-            bad = np.flatnonzero(~np.isfinite(y))
-            if bad.size:
-                raise DataError(f"{path}: line {body[bad[0]][0]}, column '{target}': not a finite number")
-        except ValueError:
-            y = np.array(labels)  # class labels
-    names = [h for c, h in enumerate(header) if c != tcol]
-    return Table(X, y, names, target)
+    return X, labels, [line for line, _ in body]
 
 
-def _matrix_table(path: Path, A: np.ndarray, target: str | None, need_target: bool, y=None) -> Table:
+def numeric_target(labels: list[str]) -> np.ndarray | None:
+    """The target cells as float64 numbers, or None when one of them is not a number (class labels)."""
+    try:
+        return np.array([float(v) for v in labels], dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def check_finite_target(y: np.ndarray, lines: list[int], path, target: str | None) -> None:
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise DataError(f"{path}: line {lines[bad[0]]}, column '{target}': not a finite number")
+
+
+def _matrix_table(path: Path, A: np.ndarray, target: str | None, need_target: bool, y=None,
+                  first_row: int = 0) -> Table:
+    """A Table of a 2-D array's rows (``first_row``: the first one's row number in the file)."""
     if A.ndim != 2 or A.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected a 2-D numeric array, got shape {A.shape} and dtype {A.dtype}")
     A = A.astype(np.float64)
     bad = np.argwhere(~np.isfinite(A))
     if bad.size:
-        raise DataError(f"{path}: row {bad[0][0]}, column {bad[0][1]}: NaN or infinity")
+        raise DataError(f"{path}: row {first_row + bad[0][0]}, column {bad[0][1]}: NaN or infinity")
     if y is not None:
         return Table(np.ascontiguousarray(A), y, [f"x{j}" for j in range(A.shape[1])], "y")
     if target is None:
@@ -223,25 +248,23 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-def _metric_rows(task, model, X, y, classes=None):
+def _metric_rows(task, classes, y, pred, proba=None):
+    """(name, value) of the metrics of predictions ``pred`` (and class probabilities ``proba``) of ``y``."""
     from . import metrics
 
     if task == "regression":
-        pred = model.predict(X)
         return [("MSE", metrics.mean_squared_error(y, pred)),
                 ("RMSE", metrics.root_mean_squared_error(y, pred)),
                 ("MAE", metrics.mean_absolute_error(y, pred)),
                 ("R2", metrics.r2_score(y, pred))]
-    pred = model.predict(X)
-    binary = len(model.classes_) == 2
+    binary = len(classes) == 2
     avg = "binary" if binary else "macro"
-    pos = model.classes_[1] if binary else 1
-    rows = [("accuracy", metrics.accuracy_score(y, pred)),
+    pos = classes[1] if binary else 1
+    return [("accuracy", metrics.accuracy_score(y, pred)),
             (f"precision ({avg})", metrics.precision_score(y, pred, average=avg, pos_label=pos)),
             (f"recall ({avg})", metrics.recall_score(y, pred, average=avg, pos_label=pos)),
-            (f"F1 ({avg})", metrics.f1_score(y, pred, average=avg, pos_label=pos))]
-    rows.append(("log loss", metrics.log_loss(y, model.predict_proba(X), labels=model.classes_)))
-    return rows
+            (f"F1 ({avg})", metrics.f1_score(y, pred, average=avg, pos_label=pos)),
+            ("log loss", metrics.log_loss(y, proba, labels=classes))]
 
 
 def _print_table(columns, rows):
@@ -342,8 +365,8 @@ def check_writable(path, option: str) -> None:
 def cmd_fit(args) -> int:
     if not getattr(args, "distributed", False):  # dlopt demo calls this with its own arguments
         return _fit(args, None)
-    # mpirun -n N dlopt fit ... --distributed: every rank reads the file and trains on its share of the
-    # training rows (dlopt.distributed); only rank 0 prints, saves and plots.
+    # mpirun -n N dlopt fit ... --distributed: every rank reads its share of the rows and trains on
+    # its training rows (dlopt.distributed); only rank 0 prints, saves and plots.
     from .distributed import get_comm
 
     comm = get_comm(None)
@@ -354,14 +377,24 @@ def cmd_fit(args) -> int:
 
 
 def _fit(args, comm) -> int:
+    """``dlopt fit``; with ``comm``, this rank's part of a data-parallel run (_cli_distributed)."""
     from . import linear_model as lm
 
     root = comm is None or comm.Get_rank() == 0
     for option, path in (("--save", args.save), ("--plot", args.plot)):
-        if path:
-            check_writable(path, option)  # before training, so a bad path loses no work
-    table = read_table(args.data, args.target)
-    X, y = table.X, table.y
+        if path:  # before training, so a bad path loses no work
+            if comm is None:
+                check_writable(path, option)
+            else:
+                from ._cli_distributed import agreed
+                agreed(comm, lambda: check_writable(path, option), root_only=True)
+    if comm is None:
+        table = read_table(args.data, args.target)
+        first, y = 0, table.y
+    else:
+        from ._cli_distributed import read_share
+        table, first, y = read_share(args.data, args.target, comm)
+    X = table.X  # this rank's rows (all of them without comm); y holds every row's target
     if X.shape[1] == 0:
         raise DataError(f"{args.data}: no feature columns besides the target '{table.target_name}'")
     task, reason = args.task, "--task"
@@ -375,57 +408,68 @@ def _fit(args, comm) -> int:
         raise DataError(f"--model {model_name} does not fit --task {task}")
     if not 0 < args.test_size < 1:
         raise DataError(f"--test-size: expected a fraction in (0, 1), got {args.test_size}")
-    n = X.shape[0]
+    n = len(y)
     train, test = split_rows(y if task == "classification" else None, n, args.test_size, args.seed)
     if len(test) < 1 or len(train) < 2:
         raise DataError(f"{args.data}: {n} rows are too few for --test-size {args.test_size}")
-    Xtr, ytr, Xte, yte = X[train], y[train], X[test], y[test]
+    own = train[(train >= first) & (train < first + len(X))]  # this rank's training rows
+    if comm is not None:
+        per_rank = comm.allgather(len(own))
+        if min(per_rank) == 0:
+            raise DataError(f"{args.data}: {len(train)} training rows are too few for {comm.Get_size()} MPI "
+                            f"ranks (rank {per_rank.index(0)} has none)")
+    Xtr = X[own - first]
 
     x_mean, x_scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     y_mean, y_scale = 0.0, 1.0
     if not args.no_standardize:
-        x_mean = Xtr.mean(axis=0)
-        x_scale = Xtr.std(axis=0)
+        if comm is None:
+            x_mean, x_scale = Xtr.mean(axis=0), Xtr.std(axis=0)
+        else:
+            from ._cli_distributed import column_mean_std
+            x_mean, x_scale = column_mean_std(Xtr, len(train), comm)
         x_scale[x_scale == 0] = 1.0
         if task == "regression":
-            y_mean, y_scale = float(ytr.mean()), float(ytr.std() or 1.0)
+            y_mean, y_scale = float(y[train].mean()), float(y[train].std() or 1.0)
     cls = {"linear": lm.LinearRegression, "logistic": lm.LogisticRegression, "softmax": lm.SoftmaxRegression}[model_name]
     params = dict(optimizer=args.optimizer, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                   random_state=args.seed)
     model = cls(**params)
     Xs = np.ascontiguousarray((Xtr - x_mean) / x_scale)
-    ys = (ytr - y_mean) / y_scale if task == "regression" else ytr
+    ys = (y[own] - y_mean) / y_scale if task == "regression" else y[own]
     update, close = _progress(args.epochs, args.quiet or not root)
     start = time.perf_counter()
     try:
         model._epoch_callback = update
-        if comm is None:
-            model.fit(Xs, ys)
-        else:  # this rank's share of the training rows
-            share = slice(len(Xs) * comm.Get_rank() // comm.Get_size(),
-                          len(Xs) * (comm.Get_rank() + 1) // comm.Get_size())
-            model.fit(Xs[share], ys[share], comm=comm)
+        model.fit(Xs, ys) if comm is None else model.fit(Xs, ys, comm=comm)
     finally:
         close()
         model.__dict__.pop("_epoch_callback", None)
     seconds = time.perf_counter() - start
     scaled = _Scaled(model, x_mean, x_scale, y_mean, y_scale)
+    pred = scaled.predict(X)
+    proba = scaled.predict_proba(X) if task == "classification" else None
+    if comm is not None:  # the ranks' predictions, in the file's row order, on rank 0
+        from ._cli_distributed import gather_rows
+        pred, proba = gather_rows(comm, pred), gather_rows(comm, proba) if proba is not None else None
+    if not root:
+        return 0
     print(f"task: {task} ({reason})")
     print(f"{cls.__name__}(optimizer={args.optimizer!r}, lr={args.lr}, epochs={args.epochs}, "
           f"batch_size={args.batch_size}) on {Path(args.data).name}: {len(train)} training rows, "
           f"{len(test)} held-out rows, {X.shape[1]} features; trained {model.n_iter_} epochs in {seconds:.3f} s"
           + (f" on {comm.Get_size()} MPI ranks" if comm is not None else ""))
-    tr_rows = _metric_rows(task, scaled, Xtr, ytr)
-    te_rows = _metric_rows(task, scaled, Xte, yte)
-    _print_table(["metric", "train", "held-out"], [(a[0], a[1], b[1]) for a, b in zip(tr_rows, te_rows)])
-    if args.save and root:
-        classes = getattr(model, "classes_", np.array([]))
+    classes = getattr(model, "classes_", None)
+    rows = [_metric_rows(task, classes, y[part], pred[part], None if proba is None else proba[part])
+            for part in (train, test)]
+    _print_table(["metric", "train", "held-out"], [(a[0], a[1], b[1]) for a, b in zip(*rows)])
+    if args.save:
         np.savez(args.save, format=np.array("dlopt-linear-model-1"), model=np.array(model_name),
                  task=np.array(task), coef=np.atleast_2d(model.coef_), intercept=np.atleast_1d(model.intercept_),
-                 classes=classes, x_mean=x_mean, x_scale=x_scale, y_mean=np.array(y_mean), y_scale=np.array(y_scale),
+                 classes=np.array([]) if classes is None else classes, x_mean=x_mean, x_scale=x_scale, y_mean=np.array(y_mean), y_scale=np.array(y_scale),
                  feature_names=np.array(table.feature_names), target=np.array(table.target_name or ""))
         print(f"saved the model to {args.save}")
-    if args.plot and root:
+    if args.plot:
         try:
             import matplotlib
 
@@ -648,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", help="save the loss curve as an image (needs matplotlib)")
     f.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI: run as 'mpirun -n N dlopt fit ... --distributed'; each rank "
-                        "trains on its share of the rows, rank 0 prints and saves (needs mpi4py)")
+                        "reads and trains on its share of the rows, rank 0 prints and saves (needs mpi4py)")
     f.add_argument("--quiet", action="store_true",
                    help="no progress (a progress bar on a terminal, a line every 10%% of the epochs otherwise)")
     f.set_defaults(func=cmd_fit)
