@@ -12,6 +12,12 @@
 ///   U = g / √max(V̂, ε₁²)
 ///   p ← p − αₜ / max(1, RMS(U)/d) · U
 ///
+/// A matrix's 1/√V̂ is taken in its factored form, 1/√R · √(mean(R)/C), capped at 1/ε₁: one
+/// inverse square root per row and per column instead of one (with two divisions) per element.
+/// It differs from torch's rsqrt of the product by a few rounding steps (≲ 4·10⁻⁷ relative in
+/// float32), well inside the parity tests' tolerance, and lets the elementwise passes run at the
+/// speed of memory.
+///
 /// ε₁ = None (eps1 < 0 here) is the parameter dtype's machine epsilon. The statistics are sums over
 /// rows, columns and the whole tensor: a whole-tensor ("matrix") rule, run on the host. Row and
 /// column sums are taken over fixed blocks of rows combined in block order, so results do not depend
@@ -108,14 +114,16 @@ struct AdafactorRule : RuleDefaults {
     T* p;                ///< the parameter, rows × cols
     const T* g;          ///< its gradient
     T* const* s;         ///< the slots R, C, V
+    T* row_rsqrt;        ///< 1/√R per row, written by pass 1 (factored)
     int64_t cols;        ///< the last dimension
     int64_t rows;        ///< rows over all matrices (1 for a vector)
     int64_t per_matrix;  ///< rows of each matrix
     bool factored;       ///< rank ≥ 2: R and C (else V)
     int64_t stride;  ///< per block in `partial`: its column sums (factored), then Σp²
     double* partial;  ///< per-block partial sums (pass 1), then Σ U² per block (pass 2)
-    const T* row_mean = nullptr;  ///< max(mean(R), ε₁) per matrix (factored)
-    T floor = 0;  ///< ε₁², the floor of V̂
+    const T* col_rsqrt = nullptr;  ///< √(max(mean(R), ε₁)/C) per column of each matrix (factored)
+    T floor = 0;  ///< ε₁², the floor of V̂ (vectors)
+    T cap = 0;    ///< 1/ε₁, the cap of 1/√V̂ (matrices)
     T step = 0;   ///< −αₜ / max(1, RMS(U)/d), set before pass 3
     T decay = 1;  ///< 1 − γλ, set before pass 3
 
@@ -136,20 +144,28 @@ struct AdafactorRule : RuleDefaults {
         const double g2 = detail::LaneSum::of(cols, [&](int64_t j) { return square(gr[j]); });
         for (int64_t j = 0; j < cols; ++j) col[j] += square(gr[j]);
         s[0][r] = detail::lerp(s[0][r], T(g2 / double(cols)), c.beta2_weight);
+        row_rsqrt[r] = T(1) / std::sqrt(s[0][r]);
       }
     }
 
-    /// f(U) for the elements of row r: U = g / √max(V̂, ε₁²), V̂ = R·C / mean(R) (matrix) or V.
+    /// f(U) for the elements of row r: U = g / √max(V̂, ε₁²), with 1/√V̂ = min(1/√R · √(mean(R)/C),
+    /// 1/ε₁) for a matrix (NaN stays NaN), V̂ = V for a vector.
     template <class F>
     void for_row(int64_t r, const F& f) const {
-      const int64_t m = r / per_matrix;
-      const T row = factored ? s[0][r] : T(1), mean = factored ? row_mean[m] : T(1), fl = floor, sign = c.sign;
-      const T* __restrict var = factored ? s[1] + m * cols : s[2];
+      const T sign = c.sign;
       const T* __restrict gr = g + r * cols;
-      f([=](int64_t j) {
-        const T v = factored ? row * var[j] / mean : var[j];
-        return T(1) / std::sqrt(detail::max(v, fl)) * (sign * gr[j]);
-      });
+      if (factored) {
+        const T row = row_rsqrt[r], top = cap;
+        const T* __restrict col = col_rsqrt + (r / per_matrix) * cols;
+        f([=](int64_t j) {
+          const T inv = row * col[j];
+          return (top < inv ? top : inv) * (sign * gr[j]);
+        });
+      } else {
+        const T fl = floor;
+        const T* __restrict var = s[2];
+        f([=](int64_t j) { return T(1) / std::sqrt(detail::max(var[j], fl)) * (sign * gr[j]); });
+      }
     }
 
     /// Pass 2: the block's Σ U² (update clipping).
@@ -184,14 +200,15 @@ struct AdafactorRule : RuleDefaults {
     const int64_t stride = factored ? cols + 1 : 1;
     thread_local std::vector<double> scratch;  // reused: no allocation per step once warm
     scratch.assign(std::size_t(blocks * stride), 0.0);
-    Rows<T> pass{c, p, g, s, cols, rows, per_matrix, factored, stride, scratch.data()};
+    thread_local std::vector<T> row_rsqrt, col_rsqrt;
+    row_rsqrt.resize(std::size_t(factored ? rows : 0));
+    col_rsqrt.resize(std::size_t(factored ? shape.batch * cols : 0));
+    Rows<T> pass{c, p, g, s, row_rsqrt.data(), cols, rows, per_matrix, factored, stride, scratch.data()};
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t b = 0; b < blocks; ++b) pass.sums(b);
     double sum_p2 = 0;
     for (int64_t b = 0; b < blocks; ++b) sum_p2 += pass.partial[b * stride + stride - 1];
     const double alpha = std::max(c.eps2, std::sqrt(sum_p2) / std::sqrt(double(n))) * c.rho;
-    thread_local std::vector<T> row_mean;
-    row_mean.assign(std::size_t(shape.batch), T(1));
     if (factored) {  // C per matrix: the column sums of its blocks, in block order; the mean of its R
       for (int64_t m = 0; m < shape.batch; ++m) {
         for (int64_t j = 0; j < cols; ++j) {
@@ -211,13 +228,15 @@ struct AdafactorRule : RuleDefaults {
         }
         T mean = 0;
         for (int64_t r = 0; r < per_matrix; ++r) mean += s[0][m * per_matrix + r];
-        row_mean[std::size_t(m)] = std::max(mean / T(per_matrix), c.eps1);
+        mean = std::max(mean / T(per_matrix), c.eps1);
+        for (int64_t j = 0; j < cols; ++j) col_rsqrt[std::size_t(m * cols + j)] = std::sqrt(mean / s[1][m * cols + j]);
       }
     } else {
       for (int64_t j = 0; j < cols; ++j) s[2][j] = detail::lerp(s[2][j], g[j] * g[j], c.beta2_weight);
     }
-    pass.row_mean = row_mean.data();
+    pass.col_rsqrt = col_rsqrt.data();
     pass.floor = T(double(c.eps1) * double(c.eps1));
+    pass.cap = T(1) / c.eps1;
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t b = 0; b < blocks; ++b) pass.partial[b] = pass.u_squares(b);
     double sum_u2 = 0;
