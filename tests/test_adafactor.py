@@ -90,3 +90,42 @@ def test_16bit_parameters_are_refused_and_nothing_changes():
         opt.step([np.ones((4, 4), dtype=bf16)])
     np.testing.assert_array_equal(w.astype(np.float32), np.ones((4, 4), np.float32))
     assert not opt.state.get(0)
+
+
+def _clipped_gradients(rng, shape, steps, zero_rows):
+    """Gradients whose update is clipped (RMS(U) > d = 1): large in a corner block of each matrix's
+    rows x columns and its complement, small elsewhere, which the factored V̂ (rank one) cannot
+    follow; optionally rows of zeros (V̂ = 0: their 1/√V̂ is capped at 1/ε₁)."""
+    rows, cols = shape[-2], shape[-1]
+    scale = np.where((np.arange(rows)[:, None] < rows // 5) == (np.arange(cols)[None, :] < cols // 5), 10.0, 0.1)
+    out = []
+    for _ in range(steps):
+        g = rng.standard_normal(shape) * scale
+        if zero_rows:
+            g[..., ::7, :] = 0.0
+        out.append(g)
+    return out
+
+
+@pytest.mark.parametrize("zero_rows", [False, True], ids=["sum-from-factors", "capped-rows-element-sums"])
+def test_clipped_updates_match_the_numpy_transcription(zero_rows):
+    """Σ U² of the update clipping: from the factors when no element reaches the cap on 1/√V̂,
+    element by element when some do (zero rows); both equal the NumPy transcription of torch's
+    algorithm in float64, over steps whose update is clipped (checked on the first)."""
+    from reference import adafactor_step
+
+    rng = np.random.default_rng(3)
+    shape = (2, 70, 9)  # two matrices; the second starts inside a 64-row block
+    init = rng.standard_normal(shape)
+    grads = _clipped_gradients(rng, shape, 6, zero_rows)
+    g2 = grads[0] ** 2  # step 1: R, C are the plain means (β̂₂ = 0)
+    row, col = g2.mean(axis=-1, keepdims=True), g2.mean(axis=-2, keepdims=True)
+    v = row * col / np.maximum(row.mean(axis=-2, keepdims=True), np.finfo(np.float64).eps)
+    rms = np.sqrt(np.mean(grads[0] ** 2 / np.maximum(v, np.finfo(np.float64).eps ** 2)))
+    assert rms > 1.1, f"the update must be clipped for this test to mean anything (RMS(U) = {rms})"
+    mine, ref, state = init.copy(), init.copy(), {}
+    opt = dlopt.optim.Adafactor([mine], lr=0.05)
+    for g in grads:
+        opt.step([g])
+        adafactor_step(ref, g, state, lr=0.05)
+        np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=1e-14)

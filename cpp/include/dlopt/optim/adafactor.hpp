@@ -16,7 +16,8 @@
 /// inverse square root per row and per column instead of one (with two divisions) per element.
 /// It differs from torch's rsqrt of the product by a few rounding steps (≲ 4·10⁻⁷ relative in
 /// float32), well inside the parity tests' tolerance, and lets the elementwise passes run at the
-/// speed of memory.
+/// speed of memory. The factored form also gives Σ U² without a pass of its own when the cap
+/// binds nowhere: Σᵢⱼ U² = Σⱼ (mean(R)/Cⱼ) · Σᵢ g²ᵢⱼ/Rᵢ, the inner sums taken with the column sums.
 ///
 /// ε₁ = None (eps1 < 0 here) is the parameter dtype's machine epsilon. The statistics are sums over
 /// rows, columns and the whole tensor: a whole-tensor ("matrix") rule, run on the host. Row and
@@ -119,7 +120,7 @@ struct AdafactorRule : RuleDefaults {
     int64_t rows;        ///< rows over all matrices (1 for a vector)
     int64_t per_matrix;  ///< rows of each matrix
     bool factored;       ///< rank ≥ 2: R and C (else V)
-    int64_t stride;  ///< per block in `partial`: its column sums (factored), then Σp²
+    int64_t stride;  ///< per block in `partial`: its column Σg² and Σg²/R (factored), then Σp²
     double* partial;  ///< per-block partial sums (pass 1), then Σ U² per block (pass 2)
     const T* col_rsqrt = nullptr;  ///< √(max(mean(R), ε₁)/C) per column of each matrix (factored)
     T floor = 0;  ///< ε₁², the floor of V̂ (vectors)
@@ -132,9 +133,14 @@ struct AdafactorRule : RuleDefaults {
     /// One past the last row of block b.
     int64_t end(int64_t b) const { return std::min(rows, (b + 1) * kRowBlock); }
 
-    /// Pass 1: the block's Σp², and for a matrix each row's Σg² (→ R) and the block's column Σg².
+    /// 1/R of row r as the elements' U² see it: (1/√R)², in double.
+    double row_weight(int64_t r) const { return double(row_rsqrt[r]) * double(row_rsqrt[r]); }
+
+    /// Pass 1: the block's Σp², and for a matrix each row's Σg² (→ R) and the block's column Σg²
+    /// and Σg²/R.
     DLOPT_KERNEL void sums(int64_t b) const {
       double* col = partial + b * stride;
+      double* weighted = col + cols;
       double& p2 = col[stride - 1];
       for (int64_t r = b * kRowBlock; r < end(b); ++r) {
         const T* __restrict pr = p + r * cols;
@@ -142,9 +148,14 @@ struct AdafactorRule : RuleDefaults {
         p2 += detail::LaneSum::of(cols, [&](int64_t j) { return square(pr[j]); });
         if (!factored) continue;
         const double g2 = detail::LaneSum::of(cols, [&](int64_t j) { return square(gr[j]); });
-        for (int64_t j = 0; j < cols; ++j) col[j] += square(gr[j]);
         s[0][r] = detail::lerp(s[0][r], T(g2 / double(cols)), c.beta2_weight);
         row_rsqrt[r] = T(1) / std::sqrt(s[0][r]);
+        const double w = row_weight(r);
+        for (int64_t j = 0; j < cols; ++j) {
+          const double q = square(gr[j]);
+          col[j] += q;
+          weighted[j] += w * q;
+        }
       }
     }
 
@@ -187,8 +198,12 @@ struct AdafactorRule : RuleDefaults {
     }
   };
 
-  /// One tensor's step: R, C (or V), RMS(p) and RMS(U) in three passes over row blocks, then the
-  /// update of the file comment.
+  /// The larger of a and x, NaN once either is NaN (then the cap check below fails).
+  template <class T>
+  static T nan_or_max(T a, T x) { return a < x || x != x ? x : a; }
+
+  /// One tensor's step: R, C (or V), RMS(p) and RMS(U) in two or three passes over row blocks, then
+  /// the update of the file comment.
   template <class T>
   static void update_matrix(const Coeffs<T>& c, const TensorShape& shape, T* p, const T* g, T* const* s) {
     const int64_t n = shape.size;
@@ -197,7 +212,7 @@ struct AdafactorRule : RuleDefaults {
     const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
     const bool factored = shape.rows > 0;
     const bool parallel = n >= kParallelMin;  // a small tensor: no thread team to wake (µs, not ms)
-    const int64_t stride = factored ? cols + 1 : 1;
+    const int64_t stride = factored ? 2 * cols + 1 : 1;
     thread_local std::vector<double> scratch;  // reused: no allocation per step once warm
     scratch.assign(std::size_t(blocks * stride), 0.0);
     thread_local std::vector<T> row_rsqrt, col_rsqrt;
@@ -209,38 +224,59 @@ struct AdafactorRule : RuleDefaults {
     double sum_p2 = 0;
     for (int64_t b = 0; b < blocks; ++b) sum_p2 += pass.partial[b * stride + stride - 1];
     const double alpha = std::max(c.eps2, std::sqrt(sum_p2) / std::sqrt(double(n))) * c.rho;
+    // Σ U² from the factors (matrices): Σ over matrices and columns of (mean(R)/C)·Σᵢ g²/R, in order.
+    double factored_u2 = 0;
+    T largest_row = 0, largest_col = 0;  // of 1/√R and √(mean(R)/C): does the cap bind anywhere?
     if (factored) {  // C per matrix: the column sums of its blocks, in block order; the mean of its R
+      thread_local std::vector<double> weighted;  // this matrix's Σᵢ g²/R per column
+      weighted.resize(std::size_t(cols));
       for (int64_t m = 0; m < shape.batch; ++m) {
         for (int64_t j = 0; j < cols; ++j) {
-          double sum = 0;
+          double sum = 0, wsum = 0;
           for (int64_t b = 0; b < blocks; ++b) {
             const int64_t first = b * kRowBlock, last = std::min(rows, first + kRowBlock);
             if (last <= m * per_matrix || first >= (m + 1) * per_matrix) continue;
             if (first >= m * per_matrix && last <= (m + 1) * per_matrix) {
               sum += pass.partial[b * stride + j];
+              wsum += pass.partial[b * stride + cols + j];
             } else {  // a block that straddles two matrices: its rows of this matrix, directly
-              for (int64_t r = std::max(first, m * per_matrix); r < std::min(last, (m + 1) * per_matrix); ++r)
-                sum += Rows<T>::square(g[r * cols + j]);
+              for (int64_t r = std::max(first, m * per_matrix); r < std::min(last, (m + 1) * per_matrix); ++r) {
+                const double q = Rows<T>::square(g[r * cols + j]);
+                sum += q;
+                wsum += pass.row_weight(r) * q;
+              }
             }
           }
           T& cv = s[1][m * cols + j];
           cv = detail::lerp(cv, T(sum / double(per_matrix)), c.beta2_weight);
+          weighted[std::size_t(j)] = wsum;
         }
         T mean = 0;
         for (int64_t r = 0; r < per_matrix; ++r) mean += s[0][m * per_matrix + r];
         mean = std::max(mean / T(per_matrix), c.eps1);
-        for (int64_t j = 0; j < cols; ++j) col_rsqrt[std::size_t(m * cols + j)] = std::sqrt(mean / s[1][m * cols + j]);
+        for (int64_t j = 0; j < cols; ++j) {
+          const T inv = std::sqrt(mean / s[1][m * cols + j]);
+          col_rsqrt[std::size_t(m * cols + j)] = inv;
+          factored_u2 += double(inv) * double(inv) * weighted[std::size_t(j)];
+          largest_col = nan_or_max(largest_col, inv);
+        }
       }
+      for (int64_t r = 0; r < rows; ++r) largest_row = nan_or_max(largest_row, row_rsqrt[std::size_t(r)]);
     } else {
       for (int64_t j = 0; j < cols; ++j) s[2][j] = detail::lerp(s[2][j], g[j] * g[j], c.beta2_weight);
     }
     pass.col_rsqrt = col_rsqrt.data();
     pass.floor = T(double(c.eps1) * double(c.eps1));
     pass.cap = T(1) / c.eps1;
+    // Float products are monotonic: no element's 1/√R·√(mean/C) exceeds the cap if the largest
+    // factors' product does not. Otherwise (or a NaN, or a vector) pass 2 takes Σ U² element by element.
+    double sum_u2 = factored_u2;
+    if (!factored || !(largest_row * largest_col <= pass.cap)) {
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t b = 0; b < blocks; ++b) pass.partial[b] = pass.u_squares(b);
-    double sum_u2 = 0;
-    for (int64_t b = 0; b < blocks; ++b) sum_u2 += pass.partial[b];
+      for (int64_t b = 0; b < blocks; ++b) pass.partial[b] = pass.u_squares(b);
+      sum_u2 = 0;
+      for (int64_t b = 0; b < blocks; ++b) sum_u2 += pass.partial[b];
+    }
     const double denom = std::max(1.0, std::sqrt(sum_u2) / (std::sqrt(double(n)) * c.d));
     pass.step = T(-alpha / denom);
     pass.decay = T(c.decay);
