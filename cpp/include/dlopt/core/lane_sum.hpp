@@ -30,6 +30,18 @@ struct LaneSum {
     for (int l = 0; l < kLanes; ++l) lane[l] = acc[l];
   }
 
+  /// a.add(n, f) and b.add(n, h) in one loop: the same sums, with both streams of loads in flight.
+  template <class F, class H>
+  static void add_both(LaneSum& a, LaneSum& b, int64_t n, const F& f, const H& h) {
+    double x[kLanes], y[kLanes];
+    for (int l = 0; l < kLanes; ++l) x[l] = a.lane[l], y[l] = b.lane[l];
+    int64_t j0 = 0;
+    for (; j0 + kLanes <= n; j0 += kLanes)
+      for (int l = 0; l < kLanes; ++l) x[l] += f(j0 + l), y[l] += h(j0 + l);
+    for (int l = 0; j0 + l < n; ++l) x[l] += f(j0 + l), y[l] += h(j0 + l);
+    for (int l = 0; l < kLanes; ++l) a.lane[l] = x[l], b.lane[l] = y[l];
+  }
+
   /// Lane l's part of add(n, f) on a lane holding `acc`: acc + f(j) for j = l, l + kLanes, ... < n,
   /// added in this order (add's additions, one lane at a time: the GPU's reduction gives each
   /// lane to a thread).

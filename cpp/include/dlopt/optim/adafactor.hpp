@@ -145,9 +145,16 @@ struct AdafactorRule : RuleDefaults {
       for (int64_t r = b * kRowBlock; r < end(b); ++r) {
         const T* __restrict pr = p + r * cols;
         const T* __restrict gr = g + r * cols;
-        p2 += detail::LaneSum::of(cols, [&](int64_t j) { return square(pr[j]); });
-        if (!factored) continue;
-        const double g2 = detail::LaneSum::of(cols, [&](int64_t j) { return square(gr[j]); });
+        if (!factored) {
+          p2 += detail::LaneSum::of(cols, [&](int64_t j) { return square(pr[j]); });
+          continue;
+        }
+        // Σp² and Σg² of the row in one loop (two streams in flight), each in LaneSum's order.
+        detail::LaneSum row_p2, row_g2;
+        detail::LaneSum::add_both(row_p2, row_g2, cols, [&](int64_t j) { return square(pr[j]); },
+                                  [&](int64_t j) { return square(gr[j]); });
+        p2 += row_p2.total();
+        const double g2 = row_g2.total();
         s[0][r] = detail::lerp(s[0][r], T(g2 / double(cols)), c.beta2_weight);
         row_rsqrt[r] = T(1) / std::sqrt(s[0][r]);
         const double w = row_weight(r);
