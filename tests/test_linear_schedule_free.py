@@ -128,10 +128,11 @@ def test_gpu_fit_and_partial_fit_match_the_package(name, batch_size):
     ref = Reference(name, X.shape[1])
     w, b = ref.epochs(X, y, 40, batch_size)
     est = model(name, 40, batch_size, device="cuda").fit(X, y)
-    np.testing.assert_allclose(est.coef_, w, rtol=1e-9, atol=1e-12)
-    assert est.intercept_ == pytest.approx(b, rel=1e-9, abs=1e-12)
+    # the GPU sums each batch's gradient in another order: tests/test_cuda_linear.py's float64 bound
+    np.testing.assert_allclose(est.coef_, w, rtol=1e-6, atol=1e-9)
+    assert est.intercept_ == pytest.approx(b, rel=1e-6, abs=1e-9)
     cpu = model(name, 40, batch_size).fit(X, y)
     est.partial_fit(X, y)  # train() → one epoch → eval() on the device
     cpu.partial_fit(X, y)
-    np.testing.assert_allclose(est.coef_, cpu.coef_, rtol=1e-9, atol=1e-12)
-    assert est.intercept_ == pytest.approx(cpu.intercept_, rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(est.coef_, cpu.coef_, rtol=1e-6, atol=1e-9)
+    assert est.intercept_ == pytest.approx(cpu.intercept_, rel=1e-6, abs=1e-9)
