@@ -4,8 +4,8 @@ Everywhere: ``device`` is a constructor keyword (default "cpu") seen by get_para
 clone; an unknown device is a ValueError and device="cuda" without a GPU a RuntimeError, both raised
 at fit before anything changes. Marked ``gpu`` (skipped without a CUDA device): the three models
 trained on the GPU equal the CPU models (coef_, intercept_, loss_curve_) for full batch and shuffled
-mini-batches, with sample weights, penalties and early stopping; device arrays are used in place; bad
-device inputs raise before anything changes.
+mini-batches, with sample weights, penalties and early stopping, and with bfloat16 / int8 optimizer
+state; device arrays are used in place; bad device inputs raise before anything changes.
 """
 
 import numpy as np
@@ -109,6 +109,23 @@ def test_gpu_equals_cpu(model, dtype, batch_size, weighted):
     np.testing.assert_allclose(gpu_model.loss_curve_, cpu.loss_curve_, rtol=rtol)
     assert gpu_model.t_ == cpu.t_ and gpu_model.n_iter_ == cpu.n_iter_
     gpu_model.predict(X[:5])  # predicts on the CPU from the copied-back coefficients
+
+
+@gpu
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_low_precision_state_equals_cpu(state_dtype, dtype):
+    """bfloat16 / int8 state kept on the device in the CPU's formats. The batch gradients are summed in
+    another order on the GPU: a last-bit difference may round a state value the other way, hence 1e-3."""
+    X, y = data(LogisticRegression, dtype=dtype)
+    kw = dict(optimizer="adam", lr=0.05, epochs=10, batch_size=32, random_state=3,
+              optimizer_params={"state_dtype": state_dtype})
+    cpu = LogisticRegression(**kw).fit(X, y)
+    gpu_model = LogisticRegression(device="cuda", **kw).fit(X, y)
+    native = LogisticRegression(device="cuda", **{**kw, "optimizer_params": {}}).fit(X, y)
+    np.testing.assert_allclose(gpu_model.coef_, cpu.coef_, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(gpu_model.loss_curve_, cpu.loss_curve_, rtol=1e-3)
+    assert not np.array_equal(gpu_model.coef_, native.coef_)  # the state format was used
 
 
 @gpu

@@ -113,8 +113,26 @@ def test_early_stopping_scores_and_keeps_the_average():
     assert est.score(X, y) > 0.99
 
 
-def test_the_gpu_linear_model_refuses_schedule_free_with_the_one_message():
+def test_the_gpu_linear_model_takes_schedule_free():
+    """Its train / eval switch runs on the device (make_device_optimizer); it used to be refused."""
     config = model("ScheduleFreeSGD", 1, None)._config()
-    with pytest.raises(ValueError, match=r"ScheduleFreeSGD's train\(\) / eval\(\) switch runs on the CPU only"):
-        dlopt._core.check_train_config(config, "cuda", "float64")
-    dlopt._core.check_train_config(config, "cpu", "float64")  # the CPU takes it
+    dlopt._core.check_train_config(config, "cuda", "float64")
+    dlopt._core.check_train_config(config, "cpu", "float64")
+
+
+@pytest.mark.skipif(not dlopt.cuda.is_available(), reason="needs a CUDA device and dlopt built with CUDA")
+@pytest.mark.parametrize("batch_size", [None, 32], ids=["full-batch", "minibatch"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gpu_fit_and_partial_fit_match_the_package(name, batch_size):
+    X, y = data()
+    ref = Reference(name, X.shape[1])
+    w, b = ref.epochs(X, y, 40, batch_size)
+    est = model(name, 40, batch_size, device="cuda").fit(X, y)
+    # the GPU sums each batch's gradient in another order: tests/test_cuda_linear.py's float64 bound
+    np.testing.assert_allclose(est.coef_, w, rtol=1e-6, atol=1e-9)
+    assert est.intercept_ == pytest.approx(b, rel=1e-6, abs=1e-9)
+    cpu = model(name, 40, batch_size).fit(X, y)
+    est.partial_fit(X, y)  # train() → one epoch → eval() on the device
+    cpu.partial_fit(X, y)
+    np.testing.assert_allclose(est.coef_, cpu.coef_, rtol=1e-6, atol=1e-9)
+    assert est.intercept_ == pytest.approx(cpu.intercept_, rel=1e-6, abs=1e-9)

@@ -5,11 +5,13 @@
 // format (bfloat16 / float16 parameters, stochastic rounding, master weights, bfloat16 and 8-bit
 // state), and the reduction phase of LAMB and LARS (cpu::reduce's order). With a CUDA device:
 // every rule on the device equals the host result over 50 steps, for several tensors in one launch
-// (odd sizes, several chunks, an unaligned buffer), in float and double.
+// (odd sizes, several chunks, an unaligned buffer), in float and double; make_device_optimizer equals
+// make_optimizer (Schedule-Free's train / eval switch, bfloat16 / int8 state, checkpoints both ways).
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -498,6 +500,89 @@ void schedule_free_switch() {
   check(back == x, "device eval() equals the host's");
 }
 
+/// With a device: make_device_optimizer equals make_optimizer bit for bit over 30 steps of two
+/// tensors (one unaligned size, several chunks), in the storage `options` asks for, with
+/// Schedule-Free's eval() / train() between steps; a step after eval() changes nothing; the device
+/// optimizer's checkpoint is the host's (loaded into a host optimizer, it continues identically, and
+/// the host's checkpoint loaded into a device optimizer does too).
+template <class T>
+void device_optimizer_equals_host(const std::string& name, dlopt::StateDType dtype) {
+  if (!dlopt::cuda::is_available()) return;
+  const std::string what = name + (sizeof(T) == 4 ? "<float>" : "<double>") + ", state_dtype " + dlopt::state_dtype_name(dtype);
+  const int64_t sizes[] = {4097 + 256 * 3, 33};
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal;
+  dlopt::StorageOptions o;
+  o.state_dtype = dtype;
+  o.seed = 11;
+  const std::map<std::string, double> h = {{"lr", 0.01}};
+  std::vector<std::vector<T>> hp(2), g(2);
+  std::vector<std::unique_ptr<dlopt::cuda::Buffer>> dp, dg;
+  std::vector<dlopt::ParamView<T>> host_views, device_views;
+  for (std::size_t i = 0; i < 2; ++i) {
+    hp[i].resize(std::size_t(sizes[i]));
+    g[i].resize(hp[i].size());
+    for (T& x : hp[i]) x = T(normal(rng));
+    dp.push_back(std::make_unique<dlopt::cuda::Buffer>(hp[i].size() * sizeof(T), 0));
+    dg.push_back(std::make_unique<dlopt::cuda::Buffer>(hp[i].size() * sizeof(T), 0));
+    dlopt::cuda::copy(dp[i]->data(), hp[i].data(), hp[i].size() * sizeof(T));
+    host_views.push_back({hp[i].data(), sizes[i]});
+    device_views.push_back({static_cast<T*>(dp[i]->data()), sizes[i]});
+  }
+  auto host = dlopt::make_optimizer<T>(name, host_views, h, o);
+  auto device = dlopt::make_device_optimizer<T>(name, device_views, h, nullptr, o);
+  auto download = [&](std::size_t i) {
+    std::vector<T> back(hp[i].size());
+    dlopt::cuda::copy(back.data(), dp[i]->data(), back.size() * sizeof(T));
+    return back;
+  };
+  auto equal = [&] { return download(0) == hp[0] && download(1) == hp[1]; };
+  std::unique_ptr<dlopt::AnyOptimizer<T>> reloaded;  // a host optimizer loaded from the device's checkpoint
+  auto steps = [&](int count) {
+    for (int s = 0; s < count; ++s) {
+      for (std::size_t i = 0; i < 2; ++i) {
+        for (T& x : g[i]) x = T(normal(rng));
+        dlopt::cuda::copy(dg[i]->data(), g[i].data(), g[i].size() * sizeof(T));
+      }
+      host->step({g[0].data(), g[1].data()});
+      if (reloaded) reloaded->step({g[0].data(), g[1].data()});
+      device->step({static_cast<const T*>(dg[0]->data()), static_cast<const T*>(dg[1]->data())});
+      if (s % 10 == 9) {
+        host->eval(), device->eval();
+        host->train(), device->train();
+      }
+    }
+  };
+  steps(30);
+  host->eval(), device->eval();
+  check(equal() && !device->train_mode(), what + ": the device optimizer equals the host's bit for bit (eval mode)");
+  if (!host->train_mode()) {  // Schedule-Free
+    const std::vector<T> before = download(0);
+    check(throws<dlopt::InvalidArgument>([&] { device->step({static_cast<const T*>(dg[0]->data()), nullptr}); },
+                                         "not in train mode") && download(0) == before,
+          what + ": a device step after eval() throws and changes nothing");
+  }
+
+  dlopt::SaveOptions save;
+  save.names = {"a", "b"};
+  const std::string path = "test_cuda_device_optimizer.dlopt";
+  device->save(path, save);
+  std::vector<std::vector<T>> hq = {std::vector<T>(hp[0].size()), std::vector<T>(hp[1].size())};
+  reloaded = dlopt::make_optimizer<T>(name, {{hq[0].data(), sizes[0]}, {hq[1].data(), sizes[1]}}, h, o);
+  reloaded->load(path, save.names);
+  check(hq == hp && reloaded->train_mode() == host->train_mode(), what + ": the device checkpoint loads on the host");
+  host->save(path, save);
+  auto device2 = dlopt::make_device_optimizer<T>(name, device_views, h, nullptr, o);
+  for (std::size_t i = 0; i < 2; ++i) dlopt::cuda::fill(static_cast<T*>(dp[i]->data()), sizes[i], T(0));
+  device2->load(path, save.names);
+  check(equal() && device2->train_mode() == host->train_mode(), what + ": the host checkpoint loads on the device");
+  device = std::move(device2);
+  host->train(), device->train(), reloaded->train();
+  steps(5);
+  check(equal() && hq == hp, what + ": after the checkpoints, the three optimizers continue as one");
+  std::remove(path.c_str());
+}
+
 int main() {
   checks_before_the_device();
   schedule_free_switch<float>();
@@ -512,6 +597,11 @@ int main() {
   storage_formats<dlopt::Rule, double>(false);
   DLOPT_FOR_EACH_RULE(DLOPT_EMULATE_FORMATS)
 #undef DLOPT_EMULATE_FORMATS
+  for (const char* name : {"ScheduleFreeSGD", "ScheduleFreeAdamW", "Adam", "LAMB"})
+    for (dlopt::StateDType dtype : {dlopt::StateDType::Default, dlopt::StateDType::BFloat16, dlopt::StateDType::Int8}) {
+      device_optimizer_equals_host<float>(name, dtype);
+      device_optimizer_equals_host<double>(name, dtype);
+    }
   if (!dlopt::cuda::is_available()) {
     std::printf("no CUDA device (or a build without CUDA): device comparisons skipped\n");
   } else {

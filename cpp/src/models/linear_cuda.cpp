@@ -45,6 +45,7 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
   TrainConfig config;
   void* stream;
   std::unique_ptr<AnyOptimizer<T>> optimizer;
+  StorageOptions storage;  // the options `optimizer` was made with
   dlopt::detail::FitHistory history;
   int64_t steps = 0;
   std::unique_ptr<Buffer> Z, row_loss, partials, sums, grad, epoch_sums, idx;
@@ -178,7 +179,7 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
   std::string bad_input() override { return dlopt::detail::nonfinite_cell(host_data(), data->n_samples, d); }
 
   void set_lr(double lr) override { optimizer->set("lr", lr); }
-  // Schedule-Free is refused by check_config: for the device optimizers left these are no-ops
+  // Schedule-Free: the device optimizer moves the parameters on the device; no-ops for other rules
   void set_train_mode(bool train) override {
     if (optimizer) train ? optimizer->train() : optimizer->eval();
   }
@@ -191,11 +192,13 @@ struct LinearTrainer<T>::State final : dlopt::detail::FitBackend<T> {
   void ensure_optimizer() override {
     std::map<std::string, double> h = config.optimizer_params;
     h["lr"] = config.lr;
-    if (optimizer && dlopt::detail::lower(optimizer->name()) == dlopt::detail::lower(config.optimizer)) {
+    const StorageOptions& o = config.optimizer_storage;
+    if (optimizer && o == storage && dlopt::detail::lower(optimizer->name()) == dlopt::detail::lower(config.optimizer)) {
       for (const auto& [key, value] : h) optimizer->set(key, value);
       return;
     }
-    optimizer = make_device_optimizer<T>(config.optimizer, {{coef, K * d, K}, {intercept, K}}, h, stream);  // as the CPU's
+    optimizer = make_device_optimizer<T>(config.optimizer, {{coef, K * d, K}, {intercept, K}}, h, stream, o);  // as the CPU's
+    storage = o;
     steps = 0;
   }
 };
@@ -204,8 +207,6 @@ template <class T>
 void check_config(const TrainConfig& config) {
   config.validate();
   require_step(config.optimizer);
-  require_host_modes(config.optimizer);
-  require_native_state("optimizer_params: ", config.optimizer_storage.state_dtype, storage_of<T>);
 }
 
 template void check_config<float>(const TrainConfig&);

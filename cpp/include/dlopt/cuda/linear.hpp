@@ -38,8 +38,9 @@ template <class T>
 void launch_batch(const detail::LinearBatch<T>& batch, void* stream);
 
 /// What LinearTrainer<T> cannot run, refused before anything changes (InvalidArgument, the messages
-/// of cuda/support.hpp): an optimizer without a CUDA step (L-BFGS, LAMB, LARS, Muon, Adafactor) and
-/// a state_dtype other than T's. Every other option works as on the CPU. The trainer's constructor
+/// of cuda/support.hpp): an optimizer without a CUDA step (L-BFGS, Muon, Adafactor). Every other
+/// option works as on the CPU: Schedule-Free's train / eval switch (fit trains at y and leaves the
+/// average x), every state_dtype (bfloat16 / int8 state kept on the device in the CPU's formats). The trainer's constructor
 /// and fit call it after TrainConfig::validate; Python's _core.check_train_config(config, "cuda",
 /// dtype) too, so the estimators refuse with device="cuda" before copying anything to the device.
 template <class T>

@@ -30,20 +30,11 @@ inline InvalidArgument cpu_only(const std::string& name) {
 /// (any_optimizer.cpp).
 void require_step(const std::string& name);
 
-/// The refusal of optimizer `name`'s train / eval switch (Schedule-Free) on the GPU from C++.
-inline InvalidArgument modes_cpu_only(const std::string& name) {
-  return InvalidArgument(name + "'s train() / eval() switch runs on the CPU only for now in C++ (the GPU linear "
-                         "model and make_device_optimizer): use device='cpu'");
-}
-
-/// Throws modes_cpu_only(name) when optimizer `name` (any case) has a train / eval switch
-/// (Rule::has_modes). Defined with the registry (any_optimizer.cpp).
-void require_host_modes(const std::string& name);
-
-/// State stored as on the CPU: the GPU keeps every slot in the parameters' own dtype, so a
-/// state_dtype asking for another one (bfloat16 or int8, float32 for float64 parameters) is refused
-/// (`where` prefixes the message). master_weights concerns 16-bit parameters only, which the GPU
-/// does not take: there, as on the CPU for float32/float64 parameters, it changes nothing.
+/// For the Python device plan, which keeps every slot in the parameters' own dtype: a state_dtype
+/// asking for another one (bfloat16 or int8, float32 for float64 parameters) is refused (`where`
+/// prefixes the message). make_device_optimizer and the GPU linear model allocate every format.
+/// master_weights concerns 16-bit parameters only, which the GPU does not take: there, as on the
+/// CPU for float32/float64 parameters, it changes nothing.
 inline void require_native_state(const std::string& where, StateDType requested, Storage param) {
   if (requested == StateDType::Default || (requested == StateDType::Float32 && param == Storage::Float32)) return;
   throw InvalidArgument(where + "state_dtype=" + state_dtype_name(requested) +

@@ -37,14 +37,13 @@ class AnyOptimizer {
   /// The registry name (PyTorch's class name, e.g. "Adam").
   virtual const char* name() const = 0;
   /// Schedule-Free's train / eval switch (Optimizer::train); no-ops for optimizers without modes.
-  /// Device optimizers: see dlopt/cuda/support.hpp.
   virtual void train() = 0;
   virtual void eval() = 0;  ///< see train()
   /// False after eval() (optimizers with modes only).
   virtual bool train_mode() const = 0;
   /// dlopt::save and dlopt::load (dlopt/resume.hpp) of this optimizer: parameters, state, config
   /// and a schedule's position, in the file Python's dlopt.save / dlopt.load read and write.
-  /// Device optimizers throw InvalidArgument (their state is not readable from C++ yet).
+  /// Device optimizers copy through the host: the same file.
   virtual void save(const std::string& path, const SaveOptions& options) const = 0;
   /// Restores what save wrote (`names`: the parameters' names in the file, in order); returns the
   /// schedule's position when the file has one. Checks everything first: on error nothing changes.
@@ -60,14 +59,19 @@ std::unique_ptr<AnyOptimizer<T>> make_optimizer(const std::string& name,
                                                 const std::map<std::string, double>& hyperparameters = {},
                                                 const StorageOptions& options = {});
 
-/// make_optimizer over device buffers (dlopt/cuda/step.hpp): the state lives in device memory and
-/// every step is one dlopt::cuda::step launch on `stream` (a cudaStream_t; nullptr: the legacy
-/// default stream). Throws NotCompiled in a build without CUDA (at the first step).
+/// make_optimizer over device buffers of float or double (dlopt/cuda/step.hpp): the state lives in
+/// device memory, stored as `options` says (state_dtype bfloat16 / int8 / float32 as on the CPU,
+/// 8-bit block scales on the device too), and every step is one dlopt::cuda::step launch on `stream`
+/// (a cudaStream_t; nullptr: the legacy default stream). train() / eval() move the parameters on the
+/// device (Schedule-Free; a step after eval() throws), and save / load write and read the host
+/// Optimizer's checkpoint (state in its stored form, the mode), copying through the host. Throws
+/// InvalidArgument for what the GPU cannot run (dlopt/cuda/support.hpp), NotCompiled in a build
+/// without CUDA (at the first step, save or load).
 template <class T>
 std::unique_ptr<AnyOptimizer<T>> make_device_optimizer(const std::string& name,
                                                        std::vector<ParamView<T>> params,
                                                        const std::map<std::string, double>& hyperparameters = {},
-                                                       void* stream = nullptr);
+                                                       void* stream = nullptr, const StorageOptions& options = {});
 
 /// Registry names of every optimizer.
 std::vector<std::string> optimizer_names();

@@ -38,6 +38,19 @@ struct ParamView {
 };
 
 namespace detail {
+/// The error of a step after eval() (Rule::has_modes), host and device optimizers alike.
+inline InvalidArgument not_in_train_mode(const std::string& name) {
+  return InvalidArgument(name + ": not in train mode; call train() before step() "
+                         "(and eval() before evaluating or saving the model)");
+}
+
+/// Throws InvalidArgument unless `options` suit parameters of T (master_weights: 16-bit only).
+template <class T>
+void check_options(const StorageOptions& options) {
+  if (options.master_weights && !is_16bit(storage_of<T>))
+    throw InvalidArgument("master_weights: only for 16-bit parameters");
+}
+
 /// The tensor list of one step: a TensorStep for every parameter that has a gradient, its state
 /// buffers from slot(i, k) (which allocates them on first use). Checks the gradient count and the
 /// config first, so a bad call allocates nothing. Shared by the host and the device optimizers.
@@ -83,8 +96,7 @@ class Optimizer {
       : params_(std::move(params)), config_(config), options_(options), scalars_(params_.size()),
         state_(params_.size()), master_(params_.size()) {
     config_.validate();
-    if (options_.master_weights && !is_16bit(storage_of<T>))
-      throw InvalidArgument("master_weights: only for 16-bit parameters");
+    detail::check_options<T>(options_);
     for (std::size_t i = 0; i < params_.size(); ++i)
       if (params_[i].size < 0 || (params_[i].size > 0 && !params_[i].data))
         throw InvalidArgument("params[" + std::to_string(i) + "]: null or negative-size buffer");
@@ -92,9 +104,7 @@ class Optimizer {
 
   /// One step: grads[i] has params[i].size elements, or is nullptr to leave params[i] alone.
   void step(const std::vector<const T*>& grads) {
-    if (!train_mode_)
-      throw InvalidArgument(std::string(Rule::name) + ": not in train mode; call train() before step() "
-                            "(and eval() before evaluating or saving the model)");
+    if (!train_mode_) throw detail::not_in_train_mode(Rule::name);
     detail::collect_steps<Rule>(
         params_, grads, config_, options_, scalars_,
         [this](std::size_t i, std::size_t k) { return slot(i, k); },
@@ -192,12 +202,7 @@ class Optimizer {
     StateBuffer& buf = state_[i][k];
     const auto n = std::size_t(slot_elements<Rule>(config_, int(k), params_[i].shape()));
     if (n == 0) return buf.view();
-    if (buf.empty()) {
-      buf.storage = slot_storage(Rule::slot_kind(int(k)), options_.state_dtype, storage_of<T>);
-      buf.bytes.resize(n * storage_bytes(buf.storage));
-      if (is_8bit(buf.storage)) buf.scales.resize(std::size_t(scale_count(int64_t(n))));
-      fill_state(buf.view(), int64_t(n), Rule::slot_init(config_, int(k)));
-    }
+    if (buf.empty()) buf = new_slot<Rule>(config_, int(k), int64_t(n), options_.state_dtype, storage_of<T>);
     return buf.view();
   }
   float* master(std::size_t i) {

@@ -30,6 +30,20 @@ struct StateBuffer {
   const T* data() const { return reinterpret_cast<const T*>(bytes.data()); }
 };
 
+/// A new state buffer for slot k of a tensor of `shape` (n = slot_elements elements, n > 0), stored
+/// as slot_storage(kind, requested, param) says, holding the slot's initial value (8-bit slots with
+/// their block scales). The one allocator of C++ state: Optimizer keeps it, the device optimizer
+/// (make_device_optimizer) uploads it.
+template <class Rule>
+StateBuffer new_slot(const typename Rule::Config& config, int k, int64_t n, StateDType requested, Storage param) {
+  StateBuffer buf;
+  buf.storage = slot_storage(Rule::slot_kind(k), requested, param);
+  buf.bytes.resize(std::size_t(n) * storage_bytes(buf.storage));
+  if (is_8bit(buf.storage)) buf.scales.resize(std::size_t(scale_count(n)));
+  fill_state(buf.view(), n, Rule::slot_init(config, k));
+  return buf;
+}
+
 /// One parameter's state: its host scalars (the step count and the rule's `scalars`, e.g. NAdam's
 /// mu_product), its slots in Rule::slots order (empty where unused, or before its first step) and,
 /// with master_weights, its float32 master copy (empty before its first step).
