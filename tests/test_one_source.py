@@ -179,17 +179,19 @@ def test_rules_with_per_tensor_norms_have_a_cuda_step(name):
 
 @pytest.mark.parametrize("state_dtype, dtype", [("bfloat16", np.float32), ("int8", np.float64),
                                                 ("float32", np.float64)])
-def test_state_dtypes_the_gpu_cannot_keep_are_refused_in_one_message(state_dtype, dtype):
+def test_state_dtypes_the_gpu_linear_models_cannot_keep_are_refused_in_one_message(state_dtype, dtype):
     expected = (f"state_dtype='{state_dtype}' runs on the CPU only for now (on the GPU, state is kept in the "
                 f"parameters' dtype, {np.dtype(dtype).name})")
     with pytest.raises(ValueError) as linear:
         _core.check_train_config({"optimizer_params": {"state_dtype": state_dtype}}, "cuda", np.dtype(dtype).name)
     assert str(linear.value) == "optimizer_params: " + expected
+    # The device plan of dlopt.optim stores them as the CPU does (tests/test_cuda_low_precision.py):
+    # without a GPU its step fails for want of a device, not with the refusal.
     fake = FakeDeviceArray(np.zeros(3, dtype))
     opt = dlopt.optim.Adam([fake], state_dtype=state_dtype)
-    with pytest.raises(ValueError) as plan:
+    with pytest.raises((RuntimeError, ValueError)) as plan:
         opt.step([FakeDeviceArray(np.zeros(3, dtype))])
-    assert str(plan.value) == "param_groups[0]: " + expected
+    assert "CPU only" not in str(plan.value)
     assert opt.state == {}
 
 
