@@ -863,7 +863,7 @@ class _ScheduleFree(Optimizer):
                         moves.append((i, p, state.get("master_param"), state["z"], weight))
             index += len(group["params"])
         for i, p, _, z, _ in moves:
-            if _core.is_device_array(p) and _core.cuda_array_spec(p)[1] != z.dtype:
+            if _core.is_device_array(p) and _core.cuda_array_spec(p)[1] != _core.cuda_array_spec(z)[1]:
                 raise TypeError(f"params[{i}]: {type(self).__name__}'s train() / eval() of 16-bit device parameters "
                                 "runs on the CPU only for now (no CUDA kernel for the 16-bit move yet); the step "
                                 "takes them: use float32 device parameters to switch modes on the GPU")
