@@ -160,6 +160,26 @@ def test_bad_device_state_raises_before_the_device(case):
     assert opt.state[0] is entry and opt.state[0]["step"] == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_device_state_as_stored_gets_past_every_check(dtype):
+    """The counterpart of the cases above: state laid out as state_layout says (int8 codes, their scales,
+    a master copy for 16-bit parameters) is taken; only the device is missing (RuntimeError here; on a
+    GPU the stand-ins' host pointers are a ValueError), and nothing changed."""
+    p = _fake((300,), dtype)
+    before = p.host.copy()
+    opt = dlopt.optim.Adam([p], state_dtype="int8", master_weights=True)
+    layout = _core.state_layout("Adam", opt.param_groups[0], p)
+    entry = _int8_state(master_param=FakeDeviceArray(np.zeros(300, np.float32)) if dtype == np.float16 else None)
+    unused = {"max_exp_avg_sq", "max_exp_avg_sq_scale"}  # amsgrad is off
+    assert {k: v.host.dtype for k, v in entry.items() if k != "step"} == {k: v for k, v in layout.items()
+                                                                           if k not in unused}
+    opt.state[0] = entry
+    with pytest.raises(RuntimeError if not GPU else ValueError, match="CUDA"):
+        opt.step([_fake((300,), dtype, seed=1)])
+    np.testing.assert_array_equal(p.host, before)
+    assert opt.state[0] is entry and opt.state[0]["step"] == 1 and "max_exp_avg_sq" not in entry
+
+
 def _cpu_int8_state_dict():
     w = np.random.default_rng(0).standard_normal(300).astype(np.float32)
     cpu = dlopt.optim.Adam([w], lr=0.01, state_dtype="int8")
