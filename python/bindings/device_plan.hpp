@@ -35,6 +35,10 @@ namespace {  // internal linkage, as in the one translation unit that includes t
 // tensor, and one kernel launch runs the whole step. The order is the host plan's: every check
 // (interfaces, dtypes, shapes, contiguity, aliasing, hyperparameters, one device for all) first,
 // then state allocation, then the launch on the legacy default stream, then the step counters.
+// Parameters may be float32/float64 or 16-bit (gradients in the same dtype), and state is stored as
+// the host plan stores it: each slot in the format slot_storage gives for the group's options, 8-bit
+// codes with a float32 "<slot>_scale" array, a float32 "master_param" for 16-bit parameters with
+// master_weights; existing state is checked against that, with the host plan's messages.
 
 template <class Rule>
 class DeviceStepPlan final : public StepPlanBase {
