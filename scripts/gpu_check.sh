@@ -70,8 +70,8 @@ else
   echo "Python build FAILED"; tail -40 "$OUT/build-py.log"; exit 1
 fi
 
-step "Python GPU tests (tests/test_cuda.py, tests/test_cuda_linear.py, tests/test_linear_schedule_free.py)"
-timeout 300 "$PYTHON" -m pytest tests/test_cuda.py tests/test_cuda_linear.py tests/test_linear_schedule_free.py -q -rs 2>&1 | tee "$OUT/pytest-cuda.log" | tail -20
+step "Python GPU tests (tests/test_cuda.py, tests/test_cuda_low_precision.py, tests/test_cuda_linear.py, tests/test_linear_schedule_free.py)"
+timeout 300 "$PYTHON" -m pytest tests/test_cuda.py tests/test_cuda_low_precision.py tests/test_cuda_linear.py tests/test_linear_schedule_free.py -q -rs 2>&1 | tee "$OUT/pytest-cuda.log" | tail -20
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 step "benchmark: Adam float32, 100M parameters, 1 tensor"

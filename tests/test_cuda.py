@@ -134,8 +134,8 @@ def test_host_grad_for_device_param_raises():
 
 
 BAD_INTERFACES = {
-    "float16": (dict(typestr="<f2"), TypeError, "float32 or float64"),
-    "int32": (dict(typestr="<i4"), TypeError, "float32 or float64"),
+    "int8": (dict(typestr="|i1"), TypeError, "dtype must be one of float32, float64, bfloat16, float16"),
+    "int32": (dict(typestr="<i4"), TypeError, "dtype must be one of float32, float64, bfloat16, float16"),
     "read-only": (dict(data=None), ValueError, "read-only"),  # data filled in below
     "non-contiguous": (dict(strides=(4, 32)), ValueError, "C-contiguous"),
     "masked": (dict(mask=object()), ValueError, "mask"),

@@ -177,22 +177,21 @@ def test_rules_with_per_tensor_norms_have_a_cuda_step(name):
 
 @pytest.mark.parametrize("state_dtype, dtype", [("bfloat16", np.float32), ("int8", np.float64),
                                                 ("float32", np.float64)])
-def test_state_dtypes_the_device_plan_cannot_keep_are_refused_in_one_message(state_dtype, dtype):
-    """The GPU linear model keeps every state_dtype on the device (make_device_optimizer allocates the
-    CPU's formats); the Python device plan does not allocate them yet and refuses in support.hpp's words."""
-    expected = (f"state_dtype='{state_dtype}' runs on the CPU only for now (on the GPU, state is kept in the "
-                f"parameters' dtype, {np.dtype(dtype).name})")
+def test_every_state_dtype_is_taken_by_both_gpu_front_ends(state_dtype, dtype):
+    """The GPU linear model (make_device_optimizer) and the Python device plan both keep state in the
+    CPU's stored formats: the config check passes, and without a GPU a device step fails for want of
+    a device, never with a CPU-only refusal (the bits: tests/test_cuda_low_precision.py, on a GPU)."""
     _core.check_train_config({"optimizer_params": {"state_dtype": state_dtype}}, "cuda", np.dtype(dtype).name)
     fake = FakeDeviceArray(np.zeros(3, dtype))
     opt = dlopt.optim.Adam([fake], state_dtype=state_dtype)
-    with pytest.raises(ValueError) as plan:
+    with pytest.raises((RuntimeError, ValueError)) as plan:
         opt.step([FakeDeviceArray(np.zeros(3, dtype))])
-    assert str(plan.value) == "param_groups[0]: " + expected
+    assert "CPU only" not in str(plan.value)
     assert opt.state == {}
 
 
 @pytest.mark.parametrize("params", [{"state_dtype": "float32"}, {"state_dtype": None}, {"master_weights": True}])
 def test_storage_options_the_gpu_keeps_as_the_cpu_pass(params):
     """float32 state for float32 parameters is their own dtype; master_weights concerns 16-bit
-    parameters only, which the GPU does not take: as on the CPU for float32, it changes nothing."""
+    parameters only, which the linear models never have: as on the CPU for float32, it changes nothing."""
     _core.check_train_config({"optimizer_params": params}, "cuda", "float32")

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "dlopt/cuda/memory.hpp"
 #include "dlopt/cuda/schedule_free.hpp"
@@ -17,16 +18,45 @@ std::string type_name(const py::handle& obj) {
   return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
 }
 
-const char* typestr(DType d) { return d == DType::Float32 ? "<f4" : "<f8"; }
+/// The interface's typestr of a format. bfloat16 has no standard one: "<V2" is what NumPy gives
+/// ml_dtypes.bfloat16 (two opaque bytes), so a consumer sees the size but not the format.
+const char* typestr(Storage s) {
+  switch (s) {
+    case Storage::Float64: return "<f8";
+    case Storage::Float32: return "<f4";
+    case Storage::BFloat16: return "<V2";
+    case Storage::Float16: return "<f2";
+    case Storage::Int8: return "|i1";
+    case Storage::UInt8: return "|u1";
+  }
+  return "?";
+}
+
+/// The format of a foreign typestr; bfloat16 is never read from one ("<V2" could be any 2 bytes).
+std::optional<Storage> storage_of_typestr(const std::string& ts) {
+  if (ts == "<f4") return Storage::Float32;
+  if (ts == "<f8") return Storage::Float64;
+  if (ts == "<f2") return Storage::Float16;
+  if (ts == "|i1" || ts == "<i1") return Storage::Int8;
+  if (ts == "|u1" || ts == "<u1") return Storage::UInt8;
+  return std::nullopt;
+}
+
+bool allows(std::initializer_list<Storage> allowed, Storage s) {
+  return std::find(allowed.begin(), allowed.end(), s) != allowed.end();
+}
+
+std::string storage_list(std::initializer_list<Storage> allowed) {
+  if (allowed.size() == 2) return "float32 or float64";
+  std::string names;
+  for (Storage s : allowed) names += std::string(names.empty() ? "one of " : ", ") + storage_name(s);
+  return names;
+}
 
 py::tuple shape_tuple(const std::vector<py::ssize_t>& shape) {
   py::tuple t(shape.size());
   for (std::size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
   return t;
-}
-
-py::dtype numpy_dtype(DType d) {
-  return d == DType::Float32 ? py::dtype::of<float>() : py::dtype::of<double>();
 }
 
 }  // namespace
@@ -43,14 +73,18 @@ void throw_mixed(const std::string& dev_what, const std::string& host_what) {
                         "must all be on the host, or all on one GPU");
 }
 
-DeviceView device_view(const py::handle& obj, const std::string& what, bool writeable) {
+DeviceView device_view(const py::handle& obj, const std::string& what, bool writeable,
+                       std::initializer_list<Storage> allowed) {
   DeviceView v;
   if (py::isinstance<DeviceArray>(obj)) {  // dlopt's own: no interface dict to build
     const auto& a = obj.cast<const DeviceArray&>();
+    if (!allows(allowed, a.storage))
+      throw py::type_error(what + ": dtype must be " + storage_list(allowed) + ", got a DeviceArray of " +
+                           storage_name(a.storage));
     v.data = a.data();
     v.shape = a.shape;
     v.size = a.size;
-    v.dtype = a.dtype;
+    v.storage = a.storage;
     return v;
   }
   if (py::isinstance<py::array>(obj))
@@ -75,10 +109,13 @@ DeviceView device_view(const py::handle& obj, const std::string& what, bool writ
 
   if (!d.contains("typestr") || !py::isinstance<py::str>(d["typestr"])) throw bad("has no 'typestr'");
   const std::string ts = d["typestr"].cast<std::string>();
-  if (ts == "<f4") v.dtype = DType::Float32;
-  else if (ts == "<f8") v.dtype = DType::Float64;
-  else throw py::type_error(what + ": dtype must be float32 or float64 (typestr '<f4' or '<f8'), got '" + ts + "'");
-  const py::ssize_t itemsize = v.dtype == DType::Float32 ? 4 : 8;
+  const std::optional<Storage> storage = storage_of_typestr(ts);
+  if (!storage || !allows(allowed, *storage))
+    throw py::type_error(what + ": dtype must be " + storage_list(allowed) + " (typestr '<f4', '<f8', '<f2', '|i1' or "
+                         "'|u1'; bfloat16 device arrays are dlopt.cuda.DeviceArray only, the interface has no "
+                         "typestr for it), got '" + ts + "'");
+  v.storage = *storage;
+  const py::ssize_t itemsize = py::ssize_t(storage_bytes(v.storage));
 
   if (!d.contains("shape")) throw bad("has no 'shape'");
   v.size = 1;
@@ -134,13 +171,13 @@ Range range_of(const DeviceView& v, std::string what) {
   return {begin, begin + v.nbytes(), std::move(what)};
 }
 
-DeviceArray DeviceArray::empty(std::vector<py::ssize_t> shape, DType dtype, int device) {
+DeviceArray DeviceArray::empty(std::vector<py::ssize_t> shape, Storage storage, int device) {
   cuda::require_device();
   DeviceArray a;
   a.size = 1;
   for (py::ssize_t n : shape) a.size *= n;
   a.shape = std::move(shape);
-  a.dtype = dtype;
+  a.storage = storage;
   a.buffer = std::make_shared<cuda::Buffer>(a.nbytes(), device);
   return a;
 }
@@ -148,17 +185,60 @@ DeviceArray DeviceArray::empty(std::vector<py::ssize_t> shape, DType dtype, int 
 void* DeviceArray::data() const { return buffer ? buffer->data() : nullptr; }
 int DeviceArray::device() const { return buffer ? buffer->device() : -1; }
 
-void fill(DeviceArray& a, double value) {
-  cuda::DeviceGuard guard(a.device());
-  if (a.dtype == DType::Float32) cuda::fill(static_cast<float*>(a.data()), a.size, float(value));
-  else cuda::fill(static_cast<double*>(a.data()), a.size, value);
+namespace {
+
+/// Copies a.nbytes() bytes of host memory into `a` (synchronous).
+void upload(DeviceArray& a, const void* host) {
+  if (a.size == 0) return;
+  py::gil_scoped_release release;
+  cuda::copy(a.data(), host, a.nbytes());
+}
+
+}  // namespace
+
+DeviceArray state_array(const std::vector<py::ssize_t>& shape, Storage storage, double value, int device,
+                        DeviceArray* scales) {
+  DeviceArray a = DeviceArray::empty(shape, storage, device);
+  cuda::DeviceGuard guard(device);
+  // The compute formats are filled by a kernel (no host buffer); the stored formats (16-bit, 8-bit
+  // codes and scales) are made on the host by fill_state, the CPU's own code, and copied over.
+  if (storage == Storage::Float32) {
+    cuda::fill(static_cast<float*>(a.data()), a.size, float(value));
+    return a;
+  }
+  if (storage == Storage::Float64) {
+    cuda::fill(static_cast<double*>(a.data()), a.size, value);
+    return a;
+  }
+  std::vector<unsigned char> codes(a.nbytes());
+  std::vector<float> block_scales(is_8bit(storage) ? std::size_t(scale_count(a.size)) : 0);
+  fill_state(Buffer(codes.data(), storage, block_scales.data()), a.size, value);
+  upload(a, codes.data());
+  if (is_8bit(storage)) {
+    *scales = DeviceArray::empty({py::ssize_t(block_scales.size())}, Storage::Float32, device);
+    upload(*scales, block_scales.data());
+  }
+  return a;
+}
+
+DeviceArray master_copy(const DeviceView& param, int device) {
+  std::vector<unsigned char> bits(param.nbytes());
+  std::vector<float> wide(std::size_t(param.size));
+  if (param.size > 0) {
+    py::gil_scoped_release release;
+    cuda::copy(bits.data(), param.data, param.nbytes());
+  }
+  to_float(Buffer(bits.data(), param.storage), param.size, wide.data());
+  DeviceArray m = DeviceArray::empty(param.shape, Storage::Float32, device);
+  upload(m, wide.data());
+  return m;
 }
 
 namespace {
 
 py::array to_numpy(const DeviceView& v) {
   cuda::require_device();
-  py::array out(numpy_dtype(v.dtype), v.shape);
+  py::array out(numpy_dtype(v.storage), v.shape);
   if (v.size > 0) {
     py::gil_scoped_release release;
     cuda::copy(out.mutable_data(), v.data, v.nbytes());
@@ -167,13 +247,10 @@ py::array to_numpy(const DeviceView& v) {
 }
 
 DeviceArray from_numpy(const py::handle& obj, int device) {
-  py::array host = checked_array(obj, "array", false);
+  py::array host = stored_array(obj, "array", false, kAllStorages);
   DeviceArray a = DeviceArray::empty(std::vector<py::ssize_t>(host.shape(), host.shape() + host.ndim()),
-                                     dtype_of(host), device);
-  if (a.size > 0) {
-    py::gil_scoped_release release;
-    cuda::copy(a.data(), host.data(), a.nbytes());
-  }
+                                     *storage_of(host), device);
+  upload(a, host.data());
   return a;
 }
 
@@ -188,12 +265,21 @@ void bind_cuda(py::module_& m) {
     py::gil_scoped_release release;
     cuda::synchronize();
   }, "Waits for all work on the current CUDA device.");
-  m.def("cuda_to_numpy", [](const py::handle& obj) { return to_numpy(device_view(obj, "array", false)); },
-        py::arg("array"), "A NumPy copy of any CUDA device array (__cuda_array_interface__).");
-  m.def("cuda_array_info", [](const py::handle& obj) {
-    DeviceView v = device_view(obj, "array", false);
-    return py::make_tuple(shape_tuple(v.shape), numpy_dtype(v.dtype), device_of(v, "array"));
-  }, py::arg("array"), "(shape, dtype, device) of a CUDA device array; device is -1 when empty.");
+  m.def("cuda_to_numpy", [](const py::handle& obj) {
+    return to_numpy(device_view(obj, "array", false, kAllStorages));
+  }, py::arg("array"), "A NumPy copy of any CUDA device array (__cuda_array_interface__), in its own dtype.");
+  m.def("cuda_array_info", [](const py::handle& obj, bool any_format) {
+    DeviceView v = device_view(obj, "array", false, any_format ? kAllStorages : std::initializer_list<Storage>{
+                                                                     Storage::Float32, Storage::Float64});
+    return py::make_tuple(shape_tuple(v.shape), numpy_dtype(v.storage), device_of(v, "array"));
+  }, py::arg("array"), py::arg("any_format") = false,
+     "(shape, dtype, device) of a CUDA device array; device is -1 when empty. A dtype other than "
+     "float32/float64 is a TypeError unless any_format (16-bit, 8-bit codes).");
+  m.def("cuda_array_spec", [](const py::handle& obj) {
+    DeviceView v = device_view(obj, "array", false, kAllStorages);
+    return py::make_tuple(shape_tuple(v.shape), numpy_dtype(v.storage));
+  }, py::arg("array"), "(shape, dtype) of a CUDA device array in any stored format, read from its interface "
+                       "alone (no driver call: works without a GPU).");
   m.def("is_device_array", [](const py::handle& obj) { return is_device_array(obj); }, py::arg("obj"),
         "True if obj is not a NumPy array and exposes __cuda_array_interface__.");
 
@@ -205,7 +291,7 @@ void bind_cuda(py::module_& m) {
      "Enqueues a device copy src -> dst (same byte size) on the legacy default stream (benchmarks).");
   m.def("schedule_free_move", [](const py::handle& param, const py::handle& z, double weight) {
     const DeviceView p = device_view(param, "param", true), s = device_view(z, "z", false);
-    if (p.dtype != s.dtype || p.size != s.size)
+    if (p.storage != s.storage || p.size != s.size)
       throw py::value_error("schedule_free_move: param and z differ in dtype or size");
     require_disjoint({range_of(p, "param")}, {range_of(s, "z")});
     if (p.size == 0) return;
@@ -215,7 +301,7 @@ void bind_cuda(py::module_& m) {
     cuda::DeviceGuard guard(device);
     for (std::intptr_t st : {p.stream, s.stream})  // after the producers' streams (1, 2: default streams)
       if (st > 2) cuda::stream_wait(reinterpret_cast<void*>(st), nullptr);
-    if (p.dtype == DType::Float32)
+    if (p.storage == Storage::Float32)
       cuda::schedule_free_move(static_cast<float*>(p.data), static_cast<const float*>(s.data), p.size, float(weight));
     else
       cuda::schedule_free_move(static_cast<double*>(p.data), static_cast<const double*>(s.data), p.size, weight);
@@ -241,12 +327,16 @@ A DeviceArray exposes ``__cuda_array_interface__`` (version 3, the legacy defaul
 ``cupy.asarray(a)`` or ``torch.as_tensor(a, device="cuda")`` wrap it without a copy. There is no
 public constructor: make one with :meth:`from_numpy`.
 
+It holds float32, float64, float16, bfloat16 (``ml_dtypes.bfloat16``; the interface has no typestr
+for it and says ``"<V2"``, two opaque bytes, so other libraries see only raw 16-bit elements), int8
+or uint8 (the codes of 8-bit state, whose block scales are a float32 DeviceArray of their own).
+
 Attributes
 ----------
 shape : tuple of int
     The array's shape (C-contiguous).
 dtype : numpy.dtype
-    float32 or float64.
+    float32, float64, float16, bfloat16, int8 or uint8.
 size : int
     Number of elements.
 nbytes : int
@@ -273,7 +363,7 @@ array([0., 1., 2.], dtype=float32)
 Parameters
 ----------
 array : numpy.ndarray
-    A C-contiguous float32 or float64 array.
+    A C-contiguous array of one of the formats above.
 device : int, default 0
     The CUDA device to copy it to.
 
@@ -285,12 +375,14 @@ DeviceArray
 Raises
 ------
 TypeError
-    If `array` is not a C-contiguous float32/float64 array.
+    If `array` is not an array of one of those dtypes.
+ValueError
+    If it is not C-contiguous or not aligned.
 RuntimeError
     If dlopt was built without CUDA or no GPU is present.
 )doc")
       .def_property_readonly("shape", [](const DeviceArray& a) { return shape_tuple(a.shape); })
-      .def_property_readonly("dtype", [](const DeviceArray& a) { return numpy_dtype(a.dtype); })
+      .def_property_readonly("dtype", [](const DeviceArray& a) { return numpy_dtype(a.storage); })
       .def_property_readonly("size", [](const DeviceArray& a) { return a.size; })
       .def_property_readonly("nbytes", [](const DeviceArray& a) { return a.nbytes(); })
       .def_property_readonly("ndim", [](const DeviceArray& a) { return a.shape.size(); })
@@ -298,7 +390,7 @@ RuntimeError
       .def_property_readonly("__cuda_array_interface__", [](const DeviceArray& a) {
         py::dict d;
         d["shape"] = shape_tuple(a.shape);
-        d["typestr"] = typestr(a.dtype);
+        d["typestr"] = typestr(a.storage);
         d["data"] = py::make_tuple(py::int_(reinterpret_cast<std::uintptr_t>(a.data())), false);
         d["strides"] = py::none();
         d["version"] = 3;
@@ -310,7 +402,7 @@ RuntimeError
         v.data = a.data();
         v.shape = a.shape;
         v.size = a.size;
-        v.dtype = a.dtype;
+        v.storage = a.storage;
         return to_numpy(v);
       }, "A NumPy copy (waits for the steps enqueued before it).")
       .def("__len__", [](const DeviceArray& a) {
@@ -319,7 +411,7 @@ RuntimeError
       })
       .def("__repr__", [](const DeviceArray& a) {
         return "DeviceArray(shape=" + py::repr(shape_tuple(a.shape)).cast<std::string>() +
-               ", dtype=" + dtype_name(a.dtype) + ", device=" + std::to_string(a.device()) + ")";
+               ", dtype=" + storage_name(a.storage) + ", device=" + std::to_string(a.device()) + ")";
       });
 }
 

@@ -35,6 +35,10 @@ namespace {  // internal linkage, as in the one translation unit that includes t
 // tensor, and one kernel launch runs the whole step. The order is the host plan's: every check
 // (interfaces, dtypes, shapes, contiguity, aliasing, hyperparameters, one device for all) first,
 // then state allocation, then the launch on the legacy default stream, then the step counters.
+// Parameters may be float32/float64 or 16-bit (gradients in the same dtype), and state is stored as
+// the host plan stores it: each slot in the format slot_storage gives for the group's options, 8-bit
+// codes with a float32 "<slot>_scale" array, a float32 "master_param" for 16-bit parameters with
+// master_weights; existing state is checked against that, with the host plan's messages.
 
 template <class Rule>
 class DeviceStepPlan final : public StepPlanBase {
@@ -45,52 +49,87 @@ class DeviceStepPlan final : public StepPlanBase {
   using Config = typename Rule::Config;
   static constexpr std::size_t S = num_slots<Rule>;
 
+  struct Group {
+    Config config;
+    StorageOptions storage;
+  };
   struct Tensor {
     DeviceView param;
     std::size_t group = 0;
+    TensorShape shape;                // as the rules see it
     py::object key, state;            // state: the tensor's state dict, or None
-    std::array<void*, S + 1> slot{};  // existing state buffers
+    std::array<Buffer, S> slot{};     // existing state buffers (8-bit ones with their scales)
+    float* master = nullptr;          // existing master copy (16-bit parameters, master_weights)
     TensorScalars scalars;
     const void* grad = nullptr;
     bool active = false;              // has a gradient this step
   };
-  struct NewSlot {
-    std::size_t tensor, k;
-    py::object array;
+  struct NewEntry {                   // state made by this step, inserted once all of it exists
+    std::size_t tensor;
+    py::object key, array;
   };
 
-  std::vector<Config> configs_;
+  std::vector<Group> groups_;
   std::vector<Tensor> tensors_;
   std::vector<TensorStep<Rule, float>> f32_;
   std::vector<TensorStep<Rule, double>> f64_;
-  py::object params_key_ = py::str("params"), step_key_ = py::str("step");
+  py::object params_key_ = py::str("params"), step_key_ = py::str("step"), master_key_ = py::str("master_param");
 
   static std::string idx(std::size_t i) { return std::to_string(i); }
+  static std::string shape_str(const std::vector<py::ssize_t>& shape) {
+    return py::repr(py::tuple(py::cast(shape))).cast<std::string>();
+  }
+  static std::string scale_name(std::size_t k) { return std::string(Rule::slots[k]) + "_scale"; }
 
-  static void require_like(const DeviceView& v, const DeviceView& like, const std::string& what,
-                           const std::string& like_what) {
-    if (v.dtype != like.dtype)
-      throw py::type_error(what + ": dtype " + dtype_name(v.dtype) + " does not match " + like_what +
-                           "'s " + dtype_name(like.dtype));
-    if (v.shape != like.shape)
-      throw py::value_error(what + ": shape " + py::repr(py::cast(v.shape)).cast<std::string>() +
-                            " does not match " + like_what + "'s " +
-                            py::repr(py::cast(like.shape)).cast<std::string>());
+  bool wants_master(const Tensor& t) const { return groups_[t.group].storage.master_weights && is_16bit(t.param.storage); }
+
+  /// Slot k of tensor i as stored in its state dict `e`: the format the group's options give
+  /// (slot_storage, as on the host), the parameter's shape, an 8-bit slot's scales beside it.
+  template <class Add>
+  void read_slot(Tensor& t, std::size_t k, std::size_t i, const py::dict& e, Add&& add) {
+    const std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
+    const std::string swhat = "state[" + idx(i) + "]['" + scale_name(k) + "']";
+    const bool has_scales = e.contains(scale_name(k));
+    if (!e.contains(Rule::slots[k])) {
+      if (has_scales) throw scales_without_codes(swhat);
+      return;
+    }
+    const StateDType requested = groups_[t.group].storage.state_dtype;
+    const Storage expected = slot_storage(Rule::slot_kind(int(k)), requested, t.param.storage);
+    DeviceView v = device_view(e[Rule::slots[k]], what, true, kAllStorages);
+    if (v.shape != t.param.shape)
+      throw py::value_error(what + ": shape " + shape_str(v.shape) + " does not match the parameter's " +
+                            shape_str(t.param.shape));
+    if (v.storage != expected) throw wrong_slot_storage(what, v.storage, expected, requested, t.param.storage);
+    float* scale = nullptr;
+    if (!is_8bit(v.storage)) {
+      if (has_scales) throw scales_without_8bit(swhat, v.storage);
+    } else {
+      if (!has_scales) throw missing_scales(swhat);
+      DeviceView sc = device_view(e[py::str(scale_name(k))], swhat, true, {Storage::Float32});
+      if (sc.shape.size() != 1 || sc.shape[0] != scale_count(v.size))
+        throw wrong_scales_shape(swhat, v.size, shape_str(sc.shape));
+      scale = static_cast<float*>(sc.data);
+      add(std::move(sc), swhat);
+    }
+    t.slot[k] = Buffer(v.data, v.storage, scale);
+    add(std::move(v), what);
   }
 
-  template <class T>
-  TensorStep<Rule, T> tensor_step(Tensor& t) {
-    TensorStep<Rule, T> s;
-    s.param = static_cast<T*>(t.param.data);
-    s.grad = static_cast<const T*>(t.grad);
+  template <class C>
+  TensorStep<Rule, C> tensor_step(Tensor& t, std::size_t i) {
+    const Group& g = groups_[t.group];
+    TensorStep<Rule, C> s;
+    s.param = Buffer(t.param.data, t.param.storage);
+    s.grad = Buffer(const_cast<void*>(t.grad), t.param.storage);
     s.size = t.param.size;
-    const TensorShape shape = shape_of(t.param.shape.data(), py::ssize_t(t.param.shape.size()), t.param.size);
-    s.rows = shape.rows;  // LARS' exclude_1d leaves vectors out, as on the host
-    s.batch = shape.batch;
-    s.config = &configs_[t.group];
+    s.rows = t.shape.rows;  // LARS' exclude_1d leaves vectors out, as on the host
+    s.batch = t.shape.batch;
+    s.config = &g.config;
     s.scalars = &t.scalars;
-    for (std::size_t k = 0; k < S; ++k)  // only the slots the rule uses: no traffic for the others
-      s.slots[k] = Rule::uses_slot(configs_[t.group], int(k)) ? static_cast<T*>(t.slot[k]) : nullptr;
+    s.rounding = {g.storage.stochastic_rounding, g.storage.seed, uint64_t(i)};  // the host's key
+    s.slots = t.slot;
+    s.master = wants_master(t) ? t.master : nullptr;
     return s;
   }
 
@@ -106,41 +145,44 @@ class DeviceStepPlan final : public StepPlanBase {
     py::sequence gs = py::reinterpret_borrow<py::sequence>(grads);
 
     // 1. Checks; nothing is modified.
-    configs_.clear();
+    groups_.clear();
     tensors_.clear();
     std::vector<Range> written, read;
     std::vector<std::intptr_t> streams;
     std::vector<std::pair<DeviceView, std::string>> located;  // every buffer, for the device check
+    auto add_written = [&](DeviceView v, const std::string& what) {
+      written.push_back(range_of(v, what));
+      streams.push_back(v.stream);
+      located.emplace_back(std::move(v), what);
+    };
     py::list gl = py::reinterpret_borrow<py::list>(groups);
     for (std::size_t gi = 0; gi < gl.size(); ++gi) {
       const std::string where = "param_groups[" + idx(gi) + "]: ";
       py::dict d = py::reinterpret_borrow<py::dict>(gl[gi]);
-      configs_.push_back(config_from_dict<Config>(group_fields(d, where, params_key_, nullptr), where));
-      const StorageOptions options = storage_options(d, where);
+      groups_.push_back({config_from_dict<Config>(group_fields(d, where, params_key_, nullptr), where),
+                         storage_options(d, where)});
       for (py::handle p : py::reinterpret_borrow<py::list>(d[params_key_])) {
         const std::size_t i = tensors_.size();
         Tensor t;
         const std::string name = "params[" + idx(i) + "]";
-        t.param = device_view(p, name, /*writeable=*/true);
-        cuda::require_native_state(where, options.state_dtype,
-                                   t.param.dtype == DType::Float64 ? Storage::Float64 : Storage::Float32);
+        t.param = device_view(p, name, /*writeable=*/true, kParamStorages);
+        t.shape = shape_of(t.param.shape.data(), py::ssize_t(t.param.shape.size()), t.param.size);
         t.group = gi;
         t.key = py::int_(i);
-        written.push_back(range_of(t.param, name));
-        streams.push_back(t.param.stream);
-        located.emplace_back(t.param, name);
+        add_written(t.param, name);
         t.state = state_entry(sd, t.key, "state[" + idx(i) + "]");
         if (!t.state.is_none()) {
           py::dict e = py::reinterpret_borrow<py::dict>(t.state);
-          for (std::size_t k = 0; k < S; ++k) {
-            if (!e.contains(Rule::slots[k])) continue;
-            const std::string what = "state[" + idx(i) + "]['" + Rule::slots[k] + "']";
-            DeviceView v = device_view(e[Rule::slots[k]], what, true);
-            require_like(v, t.param, what, name);
-            t.slot[k] = v.data;
-            written.push_back(range_of(v, what));
-            streams.push_back(v.stream);
-            located.emplace_back(std::move(v), what);
+          for (std::size_t k = 0; k < S; ++k) read_slot(t, k, i, e, add_written);
+          if (e.contains(master_key_)) {
+            const std::string what = "state[" + idx(i) + "]['master_param']";
+            if (!wants_master(t)) throw unwanted_master(what, name);
+            DeviceView m = device_view(e[master_key_], what, true, {Storage::Float32});
+            if (m.shape != t.param.shape)
+              throw py::value_error(what + ": shape " + shape_str(m.shape) + " does not match the parameter's " +
+                                    shape_str(t.param.shape));
+            t.master = static_cast<float*>(m.data);
+            add_written(std::move(m), what);
           }
           if (e.contains(step_key_)) t.scalars.step = step_value(e[step_key_], "state[" + idx(i) + "]['step']");
           for (std::size_t k = 0; k < Rule::scalars.size(); ++k)
@@ -158,9 +200,15 @@ class DeviceStepPlan final : public StepPlanBase {
       py::object g = gs[i];
       if (g.is_none()) continue;
       held.push_back(g);
-      const std::string what = "grads[" + idx(i) + "]";
-      DeviceView v = device_view(g, what, false);
-      require_like(v, tensors_[i].param, what, "params[" + idx(i) + "]");
+      const std::string what = "grads[" + idx(i) + "]", name = "params[" + idx(i) + "]";
+      const DeviceView& p = tensors_[i].param;
+      DeviceView v = device_view(g, what, false, kParamStorages);
+      if (v.storage != p.storage)  // no conversion: a 16-bit gradient for a float32 parameter is an error
+        throw py::type_error(what + ": dtype " + storage_name(v.storage) + " does not match " + name + "'s " +
+                             storage_name(p.storage));
+      if (v.shape != p.shape)
+        throw py::value_error(what + ": shape " + shape_str(v.shape) + " does not match " + name + "'s " +
+                              shape_str(p.shape));
       tensors_[i].grad = v.data;
       tensors_[i].active = true;
       read.push_back(range_of(v, what));
@@ -187,20 +235,33 @@ class DeviceStepPlan final : public StepPlanBase {
     for (const auto& [view, what] : located) same_device(view, what);
     if (device < 0) device = cuda::current_device();  // every buffer is empty
     cuda::DeviceGuard guard(device);
+    std::sort(streams.begin(), streams.end());
+    streams.erase(std::unique(streams.begin(), streams.end()), streams.end());
+    // The legacy default stream (state creation, master copies, the step) after the producers' streams.
+    for (std::intptr_t st : streams)
+      if (st > 2) cuda::stream_wait(reinterpret_cast<void*>(st), nullptr);  // 1, 2: default streams
 
-    // 2. State for tensors stepping for the first time, or slots switched on since (allocated
-    //    first, inserted once every allocation succeeded).
-    std::vector<NewSlot> fresh;
+    // 2. State for tensors stepping for the first time, or slots switched on since, in the formats
+    //    the group's options give (slot_storage, as on the host): allocated first, inserted once
+    //    every allocation succeeded.
+    std::vector<NewEntry> fresh;
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
       Tensor& t = tensors_[i];
       if (!t.active) continue;
-      const Config& config = configs_[t.group];
+      const Group& g = groups_[t.group];
       for (std::size_t k = 0; k < S; ++k) {
-        if (t.slot[k] || !Rule::uses_slot(config, int(k))) continue;
-        DeviceArray a = DeviceArray::empty(t.param.shape, t.param.dtype, device);
-        fill(a, Rule::slot_init(config, int(k)));
-        t.slot[k] = a.data();
-        fresh.push_back({i, k, py::cast(std::move(a))});
+        if (t.slot[k] || slot_elements<Rule>(g.config, int(k), t.shape) == 0) continue;
+        const Storage storage = slot_storage(Rule::slot_kind(int(k)), g.storage.state_dtype, t.param.storage);
+        DeviceArray scales;
+        DeviceArray a = state_array(t.param.shape, storage, Rule::slot_init(g.config, int(k)), device, &scales);
+        t.slot[k] = Buffer(a.data(), storage, is_8bit(storage) ? static_cast<float*>(scales.data()) : nullptr);
+        fresh.push_back({i, py::str(Rule::slots[k]), py::cast(std::move(a))});
+        if (is_8bit(storage)) fresh.push_back({i, py::str(scale_name(k)), py::cast(std::move(scales))});
+      }
+      if (!t.master && wants_master(t)) {
+        DeviceArray m = master_copy(t.param, device);
+        t.master = static_cast<float*>(m.data());
+        fresh.push_back({i, master_key_, py::cast(std::move(m))});
       }
     }
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
@@ -208,27 +269,24 @@ class DeviceStepPlan final : public StepPlanBase {
       if (!t.active || !t.state.is_none()) continue;
       py::dict entry;
       entry[step_key_] = py::int_(0);
-      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) entry[Rule::scalars[k]] = py::float_(Rule::scalar_init(configs_[t.group], int(k)));
+      for (std::size_t k = 0; k < Rule::scalars.size(); ++k) entry[Rule::scalars[k]] = py::float_(Rule::scalar_init(groups_[t.group].config, int(k)));
       sd[t.key] = entry;
       t.state = entry;
       t.scalars = TensorScalars{};
     }
-    for (NewSlot& n : fresh) tensors_[n.tensor].state[py::str(Rule::slots[n.k])] = n.array;
+    for (NewEntry& n : fresh) tensors_[n.tensor].state[n.key] = n.array;
 
-    // 3. One launch per dtype on the legacy default stream, after the producers' streams.
+    // 3. One launch per compute type on the legacy default stream.
     f32_.clear();
     f64_.clear();
-    for (Tensor& t : tensors_) {
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+      Tensor& t = tensors_[i];
       if (!t.active) continue;
-      if (t.param.dtype == DType::Float32) f32_.push_back(tensor_step<float>(t));
-      else f64_.push_back(tensor_step<double>(t));
+      if (t.param.storage == Storage::Float64) f64_.push_back(tensor_step<double>(t, i));
+      else f32_.push_back(tensor_step<float>(t, i));  // float32 and 16-bit parameters compute in float
     }
-    std::sort(streams.begin(), streams.end());
-    streams.erase(std::unique(streams.begin(), streams.end()), streams.end());
     {
       py::gil_scoped_release release;
-      for (std::intptr_t st : streams)
-        if (st > 2) cuda::stream_wait(reinterpret_cast<void*>(st), nullptr);  // 1, 2: default streams
       cuda::step(f32_.data(), f32_.size(), nullptr);
       cuda::step(f64_.data(), f64_.size(), nullptr);
       for (std::intptr_t st : streams)  // and whatever the producers run next waits for the step

@@ -25,16 +25,16 @@ class PyCudaLinearModel final : public TrainerHolder<cuda::LinearTrainer> {
       : coef_obj_(coef), intercept_obj_(intercept) {
     const DeviceView c = device_view(coef, "coef", true), b = device_view(intercept, "intercept", true);
     if (c.shape.size() != 2) throw py::value_error("coef: expected a 2-D array (n_outputs, n_features)");
-    if (b.dtype != c.dtype) throw py::type_error("intercept: dtype must match coef's");
+    if (b.storage != c.storage) throw py::type_error("intercept: dtype must match coef's");
     const int64_t K = c.shape[0], d = c.shape[1];
     if (b.shape.size() != 1 || b.shape[0] != K)
       throw py::value_error("intercept: expected shape (" + std::to_string(K) + ",)");
     device_ = device_of(c, "coef");
     if (device_of(b, "intercept") != device_) throw py::value_error("intercept: on another device than coef");
-    dtype_ = c.dtype;
+    dtype_ = c.storage;
     const Objective obj = parse_objective(objective);
     const TrainConfig cfg = config_from_dict(config);
-    if (c.dtype == DType::Float32)
+    if (c.storage == Storage::Float32)
       model_ = std::make_unique<cuda::LinearTrainer<float>>(obj, d, K, static_cast<float*>(c.data),
                                                             static_cast<float*>(b.data), cfg);
     else
@@ -46,13 +46,13 @@ class PyCudaLinearModel final : public TrainerHolder<cuda::LinearTrainer> {
   template <class T>
   DataView<T> view(const py::handle& X, const py::handle& y, const py::handle& sw, int64_t d) {
     const DeviceView x = device_view(X, "X", false);
-    if (x.dtype != dtype_) throw py::type_error("X: dtype does not match the model's");
+    if (x.storage != dtype_) throw py::type_error("X: dtype does not match the model's");
     if (x.shape.size() != 2 || x.shape[1] != d)
       throw py::value_error("X: expected shape (n_samples, " + std::to_string(d) + ")");
     const int64_t n = x.shape[0];
     auto vector = [&](const py::handle& obj, const char* what) -> const T* {
       const DeviceView v = device_view(obj, what, false);
-      if (v.dtype != dtype_ || v.shape.size() != 1 || v.shape[0] != n)
+      if (v.storage != dtype_ || v.shape.size() != 1 || v.shape[0] != n)
         throw py::value_error(std::string(what) + ": expected a 1-D array of shape (" + std::to_string(n) +
                               ",) and the model's dtype");
       if (v.size > 0 && device_of(v, what) != device_) throw py::value_error(std::string(what) + ": on another device");
@@ -97,7 +97,7 @@ class PyCudaLinearModel final : public TrainerHolder<cuda::LinearTrainer> {
  private:
   py::object coef_obj_, intercept_obj_;  // keep the parameter buffers alive as long as the model
   int device_ = 0;
-  DType dtype_ = DType::Float32;
+  Storage dtype_ = Storage::Float32;
 };
 
 }  // namespace

@@ -127,12 +127,17 @@ void bind_optim(py::module_& m) {
         "Whether optimizer `name` has a CUDA step (matrix rules are CPU-only for now).");
   m.def("scalar_names", [](const std::string& name) { return lookup(name).scalars; },
         "Names of the per-tensor float scalars of optimizer `name` (state keys besides 'step').");
-  m.def("state_layout", [](const std::string& name, const py::dict& group, const py::array& param) {
-    const std::optional<Storage> s = storage_of(param);
+  m.def("state_layout", [](const std::string& name, const py::dict& group, const py::object& param) {
+    if (is_device_array(param))  // the device plan stores state as the host plan does
+      return lookup(name).layout(group, device_view(param, "param", false, kParamStorages).storage);
+    const std::optional<Storage> s = py::isinstance<py::array>(param)
+                                         ? storage_of(py::reinterpret_borrow<py::array>(param))
+                                         : std::nullopt;
     if (!s || is_8bit(*s)) throw py::type_error("param: not a parameter dtype");
     return lookup(name).layout(group, *s);
   }, py::arg("name"), py::arg("group"), py::arg("param"),
-     "The dtype of each state entry of a parameter like `param` under the group's storage options.");
+     "The dtype of each state entry of a parameter like `param` (a NumPy or device array) under the "
+     "group's storage options: what the host and the device step allocate, and accept.");
   m.def("slot_shapes", [](const std::string& name, const std::vector<py::ssize_t>& shape) {
     return lookup(name).shapes(shape);
   }, py::arg("name"), py::arg("shape"),
@@ -172,7 +177,7 @@ void bind_optim(py::module_& m) {
     std::vector<Range> ranges;
     for (std::size_t i = 0; i < arrays.size(); ++i) {
       std::string what = "params[" + std::to_string(i) + "]";
-      if (first_device >= 0) ranges.push_back(range_of(device_view(arrays[i], what, true), what));
+      if (first_device >= 0) ranges.push_back(range_of(device_view(arrays[i], what, true, kParamStorages), what));
       else ranges.push_back(range_of(stored_array(arrays[i], what, true, {Storage::Float32, Storage::Float64,
                                                                           Storage::BFloat16, Storage::Float16}), what));
     }

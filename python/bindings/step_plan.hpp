@@ -101,6 +101,37 @@ inline py::object state_entry(const py::dict& sd, const py::object& key, const s
   return entry;
 }
 
+// ---- what the host and device plans say about stored state (one wording for both) ----------------
+
+/// Slot `what` is stored as `got`, but the optimizer's options (state_dtype `requested`, parameters
+/// stored as `param`) store it as `expected`.
+inline py::type_error wrong_slot_storage(const std::string& what, Storage got, Storage expected,
+                                         StateDType requested, Storage param) {
+  return py::type_error(what + ": stored as " + storage_name(got) + ", but this optimizer (state_dtype=" +
+                        state_dtype_name(requested) + ", " + storage_name(param) + " parameters) stores it as " +
+                        storage_name(expected));
+}
+/// `what` (a slot's "_scale" entry) beside a slot stored as `slot`, which has no scales.
+inline py::value_error scales_without_8bit(const std::string& what, Storage slot) {
+  return py::value_error(what + ": scales of a " + storage_name(slot) + " slot");
+}
+/// `what` (a slot's "_scale" entry) without the slot's codes.
+inline py::value_error scales_without_codes(const std::string& what) {
+  return py::value_error(what + " without its codes");
+}
+/// The scales `what` of an 8-bit slot are missing.
+inline py::value_error missing_scales(const std::string& what) {
+  return py::value_error(what + " is missing (8-bit state needs its scales)");
+}
+/// The scales `what` of an 8-bit slot of `codes` elements have the wrong shape (`got`).
+inline py::value_error wrong_scales_shape(const std::string& what, int64_t codes, const std::string& got) {
+  return py::value_error(what + ": expected shape (" + std::to_string(scale_count(codes)) + ",), got " + got);
+}
+/// A master copy `what` of parameter `param_what`, which does not keep one.
+inline py::value_error unwanted_master(const std::string& what, const std::string& param_what) {
+  return py::value_error(what + ": present, but master_weights is off or " + param_what + " is not 16-bit");
+}
+
 struct ArrayRef {
   py::object obj;
   void* data = nullptr;
@@ -537,25 +568,19 @@ class StepPlan final : public StepPlanBase {
                             py::str(t.param.obj.attr("shape")).cast<std::string>());
     }
     const Storage got = *storage_of(s);
-    if (got != expected)
-      throw py::type_error(what + ": stored as " + storage_name(got) + ", but this optimizer (state_dtype=" +
-                           state_dtype_name(requested) + ", " + storage_name(t.storage) +
-                           " parameters) stores it as " + storage_name(expected));
+    if (got != expected) throw wrong_slot_storage(what, got, expected, requested, t.storage);
     t.slots[k].set(s);
     t.slot_storage[k] = got;
     written.push_back(range_of(s, what));
+    const std::string swhat = "state[" + idx(i) + "]['" + Rule::slots[k] + "_scale']";
     if (!is_8bit(got)) {
-      if (e.contains(scale_key_[k]))
-        throw py::value_error("state[" + idx(i) + "]['" + Rule::slots[k] + "_scale']: scales of a " +
-                              storage_name(got) + " slot");
+      if (e.contains(scale_key_[k])) throw scales_without_8bit(swhat, got);
       return;
     }
-    const std::string swhat = "state[" + idx(i) + "]['" + Rule::slots[k] + "_scale']";
-    if (!e.contains(scale_key_[k])) throw py::value_error(swhat + " is missing (8-bit state needs its scales)");
+    if (!e.contains(scale_key_[k])) throw missing_scales(swhat);
     py::array sc = stored_array(e[scale_key_[k]], swhat, true, {Storage::Float32});
     if (sc.ndim() != 1 || sc.shape(0) != scale_count(s.size()))
-      throw py::value_error(swhat + ": expected shape (" + std::to_string(scale_count(s.size())) + ",), got " +
-                            py::str(sc.attr("shape")).cast<std::string>());
+      throw wrong_scales_shape(swhat, s.size(), py::str(sc.attr("shape")).cast<std::string>());
     t.scales[k].set(sc);
     written.push_back(range_of(sc, swhat));
   }
@@ -608,7 +633,7 @@ class StepPlan final : public StepPlanBase {
             for (std::size_t k = 0; k < S; ++k) {
               if (!e.contains(slot_key_[k])) {
                 if (e.contains(scale_key_[k]))
-                  throw py::value_error("state[" + idx(i) + "]['" + Rule::slots[k] + "_scale'] without its codes");
+                  throw scales_without_codes("state[" + idx(i) + "]['" + Rule::slots[k] + "_scale']");
                 if (before && before->slots[k].obj)  // deleted, as torch's KeyError says
                   throw py::key_error("state[" + idx(i) + "]['" + Rule::slots[k] + "'] was deleted; the step "
                                       "does not re-create a state slot (load_state_dict a whole state instead)");
@@ -621,9 +646,7 @@ class StepPlan final : public StepPlanBase {
                                   "re-create it (load_state_dict a whole state instead)");
             if (e.contains(master_key_)) {
               const std::string what = "state[" + idx(i) + "]['master_param']";
-              if (!wants_master(t))
-                throw py::value_error(what + ": present, but master_weights is off or params[" + idx(i) +
-                                      "] is not 16-bit");
+              if (!wants_master(t)) throw unwanted_master(what, "params[" + idx(i) + "]");
               py::array m = stored_array(e[master_key_], what, true, {Storage::Float32});
               require_shape(m, t, what);
               t.master.set(m);

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'bf16_matmul_library', 'check_sample_weight', 'check_storage_options', 'check_train_config', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cpu_kernels', 'cuda_array_info', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_free_move', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
+__all__: list[str] = ['CheckpointError', 'CudaEventTimer', 'CudaLinearModel', 'DeviceArray', 'LBFGS', 'LinearModel', 'NonFiniteNorm', 'SHARD_ALIGN', 'StepPlan', 'accumulate', 'accuracy_score', 'bf16_matmul_library', 'check_sample_weight', 'check_storage_options', 'check_train_config', 'checkpoint_itemsize', 'clip_grad_norm', 'clip_grad_value', 'clip_grads_with_norm', 'config_fields', 'confusion_matrix', 'cpu_kernels', 'cuda_array_info', 'cuda_array_spec', 'cuda_copy_async', 'cuda_device_count', 'cuda_device_name', 'cuda_is_available', 'cuda_synchronize', 'cuda_to_numpy', 'defaults', 'dequantize', 'ema_update', 'get_num_threads', 'has_cuda', 'is_device_array', 'log_loss', 'lookahead_update', 'mean_absolute_error', 'mean_squared_error', 'one_cycle_anneal', 'one_cycle_locate', 'one_cycle_phases', 'optimizers', 'precision_recall_f1', 'r2_score', 'read_checkpoint', 'require_distinct', 'require_finite_norm', 'runs_on_device', 'scalar_names', 'scale', 'schedule_free_move', 'schedule_lr', 'schedule_lrs', 'set_num_threads', 'shard_bounds', 'slot_names', 'slot_shapes', 'solve_least_squares', 'splits_elementwise', 'state_layout', 'storage_keys', 'total_norm', 'validate_config', 'write_checkpoint']
 class StepPlan:
     """
     An optimizer's bound step: caches its checked arguments between steps.
@@ -65,12 +65,16 @@ class DeviceArray:
     ``cupy.asarray(a)`` or ``torch.as_tensor(a, device="cuda")`` wrap it without a copy. There is no
     public constructor: make one with :meth:`from_numpy`.
     
+    It holds float32, float64, float16, bfloat16 (``ml_dtypes.bfloat16``; the interface has no typestr
+    for it and says ``"<V2"``, two opaque bytes, so other libraries see only raw 16-bit elements), int8
+    or uint8 (the codes of 8-bit state, whose block scales are a float32 DeviceArray of their own).
+    
     Attributes
     ----------
     shape : tuple of int
         The array's shape (C-contiguous).
     dtype : numpy.dtype
-        float32 or float64.
+        float32, float64, float16, bfloat16, int8 or uint8.
     size : int
         Number of elements.
     nbytes : int
@@ -99,7 +103,7 @@ class DeviceArray:
         Parameters
         ----------
         array : numpy.ndarray
-            A C-contiguous float32 or float64 array.
+            A C-contiguous array of one of the formats above.
         device : int, default 0
             The CUDA device to copy it to.
         
@@ -111,7 +115,9 @@ class DeviceArray:
         Raises
         ------
         TypeError
-            If `array` is not a C-contiguous float32/float64 array.
+            If `array` is not an array of one of those dtypes.
+        ValueError
+            If it is not C-contiguous or not aligned.
         RuntimeError
             If dlopt was built without CUDA or no GPU is present.
         """
@@ -304,9 +310,13 @@ def cpu_kernels() -> str:
     >>> dlopt.cpu_kernels() in ('x86-64-v4', 'x86-64-v3', 'x86-64', 'native', 'generic')
     True
     """
-def cuda_array_info(array: typing.Any) -> tuple[tuple, numpy.dtype[typing.Any], int]:
+def cuda_array_info(array: typing.Any, any_format: bool = False) -> tuple[tuple, numpy.dtype[typing.Any], int]:
     """
-    (shape, dtype, device) of a CUDA device array; device is -1 when empty.
+    (shape, dtype, device) of a CUDA device array; device is -1 when empty. A dtype other than float32/float64 is a TypeError unless any_format (16-bit, 8-bit codes).
+    """
+def cuda_array_spec(array: typing.Any) -> tuple[tuple, numpy.dtype[typing.Any]]:
+    """
+    (shape, dtype) of a CUDA device array in any stored format, read from its interface alone (no driver call: works without a GPU).
     """
 def cuda_copy_async(dst: typing.Any, src: typing.Any) -> None:
     """
@@ -330,7 +340,7 @@ def cuda_synchronize() -> None:
     """
 def cuda_to_numpy(array: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
     """
-    A NumPy copy of any CUDA device array (__cuda_array_interface__).
+    A NumPy copy of any CUDA device array (__cuda_array_interface__), in its own dtype.
     """
 def defaults(arg0: str) -> dict:
     """
@@ -471,9 +481,9 @@ def splits_elementwise(name: str) -> bool:
     """
     Whether optimizer `name`'s step may be cut inside a tensor (no reduction, no matrix rule).
     """
-def state_layout(name: str, group: dict, param: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]) -> dict:
+def state_layout(name: str, group: dict, param: typing.Any) -> dict:
     """
-    The dtype of each state entry of a parameter like `param` under the group's storage options.
+    The dtype of each state entry of a parameter like `param` (a NumPy or device array) under the group's storage options: what the host and the device step allocate, and accept.
     """
 def storage_keys() -> list[str]:
     """

@@ -365,7 +365,7 @@ class Optimizer:
             i = int(key)
             if not 0 <= i < len(params):
                 raise ValueError(f"state_dict: state for parameter {key!r}, which does not exist")
-            layout = {} if on_device else _core.state_layout(self._rule, group_of[i], params[i])
+            layout = _core.state_layout(self._rule, group_of[i], params[i])
             entry = {}
             for name, value in saved.items():
                 if name not in allowed:
@@ -374,21 +374,20 @@ class Optimizer:
                     entry[name] = int(value) if name == "step" else float(value)
                     continue
                 value = _core.cuda_to_numpy(value) if _core.is_device_array(value) else np.asarray(value)
-                if on_device:
-                    shape, dtype, device = _core.cuda_array_info(params[i])
-                    if value.shape != tuple(shape):
-                        raise ValueError(
-                            f"state_dict: state[{i}][{name!r}] has shape {value.shape}, "
-                            f"parameter has {tuple(shape)}"
-                        )
-                    value = np.array(value, dtype=dtype, order="C", copy=True)
-                    entry[name] = _core.DeviceArray.from_numpy(value, max(device, 0))
-                    continue
                 entry[name] = _stored_copy(value, layout.get(name), f"state_dict: state[{i}][{name!r}]")
             new_state[i] = entry
-        if not on_device:  # every check a step makes (shapes, scales, storage), before anything changes
-            views = [{**g, "params": [_interop.host_view(p, "") for p in g["params"]]} for g in new_groups]
-            _core.StepPlan(self._rule).check(views, new_state)
+        # Every check a step makes (shapes, scales, storage), before anything changes: the host plan's,
+        # on stand-ins of the device parameters' shape and dtype (the device step stores state alike).
+        stand_ins = [np.empty(*_core.cuda_array_spec(p)) if on_device else p for p in params]
+        it = iter(stand_ins)
+        _core.StepPlan(self._rule).check([{**g, "params": [next(it) for _ in g["params"]]} for g in new_groups],
+                                         new_state)
+        if on_device:  # copied to each parameter's device, in the stored format (codes and scales as they are)
+            for i, entry in new_state.items():
+                device = max(_core.cuda_array_info(params[i], any_format=True)[2], 0)
+                for name, value in entry.items():
+                    if isinstance(value, np.ndarray):
+                        entry[name] = _core.DeviceArray.from_numpy(value, device)
         self.param_groups[:] = new_groups
         self.state = new_state
 
@@ -426,8 +425,8 @@ class Optimizer:
         out = {}
         for name in _core.slot_names(self._rule):
             if name in entry:
-                value = _host_copy(entry[name])
-                out[name] = _core.dequantize(value, entry.get(f"{name}_scale"))
+                scales = entry.get(f"{name}_scale")
+                out[name] = _core.dequantize(_host_copy(entry[name]), None if scales is None else _host_copy(scales))
         return out
 
     def __repr__(self) -> str:

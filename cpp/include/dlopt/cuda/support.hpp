@@ -30,16 +30,4 @@ inline InvalidArgument cpu_only(const std::string& name) {
 /// (any_optimizer.cpp).
 void require_step(const std::string& name);
 
-/// For the Python device plan, which keeps every slot in the parameters' own dtype: a state_dtype
-/// asking for another one (bfloat16 or int8, float32 for float64 parameters) is refused (`where`
-/// prefixes the message). make_device_optimizer and the GPU linear model allocate every format.
-/// master_weights concerns 16-bit parameters only, which the GPU does not take: there, as on the
-/// CPU for float32/float64 parameters, it changes nothing.
-inline void require_native_state(const std::string& where, StateDType requested, Storage param) {
-  if (requested == StateDType::Default || (requested == StateDType::Float32 && param == Storage::Float32)) return;
-  throw InvalidArgument(where + "state_dtype=" + state_dtype_name(requested) +
-                        " runs on the CPU only for now (on the GPU, state is kept in the parameters' dtype, " +
-                        storage_name(param) + ")");
-}
-
 }  // namespace dlopt::cuda
