@@ -295,6 +295,7 @@ void bind_cuda(py::module_& m) {
       throw py::value_error("schedule_free_move: param and z differ in dtype or size");
     require_disjoint({range_of(p, "param")}, {range_of(s, "z")});
     if (p.size == 0) return;
+    cuda::require_device();  // no GPU (or no CUDA build): that error, not a pointer query's
     const int device = device_of(p, "param");
     if (device_of(s, "z") != device) throw py::value_error("schedule_free_move: param and z are on different devices");
     py::gil_scoped_release release;
