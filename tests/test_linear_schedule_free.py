@@ -59,13 +59,20 @@ def model(name, epochs, batch_size, **kwargs):
                             batch_size=batch_size, shuffle=False, **kwargs)
 
 
+def fitted_against_the_package(name, batch_size, device):
+    """(the package's run, the estimator fitted on `device`, the package's coef and intercept) after
+    40 epochs of the same batches."""
+    X, y = data()
+    ref = Reference(name, X.shape[1])
+    w, b = ref.epochs(X, y, 40, batch_size)
+    return ref, model(name, 40, batch_size, device=device).fit(X, y), w, b
+
+
 @pytest.mark.parametrize("batch_size", [None, 32], ids=["full-batch", "minibatch"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fit_matches_the_package_at_the_average(name, batch_size):
     X, y = data()
-    ref = Reference(name, X.shape[1])
-    w, b = ref.epochs(X, y, 40, batch_size)
-    est = model(name, 40, batch_size).fit(X, y)
+    ref, est, w, b = fitted_against_the_package(name, batch_size, "cpu")
     np.testing.assert_allclose(est.coef_, w, rtol=1e-9, atol=1e-12)
     assert est.intercept_ == pytest.approx(b, rel=1e-9, abs=1e-12)
     # the coefficients are x, not the last y: the package's train() point differs
@@ -125,9 +132,7 @@ def test_the_gpu_linear_model_takes_schedule_free():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_gpu_fit_and_partial_fit_match_the_package(name, batch_size):
     X, y = data()
-    ref = Reference(name, X.shape[1])
-    w, b = ref.epochs(X, y, 40, batch_size)
-    est = model(name, 40, batch_size, device="cuda").fit(X, y)
+    _, est, w, b = fitted_against_the_package(name, batch_size, "cuda")
     # the GPU sums each batch's gradient in another order: tests/test_cuda_linear.py's float64 bound
     np.testing.assert_allclose(est.coef_, w, rtol=1e-6, atol=1e-9)
     assert est.intercept_ == pytest.approx(b, rel=1e-6, abs=1e-9)
