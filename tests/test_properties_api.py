@@ -299,3 +299,79 @@ def test_lookahead_load_state_dict_of_anything_works_or_changes_nothing(key, val
         np.testing.assert_array_equal(w, w_before)
         return
     assert la.k >= 1 and 0.0 <= la.alpha <= 1.0 and la.step_counter >= 0
+
+
+# -- device-array interfaces (read from the dict alone: no GPU needed) -----------------------------------
+
+_TYPESTRS = {"<f4": np.float32, "<f8": np.float64, "<f2": np.float16, "|i1": np.int8, "<i1": np.int8,
+             "|u1": np.uint8, "<u1": np.uint8}
+
+
+class _Interface:
+    def __init__(self, iface):
+        self.__cuda_array_interface__ = iface
+
+
+def _expected_spec(iface):
+    """What the __cuda_array_interface__ protocol (v0-3) and dlopt's rules say of `iface`: the
+    exception type, or (shape, dtype). Written from the protocol's text, not from the binding."""
+    if iface.get("version") not in (0, 1, 2, 3):
+        return ValueError
+    if iface["typestr"] not in _TYPESTRS:
+        return TypeError
+    shape = iface["shape"]
+    if any(n < 0 for n in shape):
+        return ValueError
+    pointer, _ = iface["data"]
+    if iface.get("mask") is not None:
+        return ValueError
+    dtype = np.dtype(_TYPESTRS[iface["typestr"]])
+    size = math.prod(shape)
+    strides = iface.get("strides")
+    if strides is not None and size > 0:
+        if len(strides) != len(shape):
+            return ValueError
+        contiguous = np.cumprod((dtype.itemsize,) + tuple(shape[:0:-1]))[::-1]
+        if any(n != 1 and s != c for n, s, c in zip(shape, strides, contiguous)):
+            return ValueError
+    if size > 0 and (pointer == 0 or pointer % dtype.itemsize):
+        return ValueError
+    return tuple(shape), dtype
+
+
+@st.composite
+def _interfaces(draw):
+    shape = draw(st.lists(st.integers(-1, 4), max_size=4))
+    typestr = draw(st.sampled_from(sorted(_TYPESTRS) + [">f4", "<i4", "<c8", "<V2", "|b1"]))
+    itemsize = np.dtype(_TYPESTRS.get(typestr, np.float32)).itemsize
+    contiguous = list(np.cumprod([itemsize] + shape[:0:-1])[::-1]) if shape else []
+    strides = draw(st.one_of(st.none(), st.just(contiguous),
+                             st.lists(st.sampled_from([0, 1, 2, 4, 8, 16, 32]), min_size=len(shape), max_size=len(shape)),
+                             st.lists(st.integers(1, 64), max_size=5)))
+    iface = {"shape": tuple(shape), "typestr": typestr,
+             "data": (draw(st.sampled_from([0, 1, 2, 4096, 4098, 4100, 4104])), draw(st.booleans())),
+             "version": draw(st.sampled_from([0, 1, 2, 3, 3, 3, 4])), "strides": strides}
+    if draw(st.booleans()):
+        iface["mask"] = draw(st.sampled_from([None, (0, False)]))
+    return iface
+
+
+@derandomized(300)
+@given(iface=_interfaces())
+def test_cuda_array_spec_follows_the_interface_protocol(iface):
+    """_core.cuda_array_spec reads (shape, dtype) from any interface that is valid, C-contiguous and
+    aligned, and refuses every other one with TypeError (its dtype) or ValueError, as the protocol
+    and dlopt's rules say (a reference written from them); cuda_array_info takes float32/float64
+    only unless any_format."""
+    from dlopt import _core
+    expected = _expected_spec(iface)
+    array = _Interface(iface)
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            _core.cuda_array_spec(array)
+        return
+    shape, dtype = _core.cuda_array_spec(array)
+    assert (tuple(shape), np.dtype(dtype)) == expected
+    if expected[1] not in (np.float32, np.float64):
+        with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+            _core.cuda_array_info(array)
