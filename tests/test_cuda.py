@@ -421,9 +421,9 @@ def test_gpu_many_tensors_one_launch(dtype):
 def test_schedule_free_move_checks_before_the_device():
     p, z = _fake((5,)), _fake((5,), seed=1)
     before = p.host.copy()
-    with pytest.raises(ValueError, match="differ in dtype or size"):
+    with pytest.raises(ValueError, match="z must be a param-dtype array of param's size"):
         _core.schedule_free_move(p, _fake((4,)), 0.1)
-    with pytest.raises(ValueError, match="differ in dtype or size"):
+    with pytest.raises(ValueError, match="z must be a param-dtype array of param's size"):
         _core.schedule_free_move(p, _fake((5,), np.float64), 0.1)
     with pytest.raises(ValueError, match="z shares memory with param"):
         _core.schedule_free_move(p, p, 0.1)

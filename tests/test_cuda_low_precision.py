@@ -227,18 +227,43 @@ def test_valid_device_load_gets_past_every_check():
     assert opt.state == {}
 
 
-def test_schedule_free_switch_of_16bit_device_params_is_refused_before_any_move():
-    """The step takes 16-bit device parameters; train() / eval() has no 16-bit device move yet."""
+def test_schedule_free_switch_of_16bit_device_params_passes_the_checks():
+    """train() / eval() of 16-bit device parameters (and their master copies) passes every check and
+    reaches the device: without one, RuntimeError and nothing changed."""
     p32, p16 = _fake((4,)), _fake((4,), np.float16, seed=1)
-    opt = dlopt.optim.ScheduleFreeAdamW([p32, p16], lr=0.01)
-    opt.state = {0: {"step": 1, "z": FakeDeviceArray(np.ones(4, np.float32))},
+    opt = dlopt.optim.ScheduleFreeAdamW([p16, p32], lr=0.01, master_weights=True)
+    opt.state = {0: {"step": 1, "z": FakeDeviceArray(np.ones(4, np.float32)),
+                     "master_param": FakeDeviceArray(np.zeros(4, np.float32))},
                  1: {"step": 1, "z": FakeDeviceArray(np.ones(4, np.float32))}}
-    before = [p32.host.copy(), p16.host.copy()]
-    with pytest.raises(TypeError, match=r"params\[1\]: ScheduleFreeAdamW's train\(\) / eval\(\) of 16-bit device"):
-        opt.eval()
-    assert opt.param_groups[0]["train_mode"] is True
-    np.testing.assert_array_equal(p32.host, before[0])
-    np.testing.assert_array_equal(p16.host, before[1])
+    before = [p16.host.copy(), p32.host.copy()]
+    if not GPU:
+        with pytest.raises(RuntimeError, match="CUDA"):
+            opt.eval()
+        assert opt.param_groups[0]["train_mode"] is True
+        np.testing.assert_array_equal(p16.host, before[0])
+        np.testing.assert_array_equal(p32.host, before[1])
+
+
+def test_schedule_free_move_of_a_16bit_param_checks_z_and_master():
+    p16, z32, m32 = _fake((5,), np.float16), _fake((5,), seed=1), _fake((5,), seed=2)
+    before = p16.host.copy(), m32.host.copy()
+    bad = [  # (z, master, message)
+        (_fake((5,), np.float16, seed=3), None, "z must be a float32 array"),  # z in the compute type
+        (_fake((4,), seed=3), None, "z must be a float32 array of param's size"),
+        (z32, _fake((4,), seed=3), "master must be a float32 array of param's size"),
+        (z32, _fake((5,), np.float64, seed=3), "master"),
+    ]
+    for z, master, message in bad:
+        with pytest.raises((TypeError, ValueError), match=message):
+            _core.schedule_free_move(p16, z, 0.1, master)
+    with pytest.raises(ValueError, match="z shares memory with master"):
+        _core.schedule_free_move(p16, z32, 0.1, z32)
+    with pytest.raises(ValueError, match="master: array is read-only"):
+        _core.schedule_free_move(p16, z32, 0.1, _fake((5,), data=(m32.host.ctypes.data, True)))
+    with pytest.raises(ValueError, match="a master copy belongs to a 16-bit parameter only"):
+        _core.schedule_free_move(_fake((5,), seed=4), z32, 0.1, m32)
+    np.testing.assert_array_equal(p16.host, before[0])
+    np.testing.assert_array_equal(m32.host, before[1])
 
 
 # -- on a GPU: the device equals the CPU bit for bit ------------------------------------------------
@@ -299,6 +324,19 @@ def test_gpu_stored_formats_equal_cpu_bit_for_bit(name, dtype, state_dtype):
 @pytest.mark.parametrize("name", ["Adam", "SGD", "LAMB", "Lion", "Adagrad"])
 def test_gpu_rounding_and_master_weights_equal_cpu(name, dtype, options):
     _assert_equal_runs(*_run_both(name, dtype, steps=10, **options), f"{name} {dtype.name} {options}")
+
+
+@gpu
+@pytest.mark.parametrize("master_weights", [False, True])
+@pytest.mark.parametrize("dtype", [BF16, np.dtype(np.float16)])
+@pytest.mark.parametrize("name", ["ScheduleFreeSGD", "ScheduleFreeAdamW"])
+def test_gpu_schedule_free_switch_of_16bit_params_equals_cpu(name, dtype, master_weights):
+    host, dev, cpu_opt, gpu_opt = _run_both(name, dtype, steps=5, master_weights=master_weights)
+    y = [p.copy() for p in host]
+    for switch in ("eval", "train", "eval"):
+        getattr(cpu_opt, switch)(), getattr(gpu_opt, switch)()
+        _assert_equal_runs(host, dev, cpu_opt, gpu_opt, f"{name} {dtype.name} after {switch}()")
+    assert any((a != b).any() for a, b in zip(host, y)), "eval() moved the parameters"
 
 
 @gpu

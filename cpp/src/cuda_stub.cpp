@@ -57,5 +57,8 @@ template <class T>
 void schedule_free_move(T*, const T*, int64_t, T, void*) { not_compiled("dlopt::cuda::schedule_free_move"); }
 template void schedule_free_move<float>(float*, const float*, int64_t, float, void*);
 template void schedule_free_move<double>(double*, const double*, int64_t, double, void*);
+void schedule_free_move_16bit(const dlopt::Buffer&, float*, const float*, int64_t, float, void*) {
+  not_compiled("dlopt::cuda::schedule_free_move_16bit");
+}
 
 }  // namespace dlopt::cuda

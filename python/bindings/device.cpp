@@ -289,28 +289,49 @@ void bind_cuda(py::module_& m) {
     cuda::copy_async(d.data, s.data, d.nbytes());
   }, py::arg("dst"), py::arg("src"),
      "Enqueues a device copy src -> dst (same byte size) on the legacy default stream (benchmarks).");
-  m.def("schedule_free_move", [](const py::handle& param, const py::handle& z, double weight) {
-    const DeviceView p = device_view(param, "param", true), s = device_view(z, "z", false);
-    if (p.storage != s.storage || p.size != s.size)
-      throw py::value_error("schedule_free_move: param and z differ in dtype or size");
-    require_disjoint({range_of(p, "param")}, {range_of(s, "z")});
+  m.def("schedule_free_move", [](const py::handle& param, const py::handle& z, double weight,
+                                  const py::handle& master) {
+    const DeviceView p = device_view(param, "param", true, kParamStorages);
+    const bool narrow = is_16bit(p.storage);
+    const DeviceView s = device_view(z, "z", false, kParamStorages);
+    // z is in the compute type: the parameter's, float32 for a 16-bit parameter (as its master copy)
+    const Storage compute = narrow ? Storage::Float32 : p.storage;
+    if (s.storage != compute || s.size != p.size)
+      throw py::value_error("schedule_free_move: z must be a " + std::string(narrow ? "float32" : "param-dtype") +
+                            " array of param's size");
+    DeviceView m;
+    if (!master.is_none()) {
+      if (!narrow) throw py::value_error("schedule_free_move: a master copy belongs to a 16-bit parameter only");
+      m = device_view(master, "master", true, {Storage::Float32});
+      if (m.size != p.size) throw py::value_error("schedule_free_move: master must be a float32 array of param's size");
+    }
+    std::vector<Range> written = {range_of(p, "param")};
+    if (m.data) written.push_back(range_of(m, "master"));
+    require_disjoint(written, {range_of(s, "z")});
     if (p.size == 0) return;
     cuda::require_device();  // no GPU (or no CUDA build): that error, not a pointer query's
     const int device = device_of(p, "param");
-    if (device_of(s, "z") != device) throw py::value_error("schedule_free_move: param and z are on different devices");
+    if (device_of(s, "z") != device || (m.data && device_of(m, "master") != device))
+      throw py::value_error("schedule_free_move: param, z and master are on different devices");
     py::gil_scoped_release release;
     cuda::DeviceGuard guard(device);
-    for (std::intptr_t st : {p.stream, s.stream})  // after the producers' streams (1, 2: default streams)
+    const std::intptr_t streams[] = {p.stream, s.stream, m.stream};
+    for (std::intptr_t st : streams)  // after the producers' streams (1, 2: default streams)
       if (st > 2) cuda::stream_wait(reinterpret_cast<void*>(st), nullptr);
-    if (p.storage == Storage::Float32)
+    if (narrow)
+      cuda::schedule_free_move_16bit(dlopt::Buffer(p.data, p.storage), static_cast<float*>(m.data),
+                                     static_cast<const float*>(s.data), p.size, float(weight));
+    else if (p.storage == Storage::Float32)
       cuda::schedule_free_move(static_cast<float*>(p.data), static_cast<const float*>(s.data), p.size, float(weight));
     else
       cuda::schedule_free_move(static_cast<double*>(p.data), static_cast<const double*>(s.data), p.size, weight);
-    for (std::intptr_t st : {p.stream, s.stream})
+    for (std::intptr_t st : streams)
       if (st > 2) cuda::stream_wait(nullptr, reinterpret_cast<void*>(st));
-  }, py::arg("param"), py::arg("z"), py::arg("weight"),
-     "Schedule-Free's train() / eval() on device arrays: param <- lerp(param, z, weight) in param's dtype "
-     "(dlopt/cuda/schedule_free.hpp), on the legacy default stream after the arrays' streams.");
+  }, py::arg("param"), py::arg("z"), py::arg("weight"), py::arg("master") = py::none(),
+     "Schedule-Free's train() / eval() on device arrays: param <- lerp(param, z, weight) in z's dtype "
+     "(dlopt/cuda/schedule_free.hpp), on the legacy default stream after the arrays' streams. A bfloat16 / "
+     "float16 param has a float32 z and optionally its float32 master copy, which moves and is stored "
+     "rounded to nearest in param, as on the host.");
   py::class_<cuda::EventTimer>(m, "CudaEventTimer",
                                "GPU time of the work enqueued on the legacy default stream (benchmarks).")
       .def(py::init([] {

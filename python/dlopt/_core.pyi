@@ -427,9 +427,9 @@ def scale(tensors: typing.Any, factor: typing.SupportsFloat | typing.SupportsInd
     """
     x *= factor for every array, in one fused pass.
     """
-def schedule_free_move(param: typing.Any, z: typing.Any, weight: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def schedule_free_move(param: typing.Any, z: typing.Any, weight: typing.SupportsFloat | typing.SupportsIndex, master: typing.Any = None) -> None:
     """
-    Schedule-Free's train() / eval() on device arrays: param <- lerp(param, z, weight) in param's dtype (dlopt/cuda/schedule_free.hpp), on the legacy default stream after the arrays' streams.
+    Schedule-Free's train() / eval() on device arrays: param <- lerp(param, z, weight) in z's dtype (dlopt/cuda/schedule_free.hpp), on the legacy default stream after the arrays' streams. A bfloat16 / float16 param has a float32 z and optionally its float32 master copy, which moves and is stored rounded to nearest in param, as on the host.
     """
 def schedule_lr(kind: str, base_lr: typing.SupportsFloat | typing.SupportsIndex, t: typing.SupportsInt | typing.SupportsIndex, **kwargs) -> float:
     """

@@ -500,6 +500,72 @@ void schedule_free_switch() {
   check(back == x, "device eval() equals the host's");
 }
 
+/// The 16-bit switch (bfloat16 / float16 parameters, with and without a master copy): the kernel body
+/// run for every (block, thread) of schedule_free_move_16bit's launch equals Optimizer::eval() then
+/// train() on the host bit for bit, parameter and master copy; with a device, the launch itself too.
+template <class U>
+void schedule_free_switch_16bit(bool master_weights) {
+  const std::string what = std::string(std::is_same_v<U, dlopt::bfloat16> ? "bfloat16" : "float16") +
+                           (master_weights ? ", master weights" : "");
+  const int64_t n = 3 * dlopt::cuda::kMoveThreads + 17;
+  std::vector<U> p(static_cast<std::size_t>(n)), g(p.size());
+  std::vector<float> p32(p.size()), g32(p.size());
+  for (int64_t j = 0; j < n; ++j) p32[std::size_t(j)] = float(std::sin(double(j))), g32[std::size_t(j)] = float(std::cos(3.0 * double(j)));
+  dlopt::from_float(dlopt::Buffer(p.data()), n, p32.data());
+  dlopt::from_float(dlopt::Buffer(g.data()), n, g32.data());
+  dlopt::ScheduleFreeAdamWConfig config;
+  config.lr = 0.05;
+  dlopt::StorageOptions options;
+  options.master_weights = master_weights;
+  dlopt::ScheduleFreeAdamW<U> opt({{p.data(), n}}, config, options);
+  for (int s = 0; s < 3; ++s) opt.step({g.data()});
+  const auto bits = [](const std::vector<U>& v) {
+    std::vector<uint16_t> b;
+    for (const U& x : v) b.push_back(x.bits);
+    return b;
+  };
+  const auto master = [&] {
+    const auto state = opt.state_dict();
+    return std::vector<float>(state.tensors[0].master.begin(), state.tensors[0].master.end());
+  };
+  const float* zs = opt.state(0, 0).template data<float>();
+  const std::vector<float> z(zs, zs + n);
+  const std::vector<U> y = p;
+  const std::vector<float> master_y = master();
+  opt.eval();
+  const std::vector<U> x = p;
+  const std::vector<float> master_x = master();
+  auto emulate = [&](std::vector<U> q, std::vector<float> m, bool to_train) {
+    const float w = float(dlopt::ScheduleFreeAdamWRule::mode_weight(config, to_train));
+    const int64_t blocks = dlopt::cuda::move_blocks(n), threads = blocks * dlopt::cuda::kMoveThreads;
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t t = 0; t < dlopt::cuda::kMoveThreads; ++t)
+        dlopt::cuda::detail::move_16bit_elements(b * dlopt::cuda::kMoveThreads + t, threads, n, dlopt::Buffer(q.data()),
+                                                 m.empty() ? nullptr : m.data(), z.data(), w);
+    return std::make_pair(bits(q), m);
+  };
+  check(master_weights == (master_y.size() == std::size_t(n)), what + ": a master copy exactly when asked for");
+  check(emulate(y, master_y, false) == std::make_pair(bits(x), master_x) && bits(x) != bits(y),
+        what + ": emulated eval() launch equals Optimizer::eval()");
+  opt.train();
+  check(emulate(x, master_x, true) == std::make_pair(bits(p), master()), what + ": emulated train() launch equals Optimizer::train()");
+  if (!dlopt::cuda::is_available()) return;
+  const std::size_t bytes = std::size_t(n) * sizeof(U), fbytes = std::size_t(n) * sizeof(float);
+  dlopt::cuda::Buffer dp(bytes, 0), dz(fbytes, 0), dm(fbytes, 0);
+  dlopt::cuda::copy(dp.data(), y.data(), bytes);
+  dlopt::cuda::copy(dz.data(), z.data(), fbytes);
+  if (master_weights) dlopt::cuda::copy(dm.data(), master_y.data(), fbytes);
+  dlopt::cuda::schedule_free_move_16bit(dlopt::Buffer(static_cast<U*>(dp.data())),
+                                        master_weights ? static_cast<float*>(dm.data()) : nullptr,
+                                        static_cast<const float*>(dz.data()), n,
+                                        float(dlopt::ScheduleFreeAdamWRule::mode_weight(config, false)));
+  std::vector<U> back(static_cast<std::size_t>(n));
+  std::vector<float> master_dev(master_weights ? std::size_t(n) : 0);
+  dlopt::cuda::copy(back.data(), dp.data(), bytes);
+  if (master_weights) dlopt::cuda::copy(master_dev.data(), dm.data(), fbytes);
+  check(bits(back) == bits(x) && master_dev == master_x, what + ": device eval() equals the host's");
+}
+
 /// With a device: make_device_optimizer equals make_optimizer bit for bit over 30 steps of two
 /// tensors (one unaligned size, several chunks), in the storage `options` asks for, with
 /// Schedule-Free's eval() / train() between steps; a step after eval() changes nothing; the device
@@ -587,6 +653,10 @@ int main() {
   checks_before_the_device();
   schedule_free_switch<float>();
   schedule_free_switch<double>();
+  for (bool master : {false, true}) {
+    schedule_free_switch_16bit<dlopt::bfloat16>(master);
+    schedule_free_switch_16bit<dlopt::float16>(master);
+  }
 #define DLOPT_EMULATE_RULE(Rule)                     \
   emulated_launch_equals_cpu<dlopt::Rule, float>();   \
   emulated_launch_equals_cpu<dlopt::Rule, double>();

@@ -852,7 +852,7 @@ class _ScheduleFree(Optimizer):
         return group["betas"][0] if self._beta_key == "betas" else group[self._beta_key]
 
     def _switch(self, train: bool) -> None:
-        moves, index = [], 0  # every move is checked before the first one runs
+        moves, index = [], 0
         for group in self.param_groups:
             if group["train_mode"] != train:
                 beta = self._beta(group)
@@ -862,11 +862,6 @@ class _ScheduleFree(Optimizer):
                     if "z" in state:
                         moves.append((i, p, state.get("master_param"), state["z"], weight))
             index += len(group["params"])
-        for i, p, _, z, _ in moves:
-            if _core.is_device_array(p) and _core.cuda_array_spec(p)[1] != _core.cuda_array_spec(z)[1]:
-                raise TypeError(f"params[{i}]: {type(self).__name__}'s train() / eval() of 16-bit device parameters "
-                                "runs on the CPU only for now (no CUDA kernel for the 16-bit move yet); the step "
-                                "takes them: use float32 device parameters to switch modes on the GPU")
         for _, p, master, z, weight in moves:
             _lerp_in_place(p, master, z, weight)
         for group in self.param_groups:
@@ -875,10 +870,10 @@ class _ScheduleFree(Optimizer):
 
 def _lerp_in_place(p: Any, master: np.ndarray | None, z: np.ndarray, weight: float) -> None:
     """p ← lerp(p, z, weight) as torch.lerp, in z's dtype (the compute type); a 16-bit parameter
-    with a float32 master copy moves the master and takes it rounded to nearest. float32/float64 device
-    arrays move on the device with the same elementwise rule (16-bit ones are refused by _switch)."""
+    with a float32 master copy moves the master and takes it rounded to nearest. Device arrays move
+    on the device with the same elementwise rule (dlopt/cuda/schedule_free.hpp), equal bit for bit."""
     if _core.is_device_array(p):
-        _core.schedule_free_move(p, z, weight)
+        _core.schedule_free_move(p, z, weight, master)
         return
     start = master if master is not None else np.asarray(p, dtype=z.dtype)
     w = z.dtype.type(weight)

@@ -34,6 +34,8 @@
 
 namespace dlopt::cuda::detail {
 
+using dlopt::Buffer;  // the typed view (core/storage.hpp), not cuda::Buffer, the device allocation
+
 constexpr int kThreads = 256;      ///< threads per block
 constexpr int64_t kChunk = 4096;   ///< elements per block: a multiple of every pack width
 
