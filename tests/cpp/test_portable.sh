@@ -39,8 +39,9 @@ done
 # linear models' kernel fits on this CPU (its best level) and on emulated CPUs that get the baseline
 # (Nehalem) and the AVX2 clones (Haswell). The closed form is the exception (its XᵀX is Eigen's GEMM
 # compiled per level, models/gram_rows.hpp: FMA and SIMD widths change its roundings): its coefficients
-# must agree to a tolerance, 1e-5 relative for float32 (the solve is in double; rounding to float may
-# differ by an ulp) and 1e-10 for float64 (the fixture's XᵀX is well conditioned).
+# must agree to a tolerance, 1e-5 for float32 (the solve is in double; rounding to float may differ by
+# an ulp) and 1e-10 for float64 (the fixture's XᵀX is well conditioned; levels differ by ~1e-15),
+# relative to max(1, |value|).
 digest() { OMP_NUM_THREADS=2 "$@" "$BUILD/tests/cpp/dlopt_levels_digest"; }
 same_closed_form() {
   awk 'NR == FNR { for (i = 2; i <= NF; ++i) want[$1, i] = $i; fields[$1] = NF; next }
@@ -48,8 +49,9 @@ same_closed_form() {
          tol = ($1 ~ /\/4$/) ? 1e-5 : 1e-10
          for (i = 2; i <= NF; ++i) {
            a = want[$1, i] + 0; b = $i + 0; d = a - b; d = d < 0 ? -d : d; s = a < 0 ? -a : a
-           if (d > tol * (s > 1 ? s : 1)) { print "error: " $1 " value " i - 1 ": " b " here, " a " on this CPU"; bad = 1 }
-         } }
+           if (d > tol * (s > 1 ? s : 1)) {
+             printf "error: %s value %d: %.17g emulated, %.17g on this CPU\n", $1, i - 1, b, a; bad = 1 } }
+         }
        END { exit bad }' <(printf '%s\n' "$1" | grep '^closed_form/') <(printf '%s\n' "$2" | grep '^closed_form/')
 }
 here=$(digest)
