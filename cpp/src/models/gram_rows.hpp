@@ -22,8 +22,8 @@ struct GramRows {
   double yshift;
 };
 
-/// Where a part's sums add up (zeroed by the caller): A is d × d column-major (lower triangle
-/// written), Xty and xsum d values each.
+/// Where a part's sums are written: A is d × d column-major (its lower triangle holds the sums, the
+/// rest is zero), Xty and xsum d values each.
 struct GramSums {
   double* A;
   double* Xty;

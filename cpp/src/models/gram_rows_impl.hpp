@@ -18,11 +18,13 @@ void accumulate_rows(const GramRows<T>& r, const GramSums& out) {
   using VecT = Eigen::Matrix<T, Eigen::Dynamic, 1>;
   constexpr int64_t kRowsPerBlock = 512;
   const int64_t d = r.d;
-  Eigen::Map<Eigen::MatrixXd> A(out.A, d, d);
-  Eigen::Map<VecD> Xty(out.Xty, d), xsum(out.xsum, d);
+  // The sums live in this level's own allocations (aligned to its widest packet) and are copied out
+  // at the end: Eigen's GEMV peels rows up to its packet alignment, so with the caller's buffers (16-byte
+  // aligned by the baseline's allocator) the AVX levels' bits would depend on heap addresses.
+  Eigen::MatrixXd A = Eigen::MatrixXd::Zero(d, d);
+  VecD Xty = VecD::Zero(d), xsum = VecD::Zero(d);
   Eigen::Map<const Eigen::RowVectorXd> shift(r.shift, d);
-  double& ysum = *out.ysum;
-  double& wsum = *out.wsum;
+  double ysum = 0, wsum = 0;
   RowMatD Bm(kRowsPerBlock, d);
   VecD yb(kRowsPerBlock);
   VecD rs(kRowsPerBlock);
@@ -48,6 +50,11 @@ void accumulate_rows(const GramRows<T>& r, const GramSums& out) {
     A.template selfadjointView<Eigen::Lower>().rankUpdate(Bs.transpose());
     Xty.noalias() += Bs.transpose() * yb.head(m);
   }
+  Eigen::Map<Eigen::MatrixXd>(out.A, d, d) = A;
+  Eigen::Map<VecD>(out.Xty, d) = Xty;
+  Eigen::Map<VecD>(out.xsum, d) = xsum;
+  *out.ysum = ysum;
+  *out.wsum = wsum;
 }
 
 }  // namespace
