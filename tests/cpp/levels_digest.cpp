@@ -1,10 +1,13 @@
 // levels_digest: runs every registry optimizer for a few steps on fixed pseudo-random data (float32,
 // float64, and bfloat16 parameters with int8 state and stochastic rounding), fits the linear models
-// (mini-batch epochs over shuffled rows, full-batch passes, the closed form, float32 and float64) and
-// prints one digest of all the resulting parameter bits, after the instruction set the kernels ran with. The clones that a
+// (mini-batch epochs over shuffled rows, full-batch passes, float32 and float64) and prints one digest
+// of all the resulting parameter bits, after the instruction set the kernels ran with. The clones that a
 // portable build compiles per x86-64 level must give the same bits: tests/cpp/test_portable.sh runs
-// this natively and under QEMU posing as older CPUs and compares the digests. (Not a ctest test: on
-// its own it has nothing to compare with.)
+// this natively and under QEMU posing as older CPUs and compares the digests. The closed form is not
+// in the digest: its XᵀX is Eigen's GEMM compiled per level (models/gram_rows.hpp), which sums in
+// its SIMD width's order and with FMA where the level has it; its coefficients follow on one line
+// per type ("closed_form/4 c0 ... intercept", %.17g), which test_portable.sh compares to a tolerance.
+// (Not a ctest test: on its own it has nothing to compare with.)
 
 #include <algorithm>
 #include <cstdint>
@@ -75,11 +78,12 @@ void run(const std::string& name, const dlopt::StorageOptions& options) {
 
 /// Linear models on 1500 x 67 rows (67: a row is whole 64-byte lines plus a tail; batch 256 x 67
 /// features is enough work for the epoch's threads): squared-error fits of shuffled mini-batches with
-/// sample weights and of full batches, the loss, and the closed form. (Not the logistic objective: its
-/// exp and log are glibc's, which picks an FMA or an SSE2 variant by the CPU, and the double ones
-/// round differently now and then — bits that are not the kernels'.)
+/// sample weights and of full batches, and the loss, into the digest; the closed form's coefficients
+/// and intercept into `closed_form`. (Not the logistic objective: its exp and log are glibc's, which
+/// picks an FMA or an SSE2 variant by the CPU, and the double ones round differently now and then —
+/// bits that are not the kernels'.)
 template <class T>
-void run_linear() {
+void run_linear(std::string& closed_form) {
   constexpr int64_t n = 1500, d = 67;
   std::vector<T> X(n * d), y(n), sw(n);
   Draws draw{12345};
@@ -112,8 +116,14 @@ void run_linear() {
   fit(dlopt::Objective::SquaredError, y.data(), nullptr, 0);
   dlopt::solve_least_squares(dlopt::DataView<T>{X.data(), n, d, y.data(), sw.data()}, dlopt::LeastSquaresConfig{},
                              coef.data(), intercept.data());
-  own = fnv(own, coef.data(), coef.size() * sizeof(T));
-  own = fnv(own, intercept.data(), sizeof(T));
+  closed_form += "closed_form/" + std::to_string(sizeof(T));
+  coef.push_back(intercept[0]);
+  for (const T c : coef) {
+    char text[32];
+    std::snprintf(text, sizeof text, " %.17g", double(c));
+    closed_form += text;
+  }
+  closed_form += "\n";
   digest = fnv(digest, &own, sizeof own);
   if (verbose) std::printf("linear/%zu %016llx\n", sizeof(T), static_cast<unsigned long long>(own));
 }
@@ -130,8 +140,9 @@ int main(int argc, char** argv) {
   low.state_dtype = dlopt::StateDType::Int8;
   low.seed = 7;
   for (const char* name : {"Adam", "AdamW", "SGD", "Lion", "LAMB"}) run<dlopt::bfloat16>(name, low);
-  run_linear<float>();
-  run_linear<double>();
-  std::printf("%s %016llx\n", dlopt::cpu_kernels(), static_cast<unsigned long long>(digest));
+  std::string closed_form;
+  run_linear<float>(closed_form);
+  run_linear<double>(closed_form);
+  std::printf("%s %016llx\n%s", dlopt::cpu_kernels(), static_cast<unsigned long long>(digest), closed_form.c_str());
   return 0;
 }

@@ -10,13 +10,31 @@
 
 #include "common.hpp"
 #include "dlopt/models/linear.hpp"
+#include "gram_rows.hpp"
 #include "row_kernels.hpp"
 
 namespace dlopt {
 
+using detail::GramRows;
+using detail::GramSums;
 using detail::parallel_ok;
-using detail::RowMat;
-using detail::Vec;
+
+namespace {
+
+/// gram_rows.hpp's accumulation for this CPU: in a portable build the copy for the level that the
+/// optimizer kernels run at (cpu_kernels()), else the library's own.
+template <class T>
+void (*gram_accumulate())(const GramRows<T>&, const GramSums&) {
+  using Fn = void (*)(const GramRows<T>&, const GramSums&);
+#if defined(DLOPT_DISPATCH)
+  static const std::string level = cpu_kernels();
+  if (level == "x86-64-v4") return Fn(detail::gram_x86_64_v4::accumulate);
+  if (level == "x86-64-v3") return Fn(detail::gram_x86_64_v3::accumulate);
+#endif
+  return Fn(detail::gram_baseline::accumulate);
+}
+
+}  // namespace
 
 template <class T>
 bool solve_least_squares(const DataView<T>& data, const LeastSquaresConfig& config, T* coef,
@@ -37,38 +55,15 @@ bool solve_least_squares(const DataView<T>& data, const LeastSquaresConfig& conf
     for (int64_t j = 0; j < d; ++j) shift[j] = double(data.X[j]);
     yshift = double(data.y[0]);
   }
-  constexpr int64_t kRowsPerBlock = 512;
   const int64_t parts = std::clamp<int64_t>((n + 4095) / 4096, 1, 16);
   std::vector<Mat> A(std::size_t(parts), Mat::Zero(d, d));
   std::vector<VecD> Xty(std::size_t(parts), VecD::Zero(d)), xsum(std::size_t(parts), VecD::Zero(d));
   std::vector<double> ysum(std::size_t(parts), 0.0), wsum(std::size_t(parts), 0.0);
+  const auto accumulate = gram_accumulate<T>();
   auto part = [&](int64_t p) {
-    const int64_t lo = n * p / parts, hi = n * (p + 1) / parts;
-    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Bm(kRowsPerBlock, d);
-    VecD yb(kRowsPerBlock);
-    VecD rs(kRowsPerBlock);
-    for (int64_t start = lo; start < hi; start += kRowsPerBlock) {
-      const int64_t m = std::min(kRowsPerBlock, hi - start);
-      Eigen::Map<const RowMat<T>> Xb(data.X + start * d, m, d);
-      Eigen::Map<const Vec<T>> ybT(data.y + start, m);
-      Bm.topRows(m) = Xb.template cast<double>().rowwise() - shift.transpose();
-      yb.head(m) = ybT.template cast<double>().array() - yshift;
-      if (data.sample_weight) {  // rows scaled by √s: then BᵀB = Σ s (x−c)(x−c)ᵀ
-        rs.head(m) = Eigen::Map<const Vec<T>>(data.sample_weight + start, m).template cast<double>().cwiseSqrt();
-        Bm.topRows(m) = rs.head(m).asDiagonal() * Bm.topRows(m);
-        yb.head(m).array() *= rs.head(m).array();
-        xsum[p].noalias() += Bm.topRows(m).transpose() * rs.head(m);
-        ysum[p] += yb.head(m).dot(rs.head(m));
-        wsum[p] += rs.head(m).squaredNorm();
-      } else {
-        xsum[p] += Bm.topRows(m).colwise().sum().transpose();
-        ysum[p] += yb.head(m).sum();
-        wsum[p] += double(m);
-      }
-      auto Bs = Bm.topRows(m);
-      A[p].template selfadjointView<Eigen::Lower>().rankUpdate(Bs.transpose());
-      Xty[p].noalias() += Bs.transpose() * yb.head(m);
-    }
+    const GramRows<T> rows{data.X, data.y, data.sample_weight, n * p / parts, n * (p + 1) / parts, d,
+                           shift.data(), yshift};
+    accumulate(rows, GramSums{A[p].data(), Xty[p].data(), xsum[p].data(), &ysum[p], &wsum[p]});
   };
   if (parts > 1 && parallel_ok(n * d)) {
 #pragma omp parallel for schedule(static)

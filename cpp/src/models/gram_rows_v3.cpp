@@ -1,0 +1,4 @@
+// gram_rows.hpp's accumulation for x86-64-v3 (AVX2, FMA); built by cpp/CMakeLists.txt with
+// -march=x86-64-v3 and Eigen renamed, in portable builds only.
+#define DLOPT_GRAM_LEVEL gram_x86_64_v3
+#include "gram_rows_impl.hpp"
