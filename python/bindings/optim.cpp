@@ -122,7 +122,7 @@ void bind_optim(py::module_& m) {
   m.def("slot_names", [](const std::string& name) { return lookup(name).slots; },
         "Names of the per-element state buffers of optimizer `name`.");
   m.def("runs_on_device", [](const std::string& name) { return lookup(name).on_device; },
-        "Whether optimizer `name` has a CUDA step (matrix rules are CPU-only for now).");
+        "Whether optimizer `name` has a CUDA step (Muon is CPU-only for now).");
   m.def("scalar_names", [](const std::string& name) { return lookup(name).scalars; },
         "Names of the per-tensor float scalars of optimizer `name` (state keys besides 'step').");
   m.def("state_layout", [](const std::string& name, const py::dict& group, const py::object& param) {
