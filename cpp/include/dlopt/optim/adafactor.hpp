@@ -23,7 +23,8 @@
 /// rows, columns and the whole tensor: a whole-tensor ("matrix") rule. Row and column sums are taken
 /// over fixed blocks of rows combined in block order, so results do not depend on the thread count,
 /// and the CUDA step (cuda/adafactor.hpp), which runs the same functions over the same blocks in the
-/// same order, equals the CPU's bit for bit. The state is tiny (R + C values per matrix) and stays in the compute type.
+/// same order, equals the CPU's bit for bit. The state is tiny (R + C values per matrix) and stays in
+/// the compute type.
 
 #include <algorithm>
 #include <array>
@@ -124,7 +125,7 @@ struct AdafactorRule : RuleDefaults {
     Coeffs<T> c;         ///< the step's scalars
     T* p;                ///< the parameter, rows × cols
     const T* g;          ///< its gradient
-    T* const* s;         ///< the slots R, C, V (s[k] may be read, never reseated)
+    T* const* s;         ///< the slots R, C, V
     T* row_rsqrt;        ///< 1/√R per row, written by pass 1 (factored)
     int64_t cols;        ///< the last dimension
     int64_t rows;        ///< rows over all matrices (1 for a vector)
@@ -133,7 +134,7 @@ struct AdafactorRule : RuleDefaults {
     bool factored;       ///< rank ≥ 2: R and C (else V)
     int64_t stride;  ///< per block in `partial`: its column Σg² and Σg²/R (factored), then Σp²
     double* partial;  ///< per-block partial sums (pass 1), then Σ U² per block (pass 2)
-    double* weighted = nullptr;  ///< per column of each matrix: Σᵢ g²/R, then its term of Σ U² (factored)
+    double* weighted = nullptr;  ///< per column of each matrix: Σᵢ g²/R (the device then keeps its term of Σ U² there)
     T* col_rsqrt = nullptr;  ///< √(max(mean(R), ε₁)/C) per column of each matrix (factored)
     T floor = 0;  ///< ε₁², the floor of V̂ (vectors)
     T cap = 0;    ///< 1/ε₁, the cap of 1/√V̂ (matrices)
