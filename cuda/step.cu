@@ -30,6 +30,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dlopt/cuda/multi_tensor.hpp"
@@ -142,11 +143,29 @@ void require_device() {
 template <class Rule, class T>
 void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr);
 
+// ---- matrix rules with a CUDA step of their own (has_step: Rule::device_matrix) ----------------------
+
+/// Adafactor's launches (cuda/adafactor.cu).
+template <class T>
+void run_adafactor(const cpu::Segment<AdafactorRule, T>* segments, std::size_t count, void* stream_ptr);
+
+/// The CUDA step of a matrix rule that has one.
 template <class Rule, class T>
-void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
-  if constexpr (Rule::matrix) {  // no kernel (dlopt::cuda::step refuses matrix rules)
+void run_matrix(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
+  if constexpr (std::is_same_v<Rule, AdafactorRule>) {
+    run_adafactor(segments, count, stream_ptr);
+  } else {  // no kernel (dlopt::cuda::step refuses it)
     (void)segments, (void)count, (void)stream_ptr;
     throw std::runtime_error(std::string(Rule::name) + ": no CUDA kernel");
+  }
+}
+
+// ----------------------------------------------------------------------------------------------------
+
+template <class Rule, class T>
+void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
+  if constexpr (Rule::matrix) {
+    run_matrix(segments, count, stream_ptr);
   } else {
     run_elementwise(segments, count, stream_ptr);
   }

@@ -253,7 +253,7 @@ def _assert_close(actual, expected, dtype, name=""):
 @pytest.mark.parametrize("name", sorted(FULL_STATE_CONFIGS))
 def test_gpu_equals_cpu(name, dtype):
     if not _core.runs_on_device(name):
-        pytest.skip(f"{name} has no CUDA step yet (matrix rules are CPU-only)")
+        pytest.skip(f"{name} has no CUDA step yet")
     host, grads = _case(name, dtype)
     dev = [to_device(p) for p in host]
     # One parameter as an unaligned view (offset by one element): the element-wise path.
@@ -414,6 +414,101 @@ def test_gpu_many_tensors_one_launch(dtype):
         _assert_close(to_host(d), p, dtype)
     assert gpu_opt.state[0]["step"] == 5 and gpu_opt.state[0]["mu_product"] == pytest.approx(
         cpu_opt.state[0]["mu_product"])
+
+
+# -- Adafactor on device arrays: factored state, float32/float64 only ---------------------------------
+
+def _adafactor_state(shape, **overrides):
+    """Device-looking Adafactor state of a float32 parameter of `shape` (rank >= 2): row_var (..., R, 1)
+    and col_var (..., 1, C), torch's shapes."""
+    entry = {"step": 1,
+             "row_var": FakeDeviceArray(np.ones(shape[:-1] + (1,), np.float32)),
+             "col_var": FakeDeviceArray(np.ones(shape[:-2] + (1, shape[-1]), np.float32))}
+    entry.update(overrides)
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def test_adafactor_factored_device_state_gets_past_every_check():
+    """The device plan takes Adafactor's row_var / col_var in the shapes the host plan stores them
+    (it used to refuse Adafactor outright): only the device is missing (on a GPU the stand-ins' host
+    pointers are a ValueError), and nothing changed."""
+    p = _fake((2, 4, 3), seed=1)
+    before = p.host.copy()
+    opt = dlopt.optim.Adafactor([p])
+    entry = _adafactor_state((2, 4, 3))
+    opt.state[0] = entry
+    with pytest.raises(ValueError if GPU else RuntimeError, match="CUDA"):
+        opt.step([_fake((2, 4, 3), seed=2)])
+    np.testing.assert_array_equal(p.host, before)
+    assert opt.state[0] is entry and opt.state[0]["step"] == 1 and "variance" not in entry
+
+
+@pytest.mark.parametrize("slot, shape, expected", [("row_var", (2, 4, 3), r"\(2, 4, 1\)"),
+                                                   ("col_var", (2, 4, 1), r"\(2, 1, 3\)")])
+def test_adafactor_device_state_of_the_wrong_shape_raises_before_the_device(slot, shape, expected):
+    """A factored slot of another shape (e.g. the parameter's) is a ValueError naming its shape, with
+    the host plan's words; nothing changes."""
+    p = _fake((2, 4, 3), seed=1)
+    before = p.host.copy()
+    opt = dlopt.optim.Adafactor([p])
+    entry = _adafactor_state((2, 4, 3), **{slot: FakeDeviceArray(np.ones(shape, np.float32))})
+    opt.state[0] = entry
+    with pytest.raises(ValueError, match=rf"state\[0\]\['{slot}'\]: shape .* does not match {expected}, its shape"):
+        opt.step([_fake((2, 4, 3), seed=2)])
+    np.testing.assert_array_equal(p.host, before)
+    assert opt.state[0] is entry and opt.state[0]["step"] == 1
+    host = np.ones((2, 4, 3), np.float32)  # the host plan says it the same way
+    cpu = dlopt.optim.Adafactor([host])
+    cpu.state[0] = {"step": 1, "row_var": np.ones((2, 4, 1), np.float32), "col_var": np.ones((2, 1, 3), np.float32),
+                    slot: np.ones(shape, np.float32)}
+    with pytest.raises(ValueError, match=rf"state\[0\]\['{slot}'\]: shape .* does not match {expected}, its shape"):
+        cpu.step([np.ones((2, 4, 3), np.float32)])
+
+
+def test_adafactor_16bit_device_params_raise_as_on_the_host():
+    """Adafactor takes float32/float64 parameters for now, on either device: a float16 device parameter
+    is the host plan's TypeError, before anything (no state made)."""
+    p = _fake((4, 3), np.float16)
+    before = p.host.copy()
+    opt = dlopt.optim.Adafactor([p])
+    with pytest.raises(TypeError, match=r"params\[0\]: Adafactor takes float32 or float64 parameters for now"):
+        opt.step([_fake((4, 3), np.float16, seed=1)])
+    np.testing.assert_array_equal(p.host, before)
+    assert opt.state == {}
+    cpu = dlopt.optim.Adafactor([p.host.copy()])
+    with pytest.raises(TypeError, match=r"params\[0\]: Adafactor takes float32 or float64 parameters for now"):
+        cpu.step([np.ones((4, 3), np.float16)])
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [dict(), dict(lr=0.05, eps=(1e-3, 1e-3), weight_decay=0.1, maximize=True)])
+def test_gpu_adafactor_equals_cpu_bit_for_bit(dtype, options):
+    """Matrices with rows off the 64-row blocks, batches of matrices straddling them, vectors, a zero
+    gradient row (R = 0: the cap binds, Σ U² element by element): parameters and every state array
+    equal the CPU's bit for bit."""
+    shapes = [(130, 70), (3, 50, 33), (2, 64, 17), (1000,), (5,), (1, 300), (300, 1), (0,)]
+    rng = np.random.default_rng(9)
+    host = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    dev = [to_device(p) for p in host]
+    cpu_opt = dlopt.optim.Adafactor(host, **options)
+    gpu_opt = dlopt.optim.Adafactor(dev, **options)
+    for step in range(8):
+        grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        if step % 2 == 0:
+            grads[0][0] = 0
+        cpu_opt.step(grads)
+        gpu_opt.step([to_device(g) for g in grads])
+    for p, d in zip(host, dev):
+        np.testing.assert_array_equal(to_host(d), p)
+    for i, s in cpu_opt.state.items():
+        assert gpu_opt.state[i].keys() == s.keys()
+        for k, v in s.items():
+            if isinstance(v, np.ndarray):
+                assert gpu_opt.state[i][k].shape == v.shape
+                np.testing.assert_array_equal(gpu_opt.state[i][k].to_numpy(), v)
+            else:
+                assert gpu_opt.state[i][k] == v
 
 
 # -- Schedule-Free's train() / eval() on device arrays (_core.schedule_free_move) ----------------------

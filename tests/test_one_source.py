@@ -146,7 +146,7 @@ def test_schedule_free_linear_models_are_taken_on_both_devices(optimizer):
     _core.check_train_config({"optimizer": optimizer}, "cpu")
 
 
-@pytest.mark.parametrize("optimizer, name", [("lbfgs", "LBFGS"), ("muon", "Muon"), ("adafactor", "Adafactor")])
+@pytest.mark.parametrize("optimizer, name", [("lbfgs", "LBFGS"), ("muon", "Muon")])
 def test_optimizers_without_a_cuda_step_are_refused_in_one_message(optimizer, name):
     with pytest.raises(ValueError, match=f"^{name} runs on the CPU only for now"):
         _core.check_train_config({"optimizer": optimizer}, "cuda", "float32")
@@ -171,6 +171,20 @@ def test_rules_with_per_tensor_norms_have_a_cuda_step(name):
     opt = getattr(dlopt.optim, name)([fake])
     with pytest.raises((RuntimeError, ValueError)) as err:
         opt.step([FakeDeviceArray(np.zeros((2, 2), np.float32))])
+    assert "CPU only" not in str(err.value)
+    assert opt.state == {}
+
+
+def test_adafactor_has_a_cuda_step():
+    """Adafactor's factored step runs on the GPU (cuda/adafactor.hpp): the linear models and the device
+    plan take it (without a GPU a device step then fails for want of a device, not with the CPU-only
+    refusal), and nothing changes."""
+    assert _core.runs_on_device("Adafactor")
+    _core.check_train_config({"optimizer": "adafactor"}, "cuda", "float32")
+    fake = FakeDeviceArray(np.zeros((2, 3), np.float32))
+    opt = dlopt.optim.Adafactor([fake])
+    with pytest.raises((RuntimeError, ValueError)) as err:
+        opt.step([FakeDeviceArray(np.zeros((2, 3), np.float32))])
     assert "CPU only" not in str(err.value)
     assert opt.state == {}
 

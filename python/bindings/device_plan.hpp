@@ -97,9 +97,13 @@ class DeviceStepPlan final : public StepPlanBase {
     const StateDType requested = groups_[t.group].storage.state_dtype;
     const Storage expected = slot_storage(Rule::slot_kind(int(k)), requested, t.param.storage);
     DeviceView v = device_view(e[Rule::slots[k]], what, true, kAllStorages);
-    if (v.shape != t.param.shape)
+    const std::vector<py::ssize_t> dims = slot_dims<Rule>(t.param.shape, t.shape.rows, k);
+    if (dims == t.param.shape && v.shape != dims)
       throw py::value_error(what + ": shape " + shape_str(v.shape) + " does not match the parameter's " +
                             shape_str(t.param.shape));
+    if (v.shape != dims)  // a factored slot (Adafactor's row_var / col_var), as the host plan says it
+      throw py::value_error(what + ": shape " + shape_str(v.shape) + " does not match " + shape_str(dims) +
+                            ", its shape for a parameter of " + shape_str(t.param.shape));
     if (v.storage != expected) throw wrong_slot_storage(what, v.storage, expected, requested, t.param.storage);
     float* scale = nullptr;
     if (!is_8bit(v.storage)) {
@@ -167,6 +171,8 @@ class DeviceStepPlan final : public StepPlanBase {
         const std::string name = "params[" + idx(i) + "]";
         t.param = device_view(p, name, /*writeable=*/true, kParamStorages);
         t.shape = shape_of(t.param.shape.data(), py::ssize_t(t.param.shape.size()), t.param.size);
+        if constexpr (Rule::matrix)
+          check_matrix_param<Rule>(name, t.param.shape.size(), t.param.storage, groups_[gi].storage.state_dtype);
         t.group = gi;
         t.key = py::int_(i);
         add_written(t.param, name);
@@ -253,7 +259,7 @@ class DeviceStepPlan final : public StepPlanBase {
         if (t.slot[k] || slot_elements<Rule>(g.config, int(k), t.shape) == 0) continue;
         const Storage storage = slot_storage(Rule::slot_kind(int(k)), g.storage.state_dtype, t.param.storage);
         DeviceArray scales;
-        DeviceArray a = state_array(t.param.shape, storage, Rule::slot_init(g.config, int(k)), device, &scales);
+        DeviceArray a = state_array(slot_dims<Rule>(t.param.shape, t.shape.rows, k), storage, Rule::slot_init(g.config, int(k)), device, &scales);
         t.slot[k] = Buffer(a.data(), storage, is_8bit(storage) ? static_cast<float*>(scales.data()) : nullptr);
         fresh.push_back({i, py::str(Rule::slots[k]), py::cast(std::move(a))});
         if (is_8bit(storage)) fresh.push_back({i, py::str(scale_name(k)), py::cast(std::move(scales))});

@@ -61,12 +61,10 @@ py::dict slot_shapes(const std::vector<py::ssize_t>& dims) {
   py::dict out;
   int64_t size = 1;
   for (py::ssize_t d : dims) size *= d;
+  const int64_t rows = dims.size() >= 2 && size > 0 ? size / dims.back() : 0;
   for (std::size_t k = 0; k < num_slots<Rule>; ++k) {
-    const SlotShape shape = Rule::slot_shape(int(k), dims.size() >= 2 && size > 0 ? size / dims.back() : 0);
-    if (shape != SlotShape::Rows && shape != SlotShape::Cols) continue;
-    std::vector<py::ssize_t> d = dims;
-    d[shape == SlotShape::Rows ? d.size() - 1 : d.size() - 2] = 1;
-    out[Rule::slots[k]] = py::tuple(py::cast(d));
+    const SlotShape shape = Rule::slot_shape(int(k), rows);
+    if (shape == SlotShape::Rows || shape == SlotShape::Cols) out[Rule::slots[k]] = py::tuple(py::cast(slot_dims<Rule>(dims, rows, k)));
   }
   return out;
 }
@@ -124,7 +122,7 @@ void bind_optim(py::module_& m) {
   m.def("slot_names", [](const std::string& name) { return lookup(name).slots; },
         "Names of the per-element state buffers of optimizer `name`.");
   m.def("runs_on_device", [](const std::string& name) { return lookup(name).on_device; },
-        "Whether optimizer `name` has a CUDA step (matrix rules are CPU-only for now).");
+        "Whether optimizer `name` has a CUDA step (Muon is CPU-only for now).");
   m.def("scalar_names", [](const std::string& name) { return lookup(name).scalars; },
         "Names of the per-tensor float scalars of optimizer `name` (state keys besides 'step').");
   m.def("state_layout", [](const std::string& name, const py::dict& group, const py::object& param) {

@@ -155,6 +155,30 @@ struct ArrayRef {
   }
 };
 
+/// The shape of slot k's array for a parameter of shape `dims` with TensorShape rows `rows`: the
+/// parameter's, or (..., R, 1) / (..., 1, C) for factored slots (Adafactor). Host and device plans.
+template <class Rule>
+std::vector<py::ssize_t> slot_dims(std::vector<py::ssize_t> dims, int64_t rows, std::size_t k) {
+  const SlotShape shape = Rule::slot_shape(int(k), rows);
+  if (shape == SlotShape::Rows) dims.back() = 1;
+  if (shape == SlotShape::Cols) dims[dims.size() - 2] = 1;
+  return dims;
+}
+
+/// Matrix rules (Muon, Adafactor) take float32/float64 parameters (2-D ones unless !matrix_2d)
+/// with state in the same dtype, for now: parameter `what` of `ndim` dimensions stored as
+/// `storage`, with the state_dtype `requested`. Host and device plans.
+template <class Rule>
+void check_matrix_param(const std::string& what, std::size_t ndim, Storage storage, StateDType requested) {
+  if (Rule::matrix_2d && ndim != 2)
+    throw py::value_error(what + ": " + Rule::name + " updates 2-D parameters only, got " + std::to_string(ndim) + "-D");
+  if (is_16bit(storage)) throw py::type_error(what + ": " + Rule::name + " takes float32 or float64 parameters for now");
+  for (std::size_t k = 0; k < num_slots<Rule>; ++k)
+    if (slot_storage(Rule::slot_kind(int(k)), requested, storage) != storage)
+      throw py::value_error(what + ": " + Rule::name + " keeps its state in the parameter's dtype for now (state_dtype=" +
+                            state_dtype_name(requested) + " is not supported)");
+}
+
 class StepPlanBase {
  public:
   virtual ~StepPlanBase() = default;
@@ -425,20 +449,9 @@ class StepPlan final : public StepPlanBase {
                             py::str(t.param.obj.attr("shape")).cast<std::string>());
   }
 
-  /// Matrix rules (Muon) take 2-D float32/float64 parameters with state in the same dtype, for now.
   void check_matrix(std::size_t i) const {
     const Tensor& t = tensor_[i];
-    const std::string what = "params[" + idx(i) + "]";
-    if (Rule::matrix_2d && t.param.ndim != 2)
-      throw py::value_error(what + ": " + Rule::name + " updates 2-D parameters only, got " +
-                            std::to_string(t.param.ndim) + "-D");
-    if (is_16bit(t.storage))
-      throw py::type_error(what + ": " + Rule::name + " takes float32 or float64 parameters for now");
-    const StateDType requested = group_[t.group].storage.state_dtype;
-    for (std::size_t k = 0; k < S; ++k)
-      if (slot_storage(Rule::slot_kind(int(k)), requested, t.storage) != t.storage)
-        throw py::value_error(what + ": " + Rule::name + " keeps its state in the parameter's dtype for now (state_dtype=" +
-                              state_dtype_name(requested) + " is not supported)");
+    check_matrix_param<Rule>("params[" + idx(i) + "]", std::size_t(t.param.ndim), t.storage, group_[t.group].storage.state_dtype);
   }
 
   void check_grad_aliasing(PyObject* const* g) {
@@ -472,11 +485,7 @@ class StepPlan final : public StepPlanBase {
 
   /// The shape of slot k's array: the parameter's, or (..., R, 1) / (..., 1, C) for factored slots.
   std::vector<py::ssize_t> slot_dims(const Tensor& t, std::size_t k) const {
-    std::vector<py::ssize_t> dims(t.param.shape.begin(), t.param.shape.end());
-    const SlotShape shape = Rule::slot_shape(int(k), t.shape.rows);
-    if (shape == SlotShape::Rows) dims.back() = 1;
-    if (shape == SlotShape::Cols) dims[dims.size() - 2] = 1;
-    return dims;
+    return py_bindings::slot_dims<Rule>({t.param.shape.begin(), t.param.shape.end()}, t.shape.rows, k);
   }
 
   bool wants_master(const Tensor& t) const {

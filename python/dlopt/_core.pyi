@@ -417,7 +417,7 @@ def require_finite_norm(total: typing.SupportsFloat | typing.SupportsIndex, norm
     """
 def runs_on_device(arg0: str) -> bool:
     """
-    Whether optimizer `name` has a CUDA step (matrix rules are CPU-only for now).
+    Whether optimizer `name` has a CUDA step (Muon is CPU-only for now).
     """
 def scalar_names(arg0: str) -> list[str]:
     """

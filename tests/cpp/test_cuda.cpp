@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "dlopt/cuda/adafactor.hpp"
 #include "dlopt/cuda/multi_tensor.hpp"
 #include "dlopt/cuda/schedule_free.hpp"
 #include "dlopt/dlopt.hpp"
@@ -459,6 +460,159 @@ void device_equals_host() {
   }
 }
 
+// ---- Adafactor (cuda/adafactor.hpp): the five launches emulated, and on the device ------------------
+
+// Adafactor's launches, emulated on the host on scratch filled with garbage (as fresh device memory
+// is): every block's phases run by every thread in turn (the barriers), launch by launch. Returns how
+// many matrices took launch 3 (the cap bound somewhere), so a test can say which paths it covered.
+template <class T>
+int emulate_adafactor(const dlopt::cpu::Segment<dlopt::AdafactorRule, T>* segments, std::size_t count) {
+  namespace cd = dlopt::cuda::detail;
+  std::vector<int64_t> first;
+  std::vector<cd::AdafactorTensor<T>> tensors;
+  const std::size_t bytes = cd::adafactor_layout(segments, count, 0, first, tensors).bytes;
+  std::vector<double> memory(bytes / sizeof(double) + 2);  // 16-byte aligned base below
+  std::memset(static_cast<void*>(memory.data()), 0xa5, memory.size() * sizeof(double));
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(memory.data()) + 15) / 16 * 16;
+  const cd::AdafactorLayout layout = cd::adafactor_layout(segments, count, base, first, tensors);
+  if (tensors.empty()) return 0;
+  cd::write_adafactor_table(layout, first, tensors, reinterpret_cast<unsigned char*>(base));
+  const auto* d_first = reinterpret_cast<const int64_t*>(base);
+  auto* d_tensors = reinterpret_cast<cd::AdafactorTensor<T>*>(base + layout.tensors_at);
+  const std::size_t n = tensors.size();
+  const int64_t blocks = first.back();
+  auto shared = std::make_unique<cd::AdafactorShared>();
+  std::memset(static_cast<void*>(shared.get()), 0xa5, sizeof(cd::AdafactorShared));  // stale
+  const auto all_threads = [](const auto& phase) {
+    for (int thread = 0; thread < cd::kAdafactorThreads; ++thread) phase(thread);
+  };
+  for (int64_t b = 0; b < blocks; ++b) cd::adafactor_sums<T>(d_first, d_tensors, n, b, *shared, all_threads);
+  for (std::size_t k = 0; k < n; ++k) cd::adafactor_statistics<T>(d_tensors, k, all_threads);
+  for (int64_t b = 0; b < blocks; ++b) cd::adafactor_u_squares<T>(d_first, d_tensors, n, b, *shared, all_threads);
+  for (std::size_t k = 0; k < n; ++k) cd::adafactor_finish<T>(d_tensors, k);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int thread = 0; thread < cd::kAdafactorThreads; ++thread) cd::adafactor_apply<T>(d_first, d_tensors, n, b, thread);
+  int bound = 0;
+  for (std::size_t k = 0; k < n; ++k) bound += d_tensors[k].u_pass && d_tensors[k].rows.factored;
+  return bound;
+}
+
+// One Adafactor tensor for the comparisons: its dimensions and host buffers (param, grad, R, C, V).
+struct AdafactorShape {
+  int64_t rows, batch, cols;  // rows = 0: a vector of `cols`
+  bool zero_row;              // one gradient row (or element) of zeros: R = 0, so the cap binds
+  int64_t size() const { return (rows > 0 ? rows : 1) * cols; }
+};
+
+// Several steps of Adafactor on tensors of every kind in one call — matrices with rows and columns
+// off the 64-row blocks, batches whose matrices straddle blocks, vectors, an empty tensor — on the
+// CPU (dlopt::step: update_matrix) and through the emulated launches or, with `device`, through
+// dlopt::cuda::step on the GPU; every buffer equal bit for bit.
+template <class T>
+void adafactor_equals_cpu(const dlopt::AdafactorConfig& config, const std::string& label, bool device) {
+  using Rule = dlopt::AdafactorRule;
+  const std::vector<AdafactorShape> shapes = {
+      {130, 1, 70, false}, {150, 3, 33, false}, {128, 2, 17, true}, {0, 1, 1000, false}, {0, 1, 5, true},
+      {1, 1, 300, false},  {300, 1, 1, false},  {300, 1, 260, false}, {0, 1, 0, false},   {64, 1, 40, true}};
+  const std::size_t n = shapes.size();
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  // [tensor][0 = param, 1 = grad, 2.. = R, C, V] for the CPU (a) and the emulation or device (b).
+  std::vector<std::vector<std::vector<T>>> a(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const AdafactorShape& s = shapes[i];
+    const dlopt::TensorShape shape{s.size(), s.rows, s.batch};
+    a[i].resize(5);
+    a[i][0].resize(std::size_t(s.size()));
+    for (T& x : a[i][0]) x = T(normal(rng));
+    a[i][1].resize(a[i][0].size());
+    for (int k = 0; k < 3; ++k) a[i][2 + k].assign(std::size_t(dlopt::slot_elements<Rule>(config, k, shape)), T(0));
+  }
+  auto b = a;
+  std::vector<std::vector<std::unique_ptr<dlopt::cuda::Buffer>>> d(n);
+  const auto bytes = [](const std::vector<T>& v) { return v.size() * sizeof(T); };
+  if (device)
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t k = 0; k < 5; ++k) {
+        d[i].push_back(b[i][k].empty() ? nullptr : std::make_unique<dlopt::cuda::Buffer>(bytes(b[i][k]), 0));
+        if (d[i][k]) dlopt::cuda::copy(d[i][k]->data(), b[i][k].data(), bytes(b[i][k]));
+      }
+  std::vector<dlopt::TensorScalars> sa(n), sb(n);
+  auto tensor_steps = [&](std::vector<std::vector<std::vector<T>>>& bufs, std::vector<dlopt::TensorScalars>& sc,
+                          bool on_device) {
+    std::vector<dlopt::TensorStep<Rule, T>> t(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto at = [&](std::size_t k) -> T* {
+        if (bufs[i][k].empty()) return nullptr;
+        return on_device ? static_cast<T*>(d[i][k]->data()) : bufs[i][k].data();
+      };
+      t[i].param = at(0);
+      t[i].grad = at(1);
+      for (std::size_t k = 0; k < 3; ++k) t[i].slots[k] = at(2 + k);
+      t[i].size = shapes[i].size();
+      t[i].rows = shapes[i].rows;
+      t[i].batch = shapes[i].batch;
+      t[i].config = &config;
+      t[i].scalars = &sc[i];
+    }
+    return t;
+  };
+  int bound = 0;
+  const int steps = 6;
+  for (int step = 0; step < steps; ++step) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::vector<T>& g = a[i][1];
+      for (T& x : g) x = T(normal(rng));
+      if (shapes[i].zero_row && !g.empty() && step % 2 == 0)  // R (or V) of the row stays 0 at the first step
+        for (int64_t j = 0; j < (shapes[i].rows > 0 ? shapes[i].cols : 1); ++j) g[std::size_t(j)] = T(0);
+      b[i][1] = g;
+      if (device && d[i][1]) dlopt::cuda::copy(d[i][1]->data(), g.data(), bytes(g));
+    }
+    auto ta = tensor_steps(a, sa, false);
+    dlopt::step(ta.data(), n);
+    auto tb = tensor_steps(b, sb, device);
+    if (device) {
+      dlopt::cuda::step(tb.data(), n);
+    } else {
+      dlopt::detail::check_step(tb.data(), n);
+      auto& segments = dlopt::detail::begin_step(tb.data(), n);
+      bound += emulate_adafactor(segments.data(), n);
+    }
+  }
+  if (device) {
+    dlopt::cuda::synchronize();
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t k = 0; k < 5; ++k)
+        if (d[i][k]) dlopt::cuda::copy(b[i][k].data(), d[i][k]->data(), bytes(b[i][k]));
+  }
+  bool equal = true, moved = true;
+  std::string first_difference;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t k = 0; k < 5; ++k)
+      if (std::memcmp(a[i][k].data(), b[i][k].data(), bytes(a[i][k])) != 0) {
+        if (equal) first_difference = " (first difference: tensor " + std::to_string(i) + ", buffer " + std::to_string(k) + ")";
+        equal = false;
+      }
+  for (std::size_t i = 0; i < n; ++i) moved = moved && sb[i].step == steps;
+  const std::string what = std::string(device ? "device" : "emulated") + " Adafactor equals the CPU bit for bit, " +
+                           label + (sizeof(T) == 4 ? " <float>" : " <double>");
+  check(equal && moved, what + first_difference);
+  if (!device) check(bound > 0 && bound < steps * 7, what + ": both Σ U² paths taken (" + std::to_string(bound) + " bound)");
+}
+
+template <class T>
+void adafactor_cases(bool device) {
+  dlopt::AdafactorConfig plain;
+  adafactor_equals_cpu<T>(plain, "defaults", device);
+  dlopt::AdafactorConfig other;
+  other.lr = 0.05;
+  other.eps1 = 1e-3;
+  other.weight_decay = 0.1;
+  other.maximize = true;
+  other.d = 1.5;
+  adafactor_equals_cpu<T>(other, "eps1 1e-3, weight decay, maximize", device);
+}
+
 }  // namespace
 
 /// Schedule-Free's train / eval switch: the kernel body run for every (block, thread) of the launch
@@ -576,6 +730,8 @@ void device_optimizer_equals_host(const std::string& name, dlopt::StateDType dty
   if (!dlopt::cuda::is_available()) return;
   const std::string what = name + (sizeof(T) == 4 ? "<float>" : "<double>") + ", state_dtype " + dlopt::state_dtype_name(dtype);
   const int64_t sizes[] = {4097 + 256 * 3, 33};
+  // Adafactor: the first parameter a 5 × 973 matrix (factored row_var / col_var), the second a vector.
+  const int64_t rows[] = {name == "Adafactor" ? 5 : 0, 0};
   std::mt19937_64 rng(3);
   std::normal_distribution<double> normal;
   dlopt::StorageOptions o;
@@ -592,8 +748,8 @@ void device_optimizer_equals_host(const std::string& name, dlopt::StateDType dty
     dp.push_back(std::make_unique<dlopt::cuda::Buffer>(hp[i].size() * sizeof(T), 0));
     dg.push_back(std::make_unique<dlopt::cuda::Buffer>(hp[i].size() * sizeof(T), 0));
     dlopt::cuda::copy(dp[i]->data(), hp[i].data(), hp[i].size() * sizeof(T));
-    host_views.push_back({hp[i].data(), sizes[i]});
-    device_views.push_back({static_cast<T*>(dp[i]->data()), sizes[i]});
+    host_views.push_back({hp[i].data(), sizes[i], rows[i]});
+    device_views.push_back({static_cast<T*>(dp[i]->data()), sizes[i], rows[i]});
   }
   auto host = dlopt::make_optimizer<T>(name, host_views, h, o);
   auto device = dlopt::make_device_optimizer<T>(name, device_views, h, nullptr, o);
@@ -634,7 +790,7 @@ void device_optimizer_equals_host(const std::string& name, dlopt::StateDType dty
   const std::string path = "test_cuda_device_optimizer.dlopt";
   device->save(path, save);
   std::vector<std::vector<T>> hq = {std::vector<T>(hp[0].size()), std::vector<T>(hp[1].size())};
-  reloaded = dlopt::make_optimizer<T>(name, {{hq[0].data(), sizes[0]}, {hq[1].data(), sizes[1]}}, h, o);
+  reloaded = dlopt::make_optimizer<T>(name, {{hq[0].data(), sizes[0], rows[0]}, {hq[1].data(), sizes[1], rows[1]}}, h, o);
   reloaded->load(path, save.names);
   check(hq == hp && reloaded->train_mode() == host->train_mode(), what + ": the device checkpoint loads on the host");
   host->save(path, save);
@@ -667,7 +823,9 @@ int main() {
   storage_formats<dlopt::Rule, double>(false);
   DLOPT_FOR_EACH_RULE(DLOPT_EMULATE_FORMATS)
 #undef DLOPT_EMULATE_FORMATS
-  for (const char* name : {"ScheduleFreeSGD", "ScheduleFreeAdamW", "Adam", "LAMB"})
+  adafactor_cases<float>(false);
+  adafactor_cases<double>(false);
+  for (const char* name : {"ScheduleFreeSGD", "ScheduleFreeAdamW", "Adam", "LAMB", "Adafactor"})
     for (dlopt::StateDType dtype : {dlopt::StateDType::Default, dlopt::StateDType::BFloat16, dlopt::StateDType::Int8}) {
       device_optimizer_equals_host<float>(name, dtype);
       device_optimizer_equals_host<double>(name, dtype);
@@ -685,6 +843,8 @@ int main() {
   }
     DLOPT_FOR_EACH_RULE(DLOPT_TEST_RULE)
 #undef DLOPT_TEST_RULE
+    adafactor_cases<float>(true);
+    adafactor_cases<double>(true);
   }
   return summary();
 }

@@ -169,7 +169,7 @@ void gpu_refusals() {
   cfg.optimizer = "lbfgs";
   check(refused(cfg, "LBFGS runs on the CPU only for now"), "lbfgs is refused on the GPU");
   cfg.optimizer = "Adafactor";
-  check(refused(cfg, "Adafactor runs on the CPU only for now"), "a matrix rule is refused on the GPU");
+  check(!refused(cfg, ""), "Adafactor (a matrix rule with a CUDA step) runs on the GPU");
   cfg.optimizer = "Lamb";
   check(!refused(cfg, ""), "a rule with per-tensor norms (LAMB) has a GPU step");
   check(throws<dlopt::InvalidArgument>([&] { dlopt::make_device_optimizer<float>("muon", {{W.data(), 2}}); },

@@ -1001,8 +1001,9 @@ class Adafactor(Optimizer):
 
     (``c = beta2_decay``; ``eps=(None, 1e-3)``: :math:`\epsilon_1` None is the dtype's machine
     epsilon.) State: ``row_var`` of shape ``(..., R, 1)`` and ``col_var`` ``(..., 1, C)`` for a
-    tensor ``(..., R, C)``, ``variance`` for a vector, as torch. Runs on the CPU as a whole-tensor
-    rule; float32/float64 parameters, state in their dtype.
+    tensor ``(..., R, C)``, ``variance`` for a vector, as torch. A whole-tensor rule, on NumPy
+    arrays or CUDA device arrays (the device step equals the CPU's bit for bit); float32/float64
+    parameters, state in their dtype.
 
     Parameters
     ----------

@@ -15,9 +15,10 @@
 namespace dlopt::cuda {
 
 /// Whether Rule has a CUDA step: the elementwise rules, with or without per-tensor reductions
-/// (LAMB, LARS), in every storage format; not the whole-matrix updates (Muon, Adafactor).
+/// (LAMB, LARS), in every storage format, and the matrix rules with a CUDA step of their own
+/// (Rule::device_matrix: Adafactor).
 template <class Rule>
-inline constexpr bool has_step = !Rule::matrix;
+inline constexpr bool has_step = !Rule::matrix || Rule::device_matrix;
 
 /// The refusal of optimizer `name` on the GPU.
 inline InvalidArgument cpu_only(const std::string& name) {
