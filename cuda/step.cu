@@ -30,9 +30,11 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dlopt/cuda/multi_tensor.hpp"
+#include "dlopt/cuda/muon_kernels.hpp"
 #include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
@@ -144,7 +146,9 @@ void run_elementwise(const cpu::Segment<Rule, T>* segments, std::size_t count, v
 
 template <class Rule, class T>
 void run(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
-  if constexpr (Rule::matrix) {  // no kernel (dlopt::cuda::step refuses matrix rules)
+  if constexpr (std::is_same_v<Rule, MuonRule>) {  // Muon: its own launches (cuda/muon.cu)
+    detail::muon::run(segments, count, stream_ptr);
+  } else if constexpr (Rule::matrix) {  // no kernel (dlopt::cuda::step refuses the others)
     (void)segments, (void)count, (void)stream_ptr;
     throw std::runtime_error(std::string(Rule::name) + ": no CUDA kernel");
   } else {

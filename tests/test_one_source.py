@@ -146,7 +146,7 @@ def test_schedule_free_linear_models_are_taken_on_both_devices(optimizer):
     _core.check_train_config({"optimizer": optimizer}, "cpu")
 
 
-@pytest.mark.parametrize("optimizer, name", [("lbfgs", "LBFGS"), ("muon", "Muon"), ("adafactor", "Adafactor")])
+@pytest.mark.parametrize("optimizer, name", [("lbfgs", "LBFGS"), ("adafactor", "Adafactor")])
 def test_optimizers_without_a_cuda_step_are_refused_in_one_message(optimizer, name):
     with pytest.raises(ValueError, match=f"^{name} runs on the CPU only for now"):
         _core.check_train_config({"optimizer": optimizer}, "cuda", "float32")
@@ -161,10 +161,11 @@ def test_optimizers_without_a_cuda_step_are_refused_in_one_message(optimizer, na
         assert str(plan.value) == str(linear.value)
 
 
-@pytest.mark.parametrize("name", ["LAMB", "LARS"])
-def test_rules_with_per_tensor_norms_have_a_cuda_step(name):
-    """Their reduction phase runs on the GPU: the linear models and the device plan take them (without
-    a GPU a device step then fails for want of a device, not with the CPU-only refusal)."""
+@pytest.mark.parametrize("name", ["LAMB", "LARS", "Muon"])
+def test_reduction_and_matrix_rules_have_a_cuda_step(name):
+    """Their reduction phase (LAMB, LARS) or their matrix products (Muon, cuda/muon.cu) run on the GPU:
+    the linear models and the device plan take them (without a GPU a device step then fails for want
+    of a device, not with the CPU-only refusal)."""
     assert _core.runs_on_device(name)
     _core.check_train_config({"optimizer": name.lower()}, "cuda", "float32")
     fake = FakeDeviceArray(np.zeros((2, 2), np.float32))

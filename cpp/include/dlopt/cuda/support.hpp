@@ -15,9 +15,10 @@
 namespace dlopt::cuda {
 
 /// Whether Rule has a CUDA step: the elementwise rules, with or without per-tensor reductions
-/// (LAMB, LARS), in every storage format; not the whole-matrix updates (Muon, Adafactor).
+/// (LAMB, LARS), in every storage format; a whole-matrix rule when it says so (Rule::device_matrix:
+/// Muon, cuda/muon.cu).
 template <class Rule>
-inline constexpr bool has_step = !Rule::matrix;
+inline constexpr bool has_step = !Rule::matrix || Rule::device_matrix;
 
 /// The refusal of optimizer `name` on the GPU.
 inline InvalidArgument cpu_only(const std::string& name) {

@@ -71,6 +71,7 @@ struct MuonRule : RuleDefaults {
   using Config = MuonConfig;  ///< its hyperparameters
   static constexpr const char* name = "Muon";  ///< the optimizer's name (registry, checkpoints)
   static constexpr bool matrix = true;  ///< the update is matrix algebra over the whole tensor
+  static constexpr bool device_matrix = true;  ///< cuda/muon.cu runs it on the GPU (cuda/muon_kernels.hpp)
   static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};  ///< B, torch's state key
   /// The momentum buffer, always.
   static bool uses_slot(const Config&, int) { return true; }
