@@ -212,9 +212,8 @@ void elementwise_equals_cpu(int64_t rows, int64_t cols, bool nesterov, bool roun
 
   Mat<T> P = Eigen::Map<const Mat<T>>(p.data(), rows, cols);
   const T step = MuonRule::adjusted_lr(c, rows, cols);
-  const auto update = [&](T param, T v) { return MuonRule::decayed_step(c, step, param, v); };
-  if (rows > cols) P = P.binaryExpr(Xs.transpose(), update);
-  else P = P.binaryExpr(Xs, update);
+  if (rows > cols) P = MuonRule::decayed_step(c, step, P, Xs.transpose());  // as update_matrix
+  else P = MuonRule::decayed_step(c, step, P, Xs);
   launch.elementwise(size, mk::Apply<T>{c, step, rows, cols, x.data(), p.data()});
   check(std::memcmp(p.data(), P.data(), std::size_t(size) * sizeof(T)) == 0, "Apply equals the CPU's update: " + what);
   (void)m, (void)n;

@@ -121,9 +121,10 @@ struct MuonRule : RuleDefaults {
   DLOPT_HD static T ns_divisor(const Coeffs<T>& c, T norm) {
     return detail::max(ns_round(c.bf16, norm), c.eps);
   }
-  /// The parameter's new value from the orthogonalized x: P·(1 − γλ) − γ'·x.
-  template <class T>
-  DLOPT_HD static T decayed_step(const Coeffs<T>& c, T lr_step, T p, T x) {
+  /// The parameter's new value from the orthogonalized x: P·(1 − γλ) − γ'·x, of one element (the GPU)
+  /// or of whole Eigen matrices (update_matrix: an expression Eigen vectorizes).
+  template <class T, class P, class X>
+  DLOPT_HD static auto decayed_step(const Coeffs<T>& c, T lr_step, const P& p, const X& x) {
     return c.decay * p - lr_step * x;
   }
   /// γ', the learning rate adjusted to the shape (adjust_lr), in T.
@@ -182,9 +183,8 @@ struct MuonRule : RuleDefaults {
       }
     }
     const T step = adjusted_lr(c, rows, cols);
-    const auto update = [&](T param, T x) { return decayed_step(c, step, param, x); };
-    if (rows > cols) P = P.binaryExpr(X.transpose(), update);
-    else P = P.binaryExpr(X, update);
+    if (rows > cols) P = decayed_step(c, step, P, X.transpose());
+    else P = decayed_step(c, step, P, X);
   }
 };
 
