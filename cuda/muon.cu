@@ -22,8 +22,6 @@ void check(cudaError_t status, const char* what) {
     throw std::runtime_error(std::string("dlopt CUDA error in Muon's ") + what + ": " + cudaGetErrorString(status));
 }
 
-static_assert(kTile * kTile == kThreads, "a product block has kThreads threads, one per output element");
-
 template <class F>
 __global__ void __launch_bounds__(kThreads) elementwise_kernel(F f, int64_t n) {
   elementwise(f, n, int64_t(blockIdx.x), int64_t(gridDim.x), int(threadIdx.x));
@@ -46,10 +44,10 @@ __global__ void __launch_bounds__(kThreads) norm_kernel(const T* __restrict__ x,
 template <class T, class Acc>
 __global__ void __launch_bounds__(kThreads) gemm_kernel(Gemm<T, Acc> g) {
   __shared__ GemmShared<Acc> sh;
-  Acc acc = Acc(0);
+  GemmAccumulators<Acc> acc = {};
   const int me = int(threadIdx.x);
-  Acc* const mine = &acc;  // this thread's accumulator, whatever thread index gemm_tile passes
-  const auto acc_of = [mine](int) -> Acc& { return *mine; };
+  GemmAccumulators<Acc>* const mine = &acc;  // this thread's, whatever thread index gemm_tile passes
+  const auto acc_of = [mine](int) -> GemmAccumulators<Acc>& { return *mine; };
   const auto all_threads = [me](const auto& phase) {
     phase(me);
     __syncthreads();
@@ -80,7 +78,7 @@ struct DeviceLaunch {
   }
   template <class T, class Acc>
   void gemm(const Gemm<T, Acc>& g) {
-    const int64_t tiles_m = (g.m + kTile - 1) / kTile, tiles_n = (g.n + kTile - 1) / kTile;
+    const int64_t tiles_m = (g.m + kBlockTile - 1) / kBlockTile, tiles_n = (g.n + kBlockTile - 1) / kBlockTile;
     if (tiles_m > 65535 || tiles_n > INT_MAX)
       throw std::runtime_error("dlopt: Muon's matrix is too large for the product kernel (" + std::to_string(g.m) +
                                " x " + std::to_string(g.n) + ")");

@@ -63,10 +63,11 @@ struct HostLaunch {
     const auto all_threads = [](const auto& phase) {
       for (int thread = 0; thread < mk::kThreads; ++thread) phase(thread);
     };
-    for (int64_t bi = 0; bi < (g.m + mk::kTile - 1) / mk::kTile; ++bi)
-      for (int64_t bj = 0; bj < (g.n + mk::kTile - 1) / mk::kTile; ++bj) {
-        std::vector<Acc> acc(mk::kThreads, Acc(0));
-        mk::gemm_tile(g, bi, bj, sh, [&acc](int t) -> Acc& { return acc[std::size_t(t)]; }, all_threads);
+    for (int64_t bi = 0; bi < (g.m + mk::kBlockTile - 1) / mk::kBlockTile; ++bi)
+      for (int64_t bj = 0; bj < (g.n + mk::kBlockTile - 1) / mk::kBlockTile; ++bj) {
+        std::vector<mk::GemmAccumulators<Acc>> acc(mk::kThreads, mk::GemmAccumulators<Acc>{});
+        mk::gemm_tile(g, bi, bj, sh, [&acc](int t) -> mk::GemmAccumulators<Acc>& { return acc[std::size_t(t)]; },
+                      all_threads);
       }
   }
 };
@@ -112,7 +113,7 @@ std::vector<T> gemm_reference(const mk::Gemm<T, Acc>& g) {
 template <class T, class Acc>
 void products_equal_their_order() {
   std::mt19937_64 rng(5);
-  const int64_t shapes[][3] = {{1, 1, 1}, {17, 33, 5}, {40, 3, 40}, {16, 16, 16}, {33, 70, 18}};
+  const int64_t shapes[][3] = {{1, 1, 1}, {17, 33, 5}, {40, 3, 40}, {64, 16, 64}, {33, 70, 18}, {130, 17, 70}};
   for (const auto& s : shapes)
     for (int transposed = 0; transposed < 2; ++transposed)
       for (int with_add = 0; with_add < 2; ++with_add)

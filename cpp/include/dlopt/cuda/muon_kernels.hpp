@@ -11,8 +11,8 @@
 ///   - ‖X‖_F: each block sums a kNormChunk-element chunk in double (thread t adds elements t,
 ///     t + kThreads, … in order; thread 0 adds the threads' sums in order), and one thread adds
 ///     the chunks' sums in order;
-///   - the products: a kTile × kTile tile of the output per block, one element per thread, whose
-///     dot product runs over the inner index in order (acc += l·r, each product and sum rounded:
+///   - the products: a kBlockTile × kBlockTile tile of the output per block, kMicro × kMicro elements
+///     per thread, each element's dot product over the inner index in order (acc += l·r, each product and sum rounded:
 ///     the kernels are built with --fmad=false), in the accumulation type (float for the bfloat16
 ///     mode, as torch's bfloat16 GEMM and oneDNN's accumulate; else the compute type), then
 ///     out = beta·add + alpha·acc, rounded once to bfloat16 in that mode. No TF32, no library: the
@@ -26,10 +26,20 @@
 #include "dlopt/core/step.hpp"
 #include "dlopt/optim/muon.hpp"
 
+#if defined(__CUDA_ARCH__)
+#define DLOPT_MUON_UNROLL _Pragma("unroll")
+#else
+#define DLOPT_MUON_UNROLL
+#endif
+
 namespace dlopt::cuda::detail::muon {
 
 constexpr int kThreads = 256;       ///< threads per block of the elementwise and norm kernels
-constexpr int kTile = 16;           ///< the products' output tile: kTile × kTile threads, one element each
+constexpr int kGrid = 16;            ///< a product block is kGrid × kGrid threads (= kThreads)
+constexpr int kMicro = 4;            ///< each computing kMicro × kMicro output elements
+constexpr int kBlockTile = kGrid * kMicro;  ///< the output tile of a product block, kBlockTile square
+constexpr int kSlice = 16;           ///< the inner extent of the slices a block stages at a time
+static_assert(kGrid * kGrid == kThreads, "a product block has kThreads threads");
 constexpr int64_t kNormChunk = 4096;  ///< elements per block of the norm's first pass
 constexpr int64_t kMaxGrid = 65535;   ///< blocks of a grid-stride elementwise launch, at most
 
@@ -160,53 +170,79 @@ struct Gemm {
   T* out;
 };
 
-/// Shared memory of a product block: the current kTile-wide slices of L and R, in Acc.
+/// Shared memory of a product block: the current kSlice-wide slices of L (kBlockTile rows) and R
+/// (kBlockTile columns), in Acc.
 template <class Acc>
 struct GemmShared {
-  Acc l[kTile][kTile];
-  Acc r[kTile][kTile + 1];  // + 1: a transposed load writes down columns without bank conflicts
+  Acc l[kBlockTile][kSlice + 1];
+  Acc r[kSlice][kBlockTile + 1];  // + 1: a transposed load writes down columns without bank conflicts
 };
 
-/// Thread `thread` (row thread / kTile, column thread % kTile of the tile) loads its element of the
-/// slices at inner offset k0 of tile (bi, bj); zeros outside the matrices.
+/// A thread's kMicro × kMicro output elements: rows ty + kGrid·a, columns tx + kGrid·b of the block's
+/// tile (ty = thread / kGrid, tx = thread % kGrid), so a warp reads shared memory without conflicts.
+template <class Acc>
+struct GemmAccumulators {
+  Acc v[kMicro][kMicro];
+};
+
+/// Thread `thread` loads its elements of the slices at inner offset k0 of tile (bi, bj) (kLoads of L
+/// and of R, consecutive threads on consecutive addresses); zeros outside the matrices.
 template <class T, class Acc>
 DLOPT_HD void gemm_load(const Gemm<T, Acc>& g, int64_t bi, int64_t bj, int64_t k0, GemmShared<Acc>& sh, int thread) {
-  const int ty = thread / kTile, tx = thread % kTile;
-  const int64_t row = bi * kTile + ty, kl = k0 + tx;
-  sh.l[ty][tx] = row < g.m && kl < g.k ? Acc(g.L[row * g.k + kl]) : Acc(0);
-  if (g.r_transposed) {  // R[k0 + tx][bj·kTile + ty] = stored[bj·kTile + ty][k0 + tx]: reads along rows
-    const int64_t col = bj * kTile + ty;
-    sh.r[tx][ty] = col < g.n && kl < g.k ? Acc(g.R[col * g.k + kl]) : Acc(0);
-  } else {
-    const int64_t kr = k0 + ty, col = bj * kTile + tx;
-    sh.r[ty][tx] = kr < g.k && col < g.n ? Acc(g.R[kr * g.n + col]) : Acc(0);
+  for (int e = thread; e < kBlockTile * kSlice; e += kThreads) {
+    const int row = e / kSlice, j = e % kSlice;  // L: along its rows
+    const int64_t gr = bi * kBlockTile + row, gk = k0 + j;
+    sh.l[row][j] = gr < g.m && gk < g.k ? Acc(g.L[gr * g.k + gk]) : Acc(0);
+    if (g.r_transposed) {  // R[k0 + j][col] = stored[bj·kBlockTile + col][k0 + j]: along the stored rows
+      const int col = e / kSlice;
+      const int64_t gc = bj * kBlockTile + col;
+      sh.r[j][col] = gc < g.n && gk < g.k ? Acc(g.R[gc * g.k + gk]) : Acc(0);
+    } else {
+      const int kr = e / kBlockTile, col = e % kBlockTile;
+      const int64_t gc = bj * kBlockTile + col, gkr = k0 + kr;
+      sh.r[kr][col] = gkr < g.k && gc < g.n ? Acc(g.R[gkr * g.n + gc]) : Acc(0);
+    }
   }
 }
 
-/// Thread `thread` adds the slices' terms of its output element to acc, in inner order.
+/// Thread `thread` adds the slices' terms of each of its output elements, in inner order.
 template <class T, class Acc>
-DLOPT_HD void gemm_accumulate(const Gemm<T, Acc>& g, int64_t k0, const GemmShared<Acc>& sh, int thread, Acc& acc) {
-  const int ty = thread / kTile, tx = thread % kTile;
-  const int len = g.k - k0 < kTile ? int(g.k - k0) : kTile;
-  for (int j = 0; j < len; ++j) acc = acc + sh.l[ty][j] * sh.r[j][tx];
+DLOPT_HD void gemm_accumulate(const Gemm<T, Acc>& g, int64_t k0, const GemmShared<Acc>& sh, int thread,
+                              GemmAccumulators<Acc>& acc) {
+  const int ty = thread / kGrid, tx = thread % kGrid;
+  const int len = g.k - k0 < kSlice ? int(g.k - k0) : kSlice;
+  for (int j = 0; j < len; ++j) {
+    Acc l[kMicro], r[kMicro];
+    DLOPT_MUON_UNROLL
+    for (int a = 0; a < kMicro; ++a) l[a] = sh.l[ty + kGrid * a][j], r[a] = sh.r[j][tx + kGrid * a];
+    DLOPT_MUON_UNROLL
+    for (int a = 0; a < kMicro; ++a) {
+      DLOPT_MUON_UNROLL
+      for (int b = 0; b < kMicro; ++b) acc.v[a][b] = acc.v[a][b] + l[a] * r[b];
+    }
+  }
 }
 
-/// Thread `thread` writes its output element.
+/// Thread `thread` writes its output elements.
 template <class T, class Acc>
-DLOPT_HD void gemm_store(const Gemm<T, Acc>& g, int64_t bi, int64_t bj, int thread, Acc acc) {
-  const int64_t row = bi * kTile + thread / kTile, col = bj * kTile + thread % kTile;
-  if (row >= g.m || col >= g.n) return;
-  Acc v = g.alpha * acc;
-  if (g.add) v = g.beta * Acc(g.add[row * g.n + col]) + v;
-  g.out[row * g.n + col] = T(MuonRule::ns_round(g.bf16, v));
+DLOPT_HD void gemm_store(const Gemm<T, Acc>& g, int64_t bi, int64_t bj, int thread, const GemmAccumulators<Acc>& acc) {
+  const int ty = thread / kGrid, tx = thread % kGrid;
+  for (int a = 0; a < kMicro; ++a)
+    for (int b = 0; b < kMicro; ++b) {
+      const int64_t row = bi * kBlockTile + ty + kGrid * a, col = bj * kBlockTile + tx + kGrid * b;
+      if (row >= g.m || col >= g.n) continue;
+      Acc v = g.alpha * acc.v[a][b];
+      if (g.add) v = g.beta * Acc(g.add[row * g.n + col]) + v;
+      g.out[row * g.n + col] = T(MuonRule::ns_round(g.bf16, v));
+    }
 }
 
 /// The block of tile (bi, bj): `all_threads(f)` runs f(thread) for every thread, then a barrier;
-/// `acc(thread)` is that thread's accumulator (a register on the GPU), zero at the start.
+/// `acc(thread)` is that thread's GemmAccumulators (registers on the GPU), zero at the start.
 template <class T, class Acc, class AccOf, class AllThreads>
 DLOPT_HD void gemm_tile(const Gemm<T, Acc>& g, int64_t bi, int64_t bj, GemmShared<Acc>& sh, const AccOf& acc,
                         const AllThreads& all_threads) {
-  for (int64_t k0 = 0; k0 < g.k; k0 += kTile) {
+  for (int64_t k0 = 0; k0 < g.k; k0 += kSlice) {
     all_threads([&](int thread) { gemm_load(g, bi, bj, k0, sh, thread); });
     all_threads([&](int thread) { gemm_accumulate(g, k0, sh, thread, acc(thread)); });
   }
@@ -219,7 +255,7 @@ DLOPT_HD void gemm_tile(const Gemm<T, Acc>& g, int64_t bi, int64_t bj, GemmShare
 ///   elementwise(n, f)           f(i) for i in [0, n) (grid elementwise_grid(n), kThreads threads);
 ///   norm(x, n, partial)         the chunk sums of ‖x‖² (one block per chunk: norm_lanes, norm_chunk);
 ///   single(f)                   f(0) on one thread;
-///   gemm(Gemm<T, Acc>)          one product (tiles of kTile × kTile threads: gemm_tile).
+///   gemm(Gemm<T, Acc>)          one product (a block of kThreads per kBlockTile² tile: gemm_tile).
 /// Acc: float in the bfloat16 mode, else T (muon.cu and the tests pick it).
 template <class T, class Acc, class Launch>
 void muon_tensor(const MuonRule::Coeffs<T>& c, int64_t rows, int64_t cols, T* param, const T* grad, T* buf,
