@@ -11,10 +11,11 @@
 ///   - ‖X‖_F: each block sums a kNormChunk-element chunk in double (thread t adds elements t,
 ///     t + kThreads, … in order; thread 0 adds the threads' sums in order), and one thread adds
 ///     the chunks' sums in order;
-///   - the products: a kBlockTile × kBlockTile tile of the output per block, kMicro × kMicro elements
-///     per thread, each element's dot product over the inner index in order (acc += l·r, each product and sum rounded:
-///     the kernels are built with --fmad=false), in the accumulation type (float for the bfloat16
-///     mode, as torch's bfloat16 GEMM and oneDNN's accumulate; else the compute type), then
+///   - the products: a kBlockTile × kBlockTile tile of the output per block, kMicro × kMicro
+///     elements per thread, each element's dot product over the inner index in order (acc += l·r,
+///     each product and sum rounded: the kernels are built with --fmad=false), in the accumulation
+///     type (float for the bfloat16 mode, as torch's bfloat16 GEMM and oneDNN's accumulate; else
+///     the compute type), then
 ///     out = beta·add + alpha·acc, rounded once to bfloat16 in that mode. No TF32, no library: the
 ///     bits depend on the shape only.
 
