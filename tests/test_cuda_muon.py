@@ -40,14 +40,36 @@ def test_fake_device_params_raise_and_change_nothing(dtype):
     assert opt.state == {}
 
 
-def test_fake_device_bad_input_is_refused_as_on_the_cpu():
-    with pytest.raises(ValueError, match="2D parameters"):
-        dlopt.optim.Muon([_fake((4,))])
+@pytest.mark.parametrize("shape, options, error, message", [
+    ((4,), {}, ValueError, r"params\[0\]: Muon updates 2-D parameters only, got 1-D"),
+    ((2, 3, 4), {}, ValueError, r"params\[0\]: Muon updates 2-D parameters only, got 3-D"),
+    ((3, 4), {"state_dtype": "int8"}, ValueError, r"state_dtype='int8' is not supported"),
+    ((3, 4), {"state_dtype": "bfloat16"}, ValueError, r"state_dtype='bfloat16' is not supported"),
+])
+def test_fake_device_bad_input_is_refused_as_on_the_cpu(shape, options, error, message):
+    """The host plan's checks (the same function, step_plan.hpp's check_matrix_param), before the
+    device is asked for anything and before any state is made: the words of the CPU step."""
+    fake = _fake(shape)
+    before = fake.host.copy()
+    opt = dlopt.optim.Muon([fake], **options)
+    with pytest.raises(error, match=message):
+        opt.step([_fake(shape, seed=5)])
+    assert opt.state == {}
+    np.testing.assert_array_equal(fake.host, before)
+    host = dlopt.optim.Muon([np.zeros((3, 4), np.float32)], **options)  # the CPU's words, for a 2-D one
+    if shape == (3, 4):
+        with pytest.raises(error, match=message):
+            host.step([np.ones((3, 4), np.float32)])
+
+
+def test_fake_device_grad_of_another_shape_changes_nothing():
     fake = _fake((3, 4))
+    before = fake.host.copy()
     opt = dlopt.optim.Muon([fake], ns_steps=3)
-    with pytest.raises(ValueError, match="shape"):  # a gradient of another shape: checked before the device
+    with pytest.raises(ValueError, match="shape"):
         opt.step([_fake((4, 3))])
-    assert opt.state == {} and np.array_equal(fake.host, _fake((3, 4)).host)
+    assert opt.state == {}
+    np.testing.assert_array_equal(fake.host, before)
 
 
 # -- with a GPU ---------------------------------------------------------------------------------------

@@ -164,6 +164,21 @@ class StepPlanBase {
   virtual void check(const py::object& groups, const py::object& state) = 0;
 };
 
+/// Matrix rules (Muon) take 2-D float32/float64 parameters with state in the same dtype, for now:
+/// params[i] (`what`), of `ndim` dimensions stored as `storage`, in a group asking for `requested`.
+/// The host plan and the device plan (device_plan.hpp) both check it before changing anything.
+template <class Rule>
+void check_matrix_param(const std::string& what, std::size_t ndim, Storage storage, StateDType requested) {
+  if (Rule::matrix_2d && ndim != 2)
+    throw py::value_error(what + ": " + Rule::name + " updates 2-D parameters only, got " + std::to_string(ndim) + "-D");
+  if (is_16bit(storage))
+    throw py::type_error(what + ": " + Rule::name + " takes float32 or float64 parameters for now");
+  for (std::size_t k = 0; k < num_slots<Rule>; ++k)
+    if (slot_storage(Rule::slot_kind(int(k)), requested, storage) != storage)
+      throw py::value_error(what + ": " + Rule::name + " keeps its state in the parameter's dtype for now (state_dtype=" +
+                            state_dtype_name(requested) + " is not supported)");
+}
+
 template <class Rule>
 class StepPlan final : public StepPlanBase {
   using Config = typename Rule::Config;
@@ -425,20 +440,10 @@ class StepPlan final : public StepPlanBase {
                             py::str(t.param.obj.attr("shape")).cast<std::string>());
   }
 
-  /// Matrix rules (Muon) take 2-D float32/float64 parameters with state in the same dtype, for now.
   void check_matrix(std::size_t i) const {
     const Tensor& t = tensor_[i];
-    const std::string what = "params[" + idx(i) + "]";
-    if (Rule::matrix_2d && t.param.ndim != 2)
-      throw py::value_error(what + ": " + Rule::name + " updates 2-D parameters only, got " +
-                            std::to_string(t.param.ndim) + "-D");
-    if (is_16bit(t.storage))
-      throw py::type_error(what + ": " + Rule::name + " takes float32 or float64 parameters for now");
-    const StateDType requested = group_[t.group].storage.state_dtype;
-    for (std::size_t k = 0; k < S; ++k)
-      if (slot_storage(Rule::slot_kind(int(k)), requested, t.storage) != t.storage)
-        throw py::value_error(what + ": " + Rule::name + " keeps its state in the parameter's dtype for now (state_dtype=" +
-                              state_dtype_name(requested) + " is not supported)");
+    check_matrix_param<Rule>("params[" + idx(i) + "]", std::size_t(t.param.ndim), t.storage,
+                             group_[t.group].storage.state_dtype);
   }
 
   void check_grad_aliasing(PyObject* const* g) {
