@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "dlopt/cuda/multi_tensor.hpp"
+#include "dlopt/cuda/muon_kernels.hpp"
 #include "dlopt/cuda/step.hpp"
 #include "dlopt/optim/registry.hpp"
 
@@ -154,6 +155,8 @@ template <class Rule, class T>
 void run_matrix(const cpu::Segment<Rule, T>* segments, std::size_t count, void* stream_ptr) {
   if constexpr (std::is_same_v<Rule, AdafactorRule>) {
     run_adafactor(segments, count, stream_ptr);
+  } else if constexpr (std::is_same_v<Rule, MuonRule>) {  // its own launches (cuda/muon.cu)
+    detail::muon::run(segments, count, stream_ptr);
   } else {  // no kernel (dlopt::cuda::step refuses it)
     (void)segments, (void)count, (void)stream_ptr;
     throw std::runtime_error(std::string(Rule::name) + ": no CUDA kernel");

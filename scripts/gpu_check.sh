@@ -55,6 +55,7 @@ if cmake -S . -B build/gpu-cpp "${GEN[@]}" -DDLOPT_CUDA=ON -DBUILD_TESTING=ON -D
   timeout 300 ctest --test-dir build/gpu-cpp --output-on-failure 2>&1 | tee "$OUT/ctest.log" | tail -15
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   build/gpu-cpp/tests/cpp/dlopt_test_cuda | tail -3
+  build/gpu-cpp/tests/cpp/dlopt_test_cuda_muon | tail -3
   build/gpu-cpp/tests/cpp/dlopt_test_cuda_linear | tail -3
 else
   echo "C++ build FAILED (see $OUT/cmake.log, $OUT/build-cpp.log)"; tail -30 "$OUT/build-cpp.log" "$OUT/cmake.log"; status=1
@@ -70,8 +71,8 @@ else
   echo "Python build FAILED"; tail -40 "$OUT/build-py.log"; exit 1
 fi
 
-step "Python GPU tests (tests/test_cuda.py, tests/test_cuda_low_precision.py, tests/test_cuda_linear.py, tests/test_linear_schedule_free.py)"
-timeout 300 "$PYTHON" -m pytest tests/test_cuda.py tests/test_cuda_low_precision.py tests/test_cuda_linear.py tests/test_linear_schedule_free.py -q -rs 2>&1 | tee "$OUT/pytest-cuda.log" | tail -20
+step "Python GPU tests (tests/test_cuda.py, tests/test_cuda_muon.py, tests/test_cuda_low_precision.py, tests/test_cuda_linear.py, tests/test_linear_schedule_free.py)"
+timeout 300 "$PYTHON" -m pytest tests/test_cuda.py tests/test_cuda_muon.py tests/test_cuda_low_precision.py tests/test_cuda_linear.py tests/test_linear_schedule_free.py -q -rs 2>&1 | tee "$OUT/pytest-cuda.log" | tail -20
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 step "benchmark: Adam float32, 100M parameters, 1 tensor"

@@ -146,43 +146,24 @@ def test_schedule_free_linear_models_are_taken_on_both_devices(optimizer):
     _core.check_train_config({"optimizer": optimizer}, "cpu")
 
 
-@pytest.mark.parametrize("optimizer, name", [("lbfgs", "LBFGS"), ("muon", "Muon")])
-def test_optimizers_without_a_cuda_step_are_refused_in_one_message(optimizer, name):
-    with pytest.raises(ValueError, match=f"^{name} runs on the CPU only for now"):
-        _core.check_train_config({"optimizer": optimizer}, "cuda", "float32")
-    _core.check_train_config({"optimizer": optimizer}, "cpu")
-    if name != "LBFGS":  # the device plan of dlopt.optim refuses device parameters in the same words
-        fake = FakeDeviceArray(np.zeros((2, 2), np.float32))
-        opt = getattr(dlopt.optim, name)([fake])
-        with pytest.raises(ValueError) as plan:
-            opt.step([FakeDeviceArray(np.zeros((2, 2), np.float32))])
-        with pytest.raises(ValueError) as linear:
-            _core.check_train_config({"optimizer": name}, "cuda", "float32")
-        assert str(plan.value) == str(linear.value)
+def test_lbfgs_has_no_cuda_step_and_is_refused_in_one_message():
+    # L-BFGS is not a rule (a host line search): the one optimizer without a CUDA step
+    assert not _core.runs_on_device("LBFGS")
+    with pytest.raises(ValueError, match="^LBFGS runs on the CPU only for now"):
+        _core.check_train_config({"optimizer": "lbfgs"}, "cuda", "float32")
+    _core.check_train_config({"optimizer": "lbfgs"}, "cpu")
 
 
-@pytest.mark.parametrize("name", ["LAMB", "LARS"])
-def test_rules_with_per_tensor_norms_have_a_cuda_step(name):
-    """Their reduction phase runs on the GPU: the linear models and the device plan take them (without
-    a GPU a device step then fails for want of a device, not with the CPU-only refusal)."""
+@pytest.mark.parametrize("name", ["LAMB", "LARS", "Muon", "Adafactor"])
+def test_reduction_and_matrix_rules_have_a_cuda_step(name):
+    """Their reduction phase (LAMB, LARS), matrix products (Muon, cuda/muon.cu) or factored statistics
+    (Adafactor, cuda/adafactor.cu) run on the GPU:
+    the linear models and the device plan take them (without a GPU a device step then fails for want
+    of a device, not with the CPU-only refusal)."""
     assert _core.runs_on_device(name)
     _core.check_train_config({"optimizer": name.lower()}, "cuda", "float32")
-    fake = FakeDeviceArray(np.zeros((2, 2), np.float32))
-    opt = getattr(dlopt.optim, name)([fake])
-    with pytest.raises((RuntimeError, ValueError)) as err:
-        opt.step([FakeDeviceArray(np.zeros((2, 2), np.float32))])
-    assert "CPU only" not in str(err.value)
-    assert opt.state == {}
-
-
-def test_adafactor_has_a_cuda_step():
-    """Adafactor's factored step runs on the GPU (cuda/adafactor.hpp): the linear models and the device
-    plan take it (without a GPU a device step then fails for want of a device, not with the CPU-only
-    refusal), and nothing changes."""
-    assert _core.runs_on_device("Adafactor")
-    _core.check_train_config({"optimizer": "adafactor"}, "cuda", "float32")
     fake = FakeDeviceArray(np.zeros((2, 3), np.float32))
-    opt = dlopt.optim.Adafactor([fake])
+    opt = getattr(dlopt.optim, name)([fake])
     with pytest.raises((RuntimeError, ValueError)) as err:
         opt.step([FakeDeviceArray(np.zeros((2, 3), np.float32))])
     assert "CPU only" not in str(err.value)

@@ -170,9 +170,9 @@ class DeviceStepPlan final : public StepPlanBase {
         Tensor t;
         const std::string name = "params[" + idx(i) + "]";
         t.param = device_view(p, name, /*writeable=*/true, kParamStorages);
-        t.shape = shape_of(t.param.shape.data(), py::ssize_t(t.param.shape.size()), t.param.size);
-        if constexpr (Rule::matrix)
+        if constexpr (Rule::matrix)  // before the state is made: its dtype is part of the check
           check_matrix_param<Rule>(name, t.param.shape.size(), t.param.storage, groups_[gi].storage.state_dtype);
+        t.shape = shape_of(t.param.shape.data(), py::ssize_t(t.param.shape.size()), t.param.size);
         t.group = gi;
         t.key = py::int_(i);
         add_written(t.param, name);

@@ -451,7 +451,8 @@ class StepPlan final : public StepPlanBase {
 
   void check_matrix(std::size_t i) const {
     const Tensor& t = tensor_[i];
-    check_matrix_param<Rule>("params[" + idx(i) + "]", std::size_t(t.param.ndim), t.storage, group_[t.group].storage.state_dtype);
+    check_matrix_param<Rule>("params[" + idx(i) + "]", std::size_t(t.param.ndim), t.storage,
+                             group_[t.group].storage.state_dtype);
   }
 
   void check_grad_aliasing(PyObject* const* g) {

@@ -472,7 +472,10 @@ class Muon(Optimizer):
     product to bfloat16 as torch does, and runs on oneDNN's bfloat16 matmul when the build has it
     (:func:`dlopt.bf16_matmul_library`; without it on Eigen's float32 GEMM, the same roundings, slower).
     float32 is the default for its accuracy; bfloat16 is the faster one with oneDNN (README, "Muon").
-    Parameters and state are float32 or float64 (no 16-bit storage yet); CPU only for now.
+    Parameters and state are float32 or float64 (no 16-bit storage yet), NumPy or CUDA device arrays:
+    on the GPU the momentum buffer equals the CPU's bit for bit and the products, a tiled kernel without
+    TF32, agree with the CPU's GEMM within 1e-5 of the update (float32), 1e-12 (float64) or a few
+    bfloat16 ulps (``ns_dtype="bfloat16"``).
 
     Parameters
     ----------

@@ -67,7 +67,8 @@ struct RuleDefaults {
   static constexpr bool matrix = false;
   /// Matrix rules take 2-D parameters only (Muon), unless this is false (Adafactor: any rank).
   static constexpr bool matrix_2d = true;
-  /// A matrix rule with a CUDA step of its own (cuda/step.cu's run_matrix: Adafactor).
+  /// A matrix rule with a CUDA step of its own (cuda::has_step; cuda/step.cu's run_matrix: Adafactor,
+  /// cuda/adafactor.cu; Muon, cuda/muon.cu).
   static constexpr bool device_matrix = false;
   /// True for a rule with a train and an eval mode (Schedule-Free): Optimizer::train / eval move the
   /// parameters with `mode_weight` and `move` (see schedule_free.hpp), and a step needs train mode.

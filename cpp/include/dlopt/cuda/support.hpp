@@ -16,7 +16,7 @@ namespace dlopt::cuda {
 
 /// Whether Rule has a CUDA step: the elementwise rules, with or without per-tensor reductions
 /// (LAMB, LARS), in every storage format, and the matrix rules with a CUDA step of their own
-/// (Rule::device_matrix: Adafactor).
+/// (Rule::device_matrix: Adafactor, cuda/adafactor.cu; Muon, cuda/muon.cu).
 template <class Rule>
 inline constexpr bool has_step = !Rule::matrix || Rule::device_matrix;
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "dlopt/core/bf16_matmul.hpp"
+#include "dlopt/core/device.hpp"
 #include "dlopt/core/formats.hpp"
 #include "dlopt/core/rule.hpp"
 
@@ -70,6 +71,7 @@ struct MuonRule : RuleDefaults {
   using Config = MuonConfig;  ///< its hyperparameters
   static constexpr const char* name = "Muon";  ///< the optimizer's name (registry, checkpoints)
   static constexpr bool matrix = true;  ///< the update is matrix algebra over the whole tensor
+  static constexpr bool device_matrix = true;  ///< cuda/muon.cu runs it on the GPU (cuda/muon_kernels.hpp)
   static constexpr std::array<const char*, 1> slots = {"momentum_buffer"};  ///< B, torch's state key
   /// The momentum buffer, always.
   static bool uses_slot(const Config&, int) { return true; }
@@ -97,6 +99,42 @@ struct MuonRule : RuleDefaults {
             T(1 - c.lr * c.weight_decay), c.lr, c.adjust_lr, int(c.ns_steps), c.nesterov, c.ns_bfloat16};
   }
 
+  // ---- the elementwise parts, DLOPT_HD: update_matrix and the CUDA step (cuda/muon_kernels.hpp) call them
+
+  /// B's new value, B + (1−μ)·(G − B).
+  template <class T>
+  DLOPT_HD static T momentum_of(const Coeffs<T>& c, T buf, T grad) {
+    return detail::lerp(buf, grad, c.one_minus_momentum);
+  }
+  /// U, what is orthogonalized: the Nesterov look-ahead G + μ·(B − G) of the new B, or B itself.
+  template <class T>
+  DLOPT_HD static T look_ahead(const Coeffs<T>& c, T grad, T buf) {
+    return c.nesterov ? detail::lerp(grad, buf, c.momentum) : buf;
+  }
+  /// x rounded to bfloat16 (to nearest even) in the bfloat16 mode, else x.
+  template <class V>
+  DLOPT_HD static V ns_round(bool bf16, V x) {
+    return bf16 ? V(formats::bf16_to_float(formats::float_to_bf16(float(x)))) : x;
+  }
+  /// What X is divided by: max(‖X‖_F, ε), the norm rounded as X is.
+  template <class T>
+  DLOPT_HD static T ns_divisor(const Coeffs<T>& c, T norm) {
+    return detail::max(ns_round(c.bf16, norm), c.eps);
+  }
+  /// The parameter's new value from the orthogonalized x: P·(1 − γλ) − γ'·x, of one element (the GPU)
+  /// or of whole Eigen matrices (update_matrix: an expression Eigen vectorizes).
+  template <class T, class P, class X>
+  DLOPT_HD static auto decayed_step(const Coeffs<T>& c, T lr_step, const P& p, const X& x) {
+    return c.decay * p - lr_step * x;
+  }
+  /// γ', the learning rate adjusted to the shape (adjust_lr), in T.
+  template <class T>
+  static T adjusted_lr(const Coeffs<T>& c, int64_t rows, int64_t cols) {
+    const double ratio = c.adjust_lr == 0 ? std::sqrt(std::max(1.0, double(rows) / double(cols)))
+                                          : 0.2 * std::sqrt(double(std::max(rows, cols)));
+    return T(c.lr * ratio);
+  }
+
   /// The iteration above on the m × n (m ≤ n) row-major X, already rounded to bfloat16, through the
   /// bfloat16 GEMM library (core/bf16_matmul.hpp): the same roundings as the Eigen path (each product
   /// accumulated in float32, rounded once), in the library's summation order. X·Xᵀ and
@@ -121,16 +159,14 @@ struct MuonRule : RuleDefaults {
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     Eigen::Map<Mat> P(p, rows, cols), B(s[0], rows, cols);
     Eigen::Map<const Mat> G(g, rows, cols);
-    B = B.binaryExpr(G, [&](T buf, T grad) { return detail::lerp(buf, grad, c.one_minus_momentum); });
-    const Mat U = c.nesterov ? Mat(G.binaryExpr(B, [&](T grad, T buf) { return detail::lerp(grad, buf, c.momentum); })) : Mat(B);
+    B = B.binaryExpr(G, [&](T buf, T grad) { return momentum_of(c, buf, grad); });
+    const Mat U = c.nesterov ? Mat(G.binaryExpr(B, [&](T grad, T buf) { return look_ahead(c, grad, buf); })) : Mat(B);
     Mat X = rows > cols ? Mat(U.transpose()) : U;  // the wide orientation: the Gram matrix is the small one
     const auto to_bf16 = [&](auto&& m) {
-      if (c.bf16) m = m.unaryExpr([](T x) { return T(formats::bf16_to_float(formats::float_to_bf16(float(x)))); });
+      if (c.bf16) m = m.unaryExpr([](T x) { return ns_round(true, x); });
     };
     to_bf16(X);
-    T norm = X.norm();
-    if (c.bf16) norm = T(formats::bf16_to_float(formats::float_to_bf16(float(norm))));
-    X /= std::max(norm, c.eps);
+    X /= ns_divisor(c, T(X.norm()));
     to_bf16(X);
     if (c.bf16 && detail::has_bf16_matmul()) {
       newton_schulz_bf16(c, X.data(), X.rows(), X.cols());
@@ -146,11 +182,9 @@ struct MuonRule : RuleDefaults {
         to_bf16(X);
       }
     }
-    const double ratio = c.adjust_lr == 0 ? std::sqrt(std::max(1.0, double(rows) / double(cols)))
-                                          : 0.2 * std::sqrt(double(std::max(rows, cols)));
-    const T step = T(c.lr * ratio);
-    if (rows > cols) P = c.decay * P - step * X.transpose();
-    else P = c.decay * P - step * X;
+    const T step = adjusted_lr(c, rows, cols);
+    if (rows > cols) P = decayed_step(c, step, P, X.transpose());
+    else P = decayed_step(c, step, P, X);
   }
 };
 
